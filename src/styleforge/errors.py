@@ -1,0 +1,38 @@
+"""Exceptions with messages meant for people.
+
+Every error the library raises on bad input derives from :class:`StyleforgeError`; the CLI
+prints ``error: <message>`` on one line and exits with :attr:`exit_code`.
+"""
+
+
+class StyleforgeError(Exception):
+    """Base class: the message names the file/option, what was expected and what was found."""
+
+    exit_code = 2
+
+
+class ConfigError(StyleforgeError):
+    """Unknown preset, unknown or malformed option, value of the wrong type."""
+
+
+class DataError(StyleforgeError):
+    """Missing or empty data folder, a layout that does not match the dataset kind."""
+
+
+class ImageLoadError(StyleforgeError):
+    """A file that is not a readable image (missing, truncated, corrupt, not an image)."""
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read image {self.path}: {reason}")
+
+
+class CheckpointError(StyleforgeError):
+    """Missing, corrupt or wrong-kind model directory or weight file."""
+
+
+class TrainingError(StyleforgeError):
+    """Training stopped: a NaN/inf loss, or an interrupted run that cannot resume."""
+
+    exit_code = 3
