@@ -1,0 +1,196 @@
+"""Model directories and training state.
+
+A model directory (what ``styleforge.load`` reads and ``save_model`` writes)::
+
+    config.json         {"format": "styleforge-model", "format_version": 1,
+                         "method": "cyclegan", "config": {constructor arguments},
+                         "modules": ["G_A", "G_B"], "styleforge_version": ...}
+    model.safetensors   the weights of those modules, keys "<module>.<parameter>"
+
+By default only the method's ``inference_modules`` are kept (an inference snapshot);
+``modules="all"`` keeps discriminators too (the trainer's checkpoints do). Training state
+(optimisers, schedulers, RNG states, data position, image pools) is a separate file,
+``training_state.pt``, read back with ``torch.load(weights_only=True)``.
+
+Every write is atomic: files are written under a temporary name and renamed into place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .errors import CheckpointError
+from .registry import get_method_class
+
+FORMAT = "styleforge-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "training_state.pt"
+
+
+# ---- atomic writes -----------------------------------------------------------------------
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def replace_dir(tmp_dir: Path, final: Path) -> None:
+    """Move a fully written ``tmp_dir`` to ``final``, replacing what was there."""
+    final = Path(final)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp_dir, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _json_ready(value):
+    if isinstance(value, tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    return value
+
+
+# ---- model directories -------------------------------------------------------------------
+def module_state(method, modules) -> dict[str, torch.Tensor]:
+    out = {}
+    for name in modules:
+        for k, v in getattr(method, name).state_dict().items():
+            out[f"{name}.{k}"] = v.detach().cpu().contiguous()
+    return out
+
+
+def write_model_files(folder: Path, method, modules: str | list = "inference") -> None:
+    """Write config.json + model.safetensors into an existing folder (not atomic by itself)."""
+    if modules == "inference":
+        modules = list(method.inference_modules)
+    elif modules == "all":
+        modules = [n for n, m in method.named_children() if any(True for _ in m.state_dict())]
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method.method_name,
+            "config": _json_ready(method.config), "modules": list(modules),
+            "styleforge_version": __version__}
+    save_file(module_state(method, modules), str(Path(folder) / WEIGHTS_FILE),
+              metadata={"format": "pt", "method": method.method_name})
+    (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def save_model(path, method, modules: str | list = "inference") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        write_model_files(tmp, method, modules)
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_model_config(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"model not found: {path}")
+    if path.is_file():
+        if path.suffix in (".pth", ".pt", ".ckpt"):
+            raise CheckpointError(
+                f"{path} is a PyTorch checkpoint, not a styleforge model directory; "
+                "convert it with 'styleforge import METHOD FILE OUT_DIR'")
+        raise CheckpointError(f"{path} is a file; a styleforge model is a directory with {CONFIG_FILE}")
+    cfg_file = path / CONFIG_FILE
+    if not cfg_file.is_file():
+        raise CheckpointError(f"{path} is not a styleforge model directory: no {CONFIG_FILE}")
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg_file} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_file} is not a styleforge model config (format is not {FORMAT!r})")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has model format {meta['format_version']}; this styleforge reads up to {FORMAT_VERSION}")
+    return meta
+
+
+def load_model(path, device="cpu", expect_method: str | None = None):
+    """Build the method from ``config.json`` and load ``model.safetensors`` into it."""
+    path = Path(path)
+    meta = read_model_config(path)
+    if expect_method is not None and meta["method"] != expect_method:
+        raise CheckpointError(f"{path} holds a {meta['method']} model, expected {expect_method}")
+    cls = get_method_class(meta["method"])
+    method = cls(**meta["config"])
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{path} has no {WEIGHTS_FILE}")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {weights}: {e}") from None
+    load_module_state(method, state, meta.get("modules") or list(method.inference_modules), weights)
+    return method.to(device).eval()
+
+
+def load_module_state(method, state: dict, modules, source) -> None:
+    expected = module_state(method, modules)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} does not match a {method.method_name} model with this config: "
+            f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+    for k, v in state.items():
+        if expected[k].shape != v.shape:
+            raise CheckpointError(
+                f"{source}: {k} has shape {tuple(v.shape)}, the config gives {tuple(expected[k].shape)}")
+    for name in modules:
+        prefix = name + "."
+        sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        getattr(method, name).load_state_dict(sub, strict=True)
+
+
+# ---- training state ----------------------------------------------------------------------
+def save_training_state(folder: Path, state: dict) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(Path(folder) / STATE_FILE, buf.getvalue())
+
+
+def load_training_state(folder: Path) -> dict:
+    f = Path(folder) / STATE_FILE
+    if not f.is_file():
+        raise CheckpointError(f"{folder} has no {STATE_FILE}: not a training checkpoint")
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read {f}: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,214 @@
+"""Presets and command-line overrides -> one resolved config.
+
+A config has four parts::
+
+    method: cyclegan
+    model:  {...}   # the method's constructor arguments (they are what a model dir saves)
+    data:   {...}   # dataset kind, sizes, augmentation, loader
+    train:  {...}   # schedule, optimiser, logging, checkpoints, device
+
+Presets are YAML files under ``styleforge/configs``: ``cyclegan`` is ``cyclegan/default.yaml``,
+``cyclegan/demo`` is ``cyclegan/demo.yaml``, ``tiny/cyclegan`` the tiny one the tests use. A
+preset may start from another with ``inherit: NAME``. Overrides are ``key=value`` with dotted
+keys (``model.ngf=32``, ``train.lr=1e-4``); values are parsed as YAML.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+from .registry import get_method_class
+
+DATA_DEFAULTS = {
+    "dataset": None,          # unpaired | paired_ab | paired_folders | content_style | class_folders
+    "root": None,
+    "direction": "AtoB",      # paired data: which half is the input
+    "load_size": 286,
+    "crop_size": 256,
+    "preprocess": "resize_and_crop",
+    "flip": True,
+    "serial": False,          # unpaired: pair A[i] with B[i] instead of a random B
+    "batch_size": 1,
+    "num_workers": 2,
+    "max_size": None,         # use at most this many training images per domain (None: all)
+    "num_samples": 4,         # test images in the sample grids
+}
+
+TRAIN_DEFAULTS = {
+    "epochs": 100,            # at the initial learning rate ...
+    "epochs_decay": 100,      # ... then linearly to zero (CycleGAN's n_epochs / n_epochs_decay)
+    "steps": None,            # count in steps instead of epochs when set
+    "steps_decay": 0,
+    "lr": 2e-4,
+    "betas": [0.5, 0.999],
+    "weight_decay": 0.0,
+    "lr_policy": "linear",    # linear | constant | cosine
+    "seed": 0,
+    "device": "auto",         # auto | cpu | cuda | cuda:N
+    "amp": False,             # bf16 autocast
+    "log_every": 100,
+    "sample_every": 1000,
+    "checkpoint_every": 5000,
+    "keep_checkpoints": 3,
+    "tensorboard": True,
+    "progress": True,
+}
+
+SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS}
+PRESET_ROOT = resources.files("styleforge") / "configs"
+
+
+def list_presets() -> list[str]:
+    out = []
+    root = Path(str(PRESET_ROOT))
+    for f in sorted(root.rglob("*.yaml")):
+        rel = f.relative_to(root).with_suffix("").as_posix()
+        out.append(rel.removesuffix("/default"))
+    return out
+
+
+def _preset_file(name: str) -> Path:
+    root = Path(str(PRESET_ROOT))
+    for cand in (root / f"{name}.yaml", root / name / "default.yaml"):
+        if cand.is_file():
+            return cand
+    close = difflib.get_close_matches(name, list_presets(), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ConfigError(f"unknown preset {name!r}{hint}; available: {', '.join(list_presets())}")
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping (method:, model:, data:, train:)")
+    return data
+
+
+def deep_update(base: dict, new: dict) -> dict:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_update(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def _load_layered(path: Path, seen=()) -> dict:
+    data = _read_yaml(path)
+    parent = data.pop("inherit", None)
+    if parent is None:
+        return data
+    if parent in seen:
+        raise ConfigError(f"{path}: preset inheritance loops through {parent!r}")
+    return deep_update(_load_layered(_preset_file(parent), (*seen, parent)), data)
+
+
+def parse_overrides(items) -> dict:
+    """``["model.ngf=32", "train.lr=1e-4"]`` -> nested dict."""
+    out: dict = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.lr=1e-4)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        value = _number(value)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r} has an empty key part")
+        d = out
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+            if not isinstance(d, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override")
+        d[parts[-1]] = value
+    return out
+
+
+def _number(value):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; people mean a number."""
+    if isinstance(value, str):
+        for conv in (int, float):
+            try:
+                return conv(value)
+            except ValueError:
+                pass
+    return value
+
+
+def _check_keys(section: str, given: dict, allowed) -> None:
+    for k in given:
+        if k not in allowed:
+            close = difflib.get_close_matches(k, list(allowed), n=1)
+            hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown option {section}.{k}{hint}")
+
+
+def resolve(preset: str | None = None, config_file=None, overrides=None) -> dict:
+    """Preset or YAML file, then overrides; fills defaults and checks every key."""
+    if config_file:
+        cfg = _load_layered(Path(config_file))
+    elif preset:
+        cfg = _load_layered(_preset_file(preset))
+    else:
+        cfg = {}
+    deep_update(cfg, overrides if isinstance(overrides, dict) else parse_overrides(overrides))
+    _check_keys("config", cfg, ("method", "model", "data", "train", "description"))
+    if not cfg.get("method"):
+        raise ConfigError("no method: give --preset NAME, --config FILE or method=NAME")
+    cls = get_method_class(cfg["method"])
+    params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    model = cfg.get("model") or {}
+    _check_keys("model", model, params)
+    out = {"method": cfg["method"], "model": dict(model)}
+    if "description" in cfg:
+        out["description"] = cfg["description"]
+    for section, defaults in SECTIONS.items():
+        given = cfg.get(section) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{section} must be a mapping, got {given!r}")
+        _check_keys(section, given, defaults)
+        out[section] = {**copy.deepcopy(defaults), **given}
+    if out["data"]["dataset"] is None:
+        out["data"]["dataset"] = cls.data_kind
+    _check_values(out)
+    return out
+
+
+def _check_values(cfg: dict) -> None:
+    t, d = cfg["train"], cfg["data"]
+    for section in (t, d, cfg["model"]):
+        for k, v in section.items():
+            section[k] = _number(v) if k not in ("device", "root") else v
+    for key in ("lr", "epochs", "epochs_decay", "steps_decay", "log_every", "sample_every",
+                "checkpoint_every", "keep_checkpoints", "seed"):
+        if not isinstance(t[key], (int, float)) or isinstance(t[key], bool) or t[key] < 0:
+            raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
+    if t["steps"] is not None and (not isinstance(t["steps"], int) or t["steps"] < 0):
+        raise ConfigError(f"train.steps must be a non-negative integer, got {t['steps']!r}")
+    if t["lr_policy"] not in ("linear", "constant", "cosine"):
+        raise ConfigError(f"train.lr_policy must be linear, constant or cosine, got {t['lr_policy']!r}")
+    for key in ("batch_size", "crop_size", "load_size"):
+        if not isinstance(d[key], int) or d[key] < 1:
+            raise ConfigError(f"data.{key} must be a positive integer, got {d[key]!r}")
+    if not isinstance(d["num_workers"], int) or d["num_workers"] < 0:
+        raise ConfigError(f"data.num_workers must be an integer >= 0, got {d['num_workers']!r}")
+    if d["direction"] not in ("AtoB", "BtoA"):
+        raise ConfigError(f"data.direction must be AtoB or BtoA, got {d['direction']!r}")
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)

@@ -1,0 +1,1 @@
+"""Losses kept apart from networks: adversarial and reconstruction terms."""

@@ -1,0 +1,230 @@
+"""CycleGAN: Zhu, Park, Isola, Efros, "Unpaired Image-to-Image Translation using
+Cycle-Consistent Adversarial Networks", ICCV 2017; laid out as the authors' PyTorch code.
+
+Paper symbol -> code name:
+  G : X -> Y          G_A   (A -> B)          D_Y  D_A  (judges outputs in domain B)
+  F : Y -> X          G_B   (B -> A)          D_X  D_B  (judges outputs in domain A)
+  lambda (Eq. 3)      lambda_A (A->B->A cycle), lambda_B (B->A->B cycle), 10 each
+  L_identity (Sec. 5.2, weight 0.5 lambda)    lambda_identity = 0.5 (a fraction of lambda_A/B)
+  LSGAN (Sec. 4, Mao et al.)                  gan_mode = "lsgan"
+  history of 50 images (Sec. 4)               pool_size = 50
+Networks (Appendix 7.2): ResNet generator with 6 (128 px) or 9 (256 px) residual blocks,
+70×70 PatchGAN discriminator; instance norm; weights N(0, 0.02).
+
+One training step, in the authors' order: G_A and G_B are updated with D frozen (adversarial +
+cycle + identity), then D_A and D_B on real images and on pooled generated ones (each
+discriminator's loss halved). The generator loss is a sum of three independent groups (the A
+cycle, the B cycle, the identity terms); each is back-propagated on its own before the next is
+built, which gives the same gradients as one backward of the sum and keeps only one group's
+activations alive.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CheckpointError, ConfigError
+from ..losses.adversarial import GANLoss
+from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator
+from ..nn.generators import ResnetGenerator
+from ..nn.init import init_weights
+from ..registry import register_importer, register_method
+from ..training.image_pool import ImagePool
+from .base import Method, Phase
+
+GENERATORS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
+DISCRIMINATORS = ("basic", "n_layers", "pixel")
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def requires_grad(modules, flag: bool) -> None:
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+@register_method("cyclegan")
+class CycleGAN(Method):
+    data_kind = "unpaired"
+    directions = DIRECTIONS
+    size_multiple = 4
+
+    def __init__(self, in_channels=3, out_channels=3, ngf=64, ndf=64, netG="resnet_9blocks",
+                 netD="basic", n_layers_D=3, norm="instance", dropout=False, gan_mode="lsgan",
+                 lambda_A=10.0, lambda_B=10.0, lambda_identity=0.5, pool_size=50,
+                 init_type="normal", init_gain=0.02, inference_directions=("AtoB", "BtoA")):
+        super().__init__()
+        if netG not in GENERATORS:
+            raise ConfigError(f"cyclegan: unknown netG {netG!r}; choose one of {', '.join(GENERATORS)}")
+        if netD not in DISCRIMINATORS:
+            raise ConfigError(f"cyclegan: unknown netD {netD!r}; choose one of {', '.join(DISCRIMINATORS)}")
+        dirs = tuple(inference_directions)
+        if not dirs or any(d not in DIRECTIONS for d in dirs):
+            raise ConfigError(f"cyclegan: inference_directions must be a subset of {DIRECTIONS}, got {dirs}")
+        self.directions = dirs
+        self.inference_modules = tuple({"AtoB": "G_A", "BtoA": "G_B"}[d] for d in dirs)
+        gen = dict(ngf=ngf, n_blocks=GENERATORS[netG], norm=norm, dropout=0.5 if dropout else 0.0)
+        self.G_A = ResnetGenerator(in_channels, out_channels, **gen)
+        self.G_B = ResnetGenerator(out_channels, in_channels, **gen)
+
+        def disc(ch):
+            if netD == "pixel":
+                return PixelDiscriminator(ch, ndf, norm)
+            return NLayerDiscriminator(ch, ndf, 3 if netD == "basic" else n_layers_D, norm)
+
+        self.D_A = disc(out_channels)
+        self.D_B = disc(in_channels)
+        for net in (self.G_A, self.G_B, self.D_A, self.D_B):
+            init_weights(net, init_type, init_gain)
+        self.gan_loss = GANLoss(gan_mode)
+        self.lambda_A, self.lambda_B, self.lambda_idt = lambda_A, lambda_B, lambda_identity
+        if lambda_identity > 0 and in_channels != out_channels:
+            raise ConfigError("cyclegan: lambda_identity > 0 needs in_channels == out_channels")
+        self.pool_fake_A = ImagePool(pool_size, seed=1)
+        self.pool_fake_B = ImagePool(pool_size, seed=2)
+
+    # ---- training --------------------------------------------------------------------
+    def optimizer_groups(self):
+        return {"G": [*self.G_A.parameters(), *self.G_B.parameters()],
+                "D": [*self.D_A.parameters(), *self.D_B.parameters()]}
+
+    def training_step(self, batch):
+        real_A, real_B = batch["A"], batch["B"]
+        discs = (self.D_A, self.D_B)
+        requires_grad(discs, False)  # D gets no gradient from the generator's loss
+        try:
+            # A -> B -> A: adversarial loss of G_A and the A cycle
+            fake_B = self.G_A(real_A)
+            rec_A = self.G_B(fake_B)
+            yield Phase("G", {
+                "G_A": self.gan_loss(self.D_A(fake_B), True, for_discriminator=False),
+                "cycle_A": F.l1_loss(rec_A, real_A) * self.lambda_A,
+            }, step=False)
+            fake_B = fake_B.detach()
+            del rec_A
+            # B -> A -> B
+            fake_A = self.G_B(real_B)
+            rec_B = self.G_A(fake_A)
+            last = self.lambda_idt <= 0
+            yield Phase("G", {
+                "G_B": self.gan_loss(self.D_B(fake_A), True, for_discriminator=False),
+                "cycle_B": F.l1_loss(rec_B, real_B) * self.lambda_B,
+            }, step=last)
+            fake_A = fake_A.detach()
+            del rec_B
+            if not last:  # identity: G_A(B) ~ B, G_B(A) ~ A (Sec. 5.2)
+                yield Phase("G", {
+                    "idt_A": F.l1_loss(self.G_A(real_B), real_B) * self.lambda_B * self.lambda_idt,
+                    "idt_B": F.l1_loss(self.G_B(real_A), real_A) * self.lambda_A * self.lambda_idt,
+                })
+        finally:
+            requires_grad(discs, True)
+        # discriminators on real images and on generated ones drawn from the history pools
+        pooled_B = self.pool_fake_B.query(fake_B)
+        yield Phase("D", {"D_A": 0.5 * (self.gan_loss(self.D_A(real_B), True)
+                                        + self.gan_loss(self.D_A(pooled_B), False))}, step=False)
+        pooled_A = self.pool_fake_A.query(fake_A)
+        yield Phase("D", {"D_B": 0.5 * (self.gan_loss(self.D_B(real_A), True)
+                                        + self.gan_loss(self.D_B(pooled_A), False))})
+
+    def training_extra_state(self):
+        return {"pool_fake_A": self.pool_fake_A.state_dict(),
+                "pool_fake_B": self.pool_fake_B.state_dict()}
+
+    def load_training_extra_state(self, state):
+        device = next(self.parameters()).device
+        self.pool_fake_A.load_state_dict(state["pool_fake_A"], device)
+        self.pool_fake_B.load_state_dict(state["pool_fake_B"], device)
+
+    # ---- inference ---------------------------------------------------------------------
+    def translate(self, x, direction=None):
+        direction = self.check_direction(direction)
+        return (self.G_A if direction == "AtoB" else self.G_B)(x)
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        out = {}
+        if "A" in batch:
+            a = batch["A"]
+            out |= {"real_A": a, "fake_B": self.G_A(a)}
+            out["rec_A"] = self.G_B(out["fake_B"])
+        if "B" in batch:
+            b = batch["B"]
+            out |= {"real_B": b, "fake_A": self.G_B(b)}
+            out["rec_B"] = self.G_A(out["fake_A"])
+        return out
+
+
+# ---- the authors' checkpoints -----------------------------------------------------------
+def load_legacy_state_dict(path) -> dict[str, torch.Tensor]:
+    """A ``.pth`` state dict, read with ``weights_only=True`` (no pickled code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, or a pickle that holds more than tensors
+        raise CheckpointError(f"cannot read {path} as a PyTorch state dict: {str(e).splitlines()[0]}") from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path} is not a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def resnet_generator_options(sd: dict, path) -> dict:
+    """Infer ResnetGenerator options (ngf, blocks, norm, dropout, channels) from its keys."""
+    if "model.1.weight" not in sd or sd["model.1.weight"].ndim != 4:
+        raise CheckpointError(f"{path} is not a CycleGAN ResNet generator (no model.1.weight conv)")
+    blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
+    if not blocks:
+        raise CheckpointError(f"{path} has no residual blocks: is it a U-Net (pix2pix) generator?")
+    last_conv = max(int(k.split(".")[1]) for k in sd if k.endswith(".weight") and sd[k].ndim == 4)
+    norm = "batch" if "model.2.weight" in sd else "instance" if "model.1.bias" in sd else "none"
+    return {
+        "in_channels": sd["model.1.weight"].shape[1],
+        "out_channels": sd[f"model.{last_conv}.weight"].shape[0],
+        "ngf": sd["model.1.weight"].shape[0],
+        "netG": {9: "resnet_9blocks", 6: "resnet_6blocks"}.get(len(blocks), f"{len(blocks)} blocks"),
+        "norm": norm,
+        "dropout": f"model.{blocks[0]}.conv_block.6.weight" in sd,
+    }
+
+
+def _clean_generator_state(sd: dict) -> dict:
+    # Checkpoints from old PyTorch versions carry running stats of InstanceNorm layers that
+    # track none; the authors' loader drops them, and so do we.
+    return {k: v for k, v in sd.items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+            or "model.2.weight" in sd}
+
+
+@register_importer("cyclegan")
+def import_cyclegan(path, reverse=None, **_):
+    """``path``: the A->B generator (``latest_net_G_A.pth`` or a released ``horse2zebra.pth``);
+    ``reverse``: optionally the B->A one (``latest_net_G_B.pth``)."""
+    sd_a = _clean_generator_state(load_legacy_state_dict(path))
+    opts = resnet_generator_options(sd_a, path)
+    if opts["netG"] not in GENERATORS:
+        raise CheckpointError(f"{path}: a ResNet generator with {opts['netG']}; expected 6 or 9")
+    dirs = ("AtoB",)
+    sd_b = None
+    if reverse is not None:
+        sd_b = _clean_generator_state(load_legacy_state_dict(reverse))
+        other = resnet_generator_options(sd_b, reverse)
+        if (other["ngf"], other["netG"], other["norm"]) != (opts["ngf"], opts["netG"], opts["norm"]):
+            raise CheckpointError(f"{path} and {reverse} are generators of different shapes")
+        dirs = DIRECTIONS
+    model = CycleGAN(**opts, lambda_identity=0.0 if opts["in_channels"] != opts["out_channels"] else 0.5,
+                     inference_directions=dirs)
+    for net, sd, src in ((model.G_A, sd_a, path), (model.G_B, sd_b, reverse)):
+        if sd is None:
+            continue
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{src} does not match a CycleGAN generator: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return model

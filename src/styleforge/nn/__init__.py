@@ -1,0 +1,1 @@
+"""Reusable layers: norms, conv blocks, generators, discriminators, weight init."""

@@ -1,0 +1,72 @@
+"""Registry of methods: ``@register_method("cyclegan")`` on the class, ``build_method(name, **config)``.
+
+Importers of the authors' checkpoints register beside them with ``@register_importer``.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from .errors import ConfigError
+
+METHODS: dict[str, type] = {}
+IMPORTERS: dict[str, object] = {}
+
+
+def register_method(name: str):
+    def deco(cls):
+        if name in METHODS and METHODS[name] is not cls:
+            raise ValueError(f"method {name!r} registered twice")
+        cls.method_name = name
+        METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+def register_importer(name: str):
+    """Register ``fn(path, **options) -> Method`` that converts an authors' checkpoint."""
+
+    def deco(fn):
+        IMPORTERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    # Methods register on import: import every module of styleforge.methods once.
+    from . import methods
+
+    for info in pkgutil.iter_modules(methods.__path__):
+        importlib.import_module(f"{methods.__name__}.{info.name}")
+
+
+def available_methods() -> list[str]:
+    _load_all()
+    return sorted(METHODS)
+
+
+def get_method_class(name: str) -> type:
+    _load_all()
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}"
+        ) from None
+
+
+def build_method(name: str, **config):
+    cls = get_method_class(name)
+    return cls(**config)
+
+
+def get_importer(name: str):
+    _load_all()
+    try:
+        return IMPORTERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"no importer for {name!r}; available: {', '.join(sorted(IMPORTERS)) or 'none'}"
+        ) from None

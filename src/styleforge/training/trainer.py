@@ -1,0 +1,380 @@
+"""The training loop every method shares: data, forward, losses, backward, step, log, checkpoint.
+
+It knows nothing of any method: it asks the method for its optimizer groups and iterates the
+phases of ``method.training_step(batch)`` (see ``methods/base.py``).
+
+Run folder::
+
+    config.yaml  run.json  log.jsonl  tb/  samples/step_XXXXXXXX.png
+    checkpoints/step_XXXXXXXX/{config.json, model.safetensors, training_state.pt}
+    checkpoints/latest        (name of the newest complete checkpoint)
+    model/                    (inference snapshot written at the end)
+
+Exact resume: the data order is a permutation drawn from (seed, epoch), every sample's
+augmentation from (seed, epoch, index), the DataLoader has its own generator, and a checkpoint
+stores the global RNG states, the optimizers, the schedules, the method's extra state (image
+pools) and the position in the epoch. A run resumed from step k reproduces the losses of an
+uninterrupted run on CPU.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .. import __version__
+from ..checkpoint import (atomic_write_text, load_module_state, load_training_state,
+                          replace_dir, save_model, save_training_state, write_model_files)
+from ..config import dump
+from ..errors import CheckpointError, ConfigError, DataError, TrainingError
+from ..registry import build_method
+from ..utils.device import pick_device
+from ..utils.images import chw_to_pil, make_grid, save_image_atomic
+from . import distributed
+from .logging import RunLogger
+from .schedules import lr_multiplier
+
+
+class Interrupted(Exception):
+    """Raised by ``fit`` after a signal: a checkpoint was written first."""
+
+    def __init__(self, signum, step, checkpoint):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        super().__init__(f"interrupted by signal {signum} at step {step}; checkpoint {checkpoint}")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def git_revision() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def build_datasets(cfg: dict):
+    """Training set and the fixed sample batch source (test split if there is one)."""
+    from ..data.datasets import build_dataset
+    from ..data.transforms import Transform
+
+    d, seed = cfg["data"], cfg["train"]["seed"]
+    if not d["root"]:
+        raise DataError("no training data: give --data DIR (or data.root=DIR)")
+    train_tf = Transform(d["load_size"], d["crop_size"], d["preprocess"], flip=d["flip"])
+    kw = {"serial": d["serial"]} if d["dataset"] == "unpaired" else {}
+    if d["dataset"] in ("paired_ab", "paired_folders"):
+        kw["direction"] = d["direction"]
+    train = build_dataset(d["dataset"], d["root"], "train", train_tf, seed, **kw)
+    test_tf = Transform(d["crop_size"], d["crop_size"], "resize", flip=False)
+    try:
+        test = build_dataset(d["dataset"], d["root"], "test", test_tf, seed, **kw)
+    except DataError:
+        test = build_dataset(d["dataset"], d["root"], "train", test_tf, seed, **kw)
+    return train, test
+
+
+class Trainer:
+    def __init__(self, cfg: dict, run_dir, resume: bool = False):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        t = cfg["train"]
+        self.device = pick_device(t["device"])
+        self.dist = distributed.setup(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        self.is_main = self.dist.is_main
+        self.stop_signal = None
+
+    # ---- setup -------------------------------------------------------------------------
+    def _build(self):
+        cfg, t = self.cfg, self.cfg["train"]
+        seed_everything(t["seed"])  # same initial weights on every rank
+        self.method = build_method(cfg["method"], **cfg["model"]).to(self.device)
+        if self.dist.enabled:
+            distributed.broadcast_module(self.method)
+        groups = self.method.optimizer_groups()
+        self.optimizers = {
+            name: torch.optim.Adam(params, lr=t["lr"], betas=tuple(t["betas"]),
+                                   weight_decay=t["weight_decay"])
+            for name, params in groups.items()
+        }
+        self.train_set, self.sample_set = build_datasets(cfg)
+        bs = cfg["data"]["batch_size"] * 1
+        n = len(self.train_set)
+        if cfg["data"]["max_size"]:
+            n = min(n, int(cfg["data"]["max_size"]))
+        self.epoch_len = n
+        self.steps_per_epoch = n // (bs * self.dist.world_size)
+        if self.steps_per_epoch < 1:
+            raise DataError(
+                f"{cfg['data']['root']}: {n} training samples are fewer than one batch "
+                f"({bs} x {self.dist.world_size} processes)")
+        if t["steps"] is not None:
+            self.total_steps = t["steps"] + t["steps_decay"]
+        else:
+            self.total_steps = (t["epochs"] + t["epochs_decay"]) * self.steps_per_epoch
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_lambda)
+            for name, opt in self.optimizers.items()
+        }
+        self.step = 0
+        self.fixed_batch = self._sample_batch()
+
+    def _lr_lambda(self, step: int) -> float:
+        t = self.cfg["train"]
+        if t["steps"] is not None:
+            return lr_multiplier(t["lr_policy"], step, t["steps"], t["steps_decay"])
+        return lr_multiplier(t["lr_policy"], step // self.steps_per_epoch, t["epochs"], t["epochs_decay"])
+
+    def _sample_batch(self) -> dict:
+        k = min(self.cfg["data"]["num_samples"], len(self.sample_set))
+        items = [self.sample_set[i] for i in range(k)]
+        return self._to_device(torch.utils.data.default_collate(items))
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                for k, v in batch.items()}
+
+    def _epoch_indices(self, epoch: int) -> list[int]:
+        """This rank's sample order for ``epoch``: a permutation drawn from (seed, epoch)."""
+        rng = np.random.default_rng([self.cfg["train"]["seed"], epoch, 7919])
+        perm = rng.permutation(len(self.train_set))[: self.epoch_len]
+        per_rank = self.steps_per_epoch * self.cfg["data"]["batch_size"]
+        return perm[self.dist.rank::self.dist.world_size][:per_rank].tolist()
+
+    def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        self.train_set.set_epoch(epoch)
+        idx = self._epoch_indices(epoch)[skip_batches * self.cfg["data"]["batch_size"]:]
+        nw = self.cfg["data"]["num_workers"]
+        return DataLoader(self.train_set, batch_size=self.cfg["data"]["batch_size"], sampler=idx,
+                          num_workers=nw, drop_last=True, persistent_workers=False,
+                          pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(epoch))
+
+    # ---- checkpoints -------------------------------------------------------------------
+    @property
+    def ckpt_root(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def save_checkpoint(self) -> Path:
+        name = f"step_{self.step:08d}"
+        final = self.ckpt_root / name
+        self.ckpt_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.ckpt_root, prefix=f".{name}.tmp-"))
+        try:
+            write_model_files(tmp, self.method, "all")
+            save_training_state(tmp, {
+                "step": self.step,
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                "method_extra": self.method.training_extra_state(),
+                "world_size": self.dist.world_size,
+            })
+            replace_dir(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        atomic_write_text(self.ckpt_root / "latest", name + "\n")
+        keep = self.cfg["train"]["keep_checkpoints"]
+        olds = sorted(p for p in self.ckpt_root.glob("step_*") if p.is_dir())
+        for p in olds[:-keep] if keep else []:
+            shutil.rmtree(p, ignore_errors=True)
+        return final
+
+    def latest_checkpoint(self) -> Path | None:
+        pointer = self.ckpt_root / "latest"
+        if not pointer.is_file():
+            return None
+        path = self.ckpt_root / pointer.read_text().strip()
+        if not path.is_dir():
+            raise CheckpointError(f"{pointer} names {path.name}, which does not exist")
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        meta = json.loads((path / "config.json").read_text())
+        state = load_training_state(path)
+        if state.get("world_size", 1) != self.dist.world_size:
+            print(f"note: resuming a {state.get('world_size', 1)}-process run with "
+                  f"{self.dist.world_size} processes: the data order will differ")
+        load_module_state(self.method, load_file(str(path / "model.safetensors")),
+                          meta["modules"], path)
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.method.load_training_extra_state(state["method_extra"])
+        self.step = state["step"]
+
+    # ---- run folder --------------------------------------------------------------------
+    def _prepare_run_dir(self) -> Path | None:
+        """Returns the checkpoint to resume from, if any."""
+        ckpt = None
+        if self.resume:
+            ckpt = self.latest_checkpoint()
+            if ckpt is None:
+                raise CheckpointError(f"nothing to resume in {self.run_dir}: no checkpoints/latest")
+        elif (self.run_dir / "checkpoints").exists():
+            raise ConfigError(
+                f"{self.run_dir} already holds a training run; resume it with --resume "
+                "or choose another --out")
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.yaml", dump(self.cfg))
+            info = {"styleforge_version": __version__, "git_revision": git_revision(),
+                    "seed": self.cfg["train"]["seed"], "command": sys.argv,
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(self.device),
+                    "world_size": self.dist.world_size, "torch": torch.__version__,
+                    "python": platform.python_version(), "resumed_from": str(ckpt) if ckpt else None}
+            runs = []
+            if (self.run_dir / "run.json").exists():
+                try:
+                    runs = json.loads((self.run_dir / "run.json").read_text()).get("sessions", [])
+                except json.JSONDecodeError:
+                    runs = []
+            atomic_write_text(self.run_dir / "run.json", json.dumps({"sessions": runs + [info]}, indent=2))
+        return ckpt
+
+    def _write_samples(self, logger: RunLogger | None) -> None:
+        self.method.eval()
+        vis = self.method.visuals(self.fixed_batch)
+        self.method.train()
+        grid = make_grid(list(vis.values()))
+        save_image_atomic(chw_to_pil(grid), self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        if logger:
+            logger.image("samples", self.step, grid)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def _handle_signal(self, signum, frame):
+        self.stop_signal = signum
+
+    def fit(self, stop_at: int | None = None) -> Path:
+        """Train to the end (or to step ``stop_at``); returns the model directory written."""
+        self._build()
+        ckpt = self._prepare_run_dir()
+        if ckpt is not None:
+            self.load_checkpoint(ckpt)
+        t = self.cfg["train"]
+        logger = RunLogger(self.run_dir, t["tensorboard"]) if self.is_main else None
+        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        old_handlers = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
+            if _in_main_thread() else {}
+        bar = None
+        if self.is_main and t["progress"]:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                       file=sys.stdout, desc=self.cfg["method"])
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if t["amp"] else nullcontext()
+        running: dict[str, float] = {}
+        self.method.train()
+        try:
+            while self.step < end:
+                epoch, pos = divmod(self.step, self.steps_per_epoch)
+                for batch in self._loader(epoch, pos):
+                    logs = self._train_step(self._to_device(batch), amp)
+                    self.step += 1
+                    for s in self.schedulers.values():
+                        s.step()
+                    for k, v in logs.items():
+                        running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
+                    if logger and (self.step % max(1, t["log_every"]) == 0 or self.step == end):
+                        lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
+                        logger.scalars(self.step, {**logs, **lrs}, epoch=epoch)
+                    if self.is_main and t["sample_every"] and self.step % t["sample_every"] == 0:
+                        self._write_samples(logger)
+                    if self.is_main and t["checkpoint_every"] and self.step % t["checkpoint_every"] == 0:
+                        self.save_checkpoint()
+                    if self.stop_signal is not None:
+                        ck = self.save_checkpoint() if self.is_main else None
+                        raise Interrupted(self.stop_signal, self.step, ck)
+                    if self.step >= end:
+                        break
+            if self.is_main:
+                self.save_checkpoint()
+                if self.step >= self.total_steps:
+                    self._write_samples(logger)
+                    save_model(self.run_dir / "model", self.method)
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            if bar is not None:
+                bar.close()
+            if logger:
+                logger.close()
+            skipped = getattr(self.train_set, "skipped", [])
+            if skipped and self.is_main:
+                print(f"skipped {len(skipped)} unreadable file(s) in {self.cfg['data']['root']}")
+            distributed.teardown(self.dist)
+        return self.run_dir / "model"
+
+    def _train_step(self, batch: dict, amp) -> dict[str, float]:
+        logs: dict[str, float] = {}
+        with amp:
+            for phase in self.method.training_step(batch):
+                loss = sum(phase.losses.values())
+                if not torch.isfinite(loss.detach()).all():
+                    bad = [k for k, v in phase.losses.items() if not torch.isfinite(v.detach()).all()]
+                    raise TrainingError(
+                        f"loss {', '.join(bad)} became {float(phase.losses[bad[0]])} at step "
+                        f"{self.step + 1}; stopped. The last good checkpoint is {self.latest_checkpoint()}; "
+                        "try a lower train.lr")
+                loss.backward()
+                logs.update({k: float(v.detach()) for k, v in phase.losses.items()})
+                logs.update(phase.extra)
+                if phase.step:
+                    opt = self.optimizers[phase.optimizer]
+                    if self.dist.enabled:
+                        distributed.average_gradients(
+                            [p for g in opt.param_groups for p in g["params"]], self.dist.world_size)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    self.method.after_step(phase.optimizer)
+        return logs
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def steps_summary(cfg: dict) -> str:
+    t = cfg["train"]
+    if t["steps"] is not None:
+        return f"{t['steps']} + {t['steps_decay']} decay steps"
+    return f"{t['epochs']} + {t['epochs_decay']} decay epochs"
+
+
+__all__ = ["Trainer", "Interrupted", "seed_everything", "steps_summary"]
