@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Creates ./.venv (once) and installs styleforge into it. Safe to run again: an existing venv is
+# reused and pip only installs what is missing.
+# Where there is no NVIDIA GPU, torch==2.13.0 is installed first (on the project's machines that
+# is a CPU build from local disk); with a GPU, pip picks torch as usual (a CUDA build).
+# STYLEFORGE_TORCH="torch==X" overrides the torch requirement.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "error: styleforge needs Python 3.11 or newer ($PY is $("$PY" -V 2>&1))" >&2
+  exit 2
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv"
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+pipq() { "$VPY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+if ! "$VPY" -c 'import torch' 2>/dev/null; then
+  if [ -n "${STYLEFORGE_TORCH:-}" ]; then
+    spec=$STYLEFORGE_TORCH
+  elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    spec="torch>=2.2"
+  else
+    spec="torch==2.13.0"
+  fi
+  echo "installing $spec"
+  pipq "$spec"
+fi
+extras=${1:-}
+echo "installing styleforge${extras:+[$extras]}"
+pipq -e ".${extras:+[$extras]}"
+"$VPY" -c 'import torch, styleforge; print(f"styleforge {styleforge.__version__}, torch {torch.__version__}")'

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up (with the test extras), then run the whole test suite. Extra arguments go to pytest.
+# pytest's exit code 5 (no tests collected) counts as a failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test || exit $?
+.venv/bin/python -m pytest "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "error: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"
