@@ -1,0 +1,67 @@
+import json
+
+import pytest
+import torch
+
+import styleforge
+from styleforge.checkpoint import load_model, read_model_config, save_model
+from styleforge.errors import CheckpointError
+from styleforge.registry import build_method
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    return build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks", **kw)
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path):
+    m = tiny().eval()
+    save_model(tmp_path / "m", m)
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["method"] == "cyclegan" and meta["config"]["ngf"] == 4
+    assert meta["modules"] == ["G_A", "G_B"]  # inference snapshot: no discriminators
+    # weights are safetensors (no pickle anywhere in a model directory)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    m2 = load_model(tmp_path / "m")
+    x = torch.rand(2, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        for d in ("AtoB", "BtoA"):
+            assert torch.equal(m.translate(x, d), m2.translate(x, d))
+    # styleforge.load -> pipeline whose save writes the same format
+    pipe = styleforge.load(tmp_path / "m")
+    pipe.save(tmp_path / "m2")
+    assert torch.equal(styleforge.load(tmp_path / "m2")(x), pipe(x))
+
+
+def test_save_replaces_atomically_and_leaves_no_temp_files(tmp_path):
+    save_model(tmp_path / "m", tiny())
+    save_model(tmp_path / "m", tiny(lambda_A=5.0))
+    assert read_model_config(tmp_path / "m")["config"]["lambda_A"] == 5.0
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_bad_model_directories_give_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="model not found"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_model(tmp_path / "empty")
+    (tmp_path / "w.pth").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="styleforge import"):
+        load_model(tmp_path / "w.pth")
+    save_model(tmp_path / "m", tiny())
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_model(tmp_path / "m")
+    save_model(tmp_path / "m", tiny())
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["config"]["ngf"] = 8  # weights no longer fit the config
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="shape"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model(tmp_path / "m")
+    save_model(tmp_path / "m", tiny())
+    with pytest.raises(CheckpointError, match="holds a cyclegan model, expected pix2pix"):
+        load_model(tmp_path / "m", expect_method="pix2pix")
