@@ -71,6 +71,13 @@ def git_revision() -> str | None:
         return None
 
 
+def build_optimizers(method, t: dict) -> dict[str, torch.optim.Optimizer]:
+    """Adam per optimizer group of the method, from the ``train:`` section."""
+    return {name: torch.optim.Adam(params, lr=t["lr"], betas=tuple(t["betas"]),
+                                   weight_decay=t["weight_decay"])
+            for name, params in method.optimizer_groups().items()}
+
+
 def build_datasets(cfg: dict):
     """Training set and the fixed sample batch source (test split if there is one)."""
     from ..data.datasets import build_dataset
@@ -113,12 +120,7 @@ class Trainer:
         self.method = build_method(cfg["method"], **cfg["model"]).to(self.device)
         if self.dist.enabled:
             distributed.broadcast_module(self.method)
-        groups = self.method.optimizer_groups()
-        self.optimizers = {
-            name: torch.optim.Adam(params, lr=t["lr"], betas=tuple(t["betas"]),
-                                   weight_decay=t["weight_decay"])
-            for name, params in groups.items()
-        }
+        self.optimizers = build_optimizers(self.method, t)
         self.train_set, self.sample_set = build_datasets(cfg)
         bs = cfg["data"]["batch_size"] * 1
         n = len(self.train_set)
@@ -340,28 +342,37 @@ class Trainer:
         return self.run_dir / "model"
 
     def _train_step(self, batch: dict, amp) -> dict[str, float]:
-        logs: dict[str, float] = {}
         with amp:
-            for phase in self.method.training_step(batch):
-                loss = sum(phase.losses.values())
-                if not torch.isfinite(loss.detach()).all():
-                    bad = [k for k, v in phase.losses.items() if not torch.isfinite(v.detach()).all()]
-                    raise TrainingError(
-                        f"loss {', '.join(bad)} became {float(phase.losses[bad[0]])} at step "
-                        f"{self.step + 1}; stopped. The last good checkpoint is {self.latest_checkpoint()}; "
-                        "try a lower train.lr")
-                loss.backward()
-                logs.update({k: float(v.detach()) for k, v in phase.losses.items()})
-                logs.update(phase.extra)
-                if phase.step:
-                    opt = self.optimizers[phase.optimizer]
-                    if self.dist.enabled:
-                        distributed.average_gradients(
-                            [p for g in opt.param_groups for p in g["params"]], self.dist.world_size)
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                    self.method.after_step(phase.optimizer)
-        return logs
+            return run_phases(self.method, self.optimizers, batch, self.dist, self.step + 1,
+                              self.latest_checkpoint)
+
+
+def run_phases(method, optimizers: dict, batch: dict, dist_info=None, step: int = 0,
+               last_checkpoint=lambda: None) -> dict[str, float]:
+    """One training step: back-propagate each phase, step its optimizer when the phase says so.
+
+    Returns the logged values. A non-finite loss raises ``TrainingError`` naming it, before
+    anything is stepped with it."""
+    logs: dict[str, float] = {}
+    for phase in method.training_step(batch):
+        loss = sum(phase.losses.values())
+        if not torch.isfinite(loss.detach()).all():
+            bad = [k for k, v in phase.losses.items() if not torch.isfinite(v.detach()).all()]
+            raise TrainingError(
+                f"loss {', '.join(bad)} became {float(phase.losses[bad[0]])} at step {step}; "
+                f"stopped. The last good checkpoint is {last_checkpoint()}; try a lower train.lr")
+        loss.backward()
+        logs.update({k: float(v.detach()) for k, v in phase.losses.items()})
+        logs.update(phase.extra)
+        if phase.step:
+            opt = optimizers[phase.optimizer]
+            if dist_info is not None and dist_info.enabled:
+                distributed.average_gradients(
+                    [p for g in opt.param_groups for p in g["params"]], dist_info.world_size)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            method.after_step(phase.optimizer)
+    return logs
 
 
 def _in_main_thread() -> bool:

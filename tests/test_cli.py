@@ -1,0 +1,132 @@
+"""The styleforge command: translate on files, folders, globs and odd sizes; one-line errors."""
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from styleforge.checkpoint import save_model
+from styleforge.cli import main
+from styleforge.registry import build_method
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("model") / "m"
+    save_model(d, build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
+    return d
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "styleforge", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def one_line_error(r, *needles):
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_translate_folder_keeps_names_and_sizes(model_dir, h2z, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    files = sorted((h2z / "testA").iterdir())[:3]
+    sizes = [(37, 53), (128, 128), (101, 64)]  # odd sizes are padded then cropped back
+    for f, s in zip(files, sizes):
+        Image.open(f).convert("RGB").resize(s).save(src / f.name)
+    assert main(["translate", str(model_dir), str(src), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    outs = sorted((tmp_path / "out").iterdir())
+    assert [o.name for o in outs] == [f.name for f in files]
+    assert [Image.open(o).size for o in outs] == sizes
+
+
+def test_translate_matches_the_python_api(model_dir, h2z, tmp_path):
+    import styleforge
+    from styleforge.data.images import load_rgb
+
+    f = sorted((h2z / "testB").iterdir())[0]
+    r = run("translate", model_dir, f, "--out", tmp_path / "o", "--direction", "BtoA")
+    assert r.returncode == 0, r.stderr
+    expected = styleforge.load(model_dir)(load_rgb(f), direction="BtoA")
+    out = Image.open(tmp_path / "o" / (f.stem + ".png" if f.suffix.lower() not in (".jpg", ".jpeg", ".png") else f.name))
+    import numpy as np
+
+    diff = np.abs(np.asarray(out, dtype=int) - np.asarray(expected, dtype=int))
+    assert diff.max() <= 3  # JPEG outputs are re-encoded; PNG would be exact
+
+
+def test_translate_glob_and_overwrite_rules(model_dir, h2z, tmp_path):
+    pattern = str(h2z / "testA" / "*.jpg")
+    assert main(["translate", str(model_dir), pattern, "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    n = len(list((tmp_path / "o").iterdir()))
+    assert n == len(list((h2z / "testA").glob("*.jpg")))
+    # a second run refuses to overwrite, unless told
+    r = run("translate", model_dir, pattern, "--out", tmp_path / "o")
+    one_line_error(r, "already exist", "--overwrite")
+    r = run("translate", model_dir, pattern, "--out", tmp_path / "o", "--overwrite")
+    assert r.returncode == 0
+
+
+def test_translate_skips_unreadable_files_in_a_folder(model_dir, h2z, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = sorted((h2z / "testA").iterdir())[0]
+    (src / good.name).write_bytes(good.read_bytes())
+    (src / "broken.jpg").write_bytes(good.read_bytes()[:300])
+    (src / "notes.png").write_text("not an image")
+    r = run("translate", model_dir, src, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert "skipped" in r.stdout + r.stderr
+    assert [p.name for p in (tmp_path / "o").iterdir()] == [good.name]
+
+
+@pytest.mark.parametrize("case", ["missing_input", "corrupt_single", "bad_direction", "not_a_model",
+                                  "pth_file", "wrong_kind"])
+def test_translate_bad_input_is_one_line(case, model_dir, tmp_path):
+    args = {"missing_input": [model_dir, tmp_path / "nope.jpg"],
+            "corrupt_single": [model_dir, tmp_path / "c.jpg"],
+            "bad_direction": [model_dir, tmp_path / "ok.png", "--direction", "CtoD"],
+            "not_a_model": [tmp_path, tmp_path / "ok.png"],
+            "pth_file": [tmp_path / "w.pth", tmp_path / "ok.png"],
+            "wrong_kind": [tmp_path / "other", tmp_path / "ok.png"]}[case]
+    (tmp_path / "c.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    (tmp_path / "w.pth").write_bytes(b"x")
+    (tmp_path / "other").mkdir(exist_ok=True)
+    (tmp_path / "other" / "config.json").write_text('{"format": "something-else"}')
+    needle = {"missing_input": "input not found", "corrupt_single": "cannot read image",
+              "bad_direction": "direction 'CtoD'", "not_a_model": "no config.json",
+              "pth_file": "styleforge import", "wrong_kind": "not a styleforge model config"}[case]
+    one_line_error(run("translate", *args, "--out", tmp_path / "out"), needle)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--preset", "nope", "--data", "x"], "unknown preset 'nope'"),
+    (["train", "--preset", "tiny/cyclegan", "--data", "/no/such/dir"], "/no/such/dir"),
+    (["train", "--preset", "tiny/cyclegan"], "--data"),
+    (["train", "--preset", "tiny/cyclegan", "--data", ".", "model.ngff=3"], "model.ngf"),
+    (["train", "--preset", "tiny/cyclegan", "--data", ".", "--bogus"], "--bogus"),
+    (["train", "--resume", "/no/run"], "cannot resume"),
+    (["import", "cyclegan", "/no/file.pth", "out"], "checkpoint not found"),
+    (["import", "nomethod", "f", "out"], "no importer"),
+])
+def test_train_and_import_bad_input_is_one_line(args, needle):
+    one_line_error(run(*args), needle)
+
+
+def test_dry_run_prints_config_and_exact_parameter_counts():
+    r = run("train", "--preset", "cyclegan", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "lambda_identity: 0.5" in r.stdout
+    assert "G_A: 11,378,179" in r.stdout and "D_A: 2,764,737" in r.stdout
+
+
+def test_every_command_has_help():
+    for cmd in ([], ["train"], ["translate"], ["import"], ["demo"], ["presets"]):
+        r = run(*cmd, "--help")
+        assert r.returncode == 0 and "usage: styleforge" in r.stdout
