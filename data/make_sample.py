@@ -1,0 +1,99 @@
+"""Rebuild the bundled sample in data/ from the full images in ../shared/data.
+
+Usage (from the repository root, or anywhere):
+
+    python data/make_sample.py                 # source: <repo>/../shared/data
+    python data/make_sample.py --src DIR       # another copy of the same files
+
+Needs only Pillow. Takes the first files in sorted file-name order of each source folder and
+writes new thumbnails (existing images in the target folders are deleted first):
+
+* horse2zebra/{trainA,trainB,testA,testB}: 60/60/8/8 images, 256x256 -> 128x128, bicubic,
+  JPEG quality 90, names unchanged.
+* facades/{train,test}: 40/8 pix2pix "AB" images, 512x256 -> 256x128; each 256x256 half is
+  resized on its own (bicubic, so nothing bleeds across the seam), JPEG quality 90.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SRC = HERE.parent.parent / "shared" / "data"
+EXTS = {".jpg", ".jpeg", ".png"}
+QUALITY = 90
+SIZE = 128
+
+HORSE2ZEBRA = {"trainA": 60, "trainB": 60, "testA": 8, "testB": 8}
+FACADES = {"train": 40, "test": 8}
+
+
+def first_images(folder: Path, n: int) -> list[Path]:
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in EXTS), key=lambda p: p.name)
+    if len(files) < n:
+        raise SystemExit(f"{folder}: need {n} images, found {len(files)}")
+    return files[:n]
+
+
+def read_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        im.load()
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def clear(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in folder.iterdir():
+        if p.is_file() and p.suffix.lower() in EXTS:
+            p.unlink()
+
+
+def save(img: Image.Image, path: Path) -> None:
+    img.save(path.with_suffix(".jpg"), "JPEG", quality=QUALITY)
+
+
+def make_horse2zebra(src: Path, dst: Path) -> int:
+    n = 0
+    for split, count in HORSE2ZEBRA.items():
+        out = dst / split
+        clear(out)
+        for f in first_images(src / split, count):
+            save(read_rgb(f).resize((SIZE, SIZE), Image.Resampling.BICUBIC), out / f.name)
+            n += 1
+    return n
+
+
+def make_facades(src: Path, dst: Path) -> int:
+    n = 0
+    for split, count in FACADES.items():
+        out = dst / split
+        clear(out)
+        for f in first_images(src / split, count):
+            img = read_rgb(f)
+            w, h = img.size
+            half = w // 2
+            ab = Image.new("RGB", (2 * SIZE, SIZE))
+            for i, box in enumerate(((0, 0, half, h), (half, 0, 2 * half, h))):
+                ab.paste(img.crop(box).resize((SIZE, SIZE), Image.Resampling.BICUBIC), (i * SIZE, 0))
+            save(ab, out / f.name)
+            n += 1
+    return n
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--src", type=Path, default=DEFAULT_SRC, help="the shared/data folder")
+    ap.add_argument("--dst", type=Path, default=HERE, help="where to write (default: data/)")
+    args = ap.parse_args(argv)
+    if not (args.src / "horse2zebra").is_dir() or not (args.src / "facades").is_dir():
+        raise SystemExit(f"{args.src} has no horse2zebra/ and facades/ folders (give --src)")
+    n1 = make_horse2zebra(args.src / "horse2zebra", args.dst / "horse2zebra")
+    n2 = make_facades(args.src / "facades", args.dst / "facades")
+    print(f"wrote {n1} horse2zebra and {n2} facades images under {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
