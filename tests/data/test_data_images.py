@@ -68,7 +68,8 @@ def test_palette_with_and_without_transparency(tmp_path, fmt):
     p.putpixel((1, 0), 1)
     p.putpixel((2, 0), 2)
     p.save(tmp_path / f"t.{fmt}", transparency=0)
-    assert Image.open(tmp_path / f"t.{fmt}").mode == "P"
+    with Image.open(tmp_path / f"t.{fmt}") as im:
+        assert im.mode == "P"
     assert rgb(tmp_path / f"t.{fmt}")[0].tolist() == [[255, 255, 255], [0, 0, 255], [0, 200, 0]]
     p.save(tmp_path / f"o.{fmt}")  # no transparency: index 0 stays red
     assert rgb(tmp_path / f"o.{fmt}")[0].tolist() == [[255, 0, 0], [0, 0, 255], [0, 200, 0]]
@@ -92,7 +93,8 @@ def test_cmyk(tmp_path, fmt):
     c.paste((0, 255, 255, 0), (0, 0, 8, 8))    # no cyan, full magenta + yellow: red
     c.paste((0, 0, 0, 255), (8, 0, 16, 8))     # full black
     c.save(tmp_path / f"c.{fmt}", **({"quality": 100} if fmt == "jpg" else {}))
-    assert Image.open(tmp_path / f"c.{fmt}").mode == "CMYK"
+    with Image.open(tmp_path / f"c.{fmt}") as im:
+        assert im.mode == "CMYK"
     out = rgb(tmp_path / f"c.{fmt}")
     tol = 0 if fmt == "tif" else 6
     assert np.abs(out[4, 3] - [255, 0, 0]).max() <= tol
@@ -144,7 +146,8 @@ def test_exif_orientation_is_applied(tmp_path, orientation, size, red_at):
 
 def test_real_jpeg_loads_unchanged(h2z):
     f = sorted((h2z / "trainA").iterdir())[0]
-    assert np.array_equal(np.asarray(load_rgb(f)), np.asarray(Image.open(f).convert("RGB")))
+    with Image.open(f) as im:
+        assert np.array_equal(np.asarray(load_rgb(f)), np.asarray(im.convert("RGB")))
 
 
 # ---- errors ----------------------------------------------------------------------------
