@@ -52,12 +52,17 @@ def test_translate_matches_the_python_api(model_dir, h2z, tmp_path):
     f = sorted((h2z / "testB").iterdir())[0]
     r = run("translate", model_dir, f, "--out", tmp_path / "o", "--direction", "BtoA")
     assert r.returncode == 0, r.stderr
-    expected = styleforge.load(model_dir)(load_rgb(f), direction="BtoA")
-    out = Image.open(tmp_path / "o" / (f.stem + ".png" if f.suffix.lower() not in (".jpg", ".jpeg", ".png") else f.name))
+    from styleforge.utils.images import save_image_atomic
+
+    out_name = f.stem + ".png" if f.suffix.lower() not in (".jpg", ".jpeg", ".png") else f.name
+    # the API's image, encoded the same way the CLI encodes it (JPEG keeps JPEG, quality 95)
+    save_image_atomic(styleforge.load(model_dir)(load_rgb(f), direction="BtoA"), tmp_path / out_name)
     import numpy as np
 
-    diff = np.abs(np.asarray(out, dtype=int) - np.asarray(expected, dtype=int))
-    assert diff.max() <= 3  # JPEG outputs are re-encoded; PNG would be exact
+    got = np.asarray(Image.open(tmp_path / "o" / out_name), dtype=int)
+    want = np.asarray(Image.open(tmp_path / out_name), dtype=int)
+    assert got.shape == want.shape
+    assert np.array_equal(got, want)
 
 
 def test_translate_glob_and_overwrite_rules(model_dir, h2z, tmp_path):

@@ -115,8 +115,16 @@ def save_model(path, method, modules: str | list = "inference") -> Path:
     return path
 
 
-def read_model_config(path) -> dict:
+def resolve_model_dir(path) -> Path:
+    """A model directory, or a training run directory (its final ``model/``) for convenience."""
     path = Path(path)
+    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / "model" / CONFIG_FILE).is_file():
+        return path / "model"
+    return path
+
+
+def read_model_config(path) -> dict:
+    path = resolve_model_dir(path)
     if not path.exists():
         raise CheckpointError(f"model not found: {path}")
     if path.is_file():
@@ -142,7 +150,7 @@ def read_model_config(path) -> dict:
 
 def load_model(path, device="cpu", expect_method: str | None = None):
     """Build the method from ``config.json`` and load ``model.safetensors`` into it."""
-    path = Path(path)
+    path = resolve_model_dir(path)
     meta = read_model_config(path)
     if expect_method is not None and meta["method"] != expect_method:
         raise CheckpointError(f"{path} holds a {meta['method']} model, expected {expect_method}")

@@ -359,7 +359,7 @@ def run_phases(method, optimizers: dict, batch: dict, dist_info=None, step: int 
         if not torch.isfinite(loss.detach()).all():
             bad = [k for k, v in phase.losses.items() if not torch.isfinite(v.detach()).all()]
             raise TrainingError(
-                f"loss {', '.join(bad)} became {float(phase.losses[bad[0]])} at step {step}; "
+                f"loss {', '.join(bad)} became {float(phase.losses[bad[0]].detach())} at step {step}; "
                 f"stopped. The last good checkpoint is {last_checkpoint()}; try a lower train.lr")
         loss.backward()
         logs.update({k: float(v.detach()) for k, v in phase.losses.items()})
