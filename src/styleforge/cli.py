@@ -235,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ps = sub.add_parser("presets", help="list the presets")
     ps.set_defaults(func=cmd_presets)
+
+    # the other commands (evaluate, export, serve, cartoonize, ...) live one per module
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     return p
 
 
