@@ -19,6 +19,7 @@ uninterrupted run on CPU.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import random
 import shutil
@@ -110,6 +111,10 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
+        if self.device.type == "cuda":
+            # training crops have one size: let cuDNN pick the fastest kernels once (as the
+            # authors' CycleGAN/pix2pix code does); results are not bit-reproducible on GPU anyway
+            torch.backends.cudnn.benchmark = True
         self.is_main = self.dist.is_main
         self.stop_signal = None
 
@@ -351,19 +356,18 @@ def run_phases(method, optimizers: dict, batch: dict, dist_info=None, step: int 
                last_checkpoint=lambda: None) -> dict[str, float]:
     """One training step: back-propagate each phase, step its optimizer when the phase says so.
 
-    Returns the logged values. A non-finite loss raises ``TrainingError`` naming it, before
-    anything is stepped with it."""
-    logs: dict[str, float] = {}
+    Returns the logged values. The loss values are read back once, at the end of the step (a
+    read-back per phase would make a GPU wait for the CPU at every phase). A non-finite loss then
+    raises ``TrainingError`` naming it; the weights in memory are spoilt but no checkpoint is
+    written from them, so the last checkpoint on disk is the last good one."""
+    names: list[str] = []
+    values: list[torch.Tensor] = []
+    extra: dict[str, float] = {}
     for phase in method.training_step(batch):
-        loss = sum(phase.losses.values())
-        if not torch.isfinite(loss.detach()).all():
-            bad = [k for k, v in phase.losses.items() if not torch.isfinite(v.detach()).all()]
-            raise TrainingError(
-                f"loss {', '.join(bad)} became {float(phase.losses[bad[0]].detach())} at step {step}; "
-                f"stopped. The last good checkpoint is {last_checkpoint()}; try a lower train.lr")
-        loss.backward()
-        logs.update({k: float(v.detach()) for k, v in phase.losses.items()})
-        logs.update(phase.extra)
+        sum(phase.losses.values()).backward()
+        names += phase.losses
+        values += [v.detach().float().reshape(()) for v in phase.losses.values()]
+        extra.update(phase.extra)
         if phase.step:
             opt = optimizers[phase.optimizer]
             if dist_info is not None and dist_info.enabled:
@@ -372,6 +376,14 @@ def run_phases(method, optimizers: dict, batch: dict, dist_info=None, step: int 
             opt.step()
             opt.zero_grad(set_to_none=True)
             method.after_step(phase.optimizer)
+    read = torch.stack(values).tolist() if values else []
+    logs = dict(zip(names, read))
+    bad = [k for k, v in logs.items() if not math.isfinite(v)]
+    if bad:
+        raise TrainingError(
+            f"loss {', '.join(bad)} became {logs[bad[0]]} at step {step}; stopped. "
+            f"The last good checkpoint is {last_checkpoint()}; try a lower train.lr")
+    logs.update(extra)
     return logs
 
 

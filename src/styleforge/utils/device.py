@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ..errors import ConfigError
 
 
 def pick_device(name: str | None = "auto") -> torch.device:
-    """``auto``: CUDA when there is one, else CPU. ``cuda`` without a GPU is an error."""
+    """``auto``: the ``STYLEFORGE_DEVICE`` environment variable if set, else CUDA when there is
+    one, else CPU. ``cuda`` without a GPU is an error."""
     if name in (None, "auto"):
+        name = os.environ.get("STYLEFORGE_DEVICE") or "auto"
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(name)

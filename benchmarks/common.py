@@ -1,0 +1,88 @@
+"""Helpers shared by the benchmark scripts: machine facts, timing, one subprocess per variant.
+
+Peak memory is the child's ``ru_maxrss`` (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA), so
+each variant runs in a fresh process: a variant never inherits another's allocations.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def matmul_gflops(n: int = 2048, dtype=None, reps: int = 5) -> float:
+    import torch
+
+    a = torch.randn(n, n, dtype=dtype or torch.float32)
+    b = torch.randn(n, n, dtype=dtype or torch.float32)
+    for _ in range(2):
+        a @ b
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        ts.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(ts) / 1e9
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "load_avg_1min": os.getloadavg()[0],
+            "matmul_gflops_fp32": round(matmul_gflops(), 1),
+            "matmul_gflops_bf16": round(matmul_gflops(dtype=torch.bfloat16), 1)}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def median_time(fn, warmup: int, iters: int, sync=None) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(iters):
+        if sync:
+            sync()
+        t = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def peak_memory_mb(device: str = "cpu") -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_variant(script: str, args: list[str], timeout: int = 3600) -> dict:
+    """Run ``python script args`` in a fresh process; its last stdout line is a JSON result."""
+    r = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    """A Markdown table of ``rows`` (missing cells blank)."""
+    def fmt(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
