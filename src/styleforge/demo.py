@@ -74,7 +74,7 @@ def run_demo(out: Path, data=None, overrides=(), device=None) -> Path:
         sections.append({"title": "Training losses", "image": "losses.png"})
     counts = {k: v for k, v in method.parameter_counts().items() if v}
     notes = [f"CycleGAN ({cfg['model']['netG']}, ngf {cfg['model']['ngf']}) trained on {data} at "
-             f"{size} px; generator parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+             f"{size} px; parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
              f"training run: {run} (took {train_s:.0f} s this time)"]
     return write_index(out, "styleforge demo: CycleGAN horse <-> zebra", sections,
                        (run / "config.yaml").read_text(), notes)
