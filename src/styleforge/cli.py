@@ -66,8 +66,7 @@ def cmd_train(args, overrides) -> int:
         method = build_method(cfg["method"], **cfg["model"])
         print("# parameters")
         for name, n in method.parameter_counts().items():
-            if n:
-                print(f"#   {name}: {n:,}")
+            print(f"#   {name}: {n:,}")
         print(f"#   total: {sum(p.numel() for p in method.parameters()):,}")
         print(f"# schedule: {steps_summary(cfg)}; run folder: {out}")
         return 0

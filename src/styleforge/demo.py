@@ -72,7 +72,7 @@ def run_demo(out: Path, data=None, overrides=(), device=None) -> Path:
                              "rows": rows, "labels": labels})
     if plot_losses(run, out / "losses.png"):
         sections.append({"title": "Training losses", "image": "losses.png"})
-    counts = {k: v for k, v in method.parameter_counts().items() if v}
+    counts = method.parameter_counts()
     notes = [f"CycleGAN ({cfg['model']['netG']}, ngf {cfg['model']['ngf']}) trained on {data} at "
              f"{size} px; parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
              f"training run: {run} (took {train_s:.0f} s this time)"]

@@ -113,4 +113,6 @@ class Method(nn.Module):
         return direction
 
     def parameter_counts(self) -> dict[str, int]:
-        return {name: sum(p.numel() for p in m.parameters()) for name, m in self.named_children()}
+        """Parameters per network (children without parameters, such as losses, left out)."""
+        counts = {name: sum(p.numel() for p in m.parameters()) for name, m in self.named_children()}
+        return {k: v for k, v in counts.items() if v}
