@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .norms import conv_bias, norm_layer
+from .attention import cam_layers, class_activation_map
+from .norms import conv_bias, norm_layer, spectral_norm
 
 
 class NLayerDiscriminator(nn.Module):
@@ -65,3 +66,41 @@ class MultiScaleDiscriminator(nn.Module):
                 x = self.down(x)
             out.append(d(x))
         return out
+
+
+class UGATITDiscriminator(nn.Module):
+    """U-GAT-IT's discriminator (Kim et al. 2020, Sec. 2.2), laid out as the authors' code.
+
+    ``n_layers - 2`` stride-2 4×4 convs (reflection pad 1), one stride-1 conv, then the CAM block
+    (:mod:`styleforge.nn.attention`) and a final 4×4 conv to one channel of patch logits. Every
+    conv and the CAM classifiers carry spectral norm, except the CAM's 1×1 fusion conv; leaky
+    ReLU 0.2. U-GAT-IT uses ``n_layers=7`` for the global discriminator (receptive field 286
+    px, features at 1/32) and ``n_layers=5`` for the local one (70 px, 1/8). Keys match the
+    released checkpoints (``model.1.weight_orig``, ``gap_fc.weight_orig``, ``conv.weight_orig``,
+    ...). Returns (patch logits N×1×h×w, CAM logits N×2, heatmap N×1×h'×w').
+    """
+
+    def __init__(self, in_ch: int = 3, ndf: int = 64, n_layers: int = 5):
+        super().__init__()
+        if n_layers < 3:
+            raise ValueError(f"UGATITDiscriminator needs n_layers >= 3, got {n_layers}")
+
+        def conv(cin, cout, stride, bias=True):
+            return [nn.ReflectionPad2d(1), spectral_norm(nn.Conv2d(cin, cout, 4, stride, 0, bias=bias)),
+                    nn.LeakyReLU(0.2, True)]
+
+        layers = conv(in_ch, ndf, 2)
+        for i in range(1, n_layers - 2):
+            layers += conv(ndf * 2 ** (i - 1), ndf * 2 ** i, 2)
+        ch = ndf * 2 ** (n_layers - 2)
+        layers += conv(ch // 2, ch, 1)
+        self.gap_fc, self.gmp_fc, self.conv1x1 = cam_layers(ch, spectral=True)
+        self.leaky_relu = nn.LeakyReLU(0.2, True)
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = spectral_norm(nn.Conv2d(ch, 1, 4, 1, 0, bias=False))
+        self.model = nn.Sequential(*layers)  # registered last: the official key order
+
+    def forward(self, x):
+        x, cam_logit, heatmap = class_activation_map(self.model(x), self.gap_fc, self.gmp_fc,
+                                                     self.conv1x1, self.leaky_relu)
+        return self.conv(self.pad(x)), cam_logit, heatmap

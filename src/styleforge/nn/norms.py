@@ -66,3 +66,76 @@ def spectral_norm(module: nn.Module) -> nn.Module:
     ``weight_v``) are those of the authors' checkpoints that use it (U-GAT-IT, FUNIT).
     """
     return nn.utils.spectral_norm(module)
+
+
+# ---- layer-instance normalisation (U-GAT-IT, Kim et al. 2020, Sec. 2.1.1; Photo2Cartoon) ----
+def layer_instance_norm(x: torch.Tensor, rho: torch.Tensor, gamma=None, beta=None,
+                        eps: float = 1e-5) -> torch.Tensor:
+    """``rho * IN(x) + (1 - rho) * LN(x)``, then ``* gamma + beta``.
+
+    ``x``: N×C×H×W; ``rho``: 1×C×1×1; ``gamma``/``beta``: broadcastable to N×C×1×1 (or None).
+    As in the authors' code both variances are the *unbiased* ones (``torch.var``'s default);
+    released checkpoints were trained with them. Both normalisations are affine in ``x`` with
+    per-sample, per-channel coefficients, so the whole layer is folded into one
+    ``x * scale + shift`` (scale, shift: N×C×1×1): one full-size product instead of the half
+    dozen full-size temporaries of the literal formula, with the same value and gradients.
+    Statistics are taken in float32 (under bf16 autocast too); the output keeps ``x``'s dtype.
+    """
+    xf = x.float()
+    in_var, in_mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=1)
+    ln_var, ln_mean = torch.var_mean(xf, dim=(1, 2, 3), keepdim=True, correction=1)
+    a_in, a_ln = torch.rsqrt(in_var + eps), torch.rsqrt(ln_var + eps)
+    rho = rho.float()
+    scale = rho * a_in + (1 - rho) * a_ln
+    shift = -(rho * a_in * in_mean + (1 - rho) * a_ln * ln_mean)
+    if gamma is not None:
+        scale, shift = scale * gamma, shift * gamma
+    if beta is not None:
+        shift = shift + beta
+    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+
+class LIN(nn.Module):
+    """Layer-Instance Normalisation with a learned per-channel affine (the authors' ``ILN``).
+
+    Parameters ``rho``, ``gamma``, ``beta`` of shape 1×C×1×1 (the checkpoints' shapes);
+    ``rho`` starts at 0 (pure layer norm), ``gamma`` at 1, ``beta`` at 0, as in the official code.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.rho = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+        self.gamma = nn.Parameter(torch.ones(1, num_features, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+
+    def forward(self, x):
+        return layer_instance_norm(x, self.rho, self.gamma, self.beta, self.eps)
+
+
+ILN = LIN  # the name in the authors' code
+
+
+class AdaLIN(nn.Module):
+    """Adaptive Layer-Instance Normalisation: ``gamma``/``beta`` (N×C) come from the caller
+    (U-GAT-IT's FC layers); ``rho`` (1×C×1×1) is learned, starting at 0.9 as in the official
+    code (``adaILN``), and kept in [0, 1] by :func:`clip_rho_` after every generator update."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, rho_init: float = 0.9):
+        super().__init__()
+        self.eps = eps
+        self.rho = nn.Parameter(torch.full((1, num_features, 1, 1), float(rho_init)))
+
+    def forward(self, x, gamma, beta):
+        return layer_instance_norm(x, self.rho, gamma[:, :, None, None], beta[:, :, None, None],
+                                   self.eps)
+
+
+@torch.no_grad()
+def clip_rho_(module: nn.Module, lo: float = 0.0, hi: float = 1.0) -> None:
+    """Clamp every ``rho`` parameter under ``module`` into [lo, hi] in place (the authors'
+    ``RhoClipper``, applied after each generator step)."""
+    for m in module.modules():
+        rho = getattr(m, "rho", None)
+        if isinstance(rho, torch.Tensor):
+            rho.clamp_(lo, hi)
