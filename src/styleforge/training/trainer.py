@@ -147,6 +147,11 @@ class Trainer:
         }
         self.step = 0
         self.fixed_batch = self._sample_batch()
+        self.evaluator = None  # optional periodic evaluation (metrics/periodic.py)
+        if t.get("eval_every") and self.is_main:
+            from ..metrics.periodic import PeriodicEvaluator
+
+            self.evaluator = PeriodicEvaluator(cfg, self.device)
 
     def _lr_lambda(self, step: int) -> float:
         t = self.cfg["train"]
@@ -279,6 +284,28 @@ class Trainer:
         if logger:
             logger.image("samples", self.step, grid)
 
+    def _evaluate(self, logger: RunLogger | None, epoch: int) -> None:
+        """Score the held-out subset; log the value; keep ``checkpoints/best`` (an inference
+        snapshot plus ``eval.json``), replaced atomically when the value improves."""
+        ev = self.evaluator
+        value = ev(self.method)
+        if logger:
+            logger.scalars(self.step, {ev.name: value}, epoch=epoch)
+        if not ev.improved(value):
+            return
+        ev.best, ev.best_step = value, self.step
+        self.ckpt_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.ckpt_root, prefix=".best.tmp-"))
+        try:
+            write_model_files(tmp, self.method, "inference")
+            (tmp / "eval.json").write_text(json.dumps(
+                {"metric": ev.metric, "value": value, "step": self.step,
+                 "images": len(ev.inputs)}, indent=2) + "\n")
+            replace_dir(tmp, self.ckpt_root / "best")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
     # ---- the loop ----------------------------------------------------------------------
     def _handle_signal(self, signum, frame):
         self.stop_signal = signum
@@ -289,6 +316,8 @@ class Trainer:
         ckpt = self._prepare_run_dir()
         if ckpt is not None:
             self.load_checkpoint(ckpt)
+        if self.evaluator is not None:
+            self.evaluator.load_best(self.ckpt_root / "best")
         t = self.cfg["train"]
         logger = RunLogger(self.run_dir, t["tensorboard"]) if self.is_main else None
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
@@ -321,6 +350,8 @@ class Trainer:
                         logger.scalars(self.step, {**logs, **lrs}, epoch=epoch)
                     if self.is_main and t["sample_every"] and self.step % t["sample_every"] == 0:
                         self._write_samples(logger)
+                    if self.evaluator is not None and self.step % t["eval_every"] == 0:
+                        self._evaluate(logger, epoch)
                     if self.is_main and t["checkpoint_every"] and self.step % t["checkpoint_every"] == 0:
                         self.save_checkpoint()
                     if self.stop_signal is not None:

@@ -1,0 +1,39 @@
+"""``styleforge report RUN_DIR... --out DIR``: one static HTML page comparing training runs."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="write one static HTML page comparing training runs",
+                       description="Compare runs: a metric table (FID/KID of each model on the test split), "
+                       "the same test inputs translated by each run side by side, the loss curves and the "
+                       "periodic-evaluation curves. The page (index.html) needs no server.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training run folders (or model directories)")
+    p.add_argument("--out", "-o", required=True, help="folder for index.html and its images")
+    p.add_argument("--data", help="dataset whose test split is used (default: the first run's data.root)")
+    p.add_argument("--direction", help="AtoB or BtoA (default: the first run's first direction)")
+    p.add_argument("--metrics", default="fid,kid", help="comma-separated, or 'none' (default fid,kid)")
+    p.add_argument("--num-images", type=int, default=6, help="test inputs shown side by side (default 6)")
+    p.add_argument("--fid-method", choices=("sqrtm", "lowrank"), default="sqrtm")
+    p.add_argument("--title", help="page title")
+    p.add_argument("--cache-dir", help="where real-set features are cached")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.set_defaults(func=run)
+
+
+def run(args, overrides) -> int:
+    from ..errors import ConfigError
+    from ..metrics.evaluate import EvalOptions
+    from ..report import write_comparison
+
+    if overrides:
+        raise ConfigError(f"report takes no config overrides: {' '.join(overrides)}")
+    if args.num_images < 1:
+        raise ConfigError(f"--num-images must be a positive integer, got {args.num_images}")
+    metrics = None if args.metrics.strip().lower() in ("", "none") else args.metrics
+    opts = EvalOptions(fid_method=args.fid_method, progress=False, cache_dir=args.cache_dir,
+                       use_cache=not args.no_cache)
+    path = write_comparison(args.runs, args.out, metrics, args.data, args.num_images, args.direction,
+                            opts, title=args.title, device=args.device)
+    print(f"report: {path}")
+    return 0
