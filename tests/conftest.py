@@ -30,3 +30,11 @@ def shared_or_skip(*parts) -> Path:
     if not p.exists():
         pytest.skip(f"needs ../shared/data/{'/'.join(parts)}, which a plain clone does not have")
     return p
+
+
+@pytest.fixture
+def shared_data():
+    """``shared_data("photo2cartoon", ...)``: a folder of ../shared/data, or skip the test.
+
+    A fixture rather than an import: tests/data/conftest.py shadows ``import conftest``."""
+    return shared_or_skip

@@ -406,12 +406,11 @@ def test_presets_resolve_to_official_defaults():
 
 
 @pytest.mark.parametrize("preset", ["tiny/ugatit", "tiny/ugatit-light"])
-def test_tiny_preset_trains_on_photo2cartoon(tmp_path, preset):
-    from conftest import shared_or_skip
+def test_tiny_preset_trains_on_photo2cartoon(tmp_path, preset, shared_data):
     from styleforge import config as C
     from styleforge.training.trainer import Trainer
 
-    root = shared_or_skip("photo2cartoon")
+    root = shared_data("photo2cartoon")
     cfg = C.resolve(preset, overrides=["train.steps=2", "train.steps_decay=1", "train.sample_every=0",
                                        "train.checkpoint_every=0", "data.max_size=8"])
     cfg["data"]["root"] = str(root)

@@ -114,7 +114,7 @@ def test_init_schemes(kind):
     assert torch.all(net[0].bias == 0) and torch.all(net[2].bias == 0)
     if kind == "normal":
         assert abs(float(w.std()) - 0.02) < 0.002
-        assert abs(float(net[1].weight.mean()) - 1) < 0.01
+        assert abs(float(net[1].weight.detach().mean()) - 1) < 0.01
     if kind == "kaiming":
         assert abs(float(w.std()) - (2 / (64 * 9)) ** 0.5) < 0.005
     if kind == "orthogonal":
