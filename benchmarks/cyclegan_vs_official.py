@@ -64,8 +64,9 @@ def child(variant: str, official: str, size: int, device: str, warmup: int, iter
     else:
         sys.path.insert(0, str(HERE.parent / "src"))
         from styleforge.registry import build_method
-        from styleforge.training.trainer import build_optimizers, run_phases
+        from styleforge.training.trainer import build_optimizers, configure_backends, run_phases
 
+        configure_backends(dev)  # what the trainer does (cuDNN autotune on CUDA)
         method = build_method("cyclegan").to(dev)
         opts = build_optimizers(method, {"lr": 2e-4, "betas": [0.5, 0.999], "weight_decay": 0.0})
         batch = {"A": real_A, "B": real_B}

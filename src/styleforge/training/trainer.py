@@ -72,6 +72,14 @@ def git_revision() -> str | None:
         return None
 
 
+def configure_backends(device: torch.device) -> None:
+    """Backend switches the trainer sets for a device (benchmarks call this too)."""
+    if device.type == "cuda":
+        # training crops have one size: let cuDNN pick the fastest kernels once (as the
+        # authors' CycleGAN/pix2pix code does); results are not bit-reproducible on GPU anyway
+        torch.backends.cudnn.benchmark = True
+
+
 def build_optimizers(method, t: dict) -> dict[str, torch.optim.Optimizer]:
     """Adam per optimizer group of the method, from the ``train:`` section."""
     return {name: torch.optim.Adam(params, lr=t["lr"], betas=tuple(t["betas"]),
@@ -111,10 +119,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
-        if self.device.type == "cuda":
-            # training crops have one size: let cuDNN pick the fastest kernels once (as the
-            # authors' CycleGAN/pix2pix code does); results are not bit-reproducible on GPU anyway
-            torch.backends.cudnn.benchmark = True
+        configure_backends(self.device)
         self.is_main = self.dist.is_main
         self.stop_signal = None
 
