@@ -41,3 +41,11 @@ class TrainingError(StyleforgeError):
 class EvaluationError(StyleforgeError):
     """A metric that cannot be computed: no feature network, no logits for IS, missing LPIPS
     weights, too few images, sets of mismatched feature networks."""
+
+
+class NoFaceError(DataError):
+    """Face preprocessing found no face in an image (``styleforge.faces``)."""
+
+    def __init__(self, source, detail: str = ""):
+        self.source = str(source)
+        super().__init__(f"no face found in {self.source}" + (f" ({detail})" if detail else ""))

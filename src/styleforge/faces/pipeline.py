@@ -1,0 +1,117 @@
+"""The face preprocessing chain: detect -> choose -> align + crop -> segment -> (whiten).
+
+:class:`FacePreprocessor` is what ``styleforge cartoonize`` and ``styleforge prepare faces``
+run. The matte is computed on a wider view of the face than the crop (``context`` times its
+side, photo edges replicated): a portrait crop framed like the Photo2Cartoon data is mostly
+person, and GrabCut (or a matting network) needs to see enough background to tell them apart.
+The matte is then mapped into the crop and zeroed outside the photo.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, NoFaceError
+from .align import FaceCrop, crop_matrix, warp
+from .detect import Face, FaceDetector, _cv2
+from .segment import load_matting
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an image gave no usable face: ``kind`` is ``no face``, ``too small`` or
+    ``several faces``; ``detail`` says more."""
+
+    kind: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.kind + (f" ({self.detail})" if self.detail else "")
+
+
+def choose_faces(faces: list[Face], policy: str = "largest", min_face: float = 0.0,
+                 several_ratio: float = 0.5) -> list[Face] | Rejection:
+    """Pick faces from ``faces`` (largest first, as :meth:`FaceDetector.detect` gives them).
+
+    ``policy``: ``largest`` (one face), ``all``, or ``reject`` (a :class:`Rejection` when
+    another face is at least ``several_ratio`` times the largest one's size: smaller ones are
+    taken for people in the background). ``min_face``: faces smaller than this (detector box
+    side, photo pixels) are not used; when that leaves none: ``too small``.
+    """
+    if policy not in ("largest", "all", "reject"):
+        raise ConfigError(f"face policy must be largest, all or reject; got {policy!r}")
+    if not faces:
+        return Rejection("no face")
+    big = [f for f in faces if f.size >= min_face]
+    if not big:
+        return Rejection("too small", f"largest face {faces[0].size:.0f} px < {min_face:.0f} px")
+    if policy == "all":
+        return big
+    if policy == "reject":
+        rivals = [f for f in big[1:] if f.size >= several_ratio * big[0].size]
+        if rivals:
+            return Rejection("several faces", f"{1 + len(rivals)} faces")
+    return big[:1]
+
+
+class FacePreprocessor:
+    """Detect, align, crop and segment faces in RGB uint8 photos.
+
+    ``size``: side of the output crops. ``margin``, ``center_y``, ``align``: the framing, see
+    :mod:`styleforge.faces.align`. ``matting``: ``"grabcut"`` (default), an ``.onnx`` path, a
+    callable ``(image, face_box) -> alpha`` or ``None`` (no segmentation: crops are not
+    whitened). ``context``: the matte is computed on a view ``context`` times the crop's side
+    around it, at most ``seg_size`` pixels wide. ``detector``: a :class:`FaceDetector` (the
+    default one when None).
+    """
+
+    def __init__(self, size: int = 256, margin: float = 0.3, center_y: float = 0.535, align: bool = True,
+                 matting="grabcut", context: float = 2.0, seg_size: int = 384,
+                 detector: FaceDetector | None = None, matting_options: dict | None = None):
+        crop_matrix(Face(center=(0.0, 0.0), size=1.0), size, margin, center_y)  # validates the framing
+        if context < 1:
+            raise ConfigError(f"segmentation context must be >= 1 (times the crop side), got {context}")
+        self.size, self.margin, self.center_y, self.align = size, margin, center_y, align
+        self.context, self.seg_size = context, seg_size
+        self.matting = load_matting(matting, **(matting_options or {}))
+        self.detector = detector or FaceDetector()
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return self.detector.detect(image)
+
+    def crop(self, image: np.ndarray, face: Face) -> FaceCrop:
+        """The aligned crop of ``face``, segmented when a matting is set."""
+        m, angle = crop_matrix(face, self.size, self.margin, self.center_y, self.align)
+        pixels, valid = warp(image, m, self.size, "white")
+        crop = FaceCrop(image=pixels, matrix=m, face=face, angle=angle, valid=valid)
+        if self.matting is not None:
+            crop.alpha = self.segment(image, crop)
+        return crop
+
+    def segment(self, image: np.ndarray, crop: FaceCrop) -> np.ndarray:
+        """The person matte of ``crop`` (size×size float32), computed on the wider view."""
+        cv2 = _cv2()
+        size = crop.size
+        n = int(min(self.seg_size, round(size * self.context)))
+        k = n / (size * self.context)
+        # crop pixels -> view pixels: scale about the crop's centre onto the n×n view
+        view_from_crop = np.array([[k, 0, n / 2 - k * size / 2], [0, k, n / 2 - k * size / 2], [0, 0, 1.0]])
+        m_view = (view_from_crop @ np.vstack([crop.matrix, [0, 0, 1.0]]))[:2]
+        view, _ = warp(image, m_view, n, "replicate")
+        x0, y0, x1, y1 = crop.box
+        box = (k * x0 + view_from_crop[0, 2], k * y0 + view_from_crop[1, 2],
+               k * x1 + view_from_crop[0, 2], k * y1 + view_from_crop[1, 2])
+        alpha = np.asarray(self.matting(view, box), np.float32)
+        if alpha.shape != (n, n):
+            raise ConfigError(f"the matting returned a matte of shape {alpha.shape} for a {n}×{n} image")
+        alpha = cv2.warpAffine(alpha, view_from_crop[:2], (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return np.clip(alpha, 0.0, 1.0) * crop.valid
+
+    def __call__(self, image: np.ndarray, all_faces: bool = False, source: str = "the image") -> list[FaceCrop]:
+        """Crops of the largest face (or of every face): raises :class:`NoFaceError`."""
+        faces = self.detect(image)
+        if not faces:
+            raise NoFaceError(source)
+        return [self.crop(image, f) for f in (faces if all_faces else faces[:1])]
