@@ -157,6 +157,8 @@ def cmd_import(args, overrides) -> int:
 
     importer = get_importer(args.method)
     opts = {"reverse": args.reverse} if args.reverse else {}
+    if args.direction:
+        opts["direction"] = args.direction
     method = importer(args.file, **opts)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -218,10 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     im = sub.add_parser("import", help="convert an authors' checkpoint into a styleforge model",
                         description="Convert the authors' released weights into a model directory.")
-    im.add_argument("method", help="cyclegan")
+    im.add_argument("method", help="cyclegan, pix2pix, ugatit, ...")
     im.add_argument("file", help="the checkpoint (e.g. latest_net_G_A.pth, horse2zebra.pth)")
     im.add_argument("out", help="model directory to write")
     im.add_argument("--reverse", help="cyclegan: the B->A generator (latest_net_G_B.pth)")
+    im.add_argument("--direction", choices=("AtoB", "BtoA"),
+                    help="pix2pix: the --direction it was trained with (facades_label2photo: BtoA)")
     im.add_argument("--overwrite", action="store_true")
     im.set_defaults(func=cmd_import)
 

@@ -4,13 +4,22 @@
 the CycleGAN code builds it (ResNet-6 for 128 px, ResNet-9 for 256 px). Its layers sit in one
 ``nn.Sequential`` called ``model`` in the authors' order, so their checkpoints' keys
 (``model.1.weight`` ... ``model.10.conv_block.1.weight`` ...) load unchanged.
+
+``UnetGenerator`` is pix2pix's U-Net (``unet_256``, ``unet_128``), nested as the authors nest it
+(``model.model.1.model.3...``), with the test-time switches pix2pix needs (dropout kept on,
+batch norm with each test image's statistics).
 """
 from __future__ import annotations
 
+from itertools import islice
+
+import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .blocks import ResnetBlock, conv_layers, down_layers, up_layers
-from .norms import conv_bias
+from .norms import conv_bias, norm_layer
 
 
 class ResnetGenerator(nn.Module):
@@ -33,6 +42,113 @@ class ResnetGenerator(nn.Module):
         layers += conv_layers(ngf, out_ch, 7, norm=None, act="tanh", pad="reflect", padding=3,
                               bias=True)
         self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+# ---- U-Net (Ronneberger et al. 2015) as pix2pix builds it (Isola et al. 2017, Sec. 3.2.1) ------
+class TestTimeBatchNorm2d(nn.BatchNorm2d):
+    """``BatchNorm2d`` (same parameters and buffers) that can, in eval mode, normalise each
+    sample with its own statistics (``sample_stats = True``).
+
+    pix2pix applies batch norm at test time "using the statistics of the test batch" (Sec. 3.3;
+    the authors' ``test.py`` keeps the network in training mode, batch size 1). With one image
+    per batch that is instance normalisation followed by the batch-norm affine, which is what
+    this computes for every sample of any batch, without touching the running averages.
+    """
+
+    sample_stats = False
+
+    def forward(self, x):
+        if self.training or not self.sample_stats:
+            return super().forward(x)
+        return F.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+class TestTimeDropout(nn.Dropout):
+    """``Dropout`` that stays on in eval mode when ``active`` is set (pix2pix's noise source)."""
+
+    active = False
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training or self.active, self.inplace)
+
+
+def _unet_norm(norm: str, ch: int) -> nn.Module:
+    return TestTimeBatchNorm2d(ch) if norm == "batch" else norm_layer(norm, ch)
+
+
+class UnetBlock(nn.Module):
+    """One level of the U-Net: down-sample, the inner levels, up-sample, then concatenate the
+    skip. Layers live in ``model`` (a Sequential) in the authors' order, so their checkpoints'
+    keys load unchanged (outermost ``model.{0 conv, 1 inner, 3 upconv}``; innermost
+    ``model.{1 conv, 3 upconv, 4 norm}``; others ``model.{1 conv, 2 norm, 3 inner, 5 upconv,
+    6 norm}`` and ``7`` dropout). Convs are 4×4 stride 2, padding 1; leaky ReLU 0.2 before each
+    down conv, ReLU before each up conv.
+
+    The skip carries the leaky-ReLU'd input, not the input itself: the authors' leaky ReLU is
+    in place and runs on ``x`` before ``torch.cat([x, model(x)])`` reads it. Outputs of their
+    checkpoints depend on this, so it is reproduced here (without the in-place write).
+    """
+
+    def __init__(self, outer_ch, inner_ch, in_ch=None, inner: "UnetBlock | None" = None,
+                 outermost=False, norm="batch", dropout=0.0):
+        super().__init__()
+        self.outermost = outermost
+        in_ch = outer_ch if in_ch is None else in_ch
+        bias = conv_bias(norm)
+        down = nn.Conv2d(in_ch, inner_ch, 4, 2, 1, bias=bias)
+        if outermost:  # image in, image out: no norm, tanh
+            layers = [down, inner, nn.ReLU(True), nn.ConvTranspose2d(inner_ch * 2, outer_ch, 4, 2, 1),
+                      nn.Tanh()]
+        elif inner is None:  # innermost: 1×1 at the bottleneck of unet_256, no norm after its conv
+            layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True),
+                      nn.ConvTranspose2d(inner_ch, outer_ch, 4, 2, 1, bias=bias), _unet_norm(norm, outer_ch)]
+        else:
+            layers = [nn.LeakyReLU(0.2, True), down, _unet_norm(norm, inner_ch), inner, nn.ReLU(True),
+                      nn.ConvTranspose2d(inner_ch * 2, outer_ch, 4, 2, 1, bias=bias), _unet_norm(norm, outer_ch)]
+            if dropout > 0:
+                layers.append(TestTimeDropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        x = h = F.leaky_relu(x, 0.2)  # model[0], applied out of place
+        for layer in islice(self.model, 1, None):
+            h = layer(h)
+        return torch.cat([x, h], 1)  # N×C×H×W, N×C'×H×W -> N×(C+C')×H×W
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with ``num_downs`` stride-2 levels (8 for ``unet_256``: 256 px -> 1×1 at the
+    bottleneck). Channels ngf, 2ngf, 4ngf, then 8ngf for every deeper level; the
+    ``num_downs - 5`` levels just above the innermost one carry dropout (the first three
+    decoder blocks of unet_256, Sec. 6.1.1 of the paper). Input H and W must be multiples of
+    ``2 ** num_downs``. Keys: ``model.model.0.weight``, ``model.model.1.model.1.weight``, ...
+    """
+
+    def __init__(self, in_ch=3, out_ch=3, num_downs=8, ngf=64, norm="batch", dropout=0.5):
+        super().__init__()
+        if num_downs < 5:
+            raise ConfigError(f"a U-Net needs at least 5 down-samplings, got {num_downs}")
+        self.num_downs = num_downs
+        block = UnetBlock(ngf * 8, ngf * 8, norm=norm)  # innermost
+        for _ in range(num_downs - 5):
+            block = UnetBlock(ngf * 8, ngf * 8, inner=block, norm=norm, dropout=dropout)
+        for mult in (4, 2, 1):
+            block = UnetBlock(ngf * mult, ngf * mult * 2, inner=block, norm=norm)
+        self.model = UnetBlock(out_ch, ngf, in_ch, inner=block, outermost=True, norm=norm)
+
+    def set_test_mode(self, dropout: bool, sample_stats: bool) -> None:
+        """What eval mode does: dropout on or off, batch norm with each sample's statistics or
+        the running averages (training mode is unaffected)."""
+        for m in self.modules():
+            if isinstance(m, TestTimeDropout):
+                m.active = dropout
+            elif isinstance(m, TestTimeBatchNorm2d):
+                m.sample_stats = sample_stats
 
     def forward(self, x):
         return self.model(x)

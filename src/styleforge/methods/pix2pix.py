@@ -1,0 +1,206 @@
+"""Pix2Pix: Isola, Zhu, Zhou, Efros, "Image-to-Image Translation with Conditional Adversarial
+Networks", CVPR 2017; laid out as the authors' PyTorch code (junyanz/pytorch-CycleGAN-and-pix2pix,
+``pix2pix_model.py``, ``networks.py``), whose generator checkpoints load unchanged.
+
+Paper symbol -> code name:
+  x (input), y (target)            batch["A"], batch["B"] (the dataset's ``data.direction`` picks
+                                   which half of an AB image is the input; ``direction`` records it)
+  z (noise, Sec. 2.1)              dropout 0.5 in the decoder blocks just above the bottleneck,
+                                   also at test time (``test_dropout``; ``translate(dropout=...)``)
+  G (Sec. 2.1.1, U-Net)            G: UnetGenerator, ``netG="unet_256"`` = 8 down-samplings
+  D (Sec. 2.1.2, 70×70 PatchGAN)   D: NLayerDiscriminator(n_layers=3) on concat(x, y), 6 channels
+  L_cGAN (Eq. 1)                   gan_mode="vanilla" (BCE on logits); D's loss halved (Sec. 3.3)
+  lambda L_L1 (Eq. 3, 4)           lambda_L1 = 100
+  batch norm (Sec. 6.1)            norm="batch"; at test time with each test image's own
+                                   statistics (Sec. 3.3; ``test_batch_stats``)
+Optimiser (Sec. 3.3): Adam, lr 2e-4, beta1 0.5; 100 epochs + 100 of linear decay (the authors'
+defaults, see the ``pix2pix-facades`` preset); weights N(0, 0.02).
+
+One training step, in the authors' order (``optimize_parameters``): G(x) once; D is updated on
+(x, y) and (x, G(x) detached); then G is updated against the updated, frozen D on the same G(x)
+(adversarial + lambda_L1 · L1).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CheckpointError, ConfigError
+from ..losses.adversarial import GANLoss
+from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator
+from ..nn.generators import UnetGenerator
+from ..nn.init import init_weights
+from ..nn.norms import NORMS
+from ..registry import register_importer, register_method
+from .base import Method, Phase
+from .cyclegan import load_legacy_state_dict, requires_grad
+
+DIRECTIONS = ("AtoB", "BtoA")
+DISCRIMINATORS = ("basic", "n_layers", "pixel")
+
+
+def unet_downs(netG: str) -> int:
+    """``unet_256`` -> 8, ``unet_128`` -> 7; any ``unet_<2**k>`` with k >= 5 (tiny presets)."""
+    m = re.fullmatch(r"unet_(\d+)", str(netG))
+    size = int(m.group(1)) if m else 0
+    if size < 32 or size & (size - 1):
+        raise ConfigError(f"pix2pix: netG must be unet_<size> with size a power of 2 >= 32 "
+                          f"(unet_256, unet_128), got {netG!r}")
+    return int(math.log2(size))
+
+
+@register_method("pix2pix")
+class Pix2Pix(Method):
+    data_kind = "paired_ab"
+    inference_modules = ("G",)
+    # the model records data.direction (config.py copies it): the mapping it learned
+    model_follows_data = ("direction",)
+
+    def __init__(self, in_channels=3, out_channels=3, ngf=64, ndf=64, netG="unet_256", netD="basic",
+                 n_layers_D=3, norm="batch", dropout=True, gan_mode="vanilla", lambda_L1=100.0,
+                 init_type="normal", init_gain=0.02, direction="AtoB", test_dropout=True,
+                 test_batch_stats=True):
+        super().__init__()
+        num_downs = unet_downs(netG)
+        if netD not in DISCRIMINATORS:
+            raise ConfigError(f"pix2pix: unknown netD {netD!r}; choose one of {', '.join(DISCRIMINATORS)}")
+        if norm not in NORMS:
+            raise ConfigError(f"pix2pix: unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"pix2pix: direction must be AtoB or BtoA, got {direction!r}")
+        if not isinstance(lambda_L1, (int, float)) or lambda_L1 < 0:
+            raise ConfigError(f"pix2pix: lambda_L1 must be a number >= 0, got {lambda_L1!r}")
+        self.directions = (direction,)
+        self.size_multiple = 2 ** num_downs
+        self.G = UnetGenerator(in_channels, out_channels, num_downs, ngf, norm, 0.5 if dropout else 0.0)
+        d_in = in_channels + out_channels  # conditional: D sees the input beside the output
+        self.D = (PixelDiscriminator(d_in, ndf, norm) if netD == "pixel"
+                  else NLayerDiscriminator(d_in, ndf, 3 if netD == "basic" else n_layers_D, norm))
+        for net in (self.G, self.D):
+            init_weights(net, init_type, init_gain)
+        self.gan_loss = GANLoss(gan_mode)
+        self.lambda_L1 = float(lambda_L1)
+        self.test_dropout, self.test_batch_stats = bool(test_dropout), bool(test_batch_stats)
+        self.G.set_test_mode(self.test_dropout, self.test_batch_stats)
+
+    # ---- training --------------------------------------------------------------------
+    def optimizer_groups(self):
+        return {"G": list(self.G.parameters()), "D": list(self.D.parameters())}
+
+    def training_step(self, batch):
+        real_A, real_B = batch["A"], batch["B"]
+        fake_B = self.G(real_A)
+        # D on (x, y) and (x, G(x)) with G(x) from before this step's G update
+        yield Phase("D", {
+            "D_fake": 0.5 * self.gan_loss(self.D(torch.cat([real_A, fake_B.detach()], 1)), False),
+            "D_real": 0.5 * self.gan_loss(self.D(torch.cat([real_A, real_B], 1)), True),
+        })
+        requires_grad([self.D], False)  # G's loss gives D no gradient
+        try:
+            losses = {"G_GAN": self.gan_loss(self.D(torch.cat([real_A, fake_B], 1)), True,
+                                             for_discriminator=False)}
+            if self.lambda_L1 > 0:
+                losses["G_L1"] = F.l1_loss(fake_B, real_B) * self.lambda_L1
+            yield Phase("G", losses)
+        finally:
+            requires_grad([self.D], True)
+
+    # ---- inference ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def test_mode(self, dropout: bool | None = None, batch_stats: bool | None = None):
+        """Temporarily override the configured test-time dropout / batch statistics."""
+        d = self.test_dropout if dropout is None else bool(dropout)
+        s = self.test_batch_stats if batch_stats is None else bool(batch_stats)
+        self.G.set_test_mode(d, s)
+        try:
+            yield
+        finally:
+            self.G.set_test_mode(self.test_dropout, self.test_batch_stats)
+
+    def translate(self, x, direction=None, dropout=None, batch_stats=None, seed=None):
+        """``x``: N×C×H×W in [-1, 1], H and W multiples of ``size_multiple``. ``dropout`` and
+        ``batch_stats`` override ``test_dropout`` / ``test_batch_stats`` for this call; ``seed``
+        makes the dropout noise repeatable (the global RNG is left as it was)."""
+        self.check_direction(direction)
+        rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
+        with rng, self.test_mode(dropout, batch_stats):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self.G(x)
+
+    def export_module(self, direction=None):
+        """For export: G without the dropout noise (a file computes a function of its input);
+        batch norm as configured (``test_batch_stats``)."""
+        self.check_direction(direction)
+        return _ExportG(self.G, self.test_dropout, self.test_batch_stats)
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        out = {"real_A": batch["A"], "fake_B": self.translate(batch["A"], dropout=False)}
+        if "B" in batch:
+            out["real_B"] = batch["B"]
+        return out
+
+
+class _ExportG(torch.nn.Module):
+    def __init__(self, G: UnetGenerator, dropout: bool, batch_stats: bool):
+        super().__init__()
+        self.G, self.dropout, self.batch_stats = G, dropout, batch_stats
+
+    def forward(self, x):
+        self.G.set_test_mode(False, self.batch_stats)  # Python flags: read while tracing
+        try:
+            return self.G(x)
+        finally:
+            self.G.set_test_mode(self.dropout, self.batch_stats)
+
+
+# ---- the authors' checkpoints -----------------------------------------------------------
+def unet_options(sd: dict, path) -> dict:
+    """Infer UnetGenerator options (depth, ngf, norm, channels) from its nested keys."""
+    if "model.model.0.weight" not in sd:
+        hint = " (a ResNet generator: use 'styleforge import cyclegan')" if "model.1.weight" in sd else ""
+        raise CheckpointError(f"{path} is not a pix2pix U-Net generator: no model.model.0.weight{hint}")
+    # down convs sit at model.model(.1 .model.3 ...).model.1.weight; the innermost is the deepest
+    depths = [len(m.group(1)) // len(".model.3") for k in sd
+              if (m := re.fullmatch(r"model\.model\.1((?:\.model\.3)*)\.model\.1\.weight", k))]
+    if not depths:
+        raise CheckpointError(f"{path}: no U-Net down-sampling convs (model.model.1.model.1.weight ...)")
+    depth = max(depths) + 2
+    # outermost: down conv model.model.0 (in_ch -> ngf), up conv model.model.3 (2ngf -> out_ch)
+    w0, w_up = sd["model.model.0.weight"], sd.get("model.model.3.weight")
+    if w_up is None:
+        raise CheckpointError(f"{path}: no outermost up-sampling conv (model.model.3.weight)")
+    norm = ("batch" if "model.model.1.model.2.running_mean" in sd
+            else "instance" if "model.model.1.model.1.bias" in sd else "none")
+    return {"in_channels": w0.shape[1], "out_channels": w_up.shape[1], "ngf": w0.shape[0],
+            "netG": f"unet_{2 ** depth}", "norm": norm}
+
+
+@register_importer("pix2pix")
+def import_pix2pix(path, direction="AtoB", **_):
+    """``path``: the authors' generator (``latest_net_G.pth``, or a released
+    ``facades_label2photo.pth``). ``direction`` only names the mapping (the released facades
+    model was trained with ``--direction BtoA``: label map -> photo)."""
+    sd = load_legacy_state_dict(path)
+    opts = unet_options(sd, path)
+    model = Pix2Pix(**opts, direction=direction)
+    own = model.G.state_dict()
+    # checkpoints from PyTorch < 0.4.1 have no num_batches_tracked counters
+    for k, v in own.items():
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = torch.zeros_like(v)
+    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not match a pix2pix {opts['netG']} generator: "
+                              f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    bad = [k for k in own if own[k].shape != sd[k].shape]
+    if bad:
+        raise CheckpointError(f"{path}: {bad[0]} has shape {tuple(sd[bad[0]].shape)}, "
+                              f"expected {tuple(own[bad[0]].shape)}")
+    model.G.load_state_dict(sd)
+    return model
