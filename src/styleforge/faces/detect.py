@@ -184,6 +184,8 @@ class FaceDetector:
             faces = self._detect_at(small, angle)
             if faces:
                 break
+        if self.find_eyes:
+            faces = [self._refine_eyes(small, f) for f in faces]
         out = [self._rescale(f, 1.0 / scale) for f in faces]
         return sorted(out, key=lambda f: -f.size)
 
@@ -221,6 +223,28 @@ class FaceDetector:
             faces.append(Face(center=c, size=float(max(bw, bh)), eyes=eyes if self.find_eyes else None,
                               detector_angle=angle, cascade=name, votes=n))
         return faces
+
+    def _refine_eyes(self, gray: np.ndarray, f: Face, rounds: int = 2) -> Face:
+        """Search the eyes again in the image turned so that the current eye line is level:
+        the eye cascade is trained on upright eyes and under-reports the tilt of a leaning head
+        (by about a third at 20°); each round measures only what is left."""
+        cv2 = _cv2()
+        for _ in range(rounds):
+            r = f.roll
+            if r is None or abs(r) < 3.0:
+                break
+            m = cv2.getRotationMatrix2D(f.center, r, 1.0)  # counter-clockwise by r: eyes level
+            work = cv2.warpAffine(gray, m, (gray.shape[1], gray.shape[0]), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+            cx, cy = f.center
+            eyes = self._find_eyes(work, cx - f.size / 2, cy - f.size / 2, f.size, f.size)
+            if eyes is None:
+                break
+            back = invert_affine(m)
+            eyes = tuple(sorted(_apply(back, e) for e in eyes))
+            f = Face(center=f.center, size=f.size, eyes=eyes, detector_angle=f.detector_angle,
+                     cascade=f.cascade, votes=f.votes)
+        return f
 
     def _find_eyes(self, gray, x, y, bw, bh) -> tuple[Point, Point] | None:
         """The most plausible pair of eye detections in the upper part of the box, or None."""

@@ -5,7 +5,7 @@ Each image goes through :class:`~styleforge.faces.pipeline.FacePreprocessor` (de
 path. Images without a usable face are listed in ``out_dir/rejected.tsv`` (relative path, tab,
 reason) instead.
 
-Resume: an image whose output already exists, or that ``rejected.tsv`` lists, is skipped, so
+Resume: an image whose output already exists (``name.png`` or ``name_0.png``), or that ``rejected.tsv`` lists, is skipped, so
 a second run over the same folders does no work; delete ``rejected.tsv`` (or pass
 ``retry_rejected``) to try the rejected ones again. Every file is written atomically (temp
 file + rename), so an interrupted run leaves no half-written image; with several faces per
@@ -101,7 +101,8 @@ def prepare_faces(in_dir, out_dir, preprocessor: FacePreprocessor | None = None,
     for f in files:
         rel = f.relative_to(in_dir)
         key = rel.as_posix()
-        if key in rejects or output_paths(out_dir, rel, 1 if several else None)[0].exists():
+        # done under either naming (a folder first prepared with another --faces policy)
+        if key in rejects or any(p.exists() for p in (*output_paths(out_dir, rel, None), *output_paths(out_dir, rel, 1))):
             report.skipped += 1
         else:
             todo.append((f, rel, key))
