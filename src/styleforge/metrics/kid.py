@@ -26,8 +26,8 @@ MIN_IMAGES = 50  # fewer than this per set: a warning (the estimate still is unb
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    d = x.shape[1]
-    return (x @ y.T / d + 1.0) ** 3
+    k = x @ y.T / x.shape[1] + 1.0
+    return k * k * k  # half the time of k ** 3
 
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
