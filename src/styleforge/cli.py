@@ -111,44 +111,28 @@ def output_name(src: Path) -> str:
 
 
 def cmd_translate(args, overrides) -> int:
-    import styleforge
-
-    from .data.images import load_rgb
-    from .errors import ImageLoadError
-    from .utils.images import save_image_atomic
+    from .batch import BatchOptions, load_translator, translate_files
 
     if overrides:
         raise ConfigError(f"translate takes no config overrides: {' '.join(overrides)}")
     files = _collect_inputs(args.inputs)
-    out = Path(args.out)
     names = [output_name(f) for f in files]
-    dupes = {n for n in names if names.count(n) > 1}
+    from collections import Counter
+
+    dupes = {n for n, k in Counter(names).items() if k > 1}
     if dupes:
         raise ConfigError(f"several inputs would write the same output name: {sorted(dupes)[:3]}")
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not args.overwrite:
-        raise ConfigError(f"{len(existing)} output(s) already exist in {out} (e.g. {existing[0]}); "
-                          "use --overwrite to replace them")
-    pipe = styleforge.load(args.model, device=args.device)
-    direction = pipe.method.check_direction(args.direction)
-    from tqdm import tqdm
-
-    done, skipped = 0, 0
+    translator = load_translator(args.model, device=args.device, runtime=args.runtime)
+    direction = translator.method.check_direction(args.direction)
     single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
-    for f, name in tqdm(list(zip(files, names)), unit="img", disable=len(files) < 2 or args.quiet,
-                        file=sys.stderr):
-        try:
-            img = load_rgb(f)
-        except ImageLoadError as e:
-            if single:
-                raise
-            print(f"skipped: {e}", file=sys.stderr)
-            skipped += 1
-            continue
-        save_image_atomic(pipe.translate_pil(img, direction, size=args.size), out / name)
-        done += 1
-    print(f"translated {done} image(s) {direction} into {out}" + (f"; skipped {skipped} unreadable" if skipped else ""))
-    return 0 if done or not files else 1
+    opts = BatchOptions(direction=direction, batch_size=args.batch_size, block_size=args.block_size,
+                        workers=args.workers,
+                        size=args.size, resume=args.resume, overwrite=args.overwrite, amp=args.bf16,
+                        progress=not args.quiet, error_on_single_bad=single)
+    result = translate_files(translator, files, names, args.out, opts)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(result.summary(direction, args.out))
+    return 0 if result.translated or result.resumed or not files else 1
 
 
 def cmd_import(args, overrides) -> int:
@@ -206,15 +190,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("translate", help="translate images with a trained model",
                         description="Translate one image, a folder or a glob into an output folder, "
-                        "keeping file names and each image's size.")
-    tr.add_argument("model", help="model directory (config.json + model.safetensors)")
+                        "keeping file names and each image's size. Streams large folders (decoding "
+                        "workers, batches of equal-size images); --resume continues an interrupted run; "
+                        "under torchrun each process takes a disjoint share.")
+    tr.add_argument("model", help="model directory (config.json + model.safetensors), or a file "
+                    "from 'styleforge export' (see --runtime)")
     tr.add_argument("inputs", nargs="+", help="image files, folders or globs")
     tr.add_argument("--out", "-o", required=True, help="output folder")
     tr.add_argument("--direction", help="AtoB or BtoA (default: the model's first)")
     tr.add_argument("--size", type=int, help="resize the longer side to this before translating "
                     "(the output keeps the original size)")
     tr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    tr.add_argument("--resume", action="store_true", help="keep the outputs an interrupted run finished "
+                    "and translate the rest")
+    tr.add_argument("--batch-size", type=int, default=8, help="images of equal size per forward pass (default 8)")
+    tr.add_argument("--block-size", type=int, help="consecutive files read together and grouped by size "
+                    "(default 4 × batch size)")
+    tr.add_argument("--workers", type=int, help="image-decoding processes (default min(4, CPUs))")
+    tr.add_argument("--bf16", action="store_true", help="run the network under bf16 autocast (faster on "
+                    "CPUs with AVX-512 BF16/AMX and on GPUs; outputs differ by bf16 rounding)")
     tr.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    tr.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx", "torchscript"),
+                    help="torch: a model directory; onnx / torchscript: a file from 'styleforge export' "
+                    "(default auto: by what MODEL is)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_translate)
 

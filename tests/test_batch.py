@@ -1,0 +1,172 @@
+"""Batch translation at scale (styleforge.batch): streaming in blocks, equal-size batches, bad
+files skipped and counted, exact resume, torchrun sharding. A folder of a few hundred small
+real images made from the bundled sample; a tiny random CycleGAN."""
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import styleforge
+from styleforge.batch import BatchOptions, translate_files
+from styleforge.checkpoint import save_model
+from styleforge.cli import output_name
+from styleforge.registry import build_method
+
+SIZES = [(32, 32), (32, 32), (40, 28), (24, 36)]  # mostly one size, some others: several groups per block
+N_GOOD = 300
+BAD = {"truncated.jpg": "truncated", "notes.png": "not an image", "empty.jpg": "empty file"}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    h2z = Path(__file__).resolve().parents[1] / "data" / "horse2zebra"  # the bundled sample
+    src = sorted(p for sub in ("trainA", "trainB", "testA", "testB") for p in (h2z / sub).iterdir())
+    d = tmp_path_factory.mktemp("batch") / "in"
+    d.mkdir()
+    for i in range(N_GOOD):
+        with Image.open(src[i % len(src)]) as im:
+            im = im.convert("RGB").resize(SIZES[i % len(SIZES)], Image.BICUBIC)
+            im.save(d / f"img{i:04d}{'.png' if i % 3 == 0 else '.jpg'}", quality=90)
+    (d / "truncated.jpg").write_bytes(src[0].read_bytes()[:400])
+    (d / "notes.png").write_text("not an image")
+    (d / "empty.jpg").write_bytes(b"")
+    return d
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("model") / "m"
+    save_model(d, build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
+    return d
+
+
+def jobs(folder):
+    files = sorted(folder.iterdir())
+    return files, [output_name(f) for f in files]
+
+
+def opts(**kw):
+    base = dict(direction="AtoB", batch_size=4, block_size=16, workers=2, progress=False)
+    return BatchOptions(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def reference(folder, model_dir, tmp_path_factory):
+    """One uninterrupted single-process run."""
+    out = tmp_path_factory.mktemp("ref") / "out"
+    files, names = jobs(folder)
+    r = translate_files(styleforge.load(model_dir), files, names, out, opts())
+    return out, r
+
+
+def test_batch_run_writes_every_readable_image_and_counts_the_bad_ones(reference, folder, capfd):
+    out, r = reference
+    assert (r.translated, r.skipped, r.resumed) == (N_GOOD, len(BAD), 0)
+    good = [n for n in jobs(folder)[1] if not any(n.startswith(Path(b).stem) for b in BAD)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(good)  # no temporary files left
+
+
+def test_batched_outputs_match_the_api_image_by_image(reference, folder, model_dir):
+    out, _ = reference
+    pipe = styleforge.load(model_dir)
+    for f in sorted(folder.glob("img000*"))[:6]:
+        api = pipe(f, direction="AtoB")
+        if f.suffix == ".jpg":  # encoded as the batch job encodes (JPEG quality 95)
+            buf = io.BytesIO()
+            api.save(buf, format="JPEG", quality=95)
+            api = Image.open(buf)
+        want = np.asarray(api.convert("RGB"), dtype=int)
+        with Image.open(out / output_name(f)) as im:
+            got = np.asarray(im.convert("RGB"), dtype=int)
+        assert got.shape == want.shape
+        # a batched convolution may differ from a lone image's in the last float32 bit, which
+        # flips a pixel's rounding now and then (and JPEG spreads such a flip over its block)
+        assert np.abs(got - want).mean() < 0.05
+        if f.suffix == ".png":
+            assert np.abs(got - want).max() <= 1
+
+
+def test_size_option_keeps_each_original_size(folder, model_dir, tmp_path):
+    files = sorted(folder.glob("img*"))[:8]
+    names = [output_name(f) for f in files]
+    translate_files(styleforge.load(model_dir), files, names, tmp_path, opts(size=20, workers=0))
+    for f, n in zip(files, names):
+        with Image.open(f) as a, Image.open(tmp_path / n) as b:
+            assert a.size == b.size
+
+
+class StopAfter:
+    """A translator that counts the images it translates and is 'interrupted' (Ctrl-C) at a
+    given call."""
+
+    def __init__(self, pipe, stop_at=None):
+        self.pipe, self.stop_at, self.calls, self.images = pipe, stop_at, 0, 0
+        self.device = pipe.device
+
+    def translate_tensor(self, x, direction=None, **kw):
+        self.calls += 1
+        if self.stop_at is not None and self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        self.images += x.shape[0]
+        return self.pipe.translate_tensor(x, direction, **kw)
+
+
+def test_resume_keeps_finished_outputs_and_equals_an_uninterrupted_run(reference, folder, model_dir, tmp_path):
+    ref, _ = reference
+    files, names = jobs(folder)
+    pipe = styleforge.load(model_dir)
+    out = tmp_path / "out"
+    # interrupted at the 12th forward pass: the last batch of the third block (a block holds
+    # three size groups, four batches), so that block is cut short
+    with pytest.raises(KeyboardInterrupt):
+        translate_files(StopAfter(pipe, stop_at=12), files, names, out, opts())
+    first = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.iterdir()}
+    assert 0 < len(first) < N_GOOD and not any(n.startswith(".") for n in first)
+    # a write that a kill cut short leaves only a hidden temporary file: resume removes it
+    missing = next(n for n in names if n not in first and n.startswith("img"))
+    (out / f".{missing}.abc123xy.tmp").write_bytes(b"partial")
+
+    with pytest.raises(Exception, match="already exist.*--resume"):
+        translate_files(pipe, files, names, out, opts())
+    counting = StopAfter(pipe)
+    r = translate_files(counting, files, names, out, opts(resume=True))
+    assert r.resumed == len(first) and r.translated == N_GOOD - len(first) and r.skipped == len(BAD)
+    # only the unfinished block is translated again, the finished blocks are not even read
+    assert counting.images < N_GOOD - len(first) + 16
+    for name, stamp in first.items():  # finished outputs untouched
+        p = out / name
+        assert (p.stat().st_mtime_ns, p.stat().st_ino) == stamp
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())
+    for p in ref.iterdir():
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+    # nothing left to do
+    again = StopAfter(pipe)
+    r = translate_files(again, files, names, out, opts(resume=True))
+    assert (r.translated, r.resumed, again.images) == (0, N_GOOD, 0)
+
+
+def test_torchrun_two_processes_write_each_output_once_and_equal_one_process(reference, folder, model_dir,
+                                                                                tmp_path):
+    ref, _ = reference
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "STYLEFORGE_DEVICE": "cpu"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "styleforge", "translate", str(model_dir), str(folder), "-o", str(out),
+                        "--batch-size", "4", "--workers", "1", "--quiet", "--direction", "AtoB",
+                        "--block-size", "16"],
+                       capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # counts summed over ranks: 300 writes for 300 distinct files = each written exactly once
+    assert f"translated {N_GOOD} image(s) AtoB" in r.stdout and f"skipped {len(BAD)} unreadable" in r.stdout
+    assert r.stdout.count("translated ") == 1  # one summary, from rank 0
+    assert sum("skipped: cannot read image" in line for line in r.stderr.splitlines()) == len(BAD)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())
+    for p in ref.iterdir():
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
