@@ -38,3 +38,52 @@ def shared_data():
 
     A fixture rather than an import: tests/data/conftest.py shadows ``import conftest``."""
     return shared_or_skip
+
+
+class _TinyFeatureNet(torch.nn.Module):
+    """A small stand-in for the FID Inception: N×3×S×S in [-1, 1] -> (N×22 features, N×4 logits).
+    The features are pooled responses of one fixed random conv layer (texture) plus each
+    channel's mean and std (colour, contrast): enough to tell images apart, at a tiny cost."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 16, 4, stride=4)
+        self.fc = torch.nn.Linear(22, 4)
+        with torch.no_grad():
+            for p in (*self.conv.parameters(), *self.fc.parameters()):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+
+    def forward(self, x: torch.Tensor):
+        h = torch.relu(self.conv(x)).mean(dim=(2, 3))
+        f = torch.cat([h, x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
+        return f, self.fc(f)
+
+
+@pytest.fixture(scope="session")
+def tiny_feature_net(tmp_path_factory):
+    """Path of a TorchScript feature extractor returning (features, logits), for metric tests
+    that need a network but not the 100 MB FID Inception (see ``_TinyFeatureNet``)."""
+    path = tmp_path_factory.mktemp("nets") / "tiny_features.pt"
+    script(_TinyFeatureNet().eval()).save(str(path))
+    return path
+
+
+def script(module):
+    """``torch.jit.script`` without its deprecation warning (tests build TorchScript networks for
+    the metrics, which take TorchScript files); tests reach it through ``to_torchscript``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit", category=DeprecationWarning)
+        return torch.jit.script(module)
+
+
+@pytest.fixture(scope="session")
+def to_torchscript():
+    """``to_torchscript(module, path)``: script ``module`` and save it at ``path`` (returns the path)."""
+    def save(module, path):
+        script(module.eval()).save(str(path))
+        return path
+
+    return save

@@ -14,7 +14,7 @@ target domain's real test images (testB/), or against --real DIR.
 Metrics: fid, kid (x100), is (needs a --feature-net with logits), diversity (Inception-feature
 cosine; conditional with --styles K or per-input subfolders of --fake), lpips (needs the lpips
 package and its backbone weights on disk), fewshot and mfid (class subfolders in --real and
---fake), content (--content-net PATH and --inputs DIR). Real-set features are cached on disk."""
+--fake), content (--vgg-weights or --content-net PATH; --inputs DIR with --fake). Real-set features are cached on disk."""
 
 
 def register(sub) -> None:
@@ -40,6 +40,7 @@ def register(sub) -> None:
     p.add_argument("--save", help="with MODEL_DIR: also write the translated images here")
     p.add_argument("--inputs", help="content metric: the translated inputs (paired with --fake by file stem)")
     p.add_argument("--content-net", help="content metric: TorchScript network giving N×C×H×W features (VGG)")
+    p.add_argument("--vgg-weights", help="content metric: VGG weight file, read by the style-transfer VGG loader")
     p.add_argument("--classifier", help="fewshot: TorchScript classifier over the real classes (sorted names)")
     p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"))
     p.add_argument("--batch-size", type=int, default=32)
@@ -63,7 +64,7 @@ def options_from_args(args):
                        kid_subset_size=args.kid_subset_size, is_splits=args.is_splits, seed=args.seed,
                        batch_size=args.batch_size, progress=not args.quiet, cache_dir=args.cache_dir,
                        use_cache=not args.no_cache, lpips_net=args.lpips_net, classifier=args.classifier,
-                       content_net=args.content_net)
+                       content_net=args.content_net, vgg_weights=args.vgg_weights)
 
 
 def run(args, overrides) -> int:

