@@ -35,6 +35,22 @@ class Phase:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class InferenceOption:
+    """A keyword argument of ``translate`` that a user may set (the web app builds its form, and
+    checks the values, from these). ``kind``: ``float``/``int`` (within ``min``..``max``),
+    ``bool``, ``choice`` (one of ``choices``) or ``image`` (a reference image, given to
+    ``translate`` as a 1×3×H×W tensor in [-1, 1])."""
+
+    name: str
+    kind: str
+    default: object = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple = ()
+    help: str = ""
+
+
 class Method(nn.Module):
     method_name = "?"  # set by @register_method
     # dataset kind the method trains on (styleforge.data.datasets.build_dataset)
@@ -102,6 +118,10 @@ class Method(nn.Module):
     def visuals(self, batch: dict) -> dict[str, torch.Tensor]:
         """Named image batches for sample grids and reports (inputs, outputs, reconstructions)."""
         raise NotImplementedError
+
+    def inference_options(self) -> list[InferenceOption]:
+        """The options of ``translate`` beyond ``direction`` (style image, alpha, group, seed ...)."""
+        return []
 
     def check_direction(self, direction: str | None) -> str:
         if direction is None:

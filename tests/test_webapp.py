@@ -1,0 +1,239 @@
+"""The web app's API (styleforge.webapp) through FastAPI's TestClient: good uploads give the
+pipeline's image, bad ones a 4xx JSON naming the problem; options come from the method; the
+queue is bounded. The real server, the browser and the load test are in tests/commands/test_serve.py."""
+import io
+import threading
+import time
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import styleforge
+from styleforge.checkpoint import save_model
+from styleforge.methods.base import InferenceOption
+from styleforge.registry import build_method
+from styleforge.webapp import Limits, Model, create_app, load_models, read_limited
+
+with warnings.catch_warnings():  # newer Starlette prefers httpx2; httpx works the same here
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+LIMITS = Limits(max_bytes=300_000, max_pixels=300 * 300, max_side=256)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("serve") / "h2z" / "model"
+    save_model(d, build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
+    return d
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    with TestClient(create_app(load_models([model_dir]), LIMITS)) as c:
+        yield c
+
+
+@pytest.fixture
+def horse(h2z):
+    return sorted((h2z / "testA").iterdir())[0]
+
+
+def post(client, data: bytes, name="x.jpg", **fields):
+    return client.post("/api/translate", files={"image": (name, data, "application/octet-stream")}, data=fields)
+
+
+def png_bytes(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_page_and_model_listing(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="file"' in page.text and "/api/translate" in page.text
+    j = client.get("/api/models").json()
+    assert [(m["id"], m["method"], m["directions"]) for m in j["models"]] == [("h2z", "cyclegan", ["AtoB", "BtoA"])]
+    assert j["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 90_000, "max_side": 256}
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_upload_returns_the_pipelines_translation(client, model_dir, horse, direction):
+    r = post(client, horse.read_bytes(), name=horse.name, direction=direction)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["content-disposition"] == f'inline; filename="{horse.stem}_{direction}.png"'
+    got = np.asarray(Image.open(io.BytesIO(r.content)))
+    want = np.asarray(styleforge.load(model_dir)(horse, direction=direction))
+    assert np.array_equal(got, want)
+
+
+def test_large_sides_are_scaled_down_to_max_side(client, horse):
+    with Image.open(horse) as im:
+        big = im.convert("RGB").resize((280, 140))  # 39,200 pixels: allowed, but longer than 256
+    r = post(client, png_bytes(big), name="big.png")
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (256, 128)
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A real 8×8 PNG whose header claims width × height (the pixel data stays tiny)."""
+    data = bytearray(png_bytes(Image.new("RGB", (8, 8), (200, 30, 30))))
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # IHDR's CRC
+    return bytes(data)
+
+
+def lab_tiff() -> bytes:
+    buf = io.BytesIO()
+    Image.new("LAB", (16, 16), (50, 10, 10)).save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case,status,needle", [
+    ("text", 415, "not an image"),
+    ("empty", 400, "empty file"),
+    ("too_many_bytes", 413, "upload too large"),
+    ("too_many_pixels", 413, "400×300 = 120,000 pixels"),
+    ("bomb", 413, "5000×5000 = 25,000,000 pixels"),  # 8×8 stored: refused from the header, not decoded
+    ("huge_bomb", 413, "decompression bomb"),  # over Pillow's own 2 × MAX_IMAGE_PIXELS
+    ("lab_mode", 415, "unsupported image mode LAB"),
+    ("truncated", 422, "truncated"),
+    ("bad_direction", 422, "direction 'CtoD'"),
+    ("unknown_model", 422, "unknown model 'nope'"),
+    ("unknown_option", 422, "no option 'alpha'"),
+    ("no_file", 400, "form field 'image'"),
+])
+def test_bad_uploads_get_a_4xx_json_naming_the_problem(client, horse, case, status, needle):
+    good = horse.read_bytes()
+    with Image.open(horse) as im:
+        big = png_bytes(im.convert("RGB").resize((400, 300)))
+        with_noise = png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8)))
+    if case == "no_file":
+        r = client.post("/api/translate", data={"model": "h2z"})
+    else:
+        data, fields = {"text": (b"just some words", {}), "empty": (b"", {}),
+                        "too_many_bytes": (good * 40, {}), "too_many_pixels": (big, {}),
+                        "bomb": (bomb_png(5_000, 5_000), {}), "huge_bomb": (bomb_png(60_000, 60_000), {}),
+                        "lab_mode": (lab_tiff(), {}), "truncated": (with_noise[:len(with_noise) // 2], {}),
+                        "bad_direction": (good, {"direction": "CtoD"}),
+                        "unknown_model": (good, {"model": "nope"}),
+                        "unknown_option": (good, {"option.alpha": "0.5"})}[case]
+        r = post(client, data, **fields)
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]
+
+
+def test_byte_limit_stops_reading_at_the_limit():
+    import asyncio
+
+    consumed = []
+
+    async def chunks():
+        for i in range(100):
+            consumed.append(i)
+            yield b"x" * 10_000
+
+    with pytest.raises(Exception, match="upload too large"):
+        asyncio.run(read_limited(chunks(), 25_000))
+    assert len(consumed) == 3  # not the 1 MB the client would have sent
+
+
+def test_a_body_without_content_length_is_limited_too(client):
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n"
+            + b"x" * 400_000 + b"\r\n--b--\r\n")
+
+    def gen():
+        for i in range(0, len(body), 50_000):
+            yield body[i:i + 50_000]
+
+    r = client.post("/api/translate", content=gen(), headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413 and "upload too large" in r.json()["error"]
+
+
+class Recorder:
+    """Stands in for a method's translate: records its keyword arguments, returns the input."""
+
+    def __init__(self, gate=None):
+        self.calls, self.gate = [], gate
+
+    def __call__(self, x, direction=None, **kw):
+        if self.gate is not None:
+            assert self.gate.wait(20)
+        self.calls.append((direction, kw))
+        return x
+
+
+def patched_model(model_dir, options, recorder):
+    pipe = styleforge.load(model_dir)
+    pipe.method.inference_options = lambda: options
+    pipe.method.translate = recorder
+    return Model("m", str(model_dir), pipe)
+
+
+def test_method_options_make_the_form_and_reach_translate(model_dir, horse, h2z):
+    opts = [InferenceOption("alpha", "float", 1.0, 0.0, 1.0, help="style strength"),
+            InferenceOption("style", "image"), InferenceOption("group", "choice", "a", choices=("a", "b")),
+            InferenceOption("seed", "int", None, 0, 2**31 - 1), InferenceOption("dropout", "bool", False)]
+    rec = Recorder()
+    with TestClient(create_app({"m": patched_model(model_dir, opts, rec)}, LIMITS)) as c:
+        listed = c.get("/api/models").json()["models"][0]["options"]
+        assert [(o["name"], o["kind"]) for o in listed] == [(o.name, o.kind) for o in opts]
+        assert listed[0] == {"name": "alpha", "kind": "float", "default": 1.0, "min": 0.0, "max": 1.0,
+                             "choices": [], "help": "style strength"}
+        style = sorted((h2z / "testB").iterdir())[0]
+        r = c.post("/api/translate", files={"image": (horse.name, horse.read_bytes()),
+                                            "option.style": (style.name, style.read_bytes())},
+                   data={"option.alpha": "0.25", "option.group": "b", "option.seed": "7", "option.dropout": "true"})
+        assert r.status_code == 200, r.text
+        (direction, kw), = rec.calls
+        assert direction is None and {k: kw[k] for k in ("alpha", "group", "seed", "dropout")} == \
+            {"alpha": 0.25, "group": "b", "seed": 7, "dropout": True}
+        from styleforge.data.images import load_rgb
+        from styleforge.data.transforms import to_tensor
+
+        assert torch.equal(kw["style"], to_tensor(load_rgb(style))[None])
+        # translate returned its input: the response is the upload's pixels
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), np.asarray(load_rgb(horse)))
+        for fields, needle in [({"option.alpha": "1.5"}, "alpha must be in [0.0, 1.0]"),
+                               ({"option.group": "c"}, "group must be one of a, b"),
+                               ({"option.seed": "x"}, "seed must be an integer"),
+                               ({"option.style": "text"}, "style is an image")]:
+            r = post(c, horse.read_bytes(), **fields)
+            assert r.status_code == 422 and needle in r.json()["error"], r.text
+
+
+def test_requests_wait_in_a_bounded_queue_then_get_503(model_dir, horse):
+    release = threading.Event()
+    rec = Recorder(gate=release)
+    limits = Limits(max_bytes=300_000, max_pixels=300 * 300, max_side=256, workers=1, queue=2)
+    with TestClient(create_app({"m": patched_model(model_dir, [], rec)}, limits)) as c:
+        results = []
+
+        def send():
+            results.append(post(c, horse.read_bytes()).status_code)
+
+        def wait_for(key, n):
+            t0 = time.time()
+            while c.get("/api/health").json()[key] != n:
+                assert time.time() - t0 < 20, f"{key} never reached {n}"
+                time.sleep(0.02)
+
+        threads = [threading.Thread(target=send)]
+        threads[0].start()
+        wait_for("busy", 1)
+        threads += [threading.Thread(target=send) for _ in range(2)]
+        for t in threads[1:]:
+            t.start()
+        wait_for("waiting", 2)
+        full = post(c, horse.read_bytes())  # one more than the queue holds
+        assert full.status_code == 503 and "server busy" in full.json()["error"]
+        assert full.headers["retry-after"] == "2"
+        release.set()
+        for t in threads:
+            t.join(30)
+        assert results == [200, 200, 200] and len(rec.calls) == 3
