@@ -1,0 +1,96 @@
+"""Scoring folders and models: metric parsing, warnings with counts, a model on a test split."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styleforge.checkpoint import save_model
+from styleforge.errors import ConfigError, EvaluationError
+from styleforge.metrics.evaluate import (EvalOptions, evaluate_folders, evaluate_model, format_table, parse_metrics,
+                                         score_features)
+from styleforge.metrics.features import Features, load_feature_net
+from styleforge.registry import build_method
+
+OPTS = EvalOptions(progress=False, use_cache=False, kid_subset_size=100)
+
+
+@pytest.fixture(scope="module")
+def random_cyclegan(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("model") / "m"
+    save_model(d, build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
+    return d
+
+
+def test_parse_metrics():
+    assert parse_metrics(None) == ["fid", "kid"]
+    assert parse_metrics(" FID, kid,inception_score,kid ") == ["fid", "kid", "is"]
+    with pytest.raises(ConfigError, match="unknown metric 'fdi'; choose from: fid, kid"):
+        parse_metrics("kid,fdi")
+    with pytest.raises(ConfigError, match="unknown metric"):
+        parse_metrics(" , ")
+
+
+def test_too_few_images_warn_with_the_counts_and_the_values_are_still_given():
+    rng = np.random.default_rng(0)
+    real, fake = Features(rng.standard_normal((30, 64))), Features(rng.standard_normal((20, 64)))
+    res = score_features(real, fake, ["fid", "kid"], OPTS)
+    assert res["metrics"]["fid"]["n_real"] == 30 and res["metrics"]["kid"]["subset_size"] == 20
+    text = " | ".join(res["warnings"])
+    assert "FID from 30 and 20 images: fewer than the 64 feature dimensions" in text
+    assert "KID from 30 and 20 images: fewer than 50 per set" in text
+
+
+def test_is_and_diversity_from_the_features_of_one_pass():
+    logits = np.zeros((20, 4))
+    logits[np.arange(20), np.arange(20) % 4] = 50
+    fake = Features(np.eye(20), logits)
+    res = score_features(None, fake, ["is", "diversity"], EvalOptions(is_splits=5), groups=[[0, 1], [2, 3]])
+    assert res["metrics"]["is"]["mean"] == pytest.approx(4.0)
+    assert res["metrics"]["diversity"]["unconditional"] == pytest.approx(1.0)
+    assert res["metrics"]["diversity"]["conditional"] == pytest.approx(1.0)
+    assert any("IS from 20 images" in w for w in res["warnings"])
+    with pytest.raises(EvaluationError, match="fid needs a real image set"):
+        score_features(None, fake, ["fid"])
+
+
+def test_folders_identical_score_zero_and_differ_from_another_domain(h2z, tiny_feature_net):
+    net = load_feature_net(tiny_feature_net, 32)
+    same = evaluate_folders(h2z / "trainA", h2z / "trainA", "fid,kid", net, OPTS)
+    other = evaluate_folders(h2z / "trainA", h2z / "trainB", "fid,kid", net, OPTS)
+    assert abs(same["metrics"]["fid"]["value"]) < 1e-6
+    assert other["metrics"]["fid"]["value"] > 0.01 and other["metrics"]["kid"]["mean"] > 0
+    assert (same["n_real"], same["n_fake"]) == (60, 60)
+    table = format_table(other)
+    assert "FID" in table and "KID x100" in table and "60 generated vs 60 real" in table
+
+
+def test_a_model_translates_the_unpaired_test_split_and_is_scored(random_cyclegan, h2z, tiny_feature_net, tmp_path):
+    net = load_feature_net(tiny_feature_net, 32)
+    res = evaluate_model(random_cyclegan, h2z, "AtoB", "fid,kid", net, OPTS, save_dir=tmp_path / "out")
+    assert res["direction"] == "AtoB" and res["real"].endswith("testB")
+    assert (res["n_fake"], res["n_real"]) == (8, 8)
+    outs = sorted((tmp_path / "out").iterdir())
+    assert [o.stem for o in outs] == sorted(f.stem for f in (h2z / "testA").iterdir())
+    # the saved outputs score exactly as the in-memory ones (same 8-bit rounding)
+    again = evaluate_folders(h2z / "testB", tmp_path / "out", "fid", net, OPTS)
+    assert again["metrics"]["fid"]["value"] == pytest.approx(res["metrics"]["fid"]["value"], rel=1e-9)
+    back = evaluate_model(random_cyclegan, h2z, "BtoA", "kid", net, OPTS)
+    assert back["real"].endswith("testA")
+
+
+def test_a_model_on_a_paired_test_split(random_cyclegan, facades, tiny_feature_net):
+    res = evaluate_model(random_cyclegan, facades, "AtoB", "kid", load_feature_net(tiny_feature_net, 32), OPTS)
+    assert res["n_fake"] == res["n_real"] == 8 and "paired_ab" in res["real"]
+
+
+def test_model_evaluation_errors(random_cyclegan, h2z, tiny_feature_net, tmp_path):
+    net = load_feature_net(tiny_feature_net, 32)
+    with pytest.raises(EvaluationError, match="few-shot metrics score class folders"):
+        evaluate_model(random_cyclegan, h2z, None, "fewshot", net, OPTS)
+    with pytest.raises(EvaluationError, match="gives one output per input"):
+        evaluate_model(random_cyclegan, h2z, None, "diversity", net, OPTS, styles=3)
+    (tmp_path / "flat").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "flat" / "x.png")
+    with pytest.raises(EvaluationError, match="needs an unpaired .* or paired test split"):
+        evaluate_model(random_cyclegan, tmp_path / "flat", None, "kid", net, OPTS)
