@@ -1,0 +1,178 @@
+"""Export: every registered method's generator to ONNX and TorchScript, run back on real images
+(onnxruntime / torch.jit vs PyTorch within 1e-4), fixed-size networks, atomic writes, errors."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+import styleforge
+from styleforge import config as C
+from styleforge.checkpoint import save_model
+from styleforge.data.transforms import to_tensor
+from styleforge.errors import CheckpointError, ConfigError
+from styleforge.export import export_model, load_runtime, read_metadata
+from styleforge.registry import available_methods, build_method
+
+TINY = [p for p in C.list_presets() if p.startswith("tiny/")]
+# (preset, format) pairs: every tiny preset in both formats, except the Photo2Cartoon family
+# (hourglass generators: ~15 s per trace on 2 cores), which goes to ONNX only; the TorchScript
+# path is the same code for every method
+SLOW_TO_TRACE = ("photo2cartoon", "fewshot_groups")
+CASES = [(p, f) for p in TINY for f in ("onnx", "torchscript")
+         if not (f == "torchscript" and C.resolve(p)["method"] in SLOW_TO_TRACE)]
+DETERMINISTIC = {"pix2pix": {"dropout": False}}
+
+
+def tiny_method(preset):
+    cfg = C.resolve(preset)
+    torch.manual_seed(0)
+    return build_method(cfg["method"], **cfg["model"]).eval()
+
+
+def test_every_registered_method_has_a_tiny_preset_so_its_export_is_tested():
+    covered = {C.resolve(p)["method"] for p in TINY}
+    assert set(available_methods()) <= covered, set(available_methods()) - covered
+
+
+def real_images(sample, n=2, size=(112, 80)):
+    """Real photos (bundled horse2zebra, or facades label maps), W×H not square."""
+    files = sorted((sample / "horse2zebra" / "testA").glob("*.jpg"))[:n]
+    out = []
+    for f in files:
+        with Image.open(f) as im:
+            out.append(to_tensor(im.convert("RGB").resize(size, Image.BICUBIC)))
+    return torch.stack(out)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize("preset,fmt", CASES)
+def test_exported_file_equals_pytorch_on_real_images(tmp_path, sample, preset, fmt):
+    method = tiny_method(preset)
+    model_dir = save_model(tmp_path / "model", method)
+    torch_pipe = styleforge.load(model_dir, device="cpu")
+    opts = DETERMINISTIC.get(method.method_name, {})
+    x = real_images(sample)
+    for direction in method.directions[:1]:  # the other direction: the CLI test below
+        r = export_model(model_dir, tmp_path / f"{direction}.{fmt}", fmt, direction)
+        assert r.dynamic == (method.fixed_size is None)
+        assert (r.note is not None) == (method.fixed_size is not None)
+        pipe = load_runtime(r.path, fmt)
+        assert pipe.directions == (direction,)
+        with torch.no_grad():
+            ref = torch_pipe.translate_tensor(x, direction, **opts)
+        y = pipe.translate_tensor(x, direction)  # padded / resized by the same pipeline code
+        assert y.shape == ref.shape == x.shape
+        torch.testing.assert_close(y, ref, rtol=0, atol=1e-4)
+        assert ref.std() > 1e-3  # not a constant image: the comparison means something
+
+
+def test_onnx_axes_dynamic_or_fixed_as_the_network_allows(tmp_path):
+    import onnx
+
+    for preset, fixed in (("tiny/cyclegan", None), ("tiny/ugatit", 96)):
+        r = export_model(tiny_method(preset), tmp_path / "g.onnx", "onnx")
+        dims = onnx.load(str(r.path)).graph.input[0].type.tensor_type.shape.dim
+        assert dims[0].dim_param == "batch"
+        if fixed:
+            assert [d.dim_value for d in dims[1:]] == [3, fixed, fixed]
+            assert "fixed size 96×96" in r.note and "\n" not in r.note
+        else:
+            assert [d.dim_param for d in dims[2:]] == ["height", "width"]
+        assert read_metadata(r.path)[1]["fixed_size"] == fixed
+
+
+def test_pix2pix_export_is_the_generator_without_dropout_noise(tmp_path, sample):
+    m = tiny_method("tiny/pix2pix")
+    r = export_model(m, tmp_path / "p.onnx", "onnx", "BtoA")
+    pipe = load_runtime(r.path)
+    x = real_images(sample, size=(128, 64))
+    y1, y2 = pipe.translate_tensor(x), pipe.translate_tensor(x)
+    torch.testing.assert_close(y1, y2, rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(y1, m.translate(x, dropout=False), rtol=0, atol=1e-4)
+        assert (m.translate(x) - y1).abs().max() > 1e-3  # the method's default keeps the noise
+    from styleforge.nn.generators import TestTimeDropout
+
+    drops = [d for d in m.G.modules() if isinstance(d, TestTimeDropout)]
+    assert drops and all(d.active for d in drops)  # export left the test-time switch as it was
+
+
+def test_export_writes_atomically_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    import styleforge.export as E
+
+    out = tmp_path / "g.onnx"
+    out.write_bytes(b"previous export")
+    bad = lambda data: (lambda x: x + 1)  # a runtime that departs from PyTorch
+    monkeypatch.setattr(E, "_onnx_runner", bad)
+    with pytest.raises(CheckpointError, match="departs from PyTorch"):
+        export_model(tiny_method("tiny/cyclegan"), out, "onnx")
+    assert out.read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]  # no temporary left behind
+    monkeypatch.undo()
+    r = export_model(tiny_method("tiny/cyclegan"), out, "onnx")
+    assert read_metadata(out)[1]["method"] == "cyclegan" and r.path == out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
+
+
+def test_bad_exported_files_are_one_line_errors(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(os.urandom(64))
+    for path in (junk, tmp_path / "missing.onnx"):
+        with pytest.raises(CheckpointError) as e:
+            load_runtime(path, "onnx")
+        assert "\n" not in str(e.value) and str(path) in str(e.value)
+    with pytest.raises(ConfigError, match="runtime"):
+        load_runtime(tmp_path, "tflite")
+
+
+@pytest.fixture(scope="module")
+def cyclegan_dir(tmp_path_factory):
+    return save_model(tmp_path_factory.mktemp("m") / "model", tiny_method("tiny/cyclegan"))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "styleforge", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_export_bad_format_is_one_line_and_writes_nothing(cyclegan_dir, tmp_path):
+    r = _cli("export", cyclegan_dir, "-o", tmp_path / "x.onnx", "--format", "tflite")
+    assert r.returncode == 2 and "unknown export format 'tflite'" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and not (tmp_path / "x.onnx").exists()
+    with pytest.raises(ConfigError, match="direction 'sideways'"):
+        export_model(cyclegan_dir, tmp_path / "x.onnx", "onnx", "sideways")
+    with pytest.raises(ConfigError, match="styleforge export"):  # a directory is not a file to run
+        load_runtime(cyclegan_dir, "onnx")
+
+
+def test_cli_translate_runtime_onnx_matches_the_pytorch_api(cyclegan_dir, sample, tmp_path):
+    import numpy as np
+
+    r = _cli("export", cyclegan_dir, "--format", "onnx", "-o", tmp_path / "g.onnx", "--direction", "BtoA")
+    assert r.returncode == 0, r.stderr
+    assert "exported BtoA as onnx" in r.stdout and "H and W free" in r.stdout
+    src = tmp_path / "in"  # PNG in, PNG out: JPEG re-encoding would magnify 1e-4 differences
+    src.mkdir()
+    for f in sorted((sample / "horse2zebra" / "testB").glob("*.jpg"))[:3]:
+        with Image.open(f) as im:
+            im.convert("RGB").crop((0, 0, 128, 100)).save(src / (f.stem + ".png"))
+    r = _cli("translate", tmp_path / "g.onnx", src, "-o", tmp_path / "o", "--runtime", "onnx",
+             "--direction", "BtoA", "--quiet")
+    assert r.returncode == 0, r.stderr
+    pipe = styleforge.load(cyclegan_dir, device="cpu")
+    names = sorted(p.name for p in src.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "o").iterdir())
+    for n in names:
+        with Image.open(src / n) as a, Image.open(tmp_path / "o" / n) as b:
+            ref = np.asarray(pipe(a, "BtoA"), np.int16)
+            diff = np.abs(np.asarray(b, np.int16) - ref)
+        assert diff.max() <= 1  # 1e-4 in [-1, 1] can still cross a rounding step
