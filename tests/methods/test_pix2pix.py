@@ -182,6 +182,12 @@ def test_test_time_dropout_is_noise_and_switchable(facades):
         off = build_method("pix2pix", netG="unet_64", ngf=8, test_dropout=False)
         off.load_state_dict(m.state_dict())
         torch.testing.assert_close(off.eval().translate(x), m.translate(x, dropout=False), rtol=0, atol=0)
+    # the web app's form: every declared option is a keyword of translate
+    opts = {o.name: o for o in m.inference_options()}
+    assert set(opts) == {"dropout", "batch_stats", "seed"} and opts["dropout"].default is True
+    with torch.no_grad():
+        torch.testing.assert_close(m.translate(x, dropout=True, batch_stats=True, seed=3),
+                                   m.translate(x, seed=3), rtol=0, atol=0)
     # per-image statistics: an image's output does not depend on the rest of the batch
     with torch.no_grad():
         torch.testing.assert_close(m.translate(x, dropout=False)[:1], m.translate(x[:1], dropout=False),

@@ -36,7 +36,7 @@ from ..nn.generators import UnetGenerator
 from ..nn.init import init_weights
 from ..nn.norms import NORMS
 from ..registry import register_importer, register_method
-from .base import Method, Phase
+from .base import InferenceOption, Method, Phase
 from .cyclegan import load_legacy_state_dict, requires_grad
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -131,6 +131,16 @@ class Pix2Pix(Method):
             if seed is not None:
                 torch.manual_seed(seed)
             return self.G(x)
+
+    def inference_options(self):
+        return [
+            InferenceOption("dropout", "bool", self.test_dropout,
+                            help="dropout noise at test time (the paper's z); off: deterministic"),
+            InferenceOption("batch_stats", "bool", self.test_batch_stats,
+                            help="batch norm with the image's own statistics (the paper) or the "
+                            "training running averages"),
+            InferenceOption("seed", "int", None, 0, 2 ** 31 - 1, help="repeatable dropout noise"),
+        ]
 
     def export_module(self, direction=None):
         """For export: G without the dropout noise (a file computes a function of its input);
