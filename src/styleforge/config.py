@@ -61,6 +61,8 @@ TRAIN_DEFAULTS = {
     "eval_every": 0,          # steps between periodic evaluations (0: off; metrics/periodic.py)
     "eval_metric": "kid",     # kid | fid, on a fixed held-out subset; checkpoints/best keeps the lowest
     "eval_images": 50,        # size of that subset (the first N test samples)
+    "eval_feature_net": None,  # TorchScript extractor (path) instead of the FID Inception
+    "eval_feature_size": 299,  # its input size (the FID Inception takes 299)
 }
 
 SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS}
@@ -201,9 +203,9 @@ def _check_values(cfg: dict) -> None:
     t, d = cfg["train"], cfg["data"]
     for section in (t, d, cfg["model"]):
         for k, v in section.items():
-            section[k] = _number(v) if k not in ("device", "root") else v
+            section[k] = _number(v) if k not in ("device", "root", "eval_feature_net") else v
     for key in ("lr", "epochs", "epochs_decay", "steps_decay", "log_every", "sample_every",
-                "checkpoint_every", "keep_checkpoints", "seed", "eval_every", "eval_images"):
+                "checkpoint_every", "keep_checkpoints", "seed", "eval_every", "eval_images", "eval_feature_size"):
         if not isinstance(t[key], (int, float)) or isinstance(t[key], bool) or t[key] < 0:
             raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
     if t["steps"] is not None and (not isinstance(t["steps"], int) or t["steps"] < 0):

@@ -6,7 +6,11 @@ input side "A") in its first direction, and the result is scored against the sam
 target side ("B") with ``eval_metric``: ``kid`` (×100, the default; unbiased, fine with few
 images) or ``fid`` (the exact low-rank computation of :func:`~styleforge.metrics.fid.fid_lowrank`:
 the reference ``sqrtm`` would take tens of seconds at every evaluation on a CPU). Lower is better
-for both. The real side's features are computed once.
+for both. The real side's features are computed once. The features come from the FID Inception,
+or from ``eval_feature_net`` (a TorchScript extractor by path, input ``eval_feature_size`` px,
+values in [-1, 1]): a small network there makes frequent evaluation cheap; its numbers are
+comparable only with themselves. The network is loaded when the trainer starts, so a bad path
+fails before the first step rather than at the first evaluation.
 
 It does not disturb training: the samples are drawn with the datasets' own per-sample
 generators, the translation runs in ``eval()`` mode under ``torch.no_grad`` with the global
@@ -21,7 +25,7 @@ import random
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, EvaluationError
 from .features import extract_features, load_feature_net
 from .fid import fid_lowrank
 from .kid import KID_SCALE, kid
@@ -61,7 +65,20 @@ class PeriodicEvaluator:
         self.name = f"eval_{self.metric}"
         self.best: float | None = None
         self.best_step: int | None = None
-        self._net = None
+        path = t.get("eval_feature_net")
+        size = t.get("eval_feature_size", 299)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"train.eval_feature_size must be a positive integer, got {size!r}")
+        if path:
+            try:
+                self._net = load_feature_net(path, size, device=device)
+            except EvaluationError as e:
+                raise ConfigError(f"train.eval_feature_net: {e}") from None
+        else:
+            if size != 299:
+                raise ConfigError(f"train.eval_feature_size={size} applies to train.eval_feature_net; "
+                                  "the default FID Inception takes 299 px")
+            self._net = load_feature_net(device=device)
         self._real = None
 
     def load_best(self, best_dir) -> None:
@@ -76,8 +93,6 @@ class PeriodicEvaluator:
                 pass
 
     def _features(self, x: torch.Tensor) -> np.ndarray:
-        if self._net is None:
-            self._net = load_feature_net(device=self.device)
         return extract_features(self._net, x, batch_size=32, progress=False).pool
 
     @torch.no_grad()
