@@ -237,3 +237,28 @@ def test_requests_wait_in_a_bounded_queue_then_get_503(model_dir, horse):
         for t in threads:
             t.join(30)
         assert results == [200, 200, 200] and len(rec.calls) == 3
+
+
+def test_pix2pix_options_from_its_method_drive_the_translation(tmp_path, facades):
+    from styleforge import config as C
+
+    torch.manual_seed(0)
+    cfg = C.resolve("tiny/pix2pix")
+    save_model(tmp_path / "p2p", build_method(cfg["method"], **cfg["model"]))
+    photo = sorted(p for p in facades.rglob("*.jpg"))[0]
+    with Image.open(photo) as im:  # one half of a side-by-side pair, 64 px (the U-Net's multiple)
+        data = png_bytes(im.convert("RGB").crop((0, 0, im.height, im.height)).resize((64, 64)))
+    with TestClient(create_app(load_models([tmp_path / "p2p"]), LIMITS)) as c:
+        names = [o["name"] for o in c.get("/api/models").json()["models"][0]["options"]]
+        assert {"dropout", "seed"} <= set(names)
+
+        def run(**fields):
+            r = post(c, data, name="f.png", **fields)
+            assert r.status_code == 200, r.text
+            return np.asarray(Image.open(io.BytesIO(r.content)))
+
+        # test-time dropout is the paper's noise: a seed repeats it, another seed changes it,
+        # and switching it off makes the output deterministic
+        a, b, other = run(**{"option.seed": "3"}), run(**{"option.seed": "3"}), run(**{"option.seed": "4"})
+        assert np.array_equal(a, b) and not np.array_equal(a, other)
+        assert np.array_equal(run(**{"option.dropout": "false"}), run(**{"option.dropout": "false"}))
