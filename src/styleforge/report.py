@@ -224,8 +224,9 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
     warned: dict[str, list[str]] = {}  # warning -> runs it applies to
     if metrics and net is None:
         from .metrics.features import load_feature_net
+        from .utils.device import pick_device
 
-        net = load_feature_net(device=device)
+        net = load_feature_net(device=pick_device(device))
     cols = ["run", "method", "model", "steps", "parameters"]
     results = []
     for lab, run, model, pipe in zip(labels, runs, models, pipes):

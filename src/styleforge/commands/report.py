@@ -15,6 +15,8 @@ def register(sub) -> None:
     p.add_argument("--num-images", type=int, default=6, help="test inputs shown side by side (default 6)")
     p.add_argument("--fid-method", choices=("sqrtm", "lowrank"), default="sqrtm")
     p.add_argument("--title", help="page title")
+    p.add_argument("--feature-net", help="TorchScript feature extractor instead of the FID Inception")
+    p.add_argument("--feature-size", type=int, help="input size of --feature-net (default 299)")
     p.add_argument("--cache-dir", help="where real-set features are cached")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
@@ -33,7 +35,15 @@ def run(args, overrides) -> int:
     metrics = None if args.metrics.strip().lower() in ("", "none") else args.metrics
     opts = EvalOptions(fid_method=args.fid_method, progress=False, cache_dir=args.cache_dir,
                        use_cache=not args.no_cache)
+    net = None
+    if metrics is not None:
+        from ..metrics.evaluate import parse_metrics
+        from ..metrics.features import load_feature_net
+        from ..utils.device import pick_device
+
+        metrics = parse_metrics(metrics)
+        net = load_feature_net(args.feature_net, args.feature_size, device=pick_device(args.device))
     path = write_comparison(args.runs, args.out, metrics, args.data, args.num_images, args.direction,
-                            opts, title=args.title, device=args.device)
+                            opts, net=net, title=args.title, device=args.device)
     print(f"report: {path}")
     return 0
