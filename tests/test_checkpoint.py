@@ -65,3 +65,25 @@ def test_bad_model_directories_give_clear_errors(tmp_path):
     save_model(tmp_path / "m", tiny())
     with pytest.raises(CheckpointError, match="holds a cyclegan model, expected pix2pix"):
         load_model(tmp_path / "m", expect_method="pix2pix")
+
+
+def test_atomic_writes_get_the_modes_of_a_plain_write(tmp_path):
+    """Temp files and folders are created private (0600/0700); what is renamed into place must
+    get the usual modes under the umask, or outputs and models are unreadable to others."""
+    import os
+    import stat
+
+    from styleforge.checkpoint import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "plain").write_bytes(b"x")
+        (tmp_path / "plain_dir").mkdir()
+        atomic_write_bytes(tmp_path / "atomic", b"x")
+        save_model(tmp_path / "m", tiny())
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "atomic") == mode(tmp_path / "plain") == 0o644
+    assert mode(tmp_path / "m") == mode(tmp_path / "plain_dir") == 0o755
+    assert mode(tmp_path / "m" / "model.safetensors") == 0o644

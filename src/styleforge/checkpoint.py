@@ -38,11 +38,25 @@ STATE_FILE = "training_state.pt"
 
 
 # ---- atomic writes -----------------------------------------------------------------------
+# mkstemp/mkdtemp create 0600 files and 0700 folders; what we rename into place gets the modes
+# a plain open()/mkdir() would have given (read once here: os.umask can only be read by setting it)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A fresh folder in ``parent`` to fill and then rename into place (see :func:`replace_dir`)."""
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -97,15 +111,17 @@ def write_model_files(folder: Path, method, modules: str | list = "inference") -
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method.method_name,
             "config": _json_ready(method.config), "modules": list(modules),
             "styleforge_version": __version__}
-    save_file(module_state(method, modules), str(Path(folder) / WEIGHTS_FILE),
+    weights = Path(folder) / WEIGHTS_FILE
+    save_file(module_state(method, modules), str(weights),
               metadata={"format": "pt", "method": method.method_name})
+    os.chmod(weights, 0o666 & ~_UMASK)  # safetensors creates it 0600
     (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def save_model(path, method, modules: str | list = "inference") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    tmp = make_temp_dir(path.parent, f".{path.name}.tmp-")
     try:
         write_model_files(tmp, method, modules)
         replace_dir(tmp, path)

@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -36,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import __version__
-from ..checkpoint import (atomic_write_text, load_module_state, load_training_state,
+from ..checkpoint import (atomic_write_text, make_temp_dir, load_module_state, load_training_state,
                           replace_dir, save_model, save_training_state, write_model_files)
 from ..config import dump
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
@@ -198,7 +197,7 @@ class Trainer:
         name = f"step_{self.step:08d}"
         final = self.ckpt_root / name
         self.ckpt_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.ckpt_root, prefix=f".{name}.tmp-"))
+        tmp = make_temp_dir(self.ckpt_root, f".{name}.tmp-")
         try:
             write_model_files(tmp, self.method, "all")
             save_training_state(tmp, {
@@ -300,7 +299,7 @@ class Trainer:
             return
         ev.best, ev.best_step = value, self.step
         self.ckpt_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.ckpt_root, prefix=".best.tmp-"))
+        tmp = make_temp_dir(self.ckpt_root, ".best.tmp-")
         try:
             write_model_files(tmp, self.method, "inference")
             (tmp / "eval.json").write_text(json.dumps(
