@@ -260,6 +260,29 @@ def test_few_steps_on_the_bundled_pairs_lower_the_l1_on_a_fixed_batch(facades):
     assert sum(b < a for a, b in zip(curve, curve[1:])) >= 8, curve  # falls nearly every step
 
 
+def test_channels_last_gives_the_same_step_and_outputs(facades):
+    batch = _paired_batch(facades, "train", 2)
+    runs = []
+    for cl in (False, True):
+        torch.manual_seed(0)
+        m = build_method("pix2pix", netG="unet_64", ngf=8, ndf=8, dropout=False, channels_last=cl)
+        grads = []
+        for phase in m.training_step(batch):
+            sum(phase.losses.values()).backward()
+            grads.append(torch.cat([p.grad.flatten() for p in
+                                    (m.D if phase.optimizer == "D" else m.G).parameters()]))
+        with torch.no_grad():
+            out = m.eval().translate(batch["A"])
+        runs.append((grads, out))
+    (g0, y0), (g1, y1) = runs
+    assert y1.is_contiguous()
+    torch.testing.assert_close(y1, y0, rtol=0, atol=1e-5)
+    for a, b in zip(g0, g1):
+        assert (a - b).norm() <= 1e-4 * a.norm()  # the same gradients up to summation order
+    with pytest.raises(ConfigError, match="channels_last"):
+        build_method("pix2pix", norm="instance", channels_last=True)
+
+
 def test_presets_resolve_to_official_defaults():
     cfg = C.resolve("pix2pix-facades")
     m, d, t = cfg["model"], cfg["data"], cfg["train"]

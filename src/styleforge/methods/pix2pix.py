@@ -63,13 +63,16 @@ class Pix2Pix(Method):
     def __init__(self, in_channels=3, out_channels=3, ngf=64, ndf=64, netG="unet_256", netD="basic",
                  n_layers_D=3, norm="batch", dropout=True, gan_mode="vanilla", lambda_L1=100.0,
                  init_type="normal", init_gain=0.02, direction="AtoB", test_dropout=True,
-                 test_batch_stats=True):
+                 test_batch_stats=True, channels_last=False):
         super().__init__()
         num_downs = unet_downs(netG)
         if netD not in DISCRIMINATORS:
             raise ConfigError(f"pix2pix: unknown netD {netD!r}; choose one of {', '.join(DISCRIMINATORS)}")
         if norm not in NORMS:
             raise ConfigError(f"pix2pix: unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+        if channels_last and norm == "instance":
+            raise ConfigError("pix2pix: channels_last needs norm batch, layer or none (instance norm's "
+                              "input gradient is wrong for channels_last tensors in torch 2.13 on CPU)")
         if direction not in DIRECTIONS:
             raise ConfigError(f"pix2pix: direction must be AtoB or BtoA, got {direction!r}")
         if not isinstance(lambda_L1, (int, float)) or lambda_L1 < 0:
@@ -82,6 +85,12 @@ class Pix2Pix(Method):
                   else NLayerDiscriminator(d_in, ndf, 3 if netD == "basic" else n_layers_D, norm))
         for net in (self.G, self.D):
             init_weights(net, init_type, init_gain)
+        # NHWC activations and weights (docs/benchmarks.md); batch norm's gradients are correct
+        # in that layout (instance norm's are not, on CPU with torch 2.13: never for CycleGAN)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.G.to(memory_format=self.memory_format)
+            self.D.to(memory_format=self.memory_format)
         self.gan_loss = GANLoss(gan_mode)
         self.lambda_L1 = float(lambda_L1)
         self.test_dropout, self.test_batch_stats = bool(test_dropout), bool(test_batch_stats)
@@ -92,7 +101,8 @@ class Pix2Pix(Method):
         return {"G": list(self.G.parameters()), "D": list(self.D.parameters())}
 
     def training_step(self, batch):
-        real_A, real_B = batch["A"], batch["B"]
+        real_A = batch["A"].contiguous(memory_format=self.memory_format)
+        real_B = batch["B"].contiguous(memory_format=self.memory_format)
         fake_B = self.G(real_A)
         # D on (x, y) and (x, G(x)) with G(x) from before this step's G update
         yield Phase("D", {
@@ -130,7 +140,7 @@ class Pix2Pix(Method):
         with rng, self.test_mode(dropout, batch_stats):
             if seed is not None:
                 torch.manual_seed(seed)
-            return self.G(x)
+            return self.G(x.contiguous(memory_format=self.memory_format)).contiguous()
 
     def inference_options(self):
         return [
