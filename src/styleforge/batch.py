@@ -35,7 +35,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ TMP_SUFFIX = ".tmp"  # save_image_atomic writes ".{name}.XXXXXXXX.tmp" beside th
 @dataclass
 class BatchOptions:
     direction: str | None = None
-    batch_size: int = 8
+    batch_size: int | None = None  # default: 1 on CPU (faster there, docs/benchmarks.md), 8 on GPU
     block_size: int | None = None  # files per block; default 4 × batch_size
     workers: int | None = None  # DataLoader workers; default min(4, CPUs)
     size: int | None = None  # resize the longer side first (outputs keep the original size)
@@ -211,6 +211,9 @@ def translate_files(translator, files: list[Path], names: list[str], out, opts: 
     out = Path(out)
     if len(files) != len(names):
         raise ValueError("files and names differ in length")
+    if opts.batch_size is None:
+        dev = getattr(translator, "device", torch.device("cpu"))
+        opts = replace(opts, batch_size=8 if torch.device(dev).type == "cuda" else 1)
     if opts.batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive integer, got {opts.batch_size}")
     if opts.resume and opts.overwrite:

@@ -129,7 +129,14 @@ def cmd_translate(args, overrides) -> int:
                         workers=args.workers,
                         size=args.size, resume=args.resume, overwrite=args.overwrite, amp=args.bf16,
                         progress=not args.quiet, error_on_single_bad=single)
-    result = translate_files(translator, files, names, args.out, opts)
+    kw = {}
+    if args.group is not None:  # few-shot group models: the group's branch
+        check_group = getattr(getattr(translator, "method", None), "check_group", None)
+        if check_group is None:
+            raise ConfigError(f"--group: {args.model} has no groups (only few-shot models, "
+                              "method fewshot_groups, do)")
+        kw["group"] = check_group(args.group)
+    result = translate_files(translator, files, names, args.out, opts, **kw)
     if int(os.environ.get("RANK", "0")) == 0:
         print(result.summary(direction, args.out))
     return 0 if result.translated or result.resumed or not files else 1
@@ -198,12 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("inputs", nargs="+", help="image files, folders or globs")
     tr.add_argument("--out", "-o", required=True, help="output folder")
     tr.add_argument("--direction", help="AtoB or BtoA (default: the model's first)")
+    tr.add_argument("--group", help="few-shot models: the group of people whose branch to use "
+                    "(default: the base group)")
     tr.add_argument("--size", type=int, help="resize the longer side to this before translating "
                     "(the output keeps the original size)")
     tr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     tr.add_argument("--resume", action="store_true", help="keep the outputs an interrupted run finished "
                     "and translate the rest")
-    tr.add_argument("--batch-size", type=int, default=8, help="images of equal size per forward pass (default 8)")
+    tr.add_argument("--batch-size", type=int, help="images of equal size per forward pass (default 1 on CPU, "
+                    "where batching measured no faster, 8 on GPU)")
     tr.add_argument("--block-size", type=int, help="consecutive files read together and grouped by size "
                     "(default 4 × batch size)")
     tr.add_argument("--workers", type=int, help="image-decoding processes (default min(4, CPUs))")
