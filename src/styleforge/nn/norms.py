@@ -79,13 +79,14 @@ def layer_instance_norm(x: torch.Tensor, rho: torch.Tensor, gamma=None, beta=Non
     per-sample, per-channel coefficients, so the whole layer is folded into one
     ``x * scale + shift`` (scale, shift: N×C×1×1): one full-size product instead of the half
     dozen full-size temporaries of the literal formula, with the same value and gradients.
-    Statistics are taken in float32 (under bf16 autocast too); the output keeps ``x``'s dtype.
+    Statistics are taken in float32 at least (under bf16 autocast too; float64 stays float64);
+    the output keeps ``x``'s dtype.
     """
-    xf = x.float()
+    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
     in_var, in_mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=1)
     ln_var, ln_mean = torch.var_mean(xf, dim=(1, 2, 3), keepdim=True, correction=1)
     a_in, a_ln = torch.rsqrt(in_var + eps), torch.rsqrt(ln_var + eps)
-    rho = rho.float()
+    rho = rho.to(xf.dtype)
     scale = rho * a_in + (1 - rho) * a_ln
     shift = -(rho * a_in * in_mean + (1 - rho) * a_ln * ln_mean)
     if gamma is not None:

@@ -1,0 +1,509 @@
+"""Photo2Cartoon (minivision-ai, 2020): U-GAT-IT with hourglass blocks, Soft-AdaLIN and a face-ID
+loss, laid out as the authors' PyTorch code (minivision-ai/photo2cartoon, ``models/networks.py``
+and ``models/UGATIT_sadalin_hourglass.py``) so that their checkpoints load unchanged.
+
+Their symbols -> code names:
+  G: photo -> cartoon, cartoon -> photo   genA2B, genB2A (:class:`Photo2CartoonGenerator`)
+  D global / local (from U-GAT-IT)        disGA, disGB (7 layers), disLA, disLB (5 layers):
+                                           ``nn.discriminators.UGATITDiscriminator``
+  hourglass modules                       HourGlass1, HourGlass2 (after the stem, before the
+                                           down-sampling) and HourGlass3, HourGlass4 (after the
+                                           up-sampling; the last one maps to 3 channels)
+  CAM                                     gap_fc, gmp_fc (with bias here), conv1x1
+                                           (``nn.attention.class_activation_map``)
+  style features                          FC(CAM features) (light: of their average pool)
+  content features                        average pools of EncodeBlock1..4's outputs
+  Soft-AdaLIN                             :class:`SoftAdaLIN` in DecodeBlock1..4: gamma =
+                                           (1 - w_gamma) s_gamma(style) + w_gamma c_gamma(content),
+                                           same for beta, then AdaLIN (rho); DecodeBlock k takes
+                                           the content features of EncodeBlock 5 - k
+  rho, w clipping                         after every generator step rho (AdaLIN and LIN) is
+                                           clamped to [0, rho_clip] and w_gamma, w_beta to
+                                           [0, w_clip] (their RhoClipper / WClipper, both 1)
+  losses                                  U-GAT-IT's (LSGAN on patch and CAM logits, cycle L1,
+                                           identity L1, CAM BCE) + face-ID: 1 - cos of
+                                           MobileFaceNet embeddings of photo and its translation
+                                           (``nn.mobilefacenet``), in both directions
+  defaults (their train.py)               light, ch 32, img_size 256, adv 1, cycle 50,
+                                           identity 10, cam 1000, faceid 1, Adam 1e-4 (0.5, 0.999)
+                                           weight decay 1e-4, batch 1, 1M iterations with linear
+                                           decay over the second half
+
+The face-recognition network is frozen and held outside the module tree: it is not a parameter
+of the method, is not in any optimizer, and is not saved in a model directory or a training
+checkpoint. It is read from ``facenet_weights`` (the authors' ``model_mobilefacenet.pth``) the
+first time training needs it; inference never does.
+
+The training step is U-GAT-IT's (:class:`~styleforge.methods.ugatit.UGATIT`, whose loss helpers
+this class inherits) with the face-ID term added to each direction's generator phase.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from ..nn.attention import class_activation_map
+from ..nn.blocks import ResnetBlock, conv_layers
+from ..nn.discriminators import UGATITDiscriminator
+from ..nn.mobilefacenet import face_id_distance, load_mobilefacenet
+from ..nn.norms import LIN, AdaLIN, clip_rho_
+from ..registry import register_importer, register_method
+from .base import Method, Phase
+from .ugatit import DIRECTIONS, UGATIT, heatmap_image, requires_grad
+
+N_ENC = 4  # encoder and decoder bottleneck blocks (fixed in the authors' code)
+HOURGLASS_DEPTH = 4  # average-pool levels in an hourglass: sides must be multiples of 16
+FACENET_HINT = ("get model_mobilefacenet.pth (the MobileFaceNet of TreB1eN/InsightFace_Pytorch, "
+                "linked from the minivision-ai/photo2cartoon README) and set "
+                "model.facenet_weights=PATH, or set model.faceid_weight=0")
+
+
+# ---- hourglass -------------------------------------------------------------------------
+def _pre_act_conv(cin, cout, k):
+    """IN -> ReLU -> [reflection pad] -> conv (no bias): keys ``1`` or ``3`` for the conv."""
+    layers = [nn.InstanceNorm2d(cin), nn.ReLU(True)]
+    if k == 3:
+        layers.append(nn.ReflectionPad2d(1))
+    return nn.Sequential(*layers, nn.Conv2d(cin, cout, k, 1, 0, bias=False))
+
+
+class HourglassConvBlock(nn.Module):
+    """Pre-activation residual block of the hourglass (Bulat & Tzimiropoulos' multi-scale block;
+    the authors' ``ConvBlock``): three 3x3 convs giving C/2, C/4, C/4 channels, concatenated,
+    plus the input (through a 1x1 projection, ``ConvBlock4``, when the widths differ; the
+    projection is built either way, as in their code, so parameter counts match)."""
+
+    def __init__(self, dim_in, dim_out):
+        super().__init__()
+        self.dim_out = dim_out
+        self.ConvBlock1 = _pre_act_conv(dim_in, dim_out // 2, 3)
+        self.ConvBlock2 = _pre_act_conv(dim_out // 2, dim_out // 4, 3)
+        self.ConvBlock3 = _pre_act_conv(dim_out // 4, dim_out // 4, 3)
+        self.ConvBlock4 = _pre_act_conv(dim_in, dim_out, 1)
+
+    def forward(self, x):
+        x1 = self.ConvBlock1(x)
+        x2 = self.ConvBlock2(x1)
+        x3 = self.ConvBlock3(x2)
+        res = x if x.shape[1] == self.dim_out else self.ConvBlock4(x)
+        return res + torch.cat((x1, x2, x3), 1)
+
+
+class HourglassBlock(nn.Module):
+    """Four-level hourglass (Newell et al. 2016): at each level a skip branch
+    (``ConvBlock{k}_1``) and a 2x average-pooled branch (``ConvBlock{k}_2``); a centre block
+    (``ConvBlock5``); on the way up each level's block (``ConvBlock6..9``), nearest 2x
+    up-sampling, plus the skip."""
+
+    def __init__(self, dim_in, dim_out):
+        super().__init__()
+        for k in range(1, HOURGLASS_DEPTH + 1):
+            setattr(self, f"ConvBlock{k}_1", HourglassConvBlock(dim_in if k == 1 else dim_out, dim_out))
+            setattr(self, f"ConvBlock{k}_2", HourglassConvBlock(dim_in if k == 1 else dim_out, dim_out))
+        for k in range(5, 10):
+            setattr(self, f"ConvBlock{k}", HourglassConvBlock(dim_out, dim_out))
+
+    def forward(self, x):
+        skips = []
+        for k in range(1, HOURGLASS_DEPTH + 1):
+            skips.append(getattr(self, f"ConvBlock{k}_1")(x))
+            x = getattr(self, f"ConvBlock{k}_2")(F.avg_pool2d(x, 2))
+        x = self.ConvBlock5(x)
+        for k, skip in zip(range(6, 10), reversed(skips)):
+            x = skip + F.interpolate(getattr(self, f"ConvBlock{k}")(x), scale_factor=2, mode="nearest")
+        return x
+
+
+class HourGlass(nn.Module):
+    """Hourglass module with an intermediate 3-channel output (``Conv1``), as in stacked
+    hourglass networks: with ``use_res`` it returns x + Conv2(features) + Conv3(Conv1(features));
+    without it (the generator's last hourglass) it returns the 3-channel map itself."""
+
+    def __init__(self, dim_in, dim_out, use_res=True):
+        super().__init__()
+        self.use_res = use_res
+        self.HG = nn.Sequential(HourglassBlock(dim_in, dim_out), HourglassConvBlock(dim_out, dim_out),
+                                nn.Conv2d(dim_out, dim_out, 1, 1, bias=False), nn.InstanceNorm2d(dim_out),
+                                nn.ReLU(True))
+        self.Conv1 = nn.Conv2d(dim_out, 3, 1, 1)
+        if use_res:
+            self.Conv2 = nn.Conv2d(dim_out, dim_out, 1, 1)
+            self.Conv3 = nn.Conv2d(3, dim_out, 1, 1)
+
+    def forward(self, x):
+        h = self.HG(x)
+        out = self.Conv1(h)
+        if not self.use_res:
+            return out
+        return x + self.Conv2(h) + self.Conv3(out)
+
+
+# ---- Soft-AdaLIN -------------------------------------------------------------------------
+class SoftAdaLIN(nn.Module):
+    """AdaLIN whose gamma/beta blend a style-derived and a content-derived estimate with learned
+    per-channel weights ``w_gamma``, ``w_beta`` (1 x C, starting at 0: pure style, i.e. plain
+    U-GAT-IT at initialisation). Content: a 2-layer MLP (``c_gamma``, ``c_beta``) of the pooled
+    encoder features; style: one linear layer (``s_gamma``, ``s_beta``) of the FC output."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        c = num_features
+        self.norm = AdaLIN(c, eps)
+        self.w_gamma = nn.Parameter(torch.zeros(1, c))
+        self.w_beta = nn.Parameter(torch.zeros(1, c))
+        self.c_gamma = nn.Sequential(nn.Linear(c, c), nn.ReLU(True), nn.Linear(c, c))
+        self.c_beta = nn.Sequential(nn.Linear(c, c), nn.ReLU(True), nn.Linear(c, c))
+        self.s_gamma = nn.Linear(c, c)
+        self.s_beta = nn.Linear(c, c)
+
+    def forward(self, x, content, style):
+        # content, style: N x C; the blend weights (1 x C) broadcast over the batch. Written as
+        # (1 - w) s + w c, the authors' expression, rather than lerp: the same rounding as theirs
+        wg, wb = self.w_gamma, self.w_beta
+        gamma = (1 - wg) * self.s_gamma(style) + wg * self.c_gamma(content)
+        beta = (1 - wb) * self.s_beta(style) + wb * self.c_beta(content)
+        return self.norm(x, gamma, beta)
+
+
+class ResnetSoftAdaLINBlock(nn.Module):
+    """x + [pad conv SoftAdaLIN relu pad conv SoftAdaLIN](x) (keys conv1, norm1, conv2, norm2)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.pad1 = nn.ReflectionPad2d(1)
+        self.conv1 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
+        self.norm1 = SoftAdaLIN(dim)
+        self.relu1 = nn.ReLU(True)
+        self.pad2 = nn.ReflectionPad2d(1)
+        self.conv2 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
+        self.norm2 = SoftAdaLIN(dim)
+
+    def forward(self, x, content, style):
+        h = self.relu1(self.norm1(self.conv1(self.pad1(x)), content, style))
+        return x + self.norm2(self.conv2(self.pad2(h)), content, style)
+
+
+@torch.no_grad()
+def clip_soft_weights_(module: nn.Module, lo: float = 0.0, hi: float = 1.0) -> None:
+    """Clamp every Soft-AdaLIN blend weight under ``module`` into [lo, hi] (their WClipper)."""
+    for m in module.modules():
+        if isinstance(m, SoftAdaLIN):
+            m.w_gamma.clamp_(lo, hi)
+            m.w_beta.clamp_(lo, hi)
+
+
+# ---- generator -----------------------------------------------------------------------------
+# the generator's parts (top-level children with weights), in forward order; the few-shot
+# method gives each group its own copy of some of them (by default the stem and the tail)
+PARTS = ("ConvBlock1", "HourGlass1", "HourGlass2", "DownBlock1", "DownBlock2",
+         *(f"EncodeBlock{k}" for k in range(1, N_ENC + 1)), "gap_fc", "gmp_fc", "conv1x1", "FC",
+         *(f"DecodeBlock{k}" for k in range(1, N_ENC + 1)), "UpBlock1", "UpBlock2", "HourGlass3",
+         "HourGlass4", "ConvBlock2")
+STEM_TAIL = ("ConvBlock1", "HourGlass1", "HourGlass4", "ConvBlock2")
+
+
+class Photo2CartoonGenerator(nn.Module):
+    """Stem (7x7 conv, IN, ReLU) -> HourGlass1, HourGlass2 -> two stride-2 convs -> EncodeBlock1..4
+    (residual, IN) -> CAM -> FC (style) -> DecodeBlock1..4 (Soft-AdaLIN) -> UpBlock1, UpBlock2
+    (nearest x2, conv, LIN, ReLU) -> HourGlass3, HourGlass4 (to 3 channels) -> 7x7 conv, tanh.
+
+    Keys and registration order are the authors' (``ResnetGenerator`` of their networks.py).
+    ``forward(x, parts=None)``: ``parts`` maps some top-level child names to replacement modules
+    of the same shape (the few-shot group branches). Returns (image, CAM logits N x 2, heatmap
+    N x 1 x H/4 x W/4). H and W must be multiples of 16 (the hourglasses pool four times);
+    without ``light`` they must equal ``img_size``.
+    """
+
+    def __init__(self, ngf: int = 32, img_size: int = 256, light: bool = True):
+        super().__init__()
+        self.light, self.img_size = light, img_size
+        c = ngf * 4
+        self.ConvBlock1 = nn.Sequential(*conv_layers(3, ngf, 7, padding=3, norm="instance", bias=False))
+        self.HourGlass1 = HourGlass(ngf, ngf)
+        self.HourGlass2 = HourGlass(ngf, ngf)
+        self.DownBlock1 = nn.Sequential(*conv_layers(ngf, 2 * ngf, 3, 2, padding=1, norm="instance", bias=False))
+        self.DownBlock2 = nn.Sequential(*conv_layers(2 * ngf, c, 3, 2, padding=1, norm="instance", bias=False))
+        for k in range(1, N_ENC + 1):
+            setattr(self, f"EncodeBlock{k}", ResnetBlock(c, norm="instance", pad="reflect", bias=False))
+        self.gap_fc = nn.Linear(c, 1)
+        self.gmp_fc = nn.Linear(c, 1)
+        self.conv1x1 = nn.Conv2d(2 * c, c, 1, 1)
+        self.relu = nn.ReLU(True)
+        fc_in = c if light else (img_size // 4) ** 2 * c
+        self.FC = nn.Sequential(nn.Linear(fc_in, c), nn.ReLU(True), nn.Linear(c, c), nn.ReLU(True))
+        for k in range(1, N_ENC + 1):
+            setattr(self, f"DecodeBlock{k}", ResnetSoftAdaLINBlock(c))
+        self.UpBlock1 = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                                      nn.Conv2d(c, 2 * ngf, 3, 1, 0, bias=False), LIN(2 * ngf), nn.ReLU(True))
+        self.UpBlock2 = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                                      nn.Conv2d(2 * ngf, ngf, 3, 1, 0, bias=False), LIN(ngf), nn.ReLU(True))
+        self.HourGlass3 = HourGlass(ngf, ngf)
+        self.HourGlass4 = HourGlass(ngf, ngf, use_res=False)
+        self.ConvBlock2 = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(3, 3, 7, 1, 0, bias=False), nn.Tanh())
+
+    def check_size(self, x):
+        h, w = x.shape[-2:]
+        if h % 16 or w % 16:
+            raise ConfigError(f"photo2cartoon takes sides that are multiples of 16; got {h}×{w}")
+        if not self.light and (h, w) != (self.img_size, self.img_size):
+            raise ConfigError(
+                f"photo2cartoon (full) takes {self.img_size}×{self.img_size} inputs (its FC layer sees "
+                f"the whole feature map); got {h}×{w}")
+
+    def forward(self, x, parts: dict | None = None):
+        self.check_size(x)
+
+        def m(name):
+            return parts[name] if parts and name in parts else getattr(self, name)
+
+        x = m("HourGlass2")(m("HourGlass1")(m("ConvBlock1")(x)))
+        x = m("DownBlock2")(m("DownBlock1")(x))
+        content = []  # pooled features after each encoder block: N x C
+        for k in range(1, N_ENC + 1):
+            x = m(f"EncodeBlock{k}")(x)
+            content.append(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        x, cam_logit, heatmap = class_activation_map(x, m("gap_fc"), m("gmp_fc"), m("conv1x1"), self.relu)
+        style = m("FC")((F.adaptive_avg_pool2d(x, 1) if self.light else x).flatten(1))
+        for k in range(1, N_ENC + 1):  # deepest content features first
+            x = m(f"DecodeBlock{k}")(x, content[N_ENC - k], style)
+        x = m("HourGlass3")(m("UpBlock2")(m("UpBlock1")(x)))
+        return m("ConvBlock2")(m("HourGlass4")(x)), cam_logit, heatmap
+
+
+# ---- the method --------------------------------------------------------------------------------
+def _positive_int(name, v, lo=1):
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ConfigError(f"photo2cartoon: {name} must be an integer >= {lo}, got {v!r}")
+
+
+class FaceIDMixin:
+    """The frozen face-recognition network, kept out of the module tree (not a parameter, not
+    saved, not moved by ``.to``: it follows the input's device when used)."""
+
+    def _facenet_for(self, x: torch.Tensor):
+        net = self.__dict__.get("_facenet")
+        if net is None:
+            path = self.config.get("facenet_weights")
+            if not path:
+                raise ConfigError(
+                    f"{self.method_name}: model.faceid_weight is {self.w_faceid:g} but "
+                    f"model.facenet_weights is not set: {FACENET_HINT}")
+            net = load_mobilefacenet(Path(path).expanduser())
+            self.__dict__["_facenet"] = net
+        if next(net.parameters()).device != x.device:
+            net.to(x.device)
+        return net
+
+    def check_facenet(self):
+        """Fail early (at optimizer set-up) rather than at the first step."""
+        if self.w_faceid > 0:
+            self._facenet_for(torch.empty(0))
+
+    def face_id_loss(self, photo, translated):
+        return self.w_faceid * face_id_distance(self._facenet_for(photo), photo, translated)
+
+
+@register_method("photo2cartoon")
+class Photo2Cartoon(FaceIDMixin, UGATIT):
+    """``directions``: both (training needs both); an import of a genA2B-only checkpoint keeps
+    ``["AtoB"]`` and its model directory stores only genA2B."""
+
+    data_kind = "unpaired"
+    size_multiple = 16
+
+    def __init__(self, light=True, img_size=256, ch=32, n_dis_global=7, n_dis_local=5,
+                 adv_weight=1.0, cycle_weight=50.0, identity_weight=10.0, cam_weight=1000.0,
+                 faceid_weight=1.0, facenet_weights=None, rho_clip=1.0, w_clip=1.0,
+                 directions=("AtoB", "BtoA")):
+        Method.__init__(self)
+        _positive_int("img_size", img_size, 16)
+        if img_size % 16:
+            raise ConfigError(f"photo2cartoon: img_size must be a multiple of 16, got {img_size}")
+        _positive_int("ch", ch, 4)
+        if ch % 4:
+            raise ConfigError(f"photo2cartoon: ch must be a multiple of 4 (the hourglass blocks split "
+                              f"it in 1/2, 1/4, 1/4), got {ch}")
+        _positive_int("n_dis_global", n_dis_global, 3)
+        _positive_int("n_dis_local", n_dis_local, 3)
+        dirs = tuple(directions)
+        if not dirs or any(d not in DIRECTIONS for d in dirs) or len(set(dirs)) != len(dirs):
+            raise ConfigError(f"photo2cartoon: directions must be AtoB and/or BtoA, got {list(directions)}")
+        for name, v in (("rho_clip", rho_clip), ("w_clip", w_clip)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"photo2cartoon: {name} must be a positive number, got {v!r}")
+        self.directions = dirs
+        if "directions" in self.config:  # as a model directory's config.json gives it back
+            self.config["directions"] = list(dirs)
+        self.fixed_size = None if light else img_size
+        self.genA2B = Photo2CartoonGenerator(ch, img_size, bool(light))
+        self.genB2A = Photo2CartoonGenerator(ch, img_size, bool(light))
+        self.disGA = UGATITDiscriminator(3, ch, n_dis_global)
+        self.disGB = UGATITDiscriminator(3, ch, n_dis_global)
+        self.disLA = UGATITDiscriminator(3, ch, n_dis_local)
+        self.disLB = UGATITDiscriminator(3, ch, n_dis_local)
+        self.w_adv, self.w_cyc = float(adv_weight), float(cycle_weight)
+        self.w_idt, self.w_cam = float(identity_weight), float(cam_weight)
+        self.w_faceid = float(faceid_weight)
+        self.rho_clip, self.w_clip = float(rho_clip), float(w_clip)
+
+    @property
+    def inference_modules(self):
+        return tuple({"AtoB": "genA2B", "BtoA": "genB2A"}[d] for d in self.directions)
+
+    # ---- training ------------------------------------------------------------------------
+    def optimizer_groups(self):
+        if len(self.directions) < 2:
+            raise ConfigError("photo2cartoon: training needs both directions (directions: [AtoB, BtoA])")
+        self.check_facenet()
+        return super().optimizer_groups()
+
+    def generators(self):
+        """(genA2B forward, genB2A forward) as callables x -> (image, cam logit, heatmap)."""
+        return self.genA2B, self.genB2A
+
+    def training_step(self, batch):
+        """U-GAT-IT's step (see ugatit.py: D first, then G in three independent groups), with
+        ``faceid_A`` = 1 - cos(f(A), f(G_A2B(A))) and ``faceid_B`` likewise in the G groups."""
+        real_A, real_B = batch["A"], batch["B"]
+        g_a2b, g_b2a = self.generators()
+        discs = (self.disGA, self.disGB, self.disLA, self.disLB)
+        if self.w_adv > 0:
+            with torch.no_grad():
+                fake_A2B, fake_B2A = g_a2b(real_A)[0], g_b2a(real_B)[0]
+            yield Phase("D", self._d_losses(self.disGA, self.disLA, real_A, fake_B2A, "A"), step=False)
+            yield Phase("D", self._d_losses(self.disGB, self.disLB, real_B, fake_A2B, "B"))
+            del fake_A2B, fake_B2A
+        requires_grad(discs, False)
+        try:
+            idt_group = self.w_idt > 0 or self.w_cam > 0
+            for real, g, g_back, d_glob, d_loc, tag, src in (
+                    (real_A, g_a2b, g_b2a, self.disGB, self.disLB, "A2B", "A"),
+                    (real_B, g_b2a, g_a2b, self.disGA, self.disLA, "B2A", "B")):
+                fake, cam_logit, _ = g(real)
+                losses = {}
+                if self.w_adv > 0:
+                    losses |= self._g_adv(d_glob, d_loc, fake, tag)
+                if self.w_cam > 0:
+                    losses[f"G_{tag}_cam"] = self.w_cam * self._bce(cam_logit, 1)
+                if self.w_cyc > 0:
+                    losses[f"cycle_{src}"] = self.w_cyc * F.l1_loss(g_back(fake)[0], real)
+                if self.w_faceid > 0:
+                    losses[f"faceid_{src}"] = self.face_id_loss(real, fake)
+                yield Phase("G", losses, step=tag == "B2A" and not idt_group)
+                del fake, cam_logit, losses
+            if idt_group:
+                losses = {}
+                for real, g, tag in ((real_A, g_b2a, "A"), (real_B, g_a2b, "B")):
+                    same, cam_logit, _ = g(real)
+                    if self.w_idt > 0:
+                        losses[f"idt_{tag}"] = self.w_idt * F.l1_loss(same, real)
+                    if self.w_cam > 0:
+                        losses[f"G_{tag}2{tag}_cam"] = self.w_cam * self._bce(cam_logit, 0)
+                yield Phase("G", losses)
+        finally:
+            requires_grad(discs, True)
+
+    def after_step(self, optimizer):
+        if optimizer == "G":
+            for g in (self.genA2B, self.genB2A):
+                clip_rho_(g, 0.0, self.rho_clip)
+                clip_soft_weights_(g, 0.0, self.w_clip)
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        g_a2b, g_b2a = self.generators()
+        out = {}
+        for key, g, g_back, tag in (("A", g_a2b, g_b2a, "A2B"), ("B", g_b2a, g_a2b, "B2A")):
+            if key in batch:
+                real = batch[key]
+                fake, _, hm = g(real)
+                out |= {f"real_{key}": real, f"cam_{tag}": heatmap_image(hm, real.shape[-2:]),
+                        f"fake_{tag}": fake, f"rec_{key}": g_back(fake)[0]}
+        return out
+
+
+# ---- the authors' checkpoints ------------------------------------------------------------------
+def _load_official(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("genA2B"), dict):
+        found = list(obj)[:3] if isinstance(obj, dict) else type(obj).__name__
+        hint = ""
+        if isinstance(obj, dict) and "ConvBlock1.1.weight" in obj:
+            hint = " (it is a bare generator state dict; the authors' files wrap it as {'genA2B': ...})"
+        raise CheckpointError(
+            f"{path} is not a Photo2Cartoon checkpoint: expected a dict with the state dict genA2B "
+            f"(as in photo2cartoon_weights.pt or *_params_latest.pt), found {found}{hint}")
+    out = {}
+    for k in ("genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB"):
+        if k in obj:
+            sd = obj[k]
+            if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+                raise CheckpointError(f"{path}: entry {k} is not a state dict of tensors")
+            out[k] = {n.removeprefix("module."): v for n, v in sd.items()}
+    return out
+
+
+def photo2cartoon_options(sd: dict, path) -> dict:
+    """light, img_size and ch from a generator's state dict."""
+    w0, fc0 = sd.get("ConvBlock1.1.weight"), sd.get("FC.0.weight")
+    if w0 is None or fc0 is None or w0.ndim != 4 or fc0.ndim != 2 or "HourGlass1.Conv1.weight" not in sd:
+        hint = " (it looks like a U-GAT-IT generator: try 'styleforge import ugatit')" \
+            if "DownBlock.1.weight" in sd else ""
+        raise CheckpointError(f"{path}: genA2B is not a Photo2Cartoon generator (no ConvBlock1.1.weight, "
+                              f"HourGlass1, FC.0.weight){hint}")
+    ch, c = w0.shape[0], 4 * w0.shape[0]
+    light = fc0.shape[1] == c
+    img_size = 256  # light: not recorded in the weights; 256 is the official size
+    if not light:
+        side = int(round((fc0.shape[1] // c) ** 0.5))
+        if side * side * c != fc0.shape[1]:
+            raise CheckpointError(f"{path}: FC.0.weight has {fc0.shape[1]} inputs, not (img_size/4)^2 × {c}")
+        img_size = side * 4
+    return {"light": light, "img_size": img_size, "ch": ch}
+
+
+def _n_dis(sd: dict) -> int:
+    return 1 + sum(1 for k in sd if re.fullmatch(r"model\.\d+\.weight_orig", k))
+
+
+def load_networks(model: nn.Module, sds: dict, path, what: str) -> None:
+    """Strict load of each named state dict with a message naming the first differences."""
+    for name, sd in sds.items():
+        net = getattr(model, name)
+        expected = net.state_dict()
+        missing = [k for k in expected if k not in sd]
+        unexpected = [k for k in sd if k not in expected]
+        bad = [k for k, v in sd.items() if k in expected and expected[k].shape != v.shape]
+        if missing or unexpected or bad:
+            raise CheckpointError(
+                f"{path}: {name} does not match a {what}: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}, wrong shapes {bad[:3]}")
+        net.load_state_dict(sd)
+
+
+@register_importer("photo2cartoon")
+def import_photo2cartoon(path, **_):
+    """``path``: the authors' ``photo2cartoon_weights.pt`` or a ``*_params_*.pt`` of their
+    train.py: a dict of state dicts with at least genA2B (photo -> cartoon), and optionally
+    genB2A and the four discriminators (loaded too, for further training; a model directory
+    keeps the generators only). Read with ``weights_only=True``; options from the shapes."""
+    sds = _load_official(path)
+    opts = photo2cartoon_options(sds["genA2B"], path)
+    if all(k in sds for k in ("disGA", "disGB", "disLA", "disLB")):
+        opts["n_dis_global"], opts["n_dis_local"] = _n_dis(sds["disGA"]), _n_dis(sds["disLA"])
+    if "genB2A" not in sds:
+        opts["directions"] = ["AtoB"]
+    model = Photo2Cartoon(**opts)
+    load_networks(model, sds, path, f"Photo2Cartoon network with {opts}")
+    return model.eval()
