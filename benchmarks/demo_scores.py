@@ -44,16 +44,20 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default=str(REPO / "results" / "demo" / "run"), help="the demo's run folder")
+    ap.add_argument("--model", help="score this model directory or checkpoint instead of RUN/model "
+                    "(e.g. RUN/checkpoints/step_00000600 of an unfinished run)")
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data" / "horse2zebra"))
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(2)
     run = Path(args.run)
-    if not (run / "model" / "config.json").is_file():
-        sys.exit(f"no trained demo model in {run}: run 'styleforge demo' first (or give --run)")
+    model = Path(args.model) if args.model else run / "model"
+    if not (model / "config.json").is_file():
+        sys.exit(f"no trained demo model in {model}: run 'styleforge demo' first (or give --run/--model)")
     cfg = C.resolve(config_file=run / "config.yaml")
     size = cfg["data"]["crop_size"]
-    trained = styleforge.load(run / "model", device="cpu")
+    trained = styleforge.load(model, device="cpu")
+    print(f"trained model: {model}", file=sys.stderr)
     torch.manual_seed(cfg["train"]["seed"])
     untrained = Pipeline(build_method(cfg["method"], **cfg["model"]), "cpu")
     net = load_feature_net()

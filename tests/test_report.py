@@ -11,7 +11,7 @@ from styleforge.training.trainer import Trainer
 
 def tiny_run(root, out, **over):
     cfg = C.resolve("tiny/cyclegan", overrides=[f"{k}={v}" for k, v in
-                                               {"train.steps": 3, "train.steps_decay": 0, **over}.items()])
+                                               {"train.steps": 2, "train.steps_decay": 0, **over}.items()])
     cfg["data"]["root"] = str(root)
     Trainer(cfg, out).fit()
     return out
@@ -24,7 +24,7 @@ def report(tmp_path_factory, tiny_feature_net):
     h2z = Path(__file__).resolve().parents[1] / "data" / "horse2zebra"
     tmp = tmp_path_factory.mktemp("report")
     a = tiny_run(h2z, tmp / "narrow")
-    b = tiny_run(h2z, tmp / "evaluated", **{"train.seed": 1, "train.eval_every": 3, "train.eval_images": 4,
+    b = tiny_run(h2z, tmp / "evaluated", **{"train.seed": 1, "train.eval_every": 2, "train.eval_images": 4,
                                             "train.eval_feature_net": str(tiny_feature_net),
                                             "train.eval_feature_size": 32})
     out = tmp / "page"
