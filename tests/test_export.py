@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -88,6 +89,19 @@ def test_onnx_axes_dynamic_or_fixed_as_the_network_allows(tmp_path):
         else:
             assert [d.dim_param for d in dims[2:]] == ["height", "width"]
         assert read_metadata(r.path)[1]["fixed_size"] == fixed
+
+
+def test_a_file_holds_only_the_network_of_its_direction(tmp_path):
+    m = tiny_method("tiny/cyclegan")
+    n_g = sum(p.numel() for p in m.G_B.parameters())
+    r = export_model(m, tmp_path / "g.pt", "torchscript", "BtoA")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load's notice
+        ts = torch.jit.load(str(r.path))
+    assert sum(p.numel() for p in ts.parameters()) == n_g  # G_B only: no G_A, no discriminators
+    with torch.no_grad():
+        x = torch.rand(1, 3, 32, 32) * 2 - 1
+        torch.testing.assert_close(ts(x), m.G_B(x), rtol=0, atol=1e-5)
 
 
 def test_pix2pix_export_is_the_generator_without_dropout_noise(tmp_path, sample):

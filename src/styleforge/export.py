@@ -61,12 +61,14 @@ class ExportResult:
 
 class TranslateModule(nn.Module):
     """``method.translate(x, direction, **options)`` as a module with only the inference networks
-    registered (so a traced file holds no discriminator weights); keeps the first output of
-    methods that return several (U-GAT-IT's heatmap)."""
+    that direction runs registered (``nets``: so a traced file holds neither discriminators nor
+    the other direction's generator); keeps the first output of methods that return several
+    (U-GAT-IT's heatmap)."""
 
-    def __init__(self, method, direction: str, **options):
+    def __init__(self, method, direction: str, nets=None, **options):
         super().__init__()
-        self.nets = nn.ModuleDict({n: getattr(method, n) for n in method.inference_modules})
+        names = method.inference_modules if nets is None else nets
+        self.nets = nn.ModuleDict({n: getattr(method, n) for n in names})
         object.__setattr__(self, "_method", method)  # not a submodule
         self.direction, self.options = direction, options
 
@@ -75,11 +77,28 @@ class TranslateModule(nn.Module):
         return y[0] if isinstance(y, (tuple, list)) else y
 
 
-def export_module(method, direction: str, **options) -> nn.Module:
+def export_module(method, direction: str, example: torch.Tensor | None = None, **options) -> nn.Module:
+    """The module to trace: the method's own ``export_module(direction)``, else a
+    :class:`TranslateModule`; given an ``example``, one run of it finds the networks used."""
     hook = getattr(method, "export_module", None)
     if hook is not None and not options:
         return hook(direction)
-    return TranslateModule(method, direction, **options)
+    nets = None if example is None else networks_used(method, direction, example, **options)
+    return TranslateModule(method, direction, nets, **options)
+
+
+def networks_used(method, direction, example, **options) -> list[str]:
+    """The inference modules any of whose layers run in ``translate(example, direction)``."""
+    used: set[str] = set()
+    handles = [m.register_forward_pre_hook(lambda *_, n=name: used.add(n))
+               for name in method.inference_modules for m in getattr(method, name).modules()]
+    try:
+        with torch.no_grad():
+            method.translate(example, direction, **options)
+    finally:
+        for h in handles:
+            h.remove()
+    return [n for n in method.inference_modules if n in used]
 
 
 def _in_channels(method) -> int:
@@ -172,12 +191,12 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"{out} is a folder; give the file to write (e.g. {out / ('model' + SUFFIX[fmt])})")
-    module = export_module(method, direction).eval()
     channels = _in_channels(method)
     side, other = _sizes(method)
     dynamic = other is not None
     meta = _metadata(method, direction, fmt, dynamic, side, channels)
     example = _example(channels, side, side)
+    module = export_module(method, direction, example).eval()
     with torch.no_grad():
         data = (_onnx_bytes(module, example, dynamic, meta) if fmt == "onnx"
                 else _torchscript_bytes(module, example, meta))
