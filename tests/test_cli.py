@@ -135,3 +135,39 @@ def test_every_command_has_help():
     for cmd in ([], ["train"], ["translate"], ["import"], ["demo"], ["presets"]):
         r = run(*cmd, "--help")
         assert r.returncode == 0 and "usage: styleforge" in r.stdout
+
+
+@pytest.mark.parametrize("light", [True, False])
+def test_translate_heatmaps_written_beside_outputs(light, h2z, tmp_path):
+    """--heatmaps: NAME_heatmap.EXT of the output's size, equal to the API's coloured CAM map
+    (full U-GAT-IT resizes to its fixed size and back, light pads: both paths)."""
+    import numpy as np
+
+    import styleforge
+    from styleforge.data.images import load_rgb
+    from styleforge.data.transforms import to_pil, to_tensor
+
+    torch.manual_seed(0)
+    model = tmp_path / "ug"
+    save_model(model, build_method("ugatit", light=light, img_size=64, ch=4, n_res=1))
+    src = tmp_path / "in"
+    src.mkdir()
+    f = sorted((h2z / "testA").iterdir())[0]
+    Image.open(f).convert("RGB").resize((70, 50)).save(src / "a.png")
+    assert main(["translate", str(model), str(src), "-o", str(tmp_path / "out"), "--heatmaps", "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_heatmap.png"]
+    heat = np.asarray(Image.open(tmp_path / "out" / "a_heatmap.png"))
+    assert heat.shape == (50, 70, 3)
+    y, h = styleforge.load(model).translate_tensor(to_tensor(load_rgb(src / "a.png")), return_heatmap=True)
+    assert np.array_equal(heat, np.asarray(to_pil(h)))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), np.asarray(to_pil(y)))
+    # jet colouring of a map scaled to [0, 1]: green only in the middle of the range, blue at the
+    # low end, red at the high end; both ends are reached somewhere
+    assert heat[..., 2].max() > 100 and heat[..., 0].max() > 100 and not np.array_equal(heat[..., 0], heat[..., 2])
+
+
+def test_translate_heatmaps_refused_for_models_without_them(model_dir, h2z, tmp_path):
+    f = sorted((h2z / "testA").iterdir())[0]
+    r = run("translate", model_dir, f, "-o", tmp_path / "o", "--heatmaps")
+    one_line_error(r, "--heatmaps", "no attention heatmaps")
+    assert not (tmp_path / "o").exists()

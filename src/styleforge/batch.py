@@ -61,6 +61,7 @@ class BatchOptions:
     amp: bool = False  # bf16 autocast around the network
     progress: bool = True
     error_on_single_bad: bool = False  # one input that cannot be read is an error, not a skip
+    heatmaps: bool = False  # also write the attention map as NAME_heatmap.EXT (has_heatmaps methods)
 
 
 @dataclass
@@ -176,14 +177,23 @@ def _to_float(batch_u8: torch.Tensor) -> torch.Tensor:
     return batch_u8.to(torch.float32) / 127.5 - 1.0
 
 
-def _write(y: torch.Tensor, orig: tuple[int, int], path: Path) -> None:
+def heatmap_name(name: str) -> str:
+    p = Path(name)
+    return f"{p.stem}_heatmap{p.suffix}"
+
+
+def _write(y: torch.Tensor, orig: tuple[int, int], path: Path, heat: torch.Tensor | None = None) -> None:
     from .data.transforms import to_pil
     from .utils.images import save_image_atomic
 
-    img = to_pil(y)
-    if img.size != orig:
-        img = img.resize(orig, Image.BICUBIC)
-    save_image_atomic(img, path)
+    # the heatmap first: an output that exists is a finished one, heatmap included (resume)
+    for t, target in ((heat, path.with_name(heatmap_name(path.name))), (y, path)):
+        if t is None:
+            continue
+        img = to_pil(t)
+        if img.size != orig:
+            img = img.resize(orig, Image.BICUBIC)
+        save_image_atomic(img, target)
 
 
 def _existing(out: Path) -> set[str]:
@@ -231,7 +241,8 @@ def _run(translator, files, names, out: Path, opts: BatchOptions, shard: Shard, 
     t0 = time.perf_counter()
     listing = _existing(out)
     if not opts.resume and not opts.overwrite:
-        existing = [n for n in names if n in listing]
+        existing = [n for n in names if n in listing
+                    or (opts.heatmaps and heatmap_name(n) in listing)]
         if existing:
             raise ConfigError(f"{len(existing)} output(s) already exist in {out} (e.g. {existing[0]}); "
                               "use --resume to keep them and translate the rest, or --overwrite to replace them")
@@ -282,12 +293,17 @@ def _run(translator, files, names, out: Path, opts: BatchOptions, shard: Shard, 
                     chunk = group[s:s + opts.batch_size]
                     x = _to_float(torch.stack([a for _, a, _ in chunk]))
                     with autocast:
-                        y = translator.translate_tensor(x, opts.direction, **kw)
+                        if opts.heatmaps:
+                            y, heat = translator.translate_tensor(x, opts.direction, return_heatmap=True, **kw)
+                            heat = heat.float().cpu()
+                        else:
+                            y, heat = translator.translate_tensor(x, opts.direction, **kw), None
                     y = y.float().cpu()
-                    for (j, _, orig), yj in zip(chunk, y):
+                    for i, ((j, _, orig), yj) in enumerate(zip(chunk, y)):
                         if j in done:
                             continue
-                        writes.append(pool.submit(_write, yj, orig, out / names[j]))
+                        writes.append(pool.submit(_write, yj, orig, out / names[j],
+                                                  None if heat is None else heat[i]))
                         translated += 1
                     while len(writes) > max_writes:
                         writes.popleft().result()

@@ -119,7 +119,10 @@ def cmd_translate(args, overrides) -> int:
     names = [output_name(f) for f in files]
     from collections import Counter
 
-    dupes = {n for n, k in Counter(names).items() if k > 1}
+    from .batch import heatmap_name
+
+    targets = names + ([heatmap_name(n) for n in names] if args.heatmaps else [])
+    dupes = {n for n, k in Counter(targets).items() if k > 1}
     if dupes:
         raise ConfigError(f"several inputs would write the same output name: {sorted(dupes)[:3]}")
     translator = load_translator(args.model, device=args.device, runtime=args.runtime)
@@ -128,7 +131,10 @@ def cmd_translate(args, overrides) -> int:
     opts = BatchOptions(direction=direction, batch_size=args.batch_size, block_size=args.block_size,
                         workers=args.workers,
                         size=args.size, resume=args.resume, overwrite=args.overwrite, amp=args.bf16,
-                        progress=not args.quiet, error_on_single_bad=single)
+                        progress=not args.quiet, error_on_single_bad=single, heatmaps=args.heatmaps)
+    if args.heatmaps and not getattr(getattr(translator, "method", None), "has_heatmaps", False):
+        raise ConfigError(f"--heatmaps: {args.model} has no attention heatmaps (U-GAT-IT and Photo2Cartoon "
+                          "models have them; exported ONNX/TorchScript files do not)")
     kw = {}
     if args.group is not None:  # few-shot group models: the group's branch
         check_group = getattr(getattr(translator, "method", None), "check_group", None)
@@ -223,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx", "torchscript"),
                     help="torch: a model directory; onnx / torchscript: a file from 'styleforge export' "
                     "(default auto: by what MODEL is)")
+    tr.add_argument("--heatmaps", action="store_true", help="U-GAT-IT / Photo2Cartoon: also write the "
+                    "generator's attention map (CAM) beside each output as NAME_heatmap.EXT")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_translate)
 

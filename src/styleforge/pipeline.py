@@ -48,21 +48,37 @@ class Pipeline:
         return save_model(path, self.method)
 
     @torch.inference_mode()
-    def translate_tensor(self, x: torch.Tensor, direction=None, **kw) -> torch.Tensor:
+    def translate_tensor(self, x: torch.Tensor, direction=None, return_heatmap: bool = False, **kw):
+        """N×C×H×W (or C×H×W) in [-1, 1] -> the same shape in [-1, 1]. ``return_heatmap`` (methods
+        with attention maps, ``has_heatmaps``) also returns the map as a jet-coloured image of the
+        output's size: ``(y, heatmap)``."""
         if x.ndim == 3:
-            return self.translate_tensor(x[None], direction, **kw)[0]
+            out = self.translate_tensor(x[None], direction, return_heatmap, **kw)
+            return (out[0][0], out[1][0]) if return_heatmap else out[0]
         if x.ndim != 4:
             raise ConfigError(f"expected an N×C×H×W tensor, got shape {tuple(x.shape)}")
+        if return_heatmap:
+            if not getattr(self.method, "has_heatmaps", False):
+                raise ConfigError(f"{self.method.method_name} has no attention heatmaps "
+                                  "(U-GAT-IT and Photo2Cartoon models have)")
+            kw["return_heatmap"] = True
         x = x.to(self.device, torch.float32)
         h, w = x.shape[-2:]
         fixed = self.method.fixed_size
         if fixed:
-            y = self.method.translate(F.interpolate(x, size=(fixed, fixed), mode="bicubic",
-                                                    align_corners=False).clamp(-1, 1), direction, **kw)
-            return F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
-        xp, _ = pad_to_multiple(x, self.method.size_multiple)
-        y = self.method.translate(xp, direction, **kw)
-        return y[..., :h, :w]
+            xin = F.interpolate(x, size=(fixed, fixed), mode="bicubic", align_corners=False).clamp(-1, 1)
+            restore = lambda t: F.interpolate(t, size=(h, w), mode="bicubic",  # noqa: E731
+                                              align_corners=False).clamp(-1, 1)
+        else:
+            xin, _ = pad_to_multiple(x, self.method.size_multiple)
+            restore = lambda t: t[..., :h, :w]  # noqa: E731
+        out = self.method.translate(xin, direction, **kw)
+        if not return_heatmap:
+            return restore(out)
+        from .methods.ugatit import heatmap_image
+
+        y, heat = out
+        return restore(y), restore(heatmap_image(heat, y.shape[-2:]))
 
     def translate_pil(self, img: Image.Image, direction=None, size: int | None = None, **kw) -> Image.Image:
         from .data.transforms import to_pil, to_tensor

@@ -63,6 +63,8 @@ class Method(nn.Module):
     size_multiple = 1
     # networks with a fixed input size (fully-connected layers) set it: translate resizes
     fixed_size: int | None = None
+    # translate(x, direction, return_heatmap=True) -> (y, N×1×h×w attention map) is supported
+    has_heatmaps = False
 
     config: dict
 

@@ -158,6 +158,7 @@ class UGATIT(Method):
     directions = DIRECTIONS
     inference_modules = ("genA2B", "genB2A")
     size_multiple = 4
+    has_heatmaps = True  # translate(..., return_heatmap=True): the generator's CAM map
 
     def __init__(self, light=False, img_size=256, img_ch=3, ch=64, n_res=4, n_dis_global=7,
                  n_dis_local=5, adv_weight=1.0, cycle_weight=10.0, identity_weight=10.0,
