@@ -17,8 +17,13 @@ authors' test.py without --eval: batch statistics of the test image, dropout on)
 ``no_grad`` for theirs (their ``model.test()``) and ``inference_mode`` for ours.
 
 Variants: theirs (``Pix2PixModel.optimize_parameters``), ours (styleforge's method through the
-trainer's ``run_phases``), ours-cl (the same with ``channels_last=True``), and ``-bf16`` of each
-(``train.amp``'s bf16 autocast: a numerics change).
+trainer's ``run_phases``), ours-cl (the same with ``channels_last=True``), ``-bf16`` (``train.amp``'s
+bf16 autocast: a numerics change), ours-unfused (Adam's default per-tensor loop, as theirs, where
+the trainer builds ``Adam(fused=True)``), ours-onnx (inference only: the exported U-Net, without
+dropout, in onnxruntime).
+
+``--clock cpu`` times one thread by process CPU time instead: on a machine shared with other
+jobs, wall-clock times of two threads swing 2-4×, CPU time of one thread barely moves.
 """
 from __future__ import annotations
 
@@ -33,21 +38,38 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
-VARIANTS = ("theirs", "ours", "ours-cl", "ours-bf16", "ours-cl-bf16")
+VARIANTS = ("theirs", "ours", "ours-unfused", "ours-cl", "ours-bf16", "ours-cl-bf16", "ours-onnx")
 
 
-def child(variant: str, official: str, size: int, device: str, warmup: int, iters: int) -> dict:
+def child(variant: str, official: str, size: int, device: str, warmup: int, iters: int,
+          clock: str = "wall") -> dict:
     import argparse as ap
     from contextlib import nullcontext
 
     import torch
+
+    if clock == "cpu":  # one thread, process CPU time: what a busy shared machine does not inflate
+        torch.set_num_threads(1)
 
     torch.manual_seed(0)
     dev = torch.device(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     real_A = (torch.rand(1, 3, size, size) * 2 - 1).to(dev)
     real_B = (torch.rand(1, 3, size, size) * 2 - 1).to(dev)
-    amp = torch.autocast(dev.type, dtype=torch.bfloat16) if variant.endswith("bf16") else nullcontext()
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16) if "bf16" in variant else nullcontext()
+    if variant == "ours-onnx":  # inference only: the exported U-Net (no dropout) in onnxruntime
+        import tempfile
+
+        sys.path.insert(0, str(HERE.parent / "src"))
+        from styleforge.export import export_model, load_runtime
+        from styleforge.registry import build_method
+
+        timer = common.median_time if clock == "wall" else cpu_time
+        with tempfile.TemporaryDirectory() as tmp:
+            r = export_model(build_method("pix2pix").eval(), Path(tmp) / "g.onnx", "onnx")
+            run = load_runtime(r.path, "onnx").method
+            infer_s = timer(lambda: run(real_A), 3, max(iters, 5))
+        return {"variant": variant, "infer_s": infer_s}
     if variant == "theirs":
         sys.path.insert(0, official)
         from models.pix2pix_model import Pix2PixModel
@@ -78,6 +100,9 @@ def child(variant: str, official: str, size: int, device: str, warmup: int, iter
         configure_backends(dev)
         method = build_method("pix2pix", channels_last="-cl" in variant).to(dev)
         opts = build_optimizers(method, {"lr": 2e-4, "betas": [0.5, 0.999], "weight_decay": 0.0})
+        if "unfused" in variant:  # Adam's per-tensor loop, as theirs (the trainer uses fused)
+            opts = {k: torch.optim.Adam(ps, lr=2e-4, betas=(0.5, 0.999))
+                    for k, ps in method.optimizer_groups().items()}
         batch = {"A": real_A, "B": real_B}
 
         def train_step():
@@ -89,10 +114,32 @@ def child(variant: str, official: str, size: int, device: str, warmup: int, iter
             method.eval()
             with torch.inference_mode(), amp:
                 method.translate(real_A)
-    train_s = common.median_time(train_step, warmup, iters, sync)
+    base_mb = _rss_mb()  # networks and optimisers built; Adam's moments not yet allocated
+    timer = common.median_time if clock == "wall" else cpu_time
+    train_s = timer(train_step, warmup, iters, sync)
     peak_train = common.peak_memory_mb(device)
-    infer_s = common.median_time(infer, 3, max(iters, 5), sync)
-    return {"variant": variant, "train_s": train_s, "infer_s": infer_s, "peak_mb": peak_train}
+    infer_s = timer(infer, 3, max(iters, 5), sync)
+    return {"variant": variant, "train_s": train_s, "infer_s": infer_s, "peak_mb": peak_train,
+            "base_mb": base_mb}
+
+
+def cpu_time(fn, warmup: int, iters: int, sync=None) -> float:
+    """Median process CPU time of ``fn`` (use with one thread: two threads also count spinning)."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(iters):
+        t = time.process_time()
+        fn()
+        ts.append(time.process_time() - t)
+    return statistics.median(ts)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
 # ---- eager vs TorchScript vs onnxruntime, per generator ---------------------------------
@@ -104,10 +151,14 @@ GENERATORS = {  # name: (preset, size); the networks at their paper sizes
 }
 
 
-def runtime_child(name: str, iters: int) -> dict:
+def runtime_child(name: str, iters: int, clock: str = "wall") -> dict:
     import tempfile
 
     import torch
+
+    if clock == "cpu":  # onnxruntime takes torch's thread count (styleforge.export)
+        torch.set_num_threads(1)
+    timer = common.median_time if clock == "wall" else cpu_time
 
     sys.path.insert(0, str(HERE.parent / "src"))
     from styleforge import config as C
@@ -122,21 +173,21 @@ def runtime_child(name: str, iters: int) -> dict:
     except Exception as e:  # a method still landing (Photo2Cartoon)
         return {"generator": name, "error": str(e).splitlines()[0][:120]}
     direction = method.directions[0]
-    module = export_module(method, direction).eval()
     x = torch.rand(1, 3, size, size) * 2 - 1
+    module = export_module(method, direction, x).eval()  # the one generator that direction runs
     row = {"generator": name, "params_M": sum(p.numel() for p in module.parameters()) / 1e6}
 
     def eager():
         with torch.inference_mode():
             module(x)
 
-    row["eager_s"] = common.median_time(eager, 2, iters)
+    row["eager_s"] = timer(eager, 2, iters)
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("torchscript", "onnx"):
             r = export_model(method, Path(tmp) / f"g.{fmt}", fmt, direction)
             pipe = load_runtime(r.path, fmt)
             run = pipe.method  # the exported network itself, no padding
-            row[f"{fmt}_s"] = common.median_time(lambda: run(x), 2, iters)
+            row[f"{fmt}_s"] = timer(lambda: run(x), 2, iters)
             row[f"{fmt}_max_diff"] = r.max_abs_diff
     return row
 
@@ -150,16 +201,19 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: wall-clock time with torch's threads (default); cpu: one thread, "
+                   "process CPU time (robust to other load on a shared machine)")
     p.add_argument("--runtimes-only", action="store_true", help="only the eager/TorchScript/ONNX table")
     p.add_argument("--no-runtimes", action="store_true", help="skip the eager/TorchScript/ONNX table")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--runtime-child", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child(a.child, a.official, a.size, a.device, a.warmup, a.iters)))
+        print(json.dumps(child(a.child, a.official, a.size, a.device, a.warmup, a.iters, a.clock)))
         return
     if a.runtime_child:
-        print(json.dumps(runtime_child(a.runtime_child, a.iters)))
+        print(json.dumps(runtime_child(a.runtime_child, a.iters, a.clock)))
         return
     info = common.machine()
     print(json.dumps(info))
@@ -172,7 +226,8 @@ def main():
             for v in variants:
                 res = common.run_variant(__file__, ["--official", a.official, "--size", str(a.size),
                                                     "--device", a.device, "--warmup", str(a.warmup),
-                                                    "--iters", str(a.iters), "--child", v])
+                                                    "--iters", str(a.iters), "--clock", a.clock,
+                                                    "--child", v])
                 print(f"round {r + 1} {v}: {json.dumps(res)} load {os.getloadavg()[0]:.2f}",
                       file=sys.stderr, flush=True)
                 runs[v].append(res)
@@ -183,25 +238,32 @@ def main():
                 rows.append({"variant": v, "train_s": runs[v][0]["error"]})
                 continue
             rows.append({"variant": v, **{k: statistics.median(x[k] for x in ok)
-                                          for k in ("train_s", "infer_s", "peak_mb")}})
+                                          for k in ("train_s", "infer_s", "peak_mb", "base_mb")
+                                          if k in ok[0]}})
         base = next((r for r in rows if r["variant"] == "theirs" and "infer_s" in r), None)
         for r in rows:
             if base and "infer_s" in r:
-                r["train speed-up"] = base["train_s"] / r["train_s"]
                 r["infer speed-up"] = base["infer_s"] / r["infer_s"]
+            if base and "train_s" in r:
+                r["train speed-up"] = base["train_s"] / r["train_s"]
                 r["memory ratio"] = r["peak_mb"] / base["peak_mb"]
-        print(f"\nPix2Pix {a.size}px batch 1 on {a.device}; load after: {os.getloadavg()[0]:.2f}")
-        print(common.table(rows, ["variant", "train_s", "infer_s", "peak_mb", "train speed-up",
-                                  "infer speed-up", "memory ratio"]))
+        print(f"\nPix2Pix {a.size}px batch 1 on {a.device}, clock {a.clock}; "
+              f"load after: {os.getloadavg()[0]:.2f}")
+        print(common.table(rows, ["variant", "train_s", "infer_s", "peak_mb", "base_mb",
+                                  "train speed-up", "infer speed-up", "memory ratio"]))
     if not a.no_runtimes:
         rows = []
         for name in GENERATORS:
-            res = common.run_variant(__file__, ["--iters", str(a.iters), "--runtime-child", name])
+            res = common.run_variant(__file__, ["--iters", str(a.iters), "--clock", a.clock,
+                                                "--runtime-child", name])
             print(f"{name}: {json.dumps(res)} load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
             rows.append(res if "error" not in res else {"generator": name, "eager_s": res["error"]})
-        print(f"\nInference latency, batch 1, CPU; load after: {os.getloadavg()[0]:.2f}")
+        print(f"\nInference latency, batch 1, CPU, clock {a.clock}; load after: {os.getloadavg()[0]:.2f}")
+        for r in rows:
+            if isinstance(r.get("eager_s"), float):
+                r["onnx speed-up"] = r["eager_s"] / r["onnx_s"]
         print(common.table(rows, ["generator", "params_M", "eager_s", "torchscript_s", "onnx_s",
-                                  "onnx_max_diff"]))
+                                  "onnx speed-up", "onnx_max_diff"]))
 
 
 if __name__ == "__main__":

@@ -80,10 +80,20 @@ def configure_backends(device: torch.device) -> None:
 
 
 def build_optimizers(method, t: dict) -> dict[str, torch.optim.Optimizer]:
-    """Adam per optimizer group of the method, from the ``train:`` section."""
-    return {name: torch.optim.Adam(params, lr=t["lr"], betas=tuple(t["betas"]),
-                                   weight_decay=t["weight_decay"])
-            for name, params in method.optimizer_groups().items()}
+    """Adam per optimizer group of the method, from the ``train:`` section.
+
+    The fused implementation where torch has one for the parameters' device (CPU from torch
+    2.4, CUDA): the same update in one pass over each tensor instead of several; on CPU a step
+    of Pix2Pix's 54 M-parameter generator takes a quarter of the time (docs/benchmarks.md)."""
+    kw = {"lr": t["lr"], "betas": tuple(t["betas"]), "weight_decay": t["weight_decay"]}
+    out = {}
+    for name, params in method.optimizer_groups().items():
+        params = list(params)
+        try:
+            out[name] = torch.optim.Adam(params, fused=True, **kw)
+        except (RuntimeError, TypeError, ValueError):  # older torch, or a device without it
+            out[name] = torch.optim.Adam(params, **kw)
+    return out
 
 
 def build_datasets(cfg: dict):
