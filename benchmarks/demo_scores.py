@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--model", help="score this model directory or checkpoint instead of RUN/model "
                     "(e.g. RUN/checkpoints/step_00000600 of an unfinished run)")
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data" / "horse2zebra"))
+    ap.add_argument("--shared-limit", type=int, default=0,
+                    help="score only the first N images of each shared test folder (0: all)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -69,13 +71,15 @@ def main() -> None:
 
     sets = [("sample (8 + 8)", REPO / "data" / "horse2zebra")]
     if Path(args.shared).is_dir():
-        sets.append(("shared (120 + 140)", Path(args.shared)))
+        k = args.shared_limit
+        sets.append((f"shared ({k} + {k})" if k else "shared (120 + 140)", Path(args.shared)))
     results = []
     for set_name, root in sets:
         for direction, src, tgt in (("AtoB", "testA", "testB"), ("BtoA", "testB", "testA")):
             t0 = time.time()
-            inputs = [small(f) for f in list_images(root / src)]
-            real = extract_features(net, [small(f) for f in list_images(root / tgt)], progress=False)
+            limit = args.shared_limit if set_name.startswith("shared") and args.shared_limit else None
+            inputs = [small(f) for f in list_images(root / src)[:limit]]
+            real = extract_features(net, [small(f) for f in list_images(root / tgt)[:limit]], progress=False)
             gens = {"trained": lambda im: trained.translate_pil(im, direction),
                     "untrained": lambda im: untrained.translate_pil(im, direction),
                     "identity": lambda im: im}
