@@ -78,3 +78,28 @@ def test_cartoonize_fails_when_no_image_has_a_face(model_dir, photos, tmp_path, 
     rc = main(["cartoonize", str(model_dir), str(photos / "facade.jpg"), "-o", str(tmp_path / "o"), "--quiet"])
     assert rc == 1
     assert "no face found in" in capsys.readouterr().err
+
+
+def test_cartoonize_group_picks_the_few_shot_branch(model_dir, photos, tmp_path, capsys):
+    torch.manual_seed(0)
+    m = build_method("fewshot_groups", group="men", light=True, img_size=64, ch=4)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # stand-in for a trained branch: move its tensors
+        for p in m.branches["men"].parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    fs = tmp_path / "fewshot"
+    save_model(fs, m)
+    face = str(photos / "face.png")
+    outs = {}
+    for name, extra in (("default", []), ("base", ["--group", "base"]), ("men", ["--group", "men"])):
+        assert main(["cartoonize", str(fs), face, "-o", str(tmp_path / name), "--size", "64",
+                     "--no-whiten", "--quiet", *extra]) == 0
+        with Image.open(tmp_path / name / "face.png") as im:
+            outs[name] = np.asarray(im.convert("RGB"))
+    assert np.array_equal(outs["default"], outs["base"])  # no --group: the base group
+    assert np.abs(outs["men"].astype(int) - outs["base"]).mean() > 1  # the branch is used
+    capsys.readouterr()
+    assert main(["cartoonize", str(fs), face, "-o", str(tmp_path / "x"), "--group", "women"]) == 2
+    assert "unknown group 'women'" in capsys.readouterr().err
+    assert main(["cartoonize", str(model_dir), face, "-o", str(tmp_path / "y"), "--group", "men"]) == 2
+    assert "has no groups" in capsys.readouterr().err

@@ -30,6 +30,8 @@ def register(sub) -> None:
                    help="put the translated faces back into the photo instead of writing the crops")
     add_face_options(p)
     p.add_argument("--direction", help="AtoB or BtoA (default: the model's first)")
+    p.add_argument("--group", help="few-shot group models: the group of people whose branch to use "
+                   "(default: the base group)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -79,6 +81,13 @@ def run(args, overrides) -> int:
     pre = preprocessor_from_args(args)
     pipe = styleforge.load(args.model, device=args.device)
     direction = pipe.method.check_direction(args.direction)
+    kw = {}
+    if args.group is not None:
+        check_group = getattr(pipe.method, "check_group", None)
+        if check_group is None:
+            raise ConfigError(f"--group: {args.model} has no groups (only few-shot models, "
+                              "method fewshot_groups, do)")
+        kw["group"] = check_group(args.group)
 
     done, faces_done, no_face, unreadable = 0, 0, [], 0
     for f in tqdm(files, unit="img", disable=len(files) < 2 or args.quiet, file=sys.stderr):
@@ -98,7 +107,7 @@ def run(args, overrides) -> int:
         for face in faces:
             crop = pre.crop(photo, face)
             x = crop.image if crop.alpha is None else crop.whitened()
-            y = np.asarray(pipe.translate_pil(Image.fromarray(x), direction))
+            y = np.asarray(pipe.translate_pil(Image.fromarray(x), direction, **kw))
             if crop.alpha is not None:  # as the authors' test.py: the output's background white again
                 y = whiten(y, crop.alpha)
             results.append((crop, y))
