@@ -171,3 +171,19 @@ def test_translate_heatmaps_refused_for_models_without_them(model_dir, h2z, tmp_
     r = run("translate", model_dir, f, "-o", tmp_path / "o", "--heatmaps")
     one_line_error(r, "--heatmaps", "no attention heatmaps")
     assert not (tmp_path / "o").exists()
+
+
+def test_interrupted_job_outside_train_ends_in_one_line(monkeypatch, capsys):
+    """demo (and any command that runs the trainer) after SIGINT/SIGTERM: exit 130, one line that
+    names the checkpoint, no 'internal error'."""
+    import styleforge.demo
+    from styleforge.training.trainer import Interrupted
+
+    def interrupted(**kw):
+        raise Interrupted(15, 7, "results/demo/run/checkpoints/step_00000007")
+
+    monkeypatch.setattr(styleforge.demo, "run_demo", interrupted)
+    assert main(["demo"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: interrupted by signal 15 at step 7")
+    assert "step_00000007" in err[0] and "resumes" in err[0]

@@ -38,7 +38,7 @@ from .. import __version__
 from ..checkpoint import (atomic_write_text, make_temp_dir, load_module_state, load_training_state,
                           replace_dir, save_model, save_training_state, write_model_files)
 from ..config import dump
-from ..errors import CheckpointError, ConfigError, DataError, TrainingError
+from ..errors import CheckpointError, ConfigError, DataError, StyleforgeError, TrainingError
 from ..registry import build_method
 from ..utils.device import pick_device
 from ..utils.images import chw_to_pil, make_grid, save_image_atomic
@@ -47,12 +47,16 @@ from .logging import RunLogger
 from .schedules import lr_multiplier
 
 
-class Interrupted(Exception):
-    """Raised by ``fit`` after a signal: a checkpoint was written first."""
+class Interrupted(StyleforgeError):
+    """Raised by ``fit`` after a signal: a checkpoint was written first. A command that does not
+    catch it (``demo``, ...) still ends with one line and exit status 130."""
+
+    exit_code = 130
 
     def __init__(self, signum, step, checkpoint):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
-        super().__init__(f"interrupted by signal {signum} at step {step}; checkpoint {checkpoint}")
+        super().__init__(f"interrupted by signal {signum} at step {step}; checkpoint saved: {checkpoint}; "
+                         "the same command again resumes")
 
 
 def seed_everything(seed: int) -> None:
