@@ -19,8 +19,8 @@ from styleforge.registry import available_methods, build_method
 
 TINY = [p for p in C.list_presets() if p.startswith("tiny/")]
 # (preset, format) pairs: every tiny preset in both formats, except the Photo2Cartoon family
-# (hourglass generators: ~15 s per trace on 2 cores), which goes to ONNX only; the TorchScript
-# path is the same code for every method
+# (hourglass generators, slow to trace: 5 s quiet, up to 55 s on a busy 2-core box), which goes
+# to ONNX only; the TorchScript path is the same code for every method
 SLOW_TO_TRACE = ("photo2cartoon", "fewshot_groups")
 CASES = [(p, f) for p in TINY for f in ("onnx", "torchscript")
          if not (f == "torchscript" and C.resolve(p)["method"] in SLOW_TO_TRACE)]
