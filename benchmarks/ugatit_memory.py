@@ -1,11 +1,17 @@
-"""U-GAT-IT: peak memory and time of one training step, full vs light, 128 and 256 px, with
-the options that cut memory without changing the model.
+"""U-GAT-IT and Photo2Cartoon: peak memory and time of one training step, full vs light, 128 and
+256 px, with the options that cut memory without changing the model, beside the authors' code.
 
-    python benchmarks/ugatit_memory.py [--official /tmp/ugatit_official] [--sizes 128,256]
-        [--models light,full] [--variants ours,ours-ckpt,ours-bf16,ours-ckpt-bf16,theirs]
+    python benchmarks/ugatit_memory.py [--method ugatit|photo2cartoon] [--official DIR]
+        [--sizes 128,256] [--models light,full]
+        [--variants ours,ours-ckpt,ours-bf16,ours-ckpt-bf16,theirs]
 
-Official options: ch 64, 4 residual blocks, global (7-layer) + local (5-layer) discriminators,
-Adam 1e-4 (0.5, 0.999) weight decay 1e-4, batch 1. Every measurement runs in a fresh process
+Official options. U-GAT-IT (znxlwm/UGATIT-pytorch): ch 64, 4 residual blocks, global (7-layer) +
+local (5-layer) discriminators, Adam 1e-4 (0.5, 0.999) weight decay 1e-4, batch 1; ``--official``
+is a folder holding their ``networks.py``. Photo2Cartoon (minivision-ai/photo2cartoon): ch 32,
+the same discriminators and optimiser, face-ID loss through a MobileFaceNet (random weights
+here, written once in the ``model_mobilefacenet.pth`` layout and read by both sides);
+``--official`` is a folder holding their ``models/`` package (``networks.py``,
+``mobilefacenet.py``, ``face_features.py`` and an empty ``__init__.py``). Every measurement runs in a fresh process
 (peak memory = its ``ru_maxrss`` on CPU, ``torch.cuda.max_memory_allocated`` on CUDA).
 
 Variants:
@@ -13,10 +19,10 @@ Variants:
   ours-ckpt       ``model.checkpoint_blocks=true`` (residual stacks recomputed in the backward)
   ours-bf16       under bf16 autocast (``train.amp=true``)
   ours-ckpt-bf16  both
-  theirs          the authors' networks.py (``--official``: a folder holding it, fetched by you
-                  to /tmp, never committed) driven by their training loop's body as UGATIT.py
-                  writes it (D update, then G update with one backward of the summed loss, then
-                  the rho clipper); needs only torch
+  theirs          the authors' networks (``--official``: fetched by you to /tmp, never
+                  committed) driven by their training loop's body as their UGATIT.py /
+                  UGATIT_sadalin_hourglass.py write it (D update, then G update with one backward
+                  of the summed loss, then the rho (and w) clippers); needs only torch
 
 A configuration whose weights + gradients + Adam state alone (16 bytes per parameter) would not
 fit in the memory available now is skipped and reported as such.
@@ -35,19 +41,36 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 VARIANTS = ("ours", "ours-ckpt", "ours-bf16", "ours-ckpt-bf16", "theirs")
-OPTIONS = dict(ch=64, n_res=4)
+OPTIONS = {"ugatit": dict(ch=64, n_res=4), "photo2cartoon": dict(ch=32)}
+FACEID_WEIGHT = 1.0  # photo2cartoon's default
 
 
-def param_count(light: bool, size: int) -> int:
+def param_count(method: str, light: bool, size: int) -> int:
     """Parameters of the whole model (2 generators, 4 discriminators), built on the meta device."""
     import torch
 
     sys.path.insert(0, str(HERE.parent / "src"))
-    from styleforge.methods.ugatit import UGATIT
+    from styleforge.registry import build_method
 
     with torch.device("meta"):
-        m = UGATIT(light=light, img_size=size, **OPTIONS)
+        m = build_method(method, light=light, img_size=size, **OPTIONS[method])
     return sum(p.numel() for p in m.parameters())
+
+
+def facenet_file() -> str:
+    """A randomly initialised MobileFaceNet in the layout of the authors' model_mobilefacenet.pth."""
+    import tempfile
+
+    import torch
+
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from styleforge.nn.mobilefacenet import MobileFaceNet
+
+    path = Path(tempfile.gettempdir()) / "styleforge_bench_mobilefacenet.pth"
+    if not path.is_file():
+        torch.manual_seed(0)
+        torch.save(MobileFaceNet().state_dict(), path)
+    return str(path)
 
 
 def mem_available_mb() -> float:
@@ -58,25 +81,34 @@ def mem_available_mb() -> float:
     return float("inf")
 
 
-def theirs_step(official: str, light: bool, size: int, dev):
+def theirs_step(method: str, official: str, light: bool, size: int, dev):
     """The authors' networks and the body of their training loop (UGATIT.train)."""
     import torch
     from torch import nn
 
     sys.path.insert(0, official)
-    from networks import Discriminator, ResnetGenerator, RhoClipper
-
+    ch = OPTIONS[method]["ch"]
     torch.manual_seed(0)
-    gA2B = ResnetGenerator(3, 3, OPTIONS["ch"], OPTIONS["n_res"], size, light).to(dev)
-    gB2A = ResnetGenerator(3, 3, OPTIONS["ch"], OPTIONS["n_res"], size, light).to(dev)
-    dGA, dGB = Discriminator(3, OPTIONS["ch"], 7).to(dev), Discriminator(3, OPTIONS["ch"], 7).to(dev)
-    dLA, dLB = Discriminator(3, OPTIONS["ch"], 5).to(dev), Discriminator(3, OPTIONS["ch"], 5).to(dev)
+    if method == "ugatit":
+        from networks import Discriminator, ResnetGenerator, RhoClipper
+
+        gen = lambda: ResnetGenerator(3, 3, ch, OPTIONS[method]["n_res"], size, light).to(dev)  # noqa: E731
+        clippers, facenet = [RhoClipper(0, 1)], None
+    else:
+        from models.face_features import FaceFeatures
+        from models.networks import Discriminator, ResnetGenerator, RhoClipper, WClipper
+
+        gen = lambda: ResnetGenerator(ngf=ch, img_size=size, light=light).to(dev)  # noqa: E731
+        clippers, facenet = [RhoClipper(0, 1), WClipper(0, 1)], FaceFeatures(facenet_file(), dev)
+    gA2B, gB2A = gen(), gen()
+    dGA, dGB = Discriminator(3, ch, 7).to(dev), Discriminator(3, ch, 7).to(dev)
+    dLA, dLB = Discriminator(3, ch, 5).to(dev), Discriminator(3, ch, 5).to(dev)
     G_opt = torch.optim.Adam(itertools.chain(gA2B.parameters(), gB2A.parameters()), lr=1e-4,
                              betas=(0.5, 0.999), weight_decay=1e-4)
     D_opt = torch.optim.Adam(itertools.chain(dGA.parameters(), dGB.parameters(), dLA.parameters(),
                                              dLB.parameters()), lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
     mse, l1, bce = nn.MSELoss(), nn.L1Loss(), nn.BCEWithLogitsLoss()
-    clipper = RhoClipper(0, 1)
+    cycle_w = 10 if method == "ugatit" else 50
     ones = lambda t: mse(t, torch.ones_like(t))
     zeros = lambda t: mse(t, torch.zeros_like(t))
 
@@ -102,18 +134,23 @@ def theirs_step(official: str, light: bool, size: int, dev):
         for d, fake in ((dGA, fB2A), (dLA, fB2A), (dGB, fA2B), (dLB, fA2B)):
             f, f_cam, _ = d(fake)
             g_loss = g_loss + ones(f) + ones(f_cam)
-        g_loss = g_loss + 10 * (l1(fA2B2A, real_A) + l1(fB2A2B, real_B) + l1(fA2A, real_A) + l1(fB2B, real_B))
+        g_loss = g_loss + cycle_w * (l1(fA2B2A, real_A) + l1(fB2A2B, real_B)) + 10 * (l1(fA2A, real_A) + l1(fB2B, real_B))
+        if facenet is not None:
+            g_loss = g_loss + FACEID_WEIGHT * (facenet.cosine_distance(real_A, fA2B).mean()
+                                               + facenet.cosine_distance(real_B, fB2A).mean())
         g_loss = g_loss + 1000 * (bce(fB2A_cam, torch.ones_like(fB2A_cam)) + bce(fA2A_cam, torch.zeros_like(fA2A_cam))
                                   + bce(fA2B_cam, torch.ones_like(fA2B_cam)) + bce(fB2B_cam, torch.zeros_like(fB2B_cam)))
         g_loss.backward()
         G_opt.step()
-        gA2B.apply(clipper)
-        gB2A.apply(clipper)
+        for c in clippers:
+            gA2B.apply(c)
+            gB2A.apply(c)
 
     return step, gA2B
 
 
-def child(variant: str, official: str, light: bool, size: int, device: str, warmup: int, iters: int) -> dict:
+def child(method: str, variant: str, official: str, light: bool, size: int, device: str, warmup: int,
+          iters: int) -> dict:
     from contextlib import nullcontext
 
     import torch
@@ -125,7 +162,7 @@ def child(variant: str, official: str, light: bool, size: int, device: str, warm
     real_B = (torch.rand(1, 3, size, size, generator=g) * 2 - 1).to(dev)
     amp = torch.autocast(dev.type, dtype=torch.bfloat16) if variant.endswith("bf16") else nullcontext()
     if variant == "theirs":
-        step, G = theirs_step(official, light, size, dev)
+        step, G = theirs_step(method, official, light, size, dev)
         train_step = lambda: step(real_A, real_B)
     else:
         sys.path.insert(0, str(HERE.parent / "src"))
@@ -133,16 +170,18 @@ def child(variant: str, official: str, light: bool, size: int, device: str, warm
         from styleforge.training.trainer import build_optimizers, run_phases
 
         torch.manual_seed(0)
-        method = build_method("ugatit", light=light, img_size=size, checkpoint_blocks="ckpt" in variant,
-                              **OPTIONS).to(dev)
-        opts = build_optimizers(method, {"lr": 1e-4, "betas": [0.5, 0.999], "weight_decay": 1e-4})
+        extra = {"facenet_weights": facenet_file(), "faceid_weight": FACEID_WEIGHT} if method == "photo2cartoon" else {}
+        if "ckpt" in variant:
+            extra["checkpoint_blocks"] = True
+        model = build_method(method, light=light, img_size=size, **OPTIONS[method], **extra).to(dev)
+        opts = build_optimizers(model, {"lr": 1e-4, "betas": [0.5, 0.999], "weight_decay": 1e-4})
         batch = {"A": real_A, "B": real_B}
 
         def train_step():
             with amp:
-                run_phases(method, opts, batch)
+                run_phases(model, opts, batch)
 
-        G = method.genA2B
+        G = model.genA2B
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     train_s = common.median_time(train_step, warmup, iters, sync)
@@ -158,7 +197,8 @@ def child(variant: str, official: str, light: bool, size: int, device: str, warm
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--official", help="folder with the authors' networks.py (for the 'theirs' variant)")
+    p.add_argument("--method", default="ugatit", choices=tuple(OPTIONS))
+    p.add_argument("--official", help="folder with the authors' code (for the 'theirs' variant; see above)")
     p.add_argument("--sizes", default="128,256")
     p.add_argument("--models", default="light,full")
     p.add_argument("--variants", default=",".join(VARIANTS[:4]))
@@ -170,17 +210,18 @@ def main():
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child(a.child, a.official, bool(a.light), a.size, a.device, a.warmup, a.iters)))
+        print(json.dumps(child(a.method, a.child, a.official, bool(a.light), a.size, a.device, a.warmup, a.iters)))
         return
     variants = a.variants.split(",")
-    if "theirs" in variants and not (a.official and (Path(a.official) / "networks.py").is_file()):
-        sys.exit("error: the 'theirs' variant needs --official DIR holding the authors' networks.py")
+    need = "networks.py" if a.method == "ugatit" else "models/networks.py"
+    if "theirs" in variants and not (a.official and (Path(a.official) / need).is_file()):
+        sys.exit(f"error: the 'theirs' variant needs --official DIR holding the authors' {need}")
     info = common.machine()
     print(json.dumps(info), flush=True)
     rows = []
     for model, size in itertools.product(a.models.split(","), [int(s) for s in a.sizes.split(",")]):
         light = model == "light"
-        n = param_count(light, size)
+        n = param_count(a.method, light, size)
         static_mb = n * 16 / 2 ** 20  # fp32 weights, gradients, Adam's two moments
         for v in variants:
             row = {"model": model, "size": size, "variant": v, "params_M": n / 1e6, "static_mb": static_mb}
@@ -188,7 +229,7 @@ def main():
             if a.device == "cpu" and static_mb * 1.2 > avail:
                 row["note"] = f"skipped: needs > {static_mb * 1.2 / 1024:.1f} GiB, {avail / 1024:.1f} GiB available"
             else:
-                res = common.run_variant(__file__, ["--child", v, "--light", str(int(light)), "--size", str(size),
+                res = common.run_variant(__file__, ["--method", a.method, "--child", v, "--light", str(int(light)), "--size", str(size),
                                                     "--device", a.device, "--warmup", str(a.warmup),
                                                     "--iters", str(a.iters)]
                                          + (["--official", a.official] if a.official else []))
@@ -203,7 +244,7 @@ def main():
         if base and "peak_mb" in r:
             r["mem vs ours"] = r["peak_mb"] / base["peak_mb"]
             r["time vs ours"] = r["train_s"] / base["train_s"]
-    print(f"\nU-GAT-IT ch 64, 4 res blocks, batch 1 on {a.device}; machine: {json.dumps(info)}; "
+    print(f"\n{a.method} {OPTIONS[a.method]}, batch 1 on {a.device}; machine: {json.dumps(info)}; "
           f"load after: {os.getloadavg()[0]:.2f}")
     print(common.table(rows, ["model", "size", "variant", "params_M", "static_mb", "peak_mb", "train_s",
                               "infer_s", "mem vs ours", "time vs ours", "note"]))
