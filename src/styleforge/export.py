@@ -292,6 +292,16 @@ class ExportedMethod:
         return self._run(x)
 
 
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".tar", ".bin")
+
+
+def _not_exported(path: Path, what: str):
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:  # most likely an authors' training checkpoint
+        raise CheckpointError(f"{path} is {what}; an authors' checkpoint is converted first with "
+                              f"'styleforge import METHOD {path.name} OUT_DIR'") from None
+    raise CheckpointError(f"{path} is {what} (make one with 'styleforge export')") from None
+
+
 def read_metadata(path) -> tuple[str, dict]:
     """(format, metadata) of an exported file; raises a one-line error for anything else."""
     path = Path(path)
@@ -301,15 +311,14 @@ def read_metadata(path) -> tuple[str, dict]:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if n.endswith(f"extra/{META_FILE}")]
             if not names:
-                raise CheckpointError(f"{path} is a zip/TorchScript file without styleforge metadata "
-                                      "(make it with 'styleforge export')")
+                _not_exported(path, "a zip/TorchScript file without styleforge metadata")
             return "torchscript", _check_meta(json.loads(z.read(names[0])), path)
     try:
         import onnx
 
         proto = onnx.load(str(path), load_external_data=False)
     except Exception:
-        raise CheckpointError(f"{path} is neither an ONNX nor a TorchScript file made by 'styleforge export'") from None
+        _not_exported(path, "neither an ONNX nor a TorchScript file made by 'styleforge export'")
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in props:
         raise CheckpointError(f"{path} is an ONNX file without styleforge metadata (make it with 'styleforge export')")
