@@ -205,9 +205,19 @@ def test_method_options_make_the_form_and_reach_translate(model_dir, horse, h2z)
                                ({"option.style": "text"}, "style is an image")]:
             r = post(c, horse.read_bytes(), **fields)
             assert r.status_code == 422 and needle in r.json()["error"], r.text
+        for name in ("alpha", "group", "seed", "dropout"):  # a file where text belongs: 422, not a crash
+            r = c.post("/api/translate", files={"image": (horse.name, horse.read_bytes()),
+                                                f"option.{name}": ("v.txt", b"1")})
+            assert r.status_code == 422 and f"option {name} is a" in r.json()["error"], r.text
+        assert len(rec.calls) == 1
 
 
-def test_requests_wait_in_a_bounded_queue_then_get_503(model_dir, horse):
+def test_requests_wait_in_a_bounded_queue_then_get_503(model_dir, horse, monkeypatch):
+    import styleforge.webapp as W
+
+    decoded = []
+    real_decode = W.decode_upload
+    monkeypatch.setattr(W, "decode_upload", lambda *a: decoded.append(a[1]) or real_decode(*a))
     release = threading.Event()
     rec = Recorder(gate=release)
     limits = Limits(max_bytes=300_000, max_pixels=300 * 300, max_side=256, workers=1, queue=2)
@@ -230,13 +240,15 @@ def test_requests_wait_in_a_bounded_queue_then_get_503(model_dir, horse):
         for t in threads[1:]:
             t.start()
         wait_for("waiting", 2)
+        assert len(decoded) == 1  # the waiting requests decode only once a worker is theirs
         full = post(c, horse.read_bytes())  # one more than the queue holds
         assert full.status_code == 503 and "server busy" in full.json()["error"]
         assert full.headers["retry-after"] == "2"
+        assert len(decoded) == 1  # refused without decoding
         release.set()
         for t in threads:
             t.join(30)
-        assert results == [200, 200, 200] and len(rec.calls) == 3
+        assert results == [200, 200, 200] and len(rec.calls) == 3 and len(decoded) == 3
 
 
 def test_pix2pix_options_from_its_method_drive_the_translation(tmp_path, facades):

@@ -11,9 +11,9 @@ Every error is a JSON ``{"error": message}`` with a 4xx status (503 when the que
 An upload is checked in this order, each check before any costlier step: bytes while the body
 is read (413, the reading stops at the limit), the header's format and size (415 not an image;
 413 more pixels than allowed, before any pixel is decoded: decompression bombs), the mode
-(415), then the decode (422 truncated/corrupt). Inference runs in worker threads, at most
-``workers`` at once; up to ``queue`` further requests wait their turn, more get 503 with
-Retry-After. Images whose longer side exceeds ``max_side`` are scaled down to it first (CPU
+(415), then the decode (422 truncated/corrupt). Decoding and inference run together in worker
+threads, at most ``workers`` at once; up to ``queue`` further requests wait their turn, more
+get 503 with Retry-After, checked before the body is read and again before queueing. Images whose longer side exceeds ``max_side`` are scaled down to it first (CPU
 time and memory grow with the pixels); the result has the processed size.
 """
 from __future__ import annotations
@@ -150,6 +150,9 @@ class Model:
             if isinstance(v, str):
                 raise HTTPProblem(422, f"option {o.name} is an image: upload a file")
             return ("image", v)
+        if not isinstance(v, str):  # a file sent for a text option
+            raise HTTPProblem(422, f"option {o.name} is a {o.kind}, not a file: send it as a text field "
+                              f"'option.{o.name}'")
         if o.kind == "bool":
             if v.lower() not in ("true", "false", "1", "0", "on", "off"):
                 raise HTTPProblem(422, f"option {o.name} must be true or false, got {v!r}")
@@ -192,10 +195,15 @@ class Gate:
         self.sem = asyncio.Semaphore(workers)
         self.queue, self.waiting, self.busy = queue, 0, 0
 
-    async def run(self, fn, *args):
+    def check(self) -> None:
+        """503 when every worker is busy and the queue is full (cheap: no await)."""
         if self.sem.locked() and self.waiting >= self.queue:
             raise HTTPProblem(503, f"server busy: {self.waiting} requests already waiting "
                               f"(the server's --queue); try again shortly", {"Retry-After": "2"})
+
+    async def run(self, fn, *args):
+        """``fn(*args)`` in a worker thread once a worker is free (503 if the queue is full)."""
+        self.check()
         self.waiting += 1
         try:
             await self.sem.acquire()
@@ -245,6 +253,7 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
 
     @app.post("/api/translate")
     async def translate(request: Request):
+        gate().check()  # a full queue answers 503 before the body is read
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limits.max_bytes:
             raise HTTPProblem(413, f"upload too large: {_mb(int(length))}, more than {_mb(limits.max_bytes)} "
@@ -278,24 +287,19 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         refs = {k: (Path(v[1].filename or k).name, await v[1].read())
                 for k, v in kw.items() if isinstance(v, tuple) and v and v[0] == "image"}
 
-        def work():
+        def work():  # in a gated worker thread: at most `workers` decodes + inferences at once
+            from .data.transforms import to_pil
+
             img = fit_side(decode_upload(data, name, limits), limits.max_side)
             args = dict(kw)
             for k, (rname, rdata) in refs.items():
                 args[k] = to_tensor(fit_side(decode_upload(rdata, rname, limits), limits.max_side))
-            return img, args
-
-        img, args = await asyncio.to_thread(work)  # decoding off the event loop, before queueing
-
-        def infer():
-            from .data.transforms import to_pil
-
             y = model.pipe.translate_tensor(to_tensor(img), direction, **args)
             buf = io.BytesIO()
             to_pil(y[0].float().cpu()).save(buf, format="PNG")
             return buf.getvalue()
 
-        png = await gate().run(infer)
+        png = await gate().run(work)
         used = direction or model.pipe.directions[0]
         stem = Path(name).stem or "image"
         return Response(png, media_type="image/png", headers={
