@@ -90,3 +90,44 @@ def test_prepare_refuses_an_output_inside_the_input(raw):
     with pytest.raises(ConfigError, match="inside"):
         prepare_faces(raw, raw / "crops", progress=False)
     assert main(["prepare", "faces", str(raw), str(raw / "x"), "--quiet"]) == 2
+
+
+class NoDetect(FacePreprocessor):
+    def detect(self, image):
+        raise AssertionError("an image rejected by an earlier run is not detected again")
+
+
+class StopOnLog:
+    """A ``log`` stream: the run is 'interrupted' (Ctrl-C) when the first reject is logged."""
+
+    def write(self, s):
+        raise KeyboardInterrupt
+
+    def flush(self):
+        pass
+
+
+def test_each_reject_is_on_disk_at_once_and_a_cut_short_last_line_is_tried_again(tmp_path, detector):
+    src, out = tmp_path / "raw", tmp_path / "out"
+    src.mkdir()
+    Image.new("RGB", (64, 64), "gray").save(src / "plain.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (src / "empty.png").write_bytes(b"")
+    out.mkdir()
+    # a run killed while appending: the 'empty.png' line was cut short (no newline)
+    (out / "rejected.tsv").write_text("# image\treason\nplain.png\tno face\nempty.png\tunrea", encoding="utf-8")
+    assert read_rejects(out / "rejected.tsv") == {"plain.png": "no face"}
+
+    # interrupted when the first new reject (broken.jpg) is logged: its line is already written
+    with pytest.raises(KeyboardInterrupt):
+        prepare_faces(src, out, NoDetect(size=64, detector=detector), progress=False, log=StopOnLog())
+    text = (out / "rejected.tsv").read_text(encoding="utf-8")
+    assert text.endswith("\n") and "empty.png" not in text  # the partial line was dropped, not appended to
+    assert set(read_rejects(out / "rejected.tsv")) == {"plain.png", "broken.jpg"}
+
+    rep = prepare_faces(src, out, NoDetect(size=64, detector=detector), progress=False)
+    assert (rep.written, rep.skipped, set(rep.rejected)) == (0, 2, {"empty.png"})
+    assert rep.rejected["empty.png"].startswith("unreadable")
+    lines = (out / "rejected.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("#") and lines[1:] == sorted(lines[1:]) and len(lines) == 4  # rewritten once, sorted
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -14,6 +14,7 @@ and marks the image as done.
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,18 +61,62 @@ def read_rejects(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # the last piece is "" when the file ends with a newline; otherwise it is a line that an
+    # interrupted append cut short: not trusted (that image is tried again)
+    for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
+        line = line.rstrip("\r")
         if line and not line.startswith("#") and "\t" in line:
             name, reason = line.split("\t", 1)
             out[name] = reason
     return out
 
 
+REJECTS_HEADER = "# image\treason (styleforge prepare faces)"
+
+
 def write_rejects(path: Path, rejects: dict[str, str]) -> None:
+    """Write the whole list, sorted, atomically (temp file + rename)."""
     from ..checkpoint import atomic_write_text
 
-    lines = ["# image\treason (styleforge prepare faces)"] + [f"{k}\t{v}" for k, v in sorted(rejects.items())]
+    lines = [REJECTS_HEADER] + [f"{k}\t{v}" for k, v in sorted(rejects.items())]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+class _RejectsLog:
+    """``rejected.tsv`` during a run: one line appended (and flushed) per reject, so a rejection
+    costs the same on a folder of a million images as on ten; a run cut short leaves at worst
+    one partial last line, which :func:`read_rejects` ignores. ``start`` first rewrites the file
+    (atomically) when ``retry_rejected`` clears it or when it does not end with a newline, so
+    appends always begin a fresh line."""
+
+    def __init__(self, path: Path):
+        self.path, self.file = path, None
+
+    def start(self, rejects: dict[str, str], clear: bool) -> None:
+        if not self.path.is_file():
+            return
+        with open(self.path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:
+                f.seek(size - 1)
+            ends_cleanly = not size or f.read(1) == b"\n"
+        if clear or not ends_cleanly:
+            write_rejects(self.path, rejects)
+
+    def add(self, key: str, reason: str) -> None:
+        if self.file is None:
+            new = not self.path.exists()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "a", encoding="utf-8", newline="\n")
+            if new:
+                self.file.write(REJECTS_HEADER + "\n")
+        self.file.write(f"{key}\t{reason}\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 def prepare_faces(in_dir, out_dir, preprocessor: FacePreprocessor | None = None, policy: str = "reject",
@@ -95,6 +140,8 @@ def prepare_faces(in_dir, out_dir, preprocessor: FacePreprocessor | None = None,
     choose_faces([], policy)  # validates the policy before any work
     rejects_path = out_dir / REJECTS_FILE
     rejects = {} if retry_rejected else read_rejects(rejects_path)
+    rejects_log = _RejectsLog(rejects_path)
+    rejects_log.start(rejects, clear=retry_rejected)
     report = PrepareReport(rejects_file=rejects_path)
     several = policy == "all"
     todo = []
@@ -109,31 +156,38 @@ def prepare_faces(in_dir, out_dir, preprocessor: FacePreprocessor | None = None,
     bar = tqdm(todo, unit="img", disable=not progress or not todo, file=sys.stderr, desc="faces")
 
     def reject(key: str, reason: str) -> None:
+        reason = " ".join(reason.split())  # one line of the file, as read back on resume
         rejects[key] = reason
         report.rejected[key] = reason
-        write_rejects(rejects_path, rejects)
+        rejects_log.add(key, reason)
         if log is not None:
             tqdm.write(f"rejected {key}: {reason}", file=log)
         bar.set_postfix(rejected=len(report.rejected), refresh=False)
 
-    for f, rel, key in bar:
-        try:
-            image = load_rgb(f)
-        except ImageLoadError as e:
-            reject(key, f"unreadable ({e.reason})")
-            continue
-        arr = np.asarray(image)
-        chosen = choose_faces(pre.detect(arr), policy, min_face=min_face, several_ratio=several_ratio)
-        if isinstance(chosen, Rejection):
-            reject(key, str(chosen))
-            continue
-        crops = [pre.crop(arr, face) for face in chosen]
-        paths = output_paths(out_dir, rel, len(crops) if several else None)
-        # the first path marks the image as done: write it last
-        for crop, path in reversed(list(zip(crops, paths))):
-            pixels = crop.image if crop.alpha is None else crop.whitened()
-            save_image_atomic(Image.fromarray(pixels), path)
-        report.written += 1
-        report.faces += len(crops)
-    bar.close()
+    try:
+        for f, rel, key in bar:
+            try:
+                image = load_rgb(f)
+            except ImageLoadError as e:
+                reject(key, f"unreadable ({e.reason})")
+                continue
+            arr = np.asarray(image)
+            chosen = choose_faces(pre.detect(arr), policy, min_face=min_face, several_ratio=several_ratio)
+            if isinstance(chosen, Rejection):
+                reject(key, str(chosen))
+                continue
+            crops = [pre.crop(arr, face) for face in chosen]
+            paths = output_paths(out_dir, rel, len(crops) if several else None)
+            # the first path marks the image as done: write it last
+            for crop, path in reversed(list(zip(crops, paths))):
+                pixels = crop.image if crop.alpha is None else crop.whitened()
+                save_image_atomic(Image.fromarray(pixels), path)
+            report.written += 1
+            report.faces += len(crops)
+        rejects_log.close()
+        if report.rejected:
+            write_rejects(rejects_path, rejects)  # once, sorted (the appended lines are in run order)
+    finally:
+        rejects_log.close()
+        bar.close()
     return report
