@@ -128,6 +128,22 @@ def test_bad_uploads_get_a_4xx_json_naming_the_problem(client, horse, case, stat
     assert needle in r.json()["error"]
 
 
+def test_unreadable_exif_is_ignored_as_by_the_cli(client, horse, monkeypatch):
+    """A JPEG whose EXIF Pillow cannot apply: the CLI's load_rgb keeps the stored pixels, and
+    so does the server (it reads uploads with load_rgb) instead of refusing the file."""
+    from PIL import ImageOps
+
+    from styleforge.data.images import load_rgb
+
+    def broken(*a, **k):
+        raise SyntaxError("corrupt EXIF data")
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken)
+    assert load_rgb(horse).size == Image.open(horse).size
+    r = post(client, horse.read_bytes(), name=horse.name)
+    assert r.status_code == 200, r.text
+
+
 def test_byte_limit_stops_reading_at_the_limit():
     import asyncio
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from starlette.requests import Request as StarletteRequest
 
-from .errors import StyleforgeError
+from .errors import ImageLoadError, StyleforgeError
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
@@ -70,36 +70,25 @@ async def read_limited(chunks, limit: int) -> bytes:
     return bytes(buf)
 
 
-def decode_upload(data: bytes, name: str, limits: Limits) -> Image.Image:
-    """Bytes of one uploaded file -> RGB image, or :class:`HTTPProblem` naming what is wrong."""
-    if not data:
-        raise HTTPProblem(400, f"{name}: empty file")
-    try:
-        im = Image.open(io.BytesIO(data))  # reads the header only
-    except Image.DecompressionBombError as e:
-        raise HTTPProblem(413, f"{name}: image too large ({e}); possibly a decompression bomb") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise HTTPProblem(415, f"{name}: not an image (unrecognised file format)") from None
-    with im:
-        w, h = im.size
-        if w * h > limits.max_pixels:
-            raise HTTPProblem(413, f"{name}: image too large: {w}×{h} = {w * h:,} pixels, more than "
-                              f"{limits.max_pixels:,} (the server's --max-megapixels); not decoded")
-        if w < 1 or h < 1:
-            raise HTTPProblem(415, f"{name}: image has no pixels ({w}×{h})")
-        if im.mode not in ACCEPTED_MODES:
-            raise HTTPProblem(415, f"{name}: unsupported image mode {im.mode} ({im.format}); accepted: "
-                              "grayscale, palette, RGB(A), CMYK, YCbCr, 16-bit and float grayscale")
-        try:
-            im.load()
-            from .data.images import to_rgb
+_STATUS = {"empty": 400, "too_large": 413, "not_image": 415, "no_pixels": 415, "mode": 415}
 
-            out = to_rgb(ImageOps.exif_transpose(im) or im)
-            return out.copy() if out is im else out
-        except Exception as e:  # noqa: BLE001 - a damaged file, whatever Pillow says
-            detail = " ".join(str(e).split()) or type(e).__name__
-            kind = "truncated" if "truncat" in detail.lower() else "corrupt"
-            raise HTTPProblem(422, f"{name}: cannot decode the image: {kind} ({detail})") from None
+
+def decode_upload(data: bytes, name: str, limits: Limits) -> Image.Image:
+    """Bytes of one uploaded file -> RGB image, or :class:`HTTPProblem` naming what is wrong.
+
+    :func:`styleforge.data.images.load_rgb` reads it, as for the CLI, with the server's pixel
+    limit and modes; its error kinds map to statuses (other failures: 422 truncated/corrupt)."""
+    from .data.images import load_rgb
+
+    try:
+        return load_rgb(data, name, max_pixels=limits.max_pixels, modes=ACCEPTED_MODES)
+    except ImageLoadError as e:
+        kind, msg = getattr(e, "kind", "corrupt"), f"{name}: {e.reason}"
+        if kind == "mode":
+            msg += "; accepted: grayscale, palette, RGB(A), CMYK, YCbCr, 16-bit and float grayscale"
+        elif kind == "too_large" and "not decoded" in e.reason:  # our limit, not Pillow's
+            msg += " (the server's --max-megapixels)"
+        raise HTTPProblem(_STATUS.get(kind, 422), msg) from None  # 422: truncated, corrupt
 
 
 def fit_side(img: Image.Image, max_side: int) -> Image.Image:

@@ -211,3 +211,23 @@ def test_decompression_bomb(tmp_path, monkeypatch, pixels, limit):
         one_line(e, tmp_path / "big.png", f"{pixels:,} pixels", "decompression bomb")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pixels)
     assert load_rgb(tmp_path / "big.png").size == (side, side)
+
+
+def test_bytes_and_file_objects_load_like_the_file(tmp_path, good_bytes):
+    import io
+
+    jpg = good_bytes[0]
+    (tmp_path / "a.jpg").write_bytes(jpg)
+    want = np.asarray(load_rgb(tmp_path / "a.jpg"))
+    assert np.array_equal(np.asarray(load_rgb(jpg, "up.jpg")), want)
+    assert np.array_equal(np.asarray(load_rgb(io.BytesIO(jpg))), want)
+    w, h = Image.open(io.BytesIO(jpg)).size
+    cases = [(b"", {}, "empty", "empty file"), (b"some words", {}, "not_image", "not an image"),
+             (jpg, {"max_pixels": w * h - 1}, "too_large", f"{w}×{h} = {w * h:,} pixels"),
+             (jpg, {"modes": ("L",)}, "mode", "unsupported image mode RGB"),
+             (jpg[: len(jpg) // 2], {}, "truncated", "truncated")]
+    for data, kw, kind, needle in cases:  # errors name the given name and say which check failed
+        with pytest.raises(ImageLoadError) as e:
+            load_rgb(data, "up.jpg", **kw)
+        assert e.value.kind == kind and e.value.path == "up.jpg" and needle in str(e.value), str(e.value)
+    assert load_rgb(jpg, "up.jpg", max_pixels=w * h, modes=("RGB",)).size == (w, h)

@@ -1,6 +1,7 @@
 """Finding and loading images robustly.
 
-:func:`load_rgb` is the one way the library reads an image file. It always returns a fully
+:func:`load_rgb` is the one way the library reads an image (a file, or uploaded bytes in
+``styleforge serve``). It always returns a fully
 decoded RGB image or raises :class:`~styleforge.errors.ImageLoadError` (whose message names the
 file and the problem), never a half-read one:
 
@@ -21,6 +22,7 @@ file and the problem), never a half-read one:
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -82,39 +84,49 @@ def _bomb_reason(exc: Exception) -> str:
     return f"image is too large: {pixels}{lim}, possibly a decompression bomb"
 
 
-def _open(path: Path) -> Image.Image:
-    """``Image.open`` with the decompression-bomb warning raised as an error."""
+def _open(path, strict: bool = True) -> Image.Image:
+    """``Image.open`` with the decompression-bomb warning raised as an error (``strict``)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        if strict:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
         return Image.open(path)
 
 
-def _translate_error(path: Path, exc: Exception) -> ImageLoadError:
+def _error(path, reason: str, kind: str) -> ImageLoadError:
+    """An :class:`ImageLoadError` with ``kind`` saying which check failed, for callers that
+    map it (the web app: HTTP statuses): missing, empty, not_image, too_large, no_pixels, mode,
+    truncated, corrupt."""
+    e = ImageLoadError(path, reason)
+    e.kind = kind
+    return e
+
+
+def _translate_error(path, exc: Exception) -> ImageLoadError:
     if isinstance(exc, ImageLoadError):
         return exc
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return ImageLoadError(path, _bomb_reason(exc))
+        return _error(path, _bomb_reason(exc), "too_large")
     if isinstance(exc, UnidentifiedImageError):
-        return ImageLoadError(path, "not an image (unrecognised file format)")
+        return _error(path, "not an image (unrecognised file format)", "not_image")
     if isinstance(exc, FileNotFoundError):
-        return ImageLoadError(path, "file not found")
+        return _error(path, "file not found", "missing")
     if isinstance(exc, PermissionError):
-        return ImageLoadError(path, "permission denied")
+        return _error(path, "permission denied", "missing")
     if isinstance(exc, MemoryError):
-        return ImageLoadError(path, "out of memory while decoding")
+        return _error(path, "out of memory while decoding", "too_large")
     detail = " ".join(str(exc).split()) or type(exc).__name__
     if "truncated" in detail.lower():
-        return ImageLoadError(path, f"truncated file ({detail})")
-    return ImageLoadError(path, f"corrupt image data ({type(exc).__name__}: {detail})")
+        return _error(path, f"truncated file ({detail})", "truncated")
+    return _error(path, f"corrupt image data ({type(exc).__name__}: {detail})", "corrupt")
 
 
 def _check_path(path: Path) -> None:
     if not path.exists():
-        raise ImageLoadError(path, "file not found")
+        raise _error(path, "file not found", "missing")
     if path.is_dir():
-        raise ImageLoadError(path, "is a folder, not an image file")
+        raise _error(path, "is a folder, not an image file", "not_image")
     if path.stat().st_size == 0:
-        raise ImageLoadError(path, "empty file (0 bytes)")
+        raise _error(path, "empty file (0 bytes)", "empty")
 
 
 def _scale_to_u8(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -171,24 +183,50 @@ def _orient(im: Image.Image) -> Image.Image:
     return im if out is None else out
 
 
-def load_rgb(path) -> Image.Image:
-    """Read ``path`` fully and return it as an RGB image (EXIF orientation applied).
+def load_rgb(source, name=None, *, max_pixels: int | None = None, modes=None) -> Image.Image:
+    """Read an image fully and return it as an RGB image (EXIF orientation applied).
+
+    ``source`` is a path, the file's bytes, or a binary file object (``io.BytesIO``); ``name``
+    is what errors call it (default: the path, or ``<bytes>``). ``max_pixels`` refuses an image
+    whose header states more pixels, before any pixel is decoded (the error names width ×
+    height); with it, Pillow's own bomb warning is left a warning and only its error stops.
+    ``modes`` refuses (kind ``mode``) an image whose Pillow mode is not listed.
 
     Raises :class:`~styleforge.errors.ImageLoadError` for a missing, empty, non-image,
-    truncated, corrupt or too-large file.
+    truncated, corrupt or too-large file; its ``kind`` attribute says which check failed.
     """
-    path = Path(path)
-    _check_path(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "<bytes>"
+        if len(source) == 0:
+            raise _error(label, "empty file (0 bytes)", "empty")
+        fp = io.BytesIO(source)
+    elif hasattr(source, "read"):
+        label, fp = name or getattr(source, "name", None) or "<bytes>", source
+    else:
+        path = Path(source)
+        _check_path(path)
+        label, fp = name or path, path
+    opened = False
     try:
-        with _open(path) as im:
+        with _open(fp, strict=max_pixels is None) as im:
+            opened = True
+            w, h = im.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise _error(label, f"image is too large: {w}×{h} = {w * h:,} pixels, more than "
+                             f"{max_pixels:,}; not decoded", "too_large")
+            if w < 1 or h < 1:
+                raise _error(label, f"image has no pixels ({w}x{h})", "no_pixels")
+            if modes is not None and im.mode not in modes:
+                raise _error(label, f"unsupported image mode {im.mode} ({im.format})", "mode")
             im.load()
-            if im.width < 1 or im.height < 1:
-                raise ImageLoadError(path, f"image has no pixels ({im.width}x{im.height})")
             out = to_rgb(_orient(im))
             if out is im:
                 out = im.copy()
     except Exception as e:  # noqa: BLE001 - every failure becomes one message naming the file
-        raise _translate_error(path, e) from e
+        err = _translate_error(label, e)
+        if not opened and getattr(err, "kind", None) == "corrupt":  # the header itself is unreadable
+            err.kind = "not_image"
+        raise err from e
     return out
 
 
@@ -218,7 +256,7 @@ def check_image(path) -> None:
     try:
         with _open(path) as im:
             if im.width < 1 or im.height < 1:
-                raise ImageLoadError(path, f"image has no pixels ({im.width}x{im.height})")
+                raise _error(path, f"image has no pixels ({im.width}x{im.height})", "no_pixels")
             fmt = im.format
         if _tail_suspicious(path, fmt):
             load_rgb(path)
