@@ -44,7 +44,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .data.images import load_rgb
-from .errors import ConfigError, ImageLoadError
+from .data.transforms import resize_longer_side
+from .errors import CheckpointError, ConfigError, ImageLoadError
 
 TMP_SUFFIX = ".tmp"  # save_image_atomic writes ".{name}.XXXXXXXX.tmp" beside the output
 
@@ -121,6 +122,9 @@ def shard_from_env() -> Shard:
 def load_translator(model_dir, device=None, runtime: str = "torch"):
     """The object that runs the network. Under ``torchrun`` with CUDA and ``device`` auto, each
     rank takes ``cuda:LOCAL_RANK``."""
+    if not Path(model_dir).exists():
+        raise CheckpointError(f"model not found: {model_dir} (a model directory, a run folder, or a file "
+                              "made by 'styleforge export')")
     if runtime != "torch" and not (runtime == "auto" and Path(model_dir).is_dir()):
         from .export import load_runtime  # onnx / torchscript files from 'styleforge export'
 
@@ -134,16 +138,6 @@ def load_translator(model_dir, device=None, runtime: str = "torch"):
 
 
 # ---- reading ---------------------------------------------------------------------------------
-def prepare(img: Image.Image, size: int | None) -> Image.Image:
-    """The resize of ``Pipeline.translate_pil`` (longer side to ``size``), so batch outputs equal
-    the API's."""
-    w, h = img.size
-    if size and max(w, h) != size:
-        s = size / max(w, h)
-        img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
-    return img
-
-
 class _BlockDataset(Dataset):
     """Item ``i``: the decoded images of block ``i`` as ``(index, uint8 C×H×W or None,
     original (w, h), the reason it could not be read or None)``."""
@@ -163,7 +157,7 @@ class _BlockDataset(Dataset):
                 items.append((j, None, None, e.reason))
                 continue
             orig = img.size
-            arr = np.asarray(prepare(img, self.size), dtype=np.uint8)
+            arr = np.asarray(resize_longer_side(img, self.size), dtype=np.uint8)
             items.append((j, torch.from_numpy(arr.transpose(2, 0, 1).copy()), orig, None))
         return items
 
@@ -224,8 +218,10 @@ def translate_files(translator, files: list[Path], names: list[str], out, opts: 
     if opts.batch_size is None:
         dev = getattr(translator, "device", torch.device("cpu"))
         opts = replace(opts, batch_size=8 if torch.device(dev).type == "cuda" else 1)
-    if opts.batch_size < 1:
-        raise ConfigError(f"--batch-size must be a positive integer, got {opts.batch_size}")
+    for flag, value, low in (("--batch-size", opts.batch_size, 1), ("--block-size", opts.block_size, 1),
+                             ("--size", opts.size, 1), ("--workers", opts.workers, 0)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag} must be an integer >= {low}, got {value}")
     if opts.resume and opts.overwrite:
         raise ConfigError("--resume keeps finished outputs and --overwrite replaces them: give one")
     own_shard = shard is None
@@ -254,7 +250,10 @@ def _run(translator, files, names, out: Path, opts: BatchOptions, shard: Shard, 
     mine = blocks[shard.rank::shard.world_size]
     done = {j for b in mine for j in b if opts.resume and names[j] in listing}
     if opts.resume:
-        _remove_stale_temps(out, {names[j] for b in mine for j in b}, listing)
+        mine_names = {names[j] for b in mine for j in b}
+        if opts.heatmaps:
+            mine_names |= {heatmap_name(n) for n in mine_names}
+        _remove_stale_temps(out, mine_names, listing)
     todo = [b for b in mine if any(j not in done for j in b)]
     resumed = len(done)
     pending = sum(len(b) for b in todo)

@@ -135,13 +135,8 @@ def cmd_translate(args, overrides) -> int:
     if args.heatmaps and not getattr(getattr(translator, "method", None), "has_heatmaps", False):
         raise ConfigError(f"--heatmaps: {args.model} has no attention heatmaps (U-GAT-IT and Photo2Cartoon "
                           "models have them; exported ONNX/TorchScript files do not)")
-    kw = {}
-    if args.group is not None:  # few-shot group models: the group's branch
-        check_group = getattr(getattr(translator, "method", None), "check_group", None)
-        if check_group is None:
-            raise ConfigError(f"--group: {args.model} has no groups (only few-shot models, "
-                              "method fewshot_groups, do)")
-        kw["group"] = check_group(args.group)
+    # few-shot group models: the group's branch
+    kw = {} if args.group is None else {"group": translator.check_group(args.group)}
     result = translate_files(translator, files, names, args.out, opts, **kw)
     if int(os.environ.get("RANK", "0")) == 0:
         print(result.summary(direction, args.out))

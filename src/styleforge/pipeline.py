@@ -44,6 +44,18 @@ class Pipeline:
     def directions(self) -> tuple[str, ...]:
         return tuple(self.method.directions)
 
+    def check_group(self, group: str | None) -> str | None:
+        """The few-shot group to translate with (``None``: the model's default), or a one-line
+        error for a model without groups or an unknown group."""
+        if group is None:
+            return None
+        check = getattr(self.method, "check_group", None)
+        if check is None:
+            raise ConfigError(f"--group: this {self.method.method_name} model has no groups (few-shot models, "
+                              "method fewshot_groups, have them; an exported file holds only the group "
+                              "it was exported with)")
+        return check(group)
+
     def save(self, path) -> Path:
         return save_model(path, self.method)
 
@@ -75,18 +87,16 @@ class Pipeline:
         out = self.method.translate(xin, direction, **kw)
         if not return_heatmap:
             return restore(out)
-        from .methods.ugatit import heatmap_image
+        from .utils.images import heatmap_image
 
         y, heat = out
         return restore(y), restore(heatmap_image(heat, y.shape[-2:]))
 
     def translate_pil(self, img: Image.Image, direction=None, size: int | None = None, **kw) -> Image.Image:
-        from .data.transforms import to_pil, to_tensor
+        from .data.transforms import resize_longer_side, to_pil, to_tensor
 
         orig = img.size
-        if size and max(orig) != size:
-            s = size / max(orig)
-            img = img.resize((max(1, round(orig[0] * s)), max(1, round(orig[1] * s))), Image.BICUBIC)
+        img = resize_longer_side(img, size)
         out = to_pil(self.translate_tensor(to_tensor(img), direction, **kw).cpu())
         if out.size != orig:
             out = out.resize(orig, Image.BICUBIC)

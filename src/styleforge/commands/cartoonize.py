@@ -50,6 +50,8 @@ def output_names(src: Path, n_faces: int | None, paste_back: bool) -> list[str]:
 
 
 def run(args, overrides) -> int:
+    from collections import Counter
+
     import numpy as np
     from PIL import Image
     from tqdm import tqdm
@@ -68,7 +70,7 @@ def run(args, overrides) -> int:
     files = _collect_inputs(args.inputs)
     out = Path(args.out)
     stems = [output_names(f, None, args.paste_back)[0] for f in files]
-    dupes = sorted({n for n in stems if stems.count(n) > 1})
+    dupes = sorted(n for n, k in Counter(stems).items() if k > 1)
     if dupes:
         raise ConfigError(f"several inputs would write the same output name: {dupes[:3]}")
     if not args.overwrite and out.is_dir():
@@ -81,13 +83,7 @@ def run(args, overrides) -> int:
     pre = preprocessor_from_args(args)
     pipe = styleforge.load(args.model, device=args.device)
     direction = pipe.method.check_direction(args.direction)
-    kw = {}
-    if args.group is not None:
-        check_group = getattr(pipe.method, "check_group", None)
-        if check_group is None:
-            raise ConfigError(f"--group: {args.model} has no groups (only few-shot models, "
-                              "method fewshot_groups, do)")
-        kw["group"] = check_group(args.group)
+    kw = {} if args.group is None else {"group": pipe.check_group(args.group)}
 
     done, faces_done, no_face, unreadable = 0, 0, [], 0
     for f in tqdm(files, unit="img", disable=len(files) < 2 or args.quiet, file=sys.stderr):

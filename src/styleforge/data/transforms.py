@@ -51,6 +51,18 @@ def to_tensor(img: Image.Image, normalize: bool = True) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
+def resize_longer_side(img: Image.Image, size: int | None) -> Image.Image:
+    """``img`` with its longer side ``size`` (bicubic, aspect kept); unchanged for ``None``/0.
+    The one resize of ``translate --size`` and the API's ``size=`` (batch outputs equal the API's)."""
+    if size is not None and size < 0:
+        raise ConfigError(f"size must be a positive number of pixels, got {size}")
+    w, h = img.size
+    if not size or max(w, h) == size:
+        return img
+    s = size / max(w, h)
+    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
+
+
 def to_pil(t: torch.Tensor) -> Image.Image:
     """C x H x W or 1 x C x H x W tensor in [-1, 1] (1 or 3 channels) -> PIL ``L``/``RGB``.
 

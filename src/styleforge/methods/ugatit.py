@@ -43,6 +43,7 @@ from ..nn.blocks import ResnetBlock, conv_layers
 from ..nn.discriminators import UGATITDiscriminator
 from ..nn.norms import LIN, AdaLIN, clip_rho_
 from ..registry import register_importer, register_method
+from ..utils.images import heatmap_image  # noqa: F401  (re-exported: photo2cartoon, tests)
 from .base import Method, Phase
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -135,21 +136,6 @@ def requires_grad(modules, flag: bool) -> None:
     for m in modules:
         for p in m.parameters():
             p.requires_grad_(flag)
-
-
-def heatmap_image(heatmap: torch.Tensor, size=None) -> torch.Tensor:
-    """CAM heatmaps N×1×h×w -> colour images N×3×H×W in [-1, 1], as the authors' ``cam()``
-    draws them: each map scaled to [0, 1] by its own min and max, bilinearly resized to ``size``
-    (H, W), then coloured with the jet map (blue = low, red = high)."""
-    t = heatmap.detach().float()
-    lo = t.amin(dim=(1, 2, 3), keepdim=True)
-    t = t - lo
-    t = t / t.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
-    if size is not None:
-        t = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
-    # jet: piecewise-linear ramps of r, g, b centred at 3/4, 1/2, 1/4
-    rgb = torch.cat([(1.5 - (4 * t - c).abs()).clamp(0, 1) for c in (3, 2, 1)], dim=1)
-    return rgb * 2 - 1
 
 
 @register_method("ugatit")

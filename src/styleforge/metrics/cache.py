@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,5 +86,5 @@ def folder_features(root, files: list[Path], net: FeatureNet, cache_dir=None, us
         try:
             _save(path, feats)
         except OSError as e:  # a read-only cache is not fatal
-            print(f"note: could not write the feature cache {path}: {e.strerror or e}")
+            print(f"note: could not write the feature cache {path}: {e.strerror or e}", file=sys.stderr)
     return feats, False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ class PeriodicEvaluator:
         try:
             ds = build_dataset(kind, d["root"], "test", tf, t["seed"], **kw)
         except DataError:
-            print("note: no test split; the periodic evaluation uses the first training images")
+            print("note: no test split; the periodic evaluation uses the first training images", file=sys.stderr)
             ds = build_dataset(kind, d["root"], "train", tf, t["seed"], **kw)
         k = min(n, len(ds))
         items = [ds[i] for i in range(k)]
