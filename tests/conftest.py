@@ -40,6 +40,19 @@ def shared_data():
     return shared_or_skip
 
 
+@pytest.fixture(scope="module")
+def tiny_cyclegan_dir(tmp_path_factory):
+    """A saved, randomly initialised tiny CycleGAN (ngf=ndf=4, resnet_6blocks, seed 0): one per
+    test module, for tests of what runs a model (CLI, batch, evaluation) rather than of the model."""
+    from styleforge.checkpoint import save_model
+    from styleforge.registry import build_method
+
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("model") / "m"
+    save_model(d, build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
+    return d
+
+
 class _TinyFeatureNet(torch.nn.Module):
     """A small stand-in for the FID Inception: N×3×S×S in [-1, 1] -> (N×22 features, N×4 logits).
     The features are pooled responses of one fixed random conv layer (texture) plus each

@@ -14,9 +14,7 @@ from PIL import Image
 
 import styleforge
 from styleforge.batch import BatchOptions, translate_files
-from styleforge.checkpoint import save_model
 from styleforge.cli import output_name
-from styleforge.registry import build_method
 
 SIZES = [(32, 32), (32, 32), (40, 28), (24, 36)]  # mostly one size, some others: several groups per block
 N_GOOD = 300
@@ -39,14 +37,6 @@ def folder(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("model") / "m"
-    save_model(d, build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
-    return d
-
-
 def jobs(folder):
     files = sorted(folder.iterdir())
     return files, [output_name(f) for f in files]
@@ -58,11 +48,11 @@ def opts(**kw):
 
 
 @pytest.fixture(scope="module")
-def reference(folder, model_dir, tmp_path_factory):
+def reference(folder, tiny_cyclegan_dir, tmp_path_factory):
     """One uninterrupted single-process run."""
     out = tmp_path_factory.mktemp("ref") / "out"
     files, names = jobs(folder)
-    r = translate_files(styleforge.load(model_dir), files, names, out, opts())
+    r = translate_files(styleforge.load(tiny_cyclegan_dir), files, names, out, opts())
     return out, r
 
 
@@ -73,9 +63,9 @@ def test_batch_run_writes_every_readable_image_and_counts_the_bad_ones(reference
     assert sorted(p.name for p in out.iterdir()) == sorted(good)  # no temporary files left
 
 
-def test_batched_outputs_match_the_api_image_by_image(reference, folder, model_dir):
+def test_batched_outputs_match_the_api_image_by_image(reference, folder, tiny_cyclegan_dir):
     out, _ = reference
-    pipe = styleforge.load(model_dir)
+    pipe = styleforge.load(tiny_cyclegan_dir)
     for f in sorted(folder.glob("img000*"))[:6]:
         api = pipe(f, direction="AtoB")
         if f.suffix == ".jpg":  # encoded as the batch job encodes (JPEG quality 95)
@@ -93,13 +83,35 @@ def test_batched_outputs_match_the_api_image_by_image(reference, folder, model_d
             assert np.abs(got - want).max() <= 1
 
 
-def test_size_option_keeps_each_original_size(folder, model_dir, tmp_path):
-    files = sorted(folder.glob("img*"))[:8]
+class Recording:
+    """A translator that records the (height, width) of every batch the network is given."""
+
+    def __init__(self, pipe):
+        self.pipe, self.device, self.shapes = pipe, pipe.device, []
+
+    def translate_tensor(self, x, direction=None, **kw):
+        self.shapes += [tuple(x.shape[-2:])] * x.shape[0]
+        return self.pipe.translate_tensor(x, direction, **kw)
+
+
+def test_size_option_runs_the_network_at_the_reduced_size_and_keeps_each_original_size(folder, tiny_cyclegan_dir,
+                                                                                       tmp_path):
+    files = sorted(folder.glob("img*"))[:8]  # every size of SIZES, twice
     names = [output_name(f) for f in files]
-    translate_files(styleforge.load(model_dir), files, names, tmp_path, opts(size=20, workers=0))
+    pipe = styleforge.load(tiny_cyclegan_dir)
+    small, full = Recording(pipe), Recording(pipe)
+    translate_files(small, files, names, tmp_path / "small", opts(size=20, workers=0))
+    translate_files(full, files, names, tmp_path / "full", opts(workers=0))
+    # longer side 20, aspect kept: 32x32 -> 20x20, 40x28 -> 20x14, 24x36 -> 13x20 (as h, w)
+    want = sorted({(32, 32): (20, 20), (40, 28): (14, 20), (24, 36): (20, 13)}[SIZES[i % len(SIZES)]]
+                  for i in range(len(files)))
+    assert sorted(small.shapes) == want
+    assert sorted(full.shapes) == sorted((h, w) for w, h in (SIZES[i % len(SIZES)] for i in range(len(files))))
     for f, n in zip(files, names):
-        with Image.open(f) as a, Image.open(tmp_path / n) as b:
-            assert a.size == b.size
+        with Image.open(f) as a, Image.open(tmp_path / "small" / n) as b, Image.open(tmp_path / "full" / n) as c:
+            assert a.size == b.size == c.size
+            # translated at 20 px and scaled back up, not the full-size translation
+            assert np.abs(np.asarray(b, dtype=int) - np.asarray(c, dtype=int)).mean() > 5
 
 
 class StopAfter:
@@ -118,10 +130,10 @@ class StopAfter:
         return self.pipe.translate_tensor(x, direction, **kw)
 
 
-def test_resume_keeps_finished_outputs_and_equals_an_uninterrupted_run(reference, folder, model_dir, tmp_path):
+def test_resume_keeps_finished_outputs_and_equals_an_uninterrupted_run(reference, folder, tiny_cyclegan_dir, tmp_path):
     ref, _ = reference
     files, names = jobs(folder)
-    pipe = styleforge.load(model_dir)
+    pipe = styleforge.load(tiny_cyclegan_dir)
     out = tmp_path / "out"
     # interrupted at the 12th forward pass: the last batch of the third block (a block holds
     # three size groups, four batches), so that block is cut short
@@ -152,13 +164,13 @@ def test_resume_keeps_finished_outputs_and_equals_an_uninterrupted_run(reference
     assert (r.translated, r.resumed, again.images) == (0, N_GOOD, 0)
 
 
-def test_torchrun_two_processes_write_each_output_once_and_equal_one_process(reference, folder, model_dir,
+def test_torchrun_two_processes_write_each_output_once_and_equal_one_process(reference, folder, tiny_cyclegan_dir,
                                                                                 tmp_path):
     ref, _ = reference
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "STYLEFORGE_DEVICE": "cpu"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        "-m", "styleforge", "translate", str(model_dir), str(folder), "-o", str(out),
+                        "-m", "styleforge", "translate", str(tiny_cyclegan_dir), str(folder), "-o", str(out),
                         "--batch-size", "4", "--workers", "1", "--quiet", "--direction", "AtoB",
                         "--block-size", "16"],
                        capture_output=True, text=True, timeout=240, env=env)

@@ -17,7 +17,6 @@ from styleforge.data.transforms import to_tensor
 from styleforge.errors import CheckpointError, ConfigError
 from styleforge.methods.fewshot_groups import FewShotGroups
 from styleforge.methods.photo2cartoon import Photo2Cartoon
-from styleforge.nn.mobilefacenet import MobileFaceNet
 from styleforge.registry import build_method
 from styleforge.training.trainer import build_optimizers, run_phases
 
@@ -26,23 +25,7 @@ OPT = {"lr": 1e-4, "betas": [0.5, 0.999], "weight_decay": 1e-4}
 PARTS = ("ConvBlock1", "HourGlass1", "HourGlass4", "ConvBlock2")  # the default branch
 GENS = ("genA2B", "genB2A")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny networks, thousands of small ops: a second thread only adds synchronisation
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture
-def facenet_file(tmp_path):
-    """A randomly initialised MobileFaceNet saved as model_mobilefacenet.pth is (a state dict)."""
-    torch.manual_seed(7)
-    path = tmp_path / "model_mobilefacenet.pth"
-    torch.save(MobileFaceNet().state_dict(), path)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/methods/conftest.py
 
 
 @pytest.fixture

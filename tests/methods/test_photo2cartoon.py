@@ -13,7 +13,7 @@ from styleforge.data.transforms import to_tensor
 from styleforge.errors import CheckpointError, ConfigError
 from styleforge.methods.photo2cartoon import Photo2Cartoon, import_photo2cartoon
 from styleforge.nn.discriminators import UGATITDiscriminator
-from styleforge.nn.mobilefacenet import MobileFaceNet, load_mobilefacenet
+from styleforge.nn.mobilefacenet import load_mobilefacenet
 from styleforge.registry import build_method
 from styleforge.training.trainer import build_optimizers, run_phases
 
@@ -37,14 +37,7 @@ OFFICIAL_D = {  # ch -> (global, 7 layers), (local, 5 layers); spectral norm: we
 OPT = {"lr": 1e-4, "betas": [0.5, 0.999], "weight_decay": 1e-4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # these networks are tiny and run thousands of small ops: a second thread only adds
-    # synchronisation (several times slower on a busy 2-core machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/methods/conftest.py
 
 
 # ---- the authors' layout, written out from their layer lists --------------------------
@@ -299,22 +292,6 @@ def test_import_rejects_wrong_files_with_one_line(tmp_path, capsys):
 
 
 # ---- training ------------------------------------------------------------------------------
-@pytest.fixture
-def facenet_file(tmp_path):
-    """Randomly initialised MobileFaceNet saved as model_mobilefacenet.pth is (a plain state
-    dict, batch-norm statistics included), with non-trivial running statistics."""
-    torch.manual_seed(7)
-    net = MobileFaceNet()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    path = tmp_path / "model_mobilefacenet.pth"
-    torch.save(net.state_dict(), path)
-    return path
-
-
 def real_batch(h2z, size=32):
     return {"A": real_image(h2z / "trainA", size), "B": real_image(h2z / "trainB", size)}
 

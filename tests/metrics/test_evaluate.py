@@ -1,25 +1,14 @@
 """Scoring folders and models: metric parsing, warnings with counts, a model on a test split."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from styleforge.checkpoint import save_model
 from styleforge.errors import ConfigError, EvaluationError
 from styleforge.metrics.evaluate import (EvalOptions, evaluate_folders, evaluate_model, format_table, parse_metrics,
                                          score_features)
 from styleforge.metrics.features import Features, load_feature_net
-from styleforge.registry import build_method
 
 OPTS = EvalOptions(progress=False, use_cache=False, kid_subset_size=100)
-
-
-@pytest.fixture(scope="module")
-def random_cyclegan(tmp_path_factory):
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("model") / "m"
-    save_model(d, build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
-    return d
 
 
 def test_parse_metrics():
@@ -65,9 +54,9 @@ def test_folders_identical_score_zero_and_differ_from_another_domain(h2z, tiny_f
     assert "FID" in table and "KID x100" in table and "60 generated vs 60 real" in table
 
 
-def test_a_model_translates_the_unpaired_test_split_and_is_scored(random_cyclegan, h2z, tiny_feature_net, tmp_path):
+def test_a_model_translates_the_unpaired_test_split_and_is_scored(tiny_cyclegan_dir, h2z, tiny_feature_net, tmp_path):
     net = load_feature_net(tiny_feature_net, 32)
-    res = evaluate_model(random_cyclegan, h2z, "AtoB", "fid,kid", net, OPTS, save_dir=tmp_path / "out")
+    res = evaluate_model(tiny_cyclegan_dir, h2z, "AtoB", "fid,kid", net, OPTS, save_dir=tmp_path / "out")
     assert res["direction"] == "AtoB" and res["real"].endswith("testB")
     assert (res["n_fake"], res["n_real"]) == (8, 8)
     outs = sorted((tmp_path / "out").iterdir())
@@ -75,22 +64,22 @@ def test_a_model_translates_the_unpaired_test_split_and_is_scored(random_cyclega
     # the saved outputs score exactly as the in-memory ones (same 8-bit rounding)
     again = evaluate_folders(h2z / "testB", tmp_path / "out", "fid", net, OPTS)
     assert again["metrics"]["fid"]["value"] == pytest.approx(res["metrics"]["fid"]["value"], rel=1e-9)
-    back = evaluate_model(random_cyclegan, h2z, "BtoA", "kid", net, OPTS)
+    back = evaluate_model(tiny_cyclegan_dir, h2z, "BtoA", "kid", net, OPTS)
     assert back["real"].endswith("testA")
 
 
-def test_a_model_on_a_paired_test_split(random_cyclegan, facades, tiny_feature_net):
-    res = evaluate_model(random_cyclegan, facades, "AtoB", "kid", load_feature_net(tiny_feature_net, 32), OPTS)
+def test_a_model_on_a_paired_test_split(tiny_cyclegan_dir, facades, tiny_feature_net):
+    res = evaluate_model(tiny_cyclegan_dir, facades, "AtoB", "kid", load_feature_net(tiny_feature_net, 32), OPTS)
     assert res["n_fake"] == res["n_real"] == 8 and "paired_ab" in res["real"]
 
 
-def test_model_evaluation_errors(random_cyclegan, h2z, tiny_feature_net, tmp_path):
+def test_model_evaluation_errors(tiny_cyclegan_dir, h2z, tiny_feature_net, tmp_path):
     net = load_feature_net(tiny_feature_net, 32)
     with pytest.raises(EvaluationError, match="few-shot metrics score class folders"):
-        evaluate_model(random_cyclegan, h2z, None, "fewshot", net, OPTS)
+        evaluate_model(tiny_cyclegan_dir, h2z, None, "fewshot", net, OPTS)
     with pytest.raises(EvaluationError, match="gives one output per input"):
-        evaluate_model(random_cyclegan, h2z, None, "diversity", net, OPTS, styles=3)
+        evaluate_model(tiny_cyclegan_dir, h2z, None, "diversity", net, OPTS, styles=3)
     (tmp_path / "flat").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "flat" / "x.png")
     with pytest.raises(EvaluationError, match="needs an unpaired .* or paired test split"):
-        evaluate_model(random_cyclegan, tmp_path / "flat", None, "kid", net, OPTS)
+        evaluate_model(tiny_cyclegan_dir, tmp_path / "flat", None, "kid", net, OPTS)
