@@ -11,14 +11,6 @@ from styleforge.cli import main
 from styleforge.registry import build_method
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("model") / "m"
-    save_model(d, build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
-    return d
-
-
 def run(*args):
     return subprocess.run([sys.executable, "-m", "styleforge", *map(str, args)], capture_output=True, text=True,
                           timeout=300)
@@ -32,31 +24,31 @@ def one_line_error(r, *needles):
         assert n in lines[0], lines[0]
 
 
-def test_translate_folder_keeps_names_and_sizes(model_dir, h2z, tmp_path):
+def test_translate_folder_keeps_names_and_sizes(tiny_cyclegan_dir, h2z, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     files = sorted((h2z / "testA").iterdir())[:3]
     sizes = [(37, 53), (128, 128), (101, 64)]  # odd sizes are padded then cropped back
     for f, s in zip(files, sizes):
         Image.open(f).convert("RGB").resize(s).save(src / f.name)
-    assert main(["translate", str(model_dir), str(src), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["translate", str(tiny_cyclegan_dir), str(src), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     outs = sorted((tmp_path / "out").iterdir())
     assert [o.name for o in outs] == [f.name for f in files]
     assert [Image.open(o).size for o in outs] == sizes
 
 
-def test_translate_matches_the_python_api(model_dir, h2z, tmp_path):
+def test_translate_matches_the_python_api(tiny_cyclegan_dir, h2z, tmp_path):
     import styleforge
     from styleforge.data.images import load_rgb
 
     f = sorted((h2z / "testB").iterdir())[0]
-    r = run("translate", model_dir, f, "--out", tmp_path / "o", "--direction", "BtoA")
+    r = run("translate", tiny_cyclegan_dir, f, "--out", tmp_path / "o", "--direction", "BtoA")
     assert r.returncode == 0, r.stderr
     from styleforge.utils.images import save_image_atomic
 
     out_name = f.stem + ".png" if f.suffix.lower() not in (".jpg", ".jpeg", ".png") else f.name
     # the API's image, encoded the same way the CLI encodes it (JPEG keeps JPEG, quality 95)
-    save_image_atomic(styleforge.load(model_dir)(load_rgb(f), direction="BtoA"), tmp_path / out_name)
+    save_image_atomic(styleforge.load(tiny_cyclegan_dir)(load_rgb(f), direction="BtoA"), tmp_path / out_name)
     import numpy as np
 
     got = np.asarray(Image.open(tmp_path / "o" / out_name), dtype=int)
@@ -65,26 +57,26 @@ def test_translate_matches_the_python_api(model_dir, h2z, tmp_path):
     assert np.array_equal(got, want)
 
 
-def test_translate_glob_and_overwrite_rules(model_dir, h2z, tmp_path):
+def test_translate_glob_and_overwrite_rules(tiny_cyclegan_dir, h2z, tmp_path):
     pattern = str(h2z / "testA" / "*.jpg")
-    assert main(["translate", str(model_dir), pattern, "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert main(["translate", str(tiny_cyclegan_dir), pattern, "--out", str(tmp_path / "o"), "--quiet"]) == 0
     n = len(list((tmp_path / "o").iterdir()))
     assert n == len(list((h2z / "testA").glob("*.jpg")))
     # a second run refuses to overwrite, unless told
-    r = run("translate", model_dir, pattern, "--out", tmp_path / "o")
+    r = run("translate", tiny_cyclegan_dir, pattern, "--out", tmp_path / "o")
     one_line_error(r, "already exist", "--overwrite")
-    r = run("translate", model_dir, pattern, "--out", tmp_path / "o", "--overwrite")
+    r = run("translate", tiny_cyclegan_dir, pattern, "--out", tmp_path / "o", "--overwrite")
     assert r.returncode == 0
 
 
-def test_translate_skips_unreadable_files_in_a_folder(model_dir, h2z, tmp_path):
+def test_translate_skips_unreadable_files_in_a_folder(tiny_cyclegan_dir, h2z, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     good = sorted((h2z / "testA").iterdir())[0]
     (src / good.name).write_bytes(good.read_bytes())
     (src / "broken.jpg").write_bytes(good.read_bytes()[:300])
     (src / "notes.png").write_text("not an image")
-    r = run("translate", model_dir, src, "--out", tmp_path / "o")
+    r = run("translate", tiny_cyclegan_dir, src, "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr
     assert "skipped" in r.stdout + r.stderr
     assert [p.name for p in (tmp_path / "o").iterdir()] == [good.name]
@@ -92,10 +84,10 @@ def test_translate_skips_unreadable_files_in_a_folder(model_dir, h2z, tmp_path):
 
 @pytest.mark.parametrize("case", ["missing_input", "corrupt_single", "bad_direction", "not_a_model",
                                   "pth_file", "wrong_kind"])
-def test_translate_bad_input_is_one_line(case, model_dir, tmp_path):
-    args = {"missing_input": [model_dir, tmp_path / "nope.jpg"],
-            "corrupt_single": [model_dir, tmp_path / "c.jpg"],
-            "bad_direction": [model_dir, tmp_path / "ok.png", "--direction", "CtoD"],
+def test_translate_bad_input_is_one_line(case, tiny_cyclegan_dir, tmp_path):
+    args = {"missing_input": [tiny_cyclegan_dir, tmp_path / "nope.jpg"],
+            "corrupt_single": [tiny_cyclegan_dir, tmp_path / "c.jpg"],
+            "bad_direction": [tiny_cyclegan_dir, tmp_path / "ok.png", "--direction", "CtoD"],
             "not_a_model": [tmp_path, tmp_path / "ok.png"],
             "pth_file": [tmp_path / "w.pth", tmp_path / "ok.png"],
             "wrong_kind": [tmp_path / "other", tmp_path / "ok.png"]}[case]
@@ -166,9 +158,9 @@ def test_translate_heatmaps_written_beside_outputs(light, h2z, tmp_path):
     assert heat[..., 2].max() > 100 and heat[..., 0].max() > 100 and not np.array_equal(heat[..., 0], heat[..., 2])
 
 
-def test_translate_heatmaps_refused_for_models_without_them(model_dir, h2z, tmp_path):
+def test_translate_heatmaps_refused_for_models_without_them(tiny_cyclegan_dir, h2z, tmp_path):
     f = sorted((h2z / "testA").iterdir())[0]
-    r = run("translate", model_dir, f, "-o", tmp_path / "o", "--heatmaps")
+    r = run("translate", tiny_cyclegan_dir, f, "-o", tmp_path / "o", "--heatmaps")
     one_line_error(r, "--heatmaps", "no attention heatmaps")
     assert not (tmp_path / "o").exists()
 
