@@ -179,3 +179,20 @@ def test_interrupted_job_outside_train_ends_in_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: interrupted by signal 15 at step 7")
     assert "step_00000007" in err[0] and "resumes" in err[0]
+
+
+@pytest.mark.parametrize("flag,value", [("--size", "-5"), ("--size", "0"), ("--block-size", "-3"),
+                                        ("--batch-size", "0"), ("--workers", "-1")])
+def test_translate_refuses_nonsense_numbers(flag, value, tiny_cyclegan_dir, h2z, tmp_path, capsys):
+    f = sorted((h2z / "testA").iterdir())[0]
+    assert main(["translate", str(tiny_cyclegan_dir), str(f), "-o", str(tmp_path / "o"), flag, value, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {flag} must be an integer >=") and value in err[0]
+    assert not any((tmp_path / "o").glob("*"))
+
+
+def test_translate_mistyped_model_path_says_model_not_found(h2z, tmp_path, capsys):
+    f = sorted((h2z / "testA").iterdir())[0]
+    assert main(["translate", str(tmp_path / "no_such_model"), str(f), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: model not found: {tmp_path / 'no_such_model'}") and err.count("\n") == 1
