@@ -71,6 +71,18 @@ def peak_memory_mb(device: str = "cpu") -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def mem_available_mb() -> float:
+    """MemAvailable of /proc/meminfo (inf where there is none): presets that cannot fit are skipped."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
 def run_variant(script: str, args: list[str], timeout: int = 3600) -> dict:
     """Run ``python script args`` in a fresh process; its last stdout line is a JSON result."""
     r = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout)

@@ -102,14 +102,6 @@ def child(preset: str, size: int, device: str, amp: bool, warmup: int, iters: in
             "batch": cfg["data"]["batch_size"], "params": counts}
 
 
-def mem_available_mb() -> float:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    return float("inf")
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", help="comma-separated presets (default: every paper-default preset)")
@@ -139,7 +131,7 @@ def main():
         row = {"preset": preset, "params (per network)": ", ".join(f"{k} {v:,}" for k, v in counts.items()),
                "total M": total / 1e6}
         need = total * 16 / 2 ** 20
-        if a.device == "cpu" and need * 1.2 > mem_available_mb():
+        if a.device == "cpu" and need * 1.2 > common.mem_available_mb():
             row["note"] = f"skipped: needs > {need * 1.2 / 1024:.1f} GiB"
         else:
             res = common.run_variant(__file__, ["--child", preset, "--size", str(a.size), "--device", a.device,

@@ -73,14 +73,6 @@ def facenet_file() -> str:
     return str(path)
 
 
-def mem_available_mb() -> float:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    return float("inf")
-
-
 def theirs_step(method: str, official: str, light: bool, size: int, dev):
     """The authors' networks and the body of their training loop (UGATIT.train)."""
     import torch
@@ -225,7 +217,7 @@ def main():
         static_mb = n * 16 / 2 ** 20  # fp32 weights, gradients, Adam's two moments
         for v in variants:
             row = {"model": model, "size": size, "variant": v, "params_M": n / 1e6, "static_mb": static_mb}
-            avail = mem_available_mb()
+            avail = common.mem_available_mb()
             if a.device == "cpu" and static_mb * 1.2 > avail:
                 row["note"] = f"skipped: needs > {static_mb * 1.2 / 1024:.1f} GiB, {avail / 1024:.1f} GiB available"
             else:
