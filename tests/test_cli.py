@@ -111,6 +111,8 @@ def test_translate_bad_input_is_one_line(case, tiny_cyclegan_dir, tmp_path):
     (["train", "--resume", "/no/run"], "cannot resume"),
     (["import", "cyclegan", "/no/file.pth", "out"], "checkpoint not found"),
     (["import", "nomethod", "f", "out"], "no importer"),
+    (["import", "pix2pix", "/no/file.pth", "out", "--reverse", "g.pth"], "import pix2pix takes no --reverse"),
+    (["import", "ugatit", "/no/file.pt", "out", "--direction", "BtoA"], "import ugatit takes no --direction"),
 ])
 def test_train_and_import_bad_input_is_one_line(args, needle):
     one_line_error(run(*args), needle)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -148,13 +149,15 @@ def cmd_import(args, overrides) -> int:
     from .registry import get_importer
 
     importer = get_importer(args.method)
-    opts = {"reverse": args.reverse} if args.reverse else {}
-    if args.direction:
-        opts["direction"] = args.direction
-    method = importer(args.file, **opts)
+    opts = {k: v for k, v in (("reverse", args.reverse), ("direction", args.direction)) if v}
+    takes = inspect.signature(importer).parameters
+    for k in opts:
+        if k not in takes:
+            raise ConfigError(f"import {args.method} takes no --{k}")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(f"{out} exists and is not empty; use --overwrite")
+    method = importer(args.file, **opts)
     save_model(out, method)
     print(f"imported {args.method} from {args.file} -> {out} (directions: {', '.join(method.directions)})")
     return 0

@@ -203,7 +203,7 @@ def _clean_generator_state(sd: dict) -> dict:
 
 
 @register_importer("cyclegan")
-def import_cyclegan(path, reverse=None, **_):
+def import_cyclegan(path, reverse=None):
     """``path``: the A->B generator (``latest_net_G_A.pth`` or a released ``horse2zebra.pth``);
     ``reverse``: optionally the B->A one (``latest_net_G_B.pth``)."""
     sd_a = _clean_generator_state(load_legacy_state_dict(path))

@@ -493,7 +493,7 @@ def load_networks(model: nn.Module, sds: dict, path, what: str) -> None:
 
 
 @register_importer("photo2cartoon")
-def import_photo2cartoon(path, **_):
+def import_photo2cartoon(path):
     """``path``: the authors' ``photo2cartoon_weights.pt`` or a ``*_params_*.pt`` of their
     train.py: a dict of state dicts with at least genA2B (photo -> cartoon), and optionally
     genB2A and the four discriminators (loaded too, for further training; a model directory

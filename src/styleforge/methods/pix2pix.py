@@ -202,7 +202,7 @@ def unet_options(sd: dict, path) -> dict:
 
 
 @register_importer("pix2pix")
-def import_pix2pix(path, direction="AtoB", **_):
+def import_pix2pix(path, direction="AtoB"):
     """``path``: the authors' generator (``latest_net_G.pth``, or a released
     ``facades_label2photo.pth``). ``direction`` only names the mapping (the released facades
     model was trained with ``--direction BtoA``: label map -> photo)."""

@@ -324,7 +324,7 @@ def _n_dis(sd: dict) -> int:
 
 
 @register_importer("ugatit")
-def import_ugatit(path, **_):
+def import_ugatit(path):
     """``path``: the authors' ``*_params_latest.pt`` / ``*_params_NNNNNNN.pt``, a dict of state
     dicts (genA2B, genB2A, and optionally disGA, disGB, disLA, disLB), read with
     ``weights_only=True``. Options are inferred from the shapes; the discriminators are loaded
