@@ -40,8 +40,12 @@ def setup(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, wait: bool = True) -> None:
+    """Leave the process group. ``wait``: first meet the other ranks (rank 0 may still be writing
+    the final checkpoint and model; a rank that tears gloo down alone can abort at exit)."""
     if info.enabled and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -350,6 +350,7 @@ class Trainer:
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if t["amp"] else nullcontext()
         running: dict[str, float] = {}
         self.method.train()
+        finished = False
         try:
             while self.step < end:
                 epoch, pos = divmod(self.step, self.steps_per_epoch)
@@ -382,6 +383,7 @@ class Trainer:
                 if self.step >= self.total_steps:
                     self._write_samples(logger)
                     save_model(self.run_dir / "model", self.method)
+            finished = True
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
@@ -392,7 +394,7 @@ class Trainer:
             skipped = getattr(self.train_set, "skipped", [])
             if skipped and self.is_main:
                 print(f"skipped {len(skipped)} unreadable file(s) in {self.cfg['data']['root']}")
-            distributed.teardown(self.dist)
+            distributed.teardown(self.dist, wait=finished)  # no barrier after an error: a rank may be gone
         return self.run_dir / "model"
 
     def _train_step(self, batch: dict, amp) -> dict[str, float]:
