@@ -54,7 +54,7 @@ from ..nn.mobilefacenet import face_id_distance, load_mobilefacenet
 from ..nn.norms import LIN, AdaLIN, clip_rho_
 from ..registry import register_importer, register_method
 from .base import Method, Phase
-from .ugatit import DIRECTIONS, UGATIT, heatmap_image, requires_grad
+from .ugatit import DIRECTIONS, UGATIT, ResnetAdaLINBlock, heatmap_image, requires_grad
 
 N_ENC = 4  # encoder and decoder bottleneck blocks (fixed in the authors' code)
 HOURGLASS_DEPTH = 4  # average-pool levels in an hourglass: sides must be multiples of 16
@@ -170,24 +170,6 @@ class SoftAdaLIN(nn.Module):
         return self.norm(x, gamma, beta)
 
 
-class ResnetSoftAdaLINBlock(nn.Module):
-    """x + [pad conv SoftAdaLIN relu pad conv SoftAdaLIN](x) (keys conv1, norm1, conv2, norm2)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.pad1 = nn.ReflectionPad2d(1)
-        self.conv1 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
-        self.norm1 = SoftAdaLIN(dim)
-        self.relu1 = nn.ReLU(True)
-        self.pad2 = nn.ReflectionPad2d(1)
-        self.conv2 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
-        self.norm2 = SoftAdaLIN(dim)
-
-    def forward(self, x, content, style):
-        h = self.relu1(self.norm1(self.conv1(self.pad1(x)), content, style))
-        return x + self.norm2(self.conv2(self.pad2(h)), content, style)
-
-
 @torch.no_grad()
 def clip_soft_weights_(module: nn.Module, lo: float = 0.0, hi: float = 1.0) -> None:
     """Clamp every Soft-AdaLIN blend weight under ``module`` into [lo, hi] (their WClipper)."""
@@ -237,7 +219,7 @@ class Photo2CartoonGenerator(nn.Module):
         fc_in = c if light else (img_size // 4) ** 2 * c
         self.FC = nn.Sequential(nn.Linear(fc_in, c), nn.ReLU(True), nn.Linear(c, c), nn.ReLU(True))
         for k in range(1, N_ENC + 1):
-            setattr(self, f"DecodeBlock{k}", ResnetSoftAdaLINBlock(c))
+            setattr(self, f"DecodeBlock{k}", ResnetAdaLINBlock(c, norm=SoftAdaLIN))
         self.UpBlock1 = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
                                       nn.Conv2d(c, 2 * ngf, 3, 1, 0, bias=False), LIN(2 * ngf), nn.ReLU(True))
         self.UpBlock2 = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),

@@ -51,22 +51,24 @@ N_DOWN = 2  # stride-2 convs in the encoder; features at 1/4 of the input size
 
 
 class ResnetAdaLINBlock(nn.Module):
-    """x + [pad conv AdaLIN relu pad conv AdaLIN](x) with gamma, beta from the generator's MLP
-    (the authors' ``ResnetAdaILNBlock``; keys conv1, norm1.rho, conv2, norm2.rho)."""
+    """x + [pad conv norm relu pad conv norm](x), both norms conditioned on ``*cond`` (the authors'
+    ``ResnetAdaILNBlock``: ``norm=AdaLIN``, cond = gamma, beta from the generator's MLP;
+    Photo2Cartoon's ``ResnetSoftAdaLINBlock``: ``norm=SoftAdaLIN``, cond = content, style).
+    Keys conv1, norm1.*, conv2, norm2.*."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, norm=AdaLIN):
         super().__init__()
         self.pad1 = nn.ReflectionPad2d(1)
         self.conv1 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
-        self.norm1 = AdaLIN(dim)
+        self.norm1 = norm(dim)
         self.relu1 = nn.ReLU(True)
         self.pad2 = nn.ReflectionPad2d(1)
         self.conv2 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
-        self.norm2 = AdaLIN(dim)
+        self.norm2 = norm(dim)
 
-    def forward(self, x, gamma, beta):
-        h = self.relu1(self.norm1(self.conv1(self.pad1(x)), gamma, beta))
-        return x + self.norm2(self.conv2(self.pad2(h)), gamma, beta)
+    def forward(self, x, *cond):
+        h = self.relu1(self.norm1(self.conv1(self.pad1(x)), *cond))
+        return x + self.norm2(self.conv2(self.pad2(h)), *cond)
 
 
 class UGATITGenerator(nn.Module):
