@@ -35,12 +35,45 @@ class Phase:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+# kinds of declared inference inputs (see :class:`Input`)
+INPUT_KINDS = ("image", "reference", "images", "mask", "code", "float", "floats", "int", "seed",
+               "choice", "flag")
+# the names older code used for the same kinds
+_KIND_ALIASES = {"bool": "flag", "number": "float"}
+TENSOR_KINDS = ("image", "reference", "images", "mask", "code")  # graph inputs of an export
+
+
 @dataclass(frozen=True)
-class InferenceOption:
-    """A keyword argument of ``translate`` that a user may set (the web app builds its form, and
-    checks the values, from these). ``kind``: ``float``/``int`` (within ``min``..``max``),
-    ``bool``, ``choice`` (one of ``choices``) or ``image`` (a reference image, given to
-    ``translate`` as a 1×3×H×W tensor in [-1, 1])."""
+class Input:
+    """One named input of a method's ``translate(x, **inputs)``, declared by
+    :meth:`Method.inference_inputs`. The pipeline converts what a user gives (a path, a PIL
+    image, a tensor, a string from the command line or a form) into what ``translate`` takes;
+    every front end (CLI flags, batch, web form, export, evaluation) is built from this list.
+
+    ``kind`` and what ``translate`` receives:
+
+    * ``image``: the main input, N×C×H×W in [-1, 1], padded to ``size_multiple`` (or resized to
+      ``fixed_size``); the outputs are brought back to its size. Always the first input, named
+      ``image``; ``translate`` receives it positionally.
+    * ``reference``: another image (a style image), 1×3×h×w in [-1, 1], its longer side resized
+      to ``size`` (an int, or the name of an ``int`` input that holds it; None: as given).
+      ``multiple``: several images (a list of such tensors; blend weights are a ``floats`` input).
+    * ``images``: K images of one kind (K class images), K×3×s×s in [-1, 1], each resized to
+      ``size`` × ``size``; ``min``/``max`` bound K.
+    * ``mask``: N×``channels``×H×W in [0, 1] at the main image's (padded) size (nearest resize);
+      ``channels`` 1 for a grey mask, 3 for colour-coded labels. ``multiple``: a list of masks.
+    * ``code``: a vector of ``size`` floats per image, N×size. Not given: drawn from N(0, 1) by
+      the pipeline with the ``seed`` input's generator (outside the network, so an export takes
+      the code as an input); given as an image (path/PIL/tensor): ``method.encode(name, image)``
+      computes it (``encoder=True``); given as numbers: used as they are.
+    * ``float`` / ``int`` (within ``min``..``max``), ``floats`` (a list of numbers, e.g. blend
+      weights), ``choice`` (one of ``choices``; the translation direction is one, named
+      ``direction``), ``flag`` (a bool).
+    * ``seed``: an int seeding the method's random draws (codes, dropout noise); the pipeline
+      gives output k of ``num_outputs`` the seed ``seed + k``.
+
+    ``required``: the method cannot run without it (a style image); else ``default`` applies.
+    """
 
     name: str
     kind: str
@@ -49,6 +82,41 @@ class InferenceOption:
     max: float | None = None
     choices: tuple = ()
     help: str = ""
+    required: bool = False
+    multiple: bool = False
+    size: int | str | None = None
+    channels: int = 1
+    encoder: bool = False
+
+    def __post_init__(self):
+        kind = _KIND_ALIASES.get(self.kind, self.kind)
+        if kind == "image" and self.name != "image":  # the old InferenceOption's reference image
+            kind = "reference"
+        if kind not in INPUT_KINDS:
+            raise ValueError(f"input {self.name!r}: unknown kind {self.kind!r}; kinds: {', '.join(INPUT_KINDS)}")
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "choices", tuple(self.choices))
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.kind in TENSOR_KINDS
+
+
+InferenceOption = Input  # the earlier name (kinds "bool" and "image" are read as "flag"/"reference")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One named output of ``translate``. ``image``: N×C×H×W in [-1, 1] (the first output is
+    always ``image``); ``heatmap``: N×1×h×w raw values, shown jet-coloured at the output's size.
+    ``optional`` outputs are computed only when asked: the pipeline passes
+    ``return_<name>=True`` and ``translate`` then returns a tuple ``(image, <name>)`` or a dict
+    of outputs; front ends offer a flag (``--heatmaps``) for each."""
+
+    name: str
+    kind: str = "image"
+    help: str = ""
+    optional: bool = False
 
 
 class Method(nn.Module):
@@ -65,6 +133,15 @@ class Method(nn.Module):
     fixed_size: int | None = None
     # translate(x, direction, return_heatmap=True) -> (y, N×1×h×w attention map) is supported
     has_heatmaps = False
+    # an upper bound on the main image's longer side (memory); the pipeline refuses larger ones
+    max_side: int | None = None
+    # submodules whose weights never train (a VGG encoder, a face-ID network): in no optimizer,
+    # not in training checkpoints, not in gradient traffic between processes; saved in a model
+    # directory only when also listed in ``inference_modules`` (needed to translate)
+    frozen_modules: tuple[str, ...] = ()
+    # exponential moving averages the trainer keeps (train.ema_decay > 0): {target: source}, both
+    # submodules; after each optimizer step that moves ``source``, ``target`` <- EMA of it
+    ema_modules: dict[str, str] = {}
 
     config: dict
 
@@ -121,9 +198,30 @@ class Method(nn.Module):
         """Named image batches for sample grids and reports (inputs, outputs, reconstructions)."""
         raise NotImplementedError
 
-    def inference_options(self) -> list[InferenceOption]:
-        """The options of ``translate`` beyond ``direction`` (style image, alpha, group, seed ...)."""
+    def inference_options(self) -> list[Input]:
+        """The inputs of ``translate`` beyond the image and ``direction`` (style image, alpha,
+        group, seed ...); :meth:`inference_inputs` puts them after those two."""
         return []
+
+    def inference_inputs(self) -> list[Input]:
+        """Every named input of ``translate``, the main image first (see :class:`Input`)."""
+        dirs = tuple(self.directions)
+        return [Input("image", "image", required=True, help="the image to translate"),
+                Input("direction", "choice", default=dirs[0], choices=dirs,
+                      help="translation direction"),
+                *self.inference_options()]
+
+    def inference_outputs(self) -> list[Output]:
+        """The named outputs of ``translate`` (see :class:`Output`)."""
+        outs = [Output("image", "image", "the translated image")]
+        if self.has_heatmaps:
+            outs.append(Output("heatmap", "heatmap", "the generator's attention map (CAM)", optional=True))
+        return outs
+
+    def encode(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """The ``code`` input ``name`` computed from an image (N×3×H×W in [-1, 1] -> N×size):
+        methods whose code inputs have ``encoder=True`` implement it (MUNIT's style encoder)."""
+        raise ConfigError(f"{self.method_name} cannot compute {name} from an image")
 
     def check_direction(self, direction: str | None) -> str:
         if direction is None:
