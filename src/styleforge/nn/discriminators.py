@@ -104,3 +104,38 @@ class UGATITDiscriminator(nn.Module):
         x, cam_logit, heatmap = class_activation_map(self.model(x), self.gap_fc, self.gmp_fc,
                                                      self.conv1x1, self.leaky_relu)
         return self.conv(self.pad(x)), cam_logit, heatmap
+
+
+class MsImageDiscriminator(nn.Module):
+    """The UNIT/MUNIT multi-scale discriminator (their ``MsImageDis``), keys ``cnns.<s>.<i>``.
+
+    Per scale: a 4×4 stride-2 conv without norm, ``n_layer - 1`` more doubling the width (with
+    ``norm``), a 1×1 conv to one patch logit; explicit padding (``pad``), leaky ReLU 0.2. Scale
+    ``s`` sees the input average-pooled (3×3, stride 2, padding not counted) ``s`` times.
+    Returns the ``num_scales`` logit maps, finest first.
+    """
+
+    def __init__(self, in_ch=3, dim=64, n_layer=4, norm="none", act="lrelu", num_scales=3,
+                 pad="reflect"):
+        super().__init__()
+        from .munit_blocks import ConvBlock
+
+        def net():
+            d = dim
+            layers: list[nn.Module] = [ConvBlock(in_ch, d, 4, 2, 1, "none", act, pad)]
+            for _ in range(n_layer - 1):
+                layers.append(ConvBlock(d, 2 * d, 4, 2, 1, norm, act, pad))
+                d *= 2
+            layers.append(nn.Conv2d(d, 1, 1, 1, 0))
+            return nn.Sequential(*layers)
+
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        self.cnns = nn.ModuleList(net() for _ in range(num_scales))
+
+    def forward(self, x) -> list[torch.Tensor]:
+        out = []
+        for i, net in enumerate(self.cnns):
+            if i:
+                x = self.downsample(x)
+            out.append(net(x))
+        return out

@@ -2,11 +2,12 @@
 
 ``batch``, ``instance`` (no affine, no running stats, as the CycleGAN/pix2pix code uses it),
 ``layer`` (per-sample over C×H×W with a per-channel affine, as UNIT/MUNIT use it) and ``none``.
-Adaptive norms (AdaIN, AdaLIN, CIN) are added beside these by the methods that need them.
+Adaptive norms (AdaIN, AdaLIN, conditional instance norm) follow below.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -33,6 +34,52 @@ class LayerNorm2d(nn.Module):
         if self.affine:
             x = x * self.weight[None, :, None, None] + self.bias[None, :, None, None]
         return x
+
+
+class LayerNormStd(nn.Module):
+    """Layer norm as the UNIT/MUNIT code computes it: per sample over (C, H, W),
+    ``(x - mean) / (std + eps)`` with the *unbiased* std (eps added to the std, not the variance),
+    then a per-channel ``gamma``/``beta`` (their key names; ``gamma`` starts U(0, 1) as theirs)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.empty(num_features).uniform_())
+        self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x):
+        flat = x.reshape(x.shape[0], -1)
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        std, mean = torch.std_mean(flat, dim=1)
+        x = (x - mean.view(shape)) / (std.view(shape) + self.eps)
+        affine = (1, -1) + (1,) * (x.dim() - 2)
+        return x * self.gamma.view(affine) + self.beta.view(affine)
+
+
+def adaptive_instance_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                           eps: float = 1e-5) -> torch.Tensor:
+    """AdaIN (Huang & Belongie 2017): instance-normalise ``x`` (N×C×H×W; biased variance, eps
+    inside the square root) and apply per-sample ``weight``/``bias`` of shape N×C."""
+    return torch.addcmul(bias[:, :, None, None], F.instance_norm(x, eps=eps),
+                         weight[:, :, None, None])
+
+
+class AdaIN(nn.Module):
+    """Adaptive instance norm whose N×C weight and bias the caller passes (MUNIT's MLP output,
+    FUNIT's class code); no parameters or buffers of its own."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+
+    def forward(self, x, weight, bias):
+        if weight is None or bias is None:
+            raise ValueError("AdaIN needs its weight and bias (N×C) from the caller")
+        return adaptive_instance_norm(x, weight, bias, self.eps)
+
+    def extra_repr(self):
+        return str(self.num_features)
 
 
 def check_norm(name: str) -> str:
@@ -140,3 +187,26 @@ def clip_rho_(module: nn.Module, lo: float = 0.0, hi: float = 1.0) -> None:
         rho = getattr(m, "rho", None)
         if isinstance(rho, torch.Tensor):
             rho.clamp_(lo, hi)
+
+
+# ---- conditional instance normalisation (Dumoulin et al. 2017, Sec. 2.2) -------------------
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm with one (gamma, beta) pair per style: ``gamma``, ``beta`` are S×C
+    (Magenta's ``InstanceNorm/gamma`` and ``beta`` variables, initialised to 1 and 0).
+
+    ``forward(x, weights)``: ``x`` N×C×H×W, ``weights`` N×S rows of style weights. A one-hot
+    row selects one style (``weights @ gamma`` is then exactly that style's row); a convex row
+    mixes the styles' parameters (their ``weighted_instance_norm``, Sec. 4 interpolation).
+    Statistics are the biased ones with eps 1e-5 (``tf.nn.moments`` + ``batch_normalization``).
+    """
+
+    def __init__(self, num_features: int, num_styles: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(num_styles, num_features))
+        self.beta = nn.Parameter(torch.zeros(num_styles, num_features))
+
+    def forward(self, x, weights):
+        gamma = (weights @ self.gamma)[:, :, None, None]
+        beta = (weights @ self.beta)[:, :, None, None]
+        return torch.nn.functional.instance_norm(x, eps=self.eps) * gamma + beta
