@@ -73,7 +73,7 @@ def test_atomic_writes_get_the_modes_of_a_plain_write(tmp_path):
     import os
     import stat
 
-    from styleforge.checkpoint import atomic_write_bytes
+    from styleforge.utils.atomic import atomic_write_bytes
 
     old = os.umask(0o022)
     try:

@@ -12,14 +12,13 @@ By default only the method's ``inference_modules`` are kept (an inference snapsh
 (optimisers, schedulers, RNG states, data position, image pools) is a separate file,
 ``training_state.pt``, read back with ``torch.load(weights_only=True)``.
 
-Every write is atomic: files are written under a temporary name and renamed into place.
+Every write is atomic (``utils.atomic``): files and folders are written under a temporary name
+and renamed into place.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -29,58 +28,14 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .errors import CheckpointError
 from .registry import get_method_class
+# atomic writes live in utils.atomic; these names stay importable from here for older callers
+from .utils.atomic import FILE_MODE, atomic_write_bytes, atomic_write_text, temp_dir_into  # noqa: F401
 
 FORMAT = "styleforge-model"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
-
-
-# ---- atomic writes -----------------------------------------------------------------------
-# mkstemp/mkdtemp create 0600 files and 0700 folders; what we rename into place gets the modes
-# a plain open()/mkdir() would have given (read once here: os.umask can only be read by setting it)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def make_temp_dir(parent: Path, prefix: str) -> Path:
-    """A fresh folder in ``parent`` to fill and then rename into place (see :func:`replace_dir`)."""
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-    os.chmod(tmp, 0o777 & ~_UMASK)
-    return tmp
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def replace_dir(tmp_dir: Path, final: Path) -> None:
-    """Move a fully written ``tmp_dir`` to ``final``, replacing what was there."""
-    final = Path(final)
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp_dir, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _json_ready(value):
@@ -114,20 +69,14 @@ def write_model_files(folder: Path, method, modules: str | list = "inference") -
     weights = Path(folder) / WEIGHTS_FILE
     save_file(module_state(method, modules), str(weights),
               metadata={"format": "pt", "method": method.method_name})
-    os.chmod(weights, 0o666 & ~_UMASK)  # safetensors creates it 0600
+    os.chmod(weights, FILE_MODE)  # safetensors creates it 0600
     (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def save_model(path, method, modules: str | list = "inference") -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(path.parent, f".{path.name}.tmp-")
-    try:
+    with temp_dir_into(path) as tmp:
         write_model_files(tmp, method, modules)
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from .checkpoint import atomic_write_bytes, atomic_write_text
 from .training.logging import read_log
+from .utils.atomic import atomic_write_bytes, atomic_write_text
 
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1200px}"
          "table{border-collapse:collapse}td,th{padding:4px 8px;text-align:center}"

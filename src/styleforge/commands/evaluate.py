@@ -68,7 +68,7 @@ def options_from_args(args):
 
 
 def run(args, overrides) -> int:
-    from ..checkpoint import atomic_write_text
+    from ..utils.atomic import atomic_write_text
     from ..errors import ConfigError
     from ..metrics.evaluate import evaluate_folders, evaluate_model, format_table, json_ready, parse_metrics
     from ..metrics.features import load_feature_net, parse_range

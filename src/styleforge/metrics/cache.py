@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write_bytes
+from ..utils.atomic import atomic_write_bytes
 from .features import Features, FeatureNet, extract_features
 
 CACHE_VERSION = 1

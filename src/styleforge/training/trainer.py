@@ -35,11 +35,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import __version__
-from ..checkpoint import (atomic_write_text, make_temp_dir, load_module_state, load_training_state,
-                          replace_dir, save_model, save_training_state, write_model_files)
+from ..checkpoint import load_module_state, load_training_state, save_model, save_training_state, write_model_files
 from ..config import dump
 from ..errors import CheckpointError, ConfigError, DataError, StyleforgeError, TrainingError
 from ..registry import build_method
+from ..utils.atomic import atomic_write_text, temp_dir_into
 from ..utils.device import pick_device
 from ..utils.images import chw_to_pil, make_grid, save_image_atomic
 from . import distributed
@@ -210,9 +210,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         name = f"step_{self.step:08d}"
         final = self.ckpt_root / name
-        self.ckpt_root.mkdir(parents=True, exist_ok=True)
-        tmp = make_temp_dir(self.ckpt_root, f".{name}.tmp-")
-        try:
+        with temp_dir_into(final) as tmp:
             write_model_files(tmp, self.method, "all")
             save_training_state(tmp, {
                 "step": self.step,
@@ -223,10 +221,6 @@ class Trainer:
                 "method_extra": self.method.training_extra_state(),
                 "world_size": self.dist.world_size,
             })
-            replace_dir(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         atomic_write_text(self.ckpt_root / "latest", name + "\n")
         keep = self.cfg["train"]["keep_checkpoints"]
         olds = sorted(p for p in self.ckpt_root.glob("step_*") if p.is_dir())
@@ -312,17 +306,11 @@ class Trainer:
         if not ev.improved(value):
             return
         ev.best, ev.best_step = value, self.step
-        self.ckpt_root.mkdir(parents=True, exist_ok=True)
-        tmp = make_temp_dir(self.ckpt_root, ".best.tmp-")
-        try:
+        with temp_dir_into(self.ckpt_root / "best") as tmp:
             write_model_files(tmp, self.method, "inference")
             (tmp / "eval.json").write_text(json.dumps(
                 {"metric": ev.metric, "value": value, "step": self.step,
                  "images": len(ev.inputs)}, indent=2) + "\n")
-            replace_dir(tmp, self.ckpt_root / "best")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     # ---- the loop ----------------------------------------------------------------------
     def _handle_signal(self, signum, frame):

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .atomic import atomic_write_bytes
+
 
 def make_grid(rows: list[torch.Tensor], pad: int = 2, value: float = 1.0) -> torch.Tensor:
     """``rows``: tensors N×C×H×W in [-1, 1] (one per column) -> C×H'×W' grid in [0, 1], with
@@ -37,8 +39,6 @@ def chw_to_pil(chw01: torch.Tensor) -> Image.Image:
 
 
 def save_image_atomic(img: Image.Image, path: Path, **kw) -> None:
-    from ..checkpoint import atomic_write_bytes
-
     path = Path(path)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP",
            ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), "PNG")
