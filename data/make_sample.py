@@ -12,6 +12,9 @@ writes new thumbnails (existing images in the target folders are deleted first):
   JPEG quality 90, names unchanged.
 * facades/{train,test}: 40/8 pix2pix "AB" images, 512x256 -> 256x128; each 256x256 half is
   resized on its own (bicubic, so nothing bleeds across the seam), JPEG quality 90.
+* animals/{cat,dog,wild,meerkat}: one folder per class (FUNIT's class_folders layout): the first
+  6 AFHQ reference images of each of cat/dog/wild (512x512) and the 5 meerkat crops of FUNIT's
+  example (128x128), resized to 64x64, bicubic, JPEG quality 90, names unchanged.
 """
 from __future__ import annotations
 
@@ -28,6 +31,18 @@ SIZE = 128
 
 HORSE2ZEBRA = {"trainA": 60, "trainB": 60, "testA": 8, "testB": 8}
 FACADES = {"train": 40, "test": 8}
+# (source folder under shared/data, file): content photos without people, style paintings
+STYLE_CONTENT = [("adain_examples/content", f) for f in
+                 ("chicago.jpg", "cornell.jpg", "flowers.jpg", "golden_gate.jpg", "modern.jpg", "sailboat.jpg")]
+STYLE_STYLE = [("msgnet_styles/21styles", f) for f in
+               ("starry_night.jpg", "the_scream.jpg", "wave.jpg", "composition_vii.jpg")] + \
+              [("adain_examples/style", f) for f in ("woman_with_hat_matisse.jpg", "mondrian.jpg")]
+ANIMAL_SIZE = 64
+# class folder here -> (folder under shared/data, number of images)
+ANIMALS = {"cat": ("stargan_v2_representative/afhq/ref/cat", 6),
+           "dog": ("stargan_v2_representative/afhq/ref/dog", 6),
+           "wild": ("stargan_v2_representative/afhq/ref/wild", 6),
+           "meerkat": ("funit_examples/n02138411", 5)}
 
 
 def first_images(folder: Path, n: int) -> list[Path]:
@@ -82,6 +97,32 @@ def make_facades(src: Path, dst: Path) -> int:
     return n
 
 
+def make_animals(src: Path, dst: Path) -> int:
+    n = 0
+    for name, (folder, count) in ANIMALS.items():
+        out = dst / name
+        clear(out)
+        for f in first_images(src / folder, count):
+            save(read_rgb(f).resize((ANIMAL_SIZE, ANIMAL_SIZE), Image.Resampling.BICUBIC), out / f.name)
+            n += 1
+    return n
+
+
+def make_style_transfer(src: Path, dst: Path) -> int:
+    n = 0
+    for split, files in (("content", STYLE_CONTENT), ("style", STYLE_STYLE)):
+        out = dst / split
+        clear(out)
+        for folder, name in files:
+            img = read_rgb(src / folder / name)
+            w, h = img.size
+            scale = SIZE / max(w, h)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            save(img.resize(size, Image.Resampling.BICUBIC), out / name)
+            n += 1
+    return n
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", type=Path, default=DEFAULT_SRC, help="the shared/data folder")
@@ -91,7 +132,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.src} has no horse2zebra/ and facades/ folders (give --src)")
     n1 = make_horse2zebra(args.src / "horse2zebra", args.dst / "horse2zebra")
     n2 = make_facades(args.src / "facades", args.dst / "facades")
-    print(f"wrote {n1} horse2zebra and {n2} facades images under {args.dst}")
+    n3 = make_animals(args.src, args.dst / "animals")
+    print(f"wrote {n1} horse2zebra, {n2} facades and {n3} animals images under {args.dst}")
     return 0
 
 
