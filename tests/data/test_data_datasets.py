@@ -1,6 +1,7 @@
 """styleforge.data.datasets: layouts, per-sample randomness, bad files, the bundled sample."""
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -288,6 +289,25 @@ def test_class_folders(tmp_path, noise_img):
     assert ds[4]["path"] == str(tmp_path / "zebra" / "1.png")
     with pytest.raises(DataError, match="one subfolder of images per class"):
         ClassFolderDataset(tmp_path / "cat")
+
+
+def test_class_folder_pairs_draw_a_seeded_partner_with_its_own_label(h2z):
+    animals = h2z.parent / "animals"
+    tf = Transform(36, 32, "resize_and_crop")
+    ds = ClassFolderDataset(animals, tf, seed=3, pairs=True)
+    assert ds.classes == ["cat", "dog", "meerkat", "wild"] and len(ds) == 23
+    partners = []
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s["class_image"].shape == s["image"].shape == (3, 32, 32)
+        assert ds.classes[s["class_label"]] == Path(s["class_path"]).parent.name
+        partners.append(s["class_path"])
+    assert len(set(partners)) > 5  # random partners, not one fixed image
+    again = ClassFolderDataset(animals, tf, seed=3, pairs=True)[7]
+    assert again["class_path"] == partners[7] and torch.equal(again["class_image"], ds[7]["class_image"])
+    ds.set_epoch(1)
+    assert [ds[i]["class_path"] for i in range(len(ds))] != partners
+    assert "class_image" not in ClassFolderDataset(animals, tf)[0]
 
 
 # ---- factory and layout detection ------------------------------------------------------

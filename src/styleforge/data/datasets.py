@@ -346,11 +346,15 @@ class ClassFolderDataset(ImageDataset):
 
     ``classes`` are the subfolder names (sorted) that hold readable images; ``label`` is the
     index into it. Subfolders without images are left out with a warning. Returns
-    ``{"image", "label", "path"}``.
+    ``{"image", "label", "path"}``; with ``pairs`` also a second sample drawn at random
+    (``rng.integers(len)``, any class, its own crop and flip) as ``{"class_image",
+    "class_label", "class_path"}``: FUNIT's content image and class image, which its authors
+    draw from two independently shuffled loaders over the same list.
     """
 
-    def __init__(self, root, transform: Transform | None = None, seed: int = 0):
+    def __init__(self, root, transform: Transform | None = None, seed: int = 0, pairs: bool = False):
         super().__init__(transform, seed)
+        self.pairs = bool(pairs)
         self.root = _require_dir(root)
         subdirs = _subdirs(self.root)
         if not subdirs:
@@ -382,7 +386,12 @@ class ClassFolderDataset(ImageDataset):
 
     def _get(self, idx, rng):
         path, label = self.samples[idx]
-        return {"image": self._tensor(self._load(path), rng), "label": label, "path": str(path)}
+        out = {"image": self._tensor(self._load(path), rng), "label": label, "path": str(path)}
+        if self.pairs:
+            other, other_label = self.samples[int(rng.integers(len(self.samples)))]
+            out.update(class_image=self._tensor(self._load(other), rng), class_label=other_label,
+                       class_path=str(other))
+        return out
 
 
 # ---- layouts ---------------------------------------------------------------------------
