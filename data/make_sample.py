@@ -15,6 +15,8 @@ writes new thumbnails (existing images in the target folders are deleted first):
 * animals/{cat,dog,wild,meerkat}: one folder per class (FUNIT's class_folders layout): the first
   6 AFHQ reference images of each of cat/dog/wild (512x512) and the 5 meerkat crops of FUNIT's
   example (128x128), resized to 64x64, bicubic, JPEG quality 90, names unchanged.
+* style_transfer/{content,style}: named AdaIN example photos without people and paintings
+  (adain_examples, msgnet_styles), longer side -> 128 (bicubic, aspect kept), JPEG quality 90.
 """
 from __future__ import annotations
 
@@ -133,7 +135,9 @@ def main(argv=None) -> int:
     n1 = make_horse2zebra(args.src / "horse2zebra", args.dst / "horse2zebra")
     n2 = make_facades(args.src / "facades", args.dst / "facades")
     n3 = make_animals(args.src, args.dst / "animals")
-    print(f"wrote {n1} horse2zebra, {n2} facades and {n3} animals images under {args.dst}")
+    n4 = make_style_transfer(args.src, args.dst / "style_transfer")
+    print(f"wrote {n1} horse2zebra, {n2} facades, {n3} animals and {n4} style-transfer images "
+          f"under {args.dst}")
     return 0
 
 
