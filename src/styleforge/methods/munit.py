@@ -1,0 +1,373 @@
+"""MUNIT: Huang, Liu, Belongie, Kautz, "Multimodal Unsupervised Image-to-Image Translation",
+ECCV 2018; laid out as the authors' PyTorch code (NVlabs/MUNIT ``networks.py``, ``trainer.py``).
+
+Paper symbol -> code name:
+  E^c_1, E^s_1, G_1 (domain X_1)   gen_a.enc_content, gen_a.enc_style, gen_a.dec (+ gen_a.mlp)
+  E^c_2, E^s_2, G_2 (domain X_2)   gen_b.*                     D_1, D_2   dis_a, dis_b
+  c_1, s_1 (Sec. 3.1)              c_a, s_a_prime (the encoded style), s_a (drawn from N(0, I))
+  style code, 8-dim (Sec. B)       style_dim = 8
+  x_{1->2} = G_2(c_1, s_2)         x_ab;  x_{2->1}: x_ba
+  lambda_x, lambda_c, lambda_s      recon_x_w = 10, recon_c_w = 1, recon_s_w = 1 (Sec. 3.2, B)
+  L_GAN (LSGAN, Sec. B)            gan_w = 1, gan_type = "lsgan"
+  style-augmented cycle (Sec. 3.2 "explicit" x_{1->2->1}, shipped summer2winter/synthia configs)
+                                   recon_x_cyc_w (0 by default)
+  domain-invariant perceptual loss (Sec. 5.1, Appendix C: VGG-16 relu5_3 after instance norm)
+                                   vgg_w (0 by default), vgg_path (a VGG-16 weight file)
+
+Networks (Appendix B): the content encoder is a 7×7 conv, ``n_downsample`` stride-2 4×4 convs and
+``n_res`` residual blocks, all with instance norm; the style encoder has the same stem, four
+stride-2 convs without normalisation, global average pooling and a 1×1 conv to the style code;
+the decoder's residual blocks use AdaIN whose per-channel parameters a 3-layer MLP computes from
+the style code, then nearest up-sampling + 5×5 conv + layer norm; the discriminators are 3-scale
+PatchGANs (4 stride-2 convs each). Generators use Kaiming init, discriminators N(0, 0.02).
+
+One training step, in the authors' order (``train.py``): the discriminators are updated on
+x_ab, x_ba made with fresh random styles, then the generators with their own fresh draws.
+Adam 1e-4 (0.5, 0.999), weight decay 1e-4, LR ×0.5 every 100k iterations (the presets).
+
+Inference (``test.py``): ``translate(x, "AtoB", style=code)`` encodes the content of ``x`` with
+the source domain's content encoder and decodes it with the target domain's decoder and ``style``
+(N×8). Without a code, one is drawn from N(0, I) seeded by ``seed``; a reference image's style
+comes from the target domain's style encoder (``encode("style", ref, direction)``).
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from ..losses.adversarial import GANLoss
+from ..nn.discriminators import MsImageDiscriminator
+from ..nn.init import init_weights
+from ..nn.munit_blocks import MLP, ContentEncoder, Decoder, StyleEncoder, drop_norm_buffers
+from ..registry import register_importer, register_method
+from .base import Input, Method, Phase
+
+DIRECTIONS = ("AtoB", "BtoA")
+GAN_TYPES = {"lsgan": "lsgan", "nsgan": "vanilla"}
+# the authors' init names -> (styleforge.nn.init scheme, gain); their xavier/orthogonal use sqrt(2)
+INITS = {"gaussian": ("normal", 0.02), "kaiming": ("kaiming", 0.0),
+         "xavier": ("xavier", math.sqrt(2)), "orthogonal": ("orthogonal", math.sqrt(2))}
+
+
+def requires_grad(modules, flag: bool) -> None:
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+def init_nvlabs(net: nn.Module, init: str) -> None:
+    """The authors' ``weights_init(init)``: conv/linear weights by scheme, biases 0."""
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    scheme, gain = INITS[init]
+    init_weights(net, scheme, gain)
+
+
+def build_discriminator(in_ch, dis_dim, dis_norm, dis_activ, dis_n_layer, num_scales, dis_pad_type):
+    net = MsImageDiscriminator(in_ch, dis_dim, dis_n_layer, dis_norm, dis_activ, num_scales,
+                               dis_pad_type)
+    init_nvlabs(net, "gaussian")
+    return net
+
+
+def recon_criterion(x, target):
+    return torch.mean(torch.abs(x - target))
+
+
+def vgg_features(vgg: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """relu5_3 of the authors' ``Vgg16``: it has no pooling after conv4_3 (``pool4`` skipped)."""
+    x = vgg.preprocess(x)
+    for name, layer in vgg.features.named_children():
+        if name != "pool4":
+            x = layer(x)
+    return x
+
+
+def build_vgg(vgg_path):
+    """VGG-16 to relu5_3 from a user's weight file (Caffe ``vgg16-00b39a1b.pth``, the weights
+    the authors convert from ``vgg16.t7``; a torchvision file works with its own preprocessing)."""
+    try:
+        from ..nn.vgg import vgg_encoder
+    except ImportError:
+        raise ConfigError("vgg_w > 0 needs styleforge.nn.vgg (the VGG loader), which this "
+                          "installation lacks; set vgg_w: 0") from None
+    return vgg_encoder("vgg16", ("relu5_3",), weights=vgg_path, fmt=None if vgg_path else "caffe")
+
+
+def domain_invariant_perceptual(vgg, img, target) -> torch.Tensor:
+    """Mean squared distance of instance-normalised VGG features (``compute_vgg_loss``)."""
+    return torch.mean((F.instance_norm(vgg_features(vgg, img))
+                       - F.instance_norm(vgg_features(vgg, target))) ** 2)
+
+
+class AdaINGen(nn.Module):
+    """One domain's auto-encoder (their ``AdaINGen``): ``enc_style``, ``enc_content``, ``dec``,
+    ``mlp`` (style code -> the decoder's AdaIN parameters)."""
+
+    def __init__(self, in_ch=3, dim=64, style_dim=8, n_downsample=2, n_res=4, activ="relu",
+                 pad_type="reflect", mlp_dim=256, n_style_down=4, n_mlp=3):
+        super().__init__()
+        self.enc_style = StyleEncoder(n_style_down, in_ch, dim, style_dim, "none", activ, pad_type)
+        self.enc_content = ContentEncoder(n_downsample, n_res, in_ch, dim, "in", activ, pad_type)
+        self.dec = Decoder(n_downsample, n_res, self.enc_content.output_dim, in_ch, "adain",
+                           activ, pad_type)
+        self.mlp = MLP(style_dim, self.dec.num_adain_params(), mlp_dim, n_mlp, activ)
+
+    def encode(self, x):
+        """-> content N×C×h×w, style N×style_dim×1×1."""
+        return self.enc_content(x), self.enc_style(x)
+
+    def decode(self, content, style):
+        return self.dec(content, self.mlp(style))
+
+    def forward(self, x):
+        return self.decode(*self.encode(x))
+
+
+@register_method("munit")
+class MUNIT(Method):
+    data_kind = "unpaired"
+    directions = DIRECTIONS
+    inference_modules = ("gen_a", "gen_b")
+
+    def __init__(self, input_dim_a=3, input_dim_b=3, dim=64, mlp_dim=256, style_dim=8,
+                 activ="relu", n_downsample=2, n_res=4, pad_type="reflect", n_style_down=4,
+                 dis_dim=64, dis_norm="none", dis_activ="lrelu", dis_n_layer=4, num_scales=3,
+                 dis_pad_type="reflect", gan_type="lsgan", init="kaiming", gan_w=1.0,
+                 recon_x_w=10.0, recon_s_w=1.0, recon_c_w=1.0, recon_x_cyc_w=0.0, vgg_w=0.0,
+                 vgg_path=None):
+        super().__init__()
+        if gan_type not in GAN_TYPES:
+            raise ConfigError(f"munit: unknown gan_type {gan_type!r}; choose one of {', '.join(GAN_TYPES)}")
+        if n_downsample < 0 or n_style_down < 2:
+            raise ConfigError(f"munit: n_downsample must be >= 0 and n_style_down >= 2, got "
+                              f"{n_downsample} and {n_style_down}")
+        gen = dict(dim=dim, style_dim=style_dim, n_downsample=n_downsample, n_res=n_res,
+                   activ=activ, pad_type=pad_type, mlp_dim=mlp_dim, n_style_down=n_style_down)
+        self.gen_a = AdaINGen(input_dim_a, **gen)
+        self.gen_b = AdaINGen(input_dim_b, **gen)
+        init_nvlabs(self.gen_a, init)
+        init_nvlabs(self.gen_b, init)
+        dis = (dis_dim, dis_norm, dis_activ, dis_n_layer, num_scales, dis_pad_type)
+        self.dis_a = build_discriminator(input_dim_a, *dis)
+        self.dis_b = build_discriminator(input_dim_b, *dis)
+        self.gan_loss = GANLoss(GAN_TYPES[gan_type])
+        self.style_dim = style_dim
+        self.size_multiple = 2 ** n_downsample
+        self.w = dict(gan=gan_w, recon_x=recon_x_w, recon_s=recon_s_w, recon_c=recon_c_w,
+                      recon_x_cyc=recon_x_cyc_w, vgg=vgg_w)
+        if vgg_w > 0 and (input_dim_a != 3 or input_dim_b != 3):
+            raise ConfigError("munit: vgg_w > 0 needs RGB images in both domains")
+        self.vgg_path = vgg_path
+
+    @property
+    def frozen_modules(self):
+        return ("vgg",) if "vgg" in self._modules else ()
+
+    def perceptual_net(self, like: torch.Tensor) -> nn.Module:
+        """The frozen VGG-16 of the perceptual loss, read from ``vgg_path`` at the first training
+        step that needs it (so that translating with a trained model needs no VGG file)."""
+        if "vgg" not in self._modules:
+            self.vgg = build_vgg(self.vgg_path).to(like.device)
+        return self.vgg
+
+    # ---- training --------------------------------------------------------------------
+    def optimizer_groups(self):
+        return {"G": [*self.gen_a.parameters(), *self.gen_b.parameters()],
+                "D": [*self.dis_a.parameters(), *self.dis_b.parameters()]}
+
+    def random_styles(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(n, self.style_dim, 1, 1, device=like.device, dtype=like.dtype)
+
+    def training_step(self, batch):
+        x_a, x_b = batch["A"], batch["B"]
+        # D first, on translations with fresh random styles (the authors' dis_update)
+        with torch.no_grad():
+            c_a, c_b = self.gen_a.enc_content(x_a), self.gen_b.enc_content(x_b)
+            x_ba = self.gen_a.decode(c_b, self.random_styles(x_b.shape[0], x_b))
+            x_ab = self.gen_b.decode(c_a, self.random_styles(x_a.shape[0], x_a))
+        gw = self.w["gan"]
+        yield Phase("D", {
+            "D_a": gw * (self.gan_loss(self.dis_a(x_ba), False) + self.gan_loss(self.dis_a(x_a), True)),
+            "D_b": gw * (self.gan_loss(self.dis_b(x_ab), False) + self.gan_loss(self.dis_b(x_b), True)),
+        })
+        del x_ab, x_ba
+        discs = (self.dis_a, self.dis_b)
+        requires_grad(discs, False)
+        try:
+            yield Phase("G", self.generator_losses(x_a, x_b))
+        finally:
+            requires_grad(discs, True)
+
+    def generator_losses(self, x_a, x_b) -> dict[str, torch.Tensor]:
+        """The weighted terms of the authors' ``gen_update`` (a weight of 0 skips its term)."""
+        w = self.w
+        s_a = self.random_styles(x_a.shape[0], x_a)
+        s_b = self.random_styles(x_b.shape[0], x_b)
+        c_a, s_a_prime = self.gen_a.encode(x_a)
+        c_b, s_b_prime = self.gen_b.encode(x_b)
+        x_ba = self.gen_a.decode(c_b, s_a)
+        x_ab = self.gen_b.decode(c_a, s_b)
+        losses = {}
+        if w["recon_x"]:
+            losses["recon_x_a"] = w["recon_x"] * recon_criterion(self.gen_a.decode(c_a, s_a_prime), x_a)
+            losses["recon_x_b"] = w["recon_x"] * recon_criterion(self.gen_b.decode(c_b, s_b_prime), x_b)
+        if w["recon_s"] or w["recon_c"] or w["recon_x_cyc"]:
+            c_b_recon, s_a_recon = self.gen_a.encode(x_ba)
+            c_a_recon, s_b_recon = self.gen_b.encode(x_ab)
+            if w["recon_s"]:
+                losses["recon_s_a"] = w["recon_s"] * recon_criterion(s_a_recon, s_a)
+                losses["recon_s_b"] = w["recon_s"] * recon_criterion(s_b_recon, s_b)
+            if w["recon_c"]:
+                losses["recon_c_a"] = w["recon_c"] * recon_criterion(c_a_recon, c_a)
+                losses["recon_c_b"] = w["recon_c"] * recon_criterion(c_b_recon, c_b)
+            if w["recon_x_cyc"]:
+                x_aba = self.gen_a.decode(c_a_recon, s_a_prime)
+                x_bab = self.gen_b.decode(c_b_recon, s_b_prime)
+                losses["cycrecon_x_a"] = w["recon_x_cyc"] * recon_criterion(x_aba, x_a)
+                losses["cycrecon_x_b"] = w["recon_x_cyc"] * recon_criterion(x_bab, x_b)
+        if w["gan"]:
+            losses["adv_a"] = w["gan"] * self.gan_loss(self.dis_a(x_ba), True, for_discriminator=False)
+            losses["adv_b"] = w["gan"] * self.gan_loss(self.dis_b(x_ab), True, for_discriminator=False)
+        if w["vgg"]:
+            vgg = self.perceptual_net(x_a)
+            losses["vgg_a"] = w["vgg"] * domain_invariant_perceptual(vgg, x_ba, x_b)
+            losses["vgg_b"] = w["vgg"] * domain_invariant_perceptual(vgg, x_ab, x_a)
+        return losses
+
+    # ---- inference ---------------------------------------------------------------------
+    def _nets(self, direction):
+        direction = self.check_direction(direction)
+        return (self.gen_a, self.gen_b) if direction == "AtoB" else (self.gen_b, self.gen_a)
+
+    def inference_options(self):
+        return [Input("style", "code", size=self.style_dim, encoder=True,
+                      help=f"style code ({self.style_dim} numbers), or a reference image of the "
+                           "target domain whose style is copied; drawn from N(0, I) when not given"),
+                Input("seed", "seed", default=0, help="seed of the drawn style code")]
+
+    def draw_styles(self, n: int, seed: int | None = 0, device="cpu") -> torch.Tensor:
+        """N×style_dim codes from N(0, I), repeatable for a seed (what the pipeline draws too)."""
+        g = torch.Generator().manual_seed(int(seed or 0))
+        return torch.randn(n, self.style_dim, generator=g).to(device)
+
+    def encode(self, name, x, direction=None):
+        """``style`` of image(s) ``x`` of the *target* domain of ``direction``: N×style_dim."""
+        if name != "style":
+            return super().encode(name, x)
+        return self._nets(direction)[1].enc_style(x).flatten(1)
+
+    def translate(self, x, direction=None, style=None, seed=None):
+        src, dst = self._nets(direction)
+        if style is None:
+            style = self.draw_styles(x.shape[0], seed, x.device)
+        style = style.to(x.dtype).reshape(style.shape[0], -1)
+        if style.shape[1] != self.style_dim:
+            raise ConfigError(f"munit: style must hold {self.style_dim} numbers per image, got {style.shape[1]}")
+        if style.shape[0] == 1 and x.shape[0] > 1:
+            style = style.expand(x.shape[0], -1)
+        return dst.decode(src.enc_content(x), style)
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        out = {}
+        for key, own, other, tag in (("A", self.gen_a, self.gen_b, "B"), ("B", self.gen_b, self.gen_a, "A")):
+            if key not in batch:
+                continue
+            x = batch[key]
+            c, s = own.encode(x)
+            out[f"real_{key}"] = x
+            out[f"recon_{key}"] = own.decode(c, s)
+            # the same codes at every call, as the authors' fixed display noise
+            out[f"fake_{tag}"] = other.decode(c, self.draw_styles(x.shape[0], 1, x.device))
+        return out
+
+
+def interpolate_styles(method: MUNIT, x: torch.Tensor, code_a, code_b, steps: int = 8,
+                       direction: str | None = None) -> torch.Tensor:
+    """Translations of ``x`` (1×3×H×W) along the straight line between two style codes (each
+    ``style_dim`` numbers): ``steps``×3×H×W, the first made with ``code_a``, the last ``code_b``."""
+    if steps < 2:
+        raise ConfigError(f"interpolate_styles needs steps >= 2, got {steps}")
+    if x.shape[0] != 1:
+        raise ConfigError(f"interpolate_styles takes one image, got a batch of {x.shape[0]}")
+    a = torch.as_tensor(code_a, dtype=x.dtype, device=x.device).reshape(1, -1)
+    b = torch.as_tensor(code_b, dtype=x.dtype, device=x.device).reshape(1, -1)
+    t = torch.linspace(0, 1, steps, dtype=x.dtype, device=x.device)[:, None]
+    with torch.no_grad():
+        return method.translate(x.expand(steps, -1, -1, -1), direction, style=(1 - t) * a + t * b)
+
+
+# ---- the authors' checkpoints -----------------------------------------------------------
+def load_nvlabs_generators(path) -> tuple[dict, dict]:
+    """The ``{'a': state_dict, 'b': state_dict}`` of a UNIT/MUNIT ``gen_XXXXXXXX.pt``, without
+    the norm running statistics (AdaIN's dummy buffers, PyTorch 0.3's instance-norm stats)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+    if not isinstance(ckpt, dict) or not {"a", "b"} <= set(ckpt):
+        found = sorted(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path} is not a generator checkpoint gen_XXXXXXXX.pt with keys "
+                              f"'a' and 'b'; found {found}")
+    out = []
+    for k in ("a", "b"):
+        sd = ckpt[k]
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise CheckpointError(f"{path}: entry {k!r} is not a state dict of tensors")
+        out.append(drop_norm_buffers({n.removeprefix("module."): v for n, v in sd.items()}))
+    return out[0], out[1]
+
+
+def _indices(sd, pattern) -> list[int]:
+    return sorted({int(m.group(1)) for k in sd if (m := re.match(pattern, k))})
+
+
+def content_encoder_options(sd: dict, prefix: str, path) -> dict:
+    """dim, input channels, n_downsample, n_res of a ContentEncoder under ``prefix``."""
+    key = f"{prefix}.model.0.conv.weight"
+    if key not in sd:
+        raise CheckpointError(f"{path} has no {key}: not a UNIT/MUNIT generator")
+    convs = _indices(sd, rf"{re.escape(prefix)}\.model\.(\d+)\.conv\.weight")
+    res = _indices(sd, rf"{re.escape(prefix)}\.model\.\d+\.model\.(\d+)\.model\.0\.conv\.weight")
+    return {"dim": sd[key].shape[0], "in_ch": sd[key].shape[1], "n_downsample": len(convs) - 1,
+            "n_res": len(res)}
+
+
+def load_generator(net: nn.Module, sd: dict, path, name: str) -> None:
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path} ({name}) does not match the generator built from its shapes: "
+                              f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
+@register_importer("munit")
+def import_munit(path):
+    """``path``: the authors' ``gen_XXXXXXXX.pt`` ({'a': gen_a, 'b': gen_b}); widths, depths and
+    the style size are read from the shapes (``activ`` relu and ``pad_type`` reflect, as in every
+    shipped config)."""
+    sd_a, sd_b = load_nvlabs_generators(path)
+    if "enc_style.model.0.conv.weight" not in sd_a:
+        raise CheckpointError(f"{path} has no style encoder (enc_style): is it a UNIT checkpoint? "
+                              "Use 'styleforge import unit'")
+    opts = content_encoder_options(sd_a, "enc_content", path)
+    style_convs = _indices(sd_a, r"enc_style\.model\.(\d+)\.conv\.weight")
+    last = max(_indices(sd_a, r"enc_style\.model\.(\d+)\.weight"), default=None)
+    if last is None:
+        raise CheckpointError(f"{path}: the style encoder has no final 1×1 conv")
+    model = MUNIT(input_dim_a=opts["in_ch"], input_dim_b=sd_b["enc_content.model.0.conv.weight"].shape[1],
+                  dim=opts["dim"], n_downsample=opts["n_downsample"], n_res=opts["n_res"],
+                  style_dim=sd_a[f"enc_style.model.{last}.weight"].shape[0],
+                  mlp_dim=sd_a["mlp.model.0.fc.weight"].shape[0], n_style_down=len(style_convs) - 1)
+    load_generator(model.gen_a, sd_a, path, "a")
+    load_generator(model.gen_b, sd_b, path, "b")
+    return model
