@@ -9,6 +9,12 @@ cartoon portraits minivision released and on the SCUT-FBP5500 photos beside them
 face box measures a median 0.63 of the image side with its centre at 0.535 of the height
 (docs/faces.md), hence ``margin=0.3`` (box = 1/1.6 of the side) and ``center_y=0.535``.
 
+A face with 68 landmarks (the bundled Face Mesh) is framed by Photo2Cartoon's own rule
+instead (:func:`landmark_crop_matrix`, the authors' ``utils/preprocess.py``): turned so the
+outer eye corners (points 36 and 45) are level, then the landmarks' extent widened by 0.8 of
+its height above, 0.3 below and 0.3 of its width on each side, and made square by growing the
+shorter side about its centre. ``framing="box"`` uses the box rule for every face.
+
 Pixels the crop takes from outside the photo are white (the background colour of the whitened
 crops) and are marked in :attr:`FaceCrop.valid`.
 """
@@ -73,15 +79,50 @@ class FaceCrop:
         return whiten(self.image, self.alpha, color)
 
 
+# Photo2Cartoon's crop around the 68 landmarks (utils/preprocess.py): fractions of the
+# landmarks' height added above and below, and of their width on each side
+LANDMARK_MARGINS = (0.8, 0.3, 0.3)
+
+
+def landmark_crop_matrix(landmarks, size: int, align: bool = True) -> tuple[np.ndarray, float]:
+    """The photo→crop map of Photo2Cartoon's landmark rule (module docstring), and its angle.
+
+    The authors turn the whole photo about its centre and crop in the turned photo; turning
+    about another point only shifts the crop, so this is the same square, in one warp."""
+    pts = np.asarray(landmarks, np.float64)
+    if pts.shape != (68, 2):
+        raise ConfigError(f"the landmark crop needs 68 (x, y) points, got an array of shape {pts.shape}")
+    (x36, y36), (x45, y45) = pts[36], pts[45]
+    angle = math.degrees(math.atan2(y45 - y36, x45 - x36)) if align else 0.0
+    c, s_ = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    rot = np.array([[c, s_], [-s_, c]])  # counter-clockwise as displayed by `angle`: eyes level
+    q = pts @ rot.T
+    (left, top), (right, bottom) = q.min(0), q.max(0)
+    lh, lw = bottom - top, right - left
+    above, below, side = LANDMARK_MARGINS
+    y0, y1 = top - above * lh, bottom + below * lh
+    x0, x1 = left - side * lw, right + side * lw
+    span = max(y1 - y0, x1 - x0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    k = size / span
+    m = np.hstack([k * rot, [[size / 2 - k * cx], [size / 2 - k * cy]]])
+    return m, angle
+
+
 def crop_matrix(face: Face, size: int, margin: float = 0.3, center_y: float = 0.535,
-                align: bool = True) -> tuple[np.ndarray, float]:
-    """The photo→crop affine map for ``face`` and the rotation angle it applies."""
+                align: bool = True, framing: str = "auto") -> tuple[np.ndarray, float]:
+    """The photo→crop affine map for ``face`` and the rotation angle it applies. ``framing``:
+    ``auto`` (the landmark rule when the face has landmarks, else the box rule) or ``box``."""
+    if framing not in ("auto", "box"):
+        raise ConfigError(f"framing must be 'auto' or 'box', got {framing!r}")
     if size < 8:
         raise ConfigError(f"crop size must be at least 8 pixels, got {size}")
     if margin < 0:
         raise ConfigError(f"margin is a fraction of the face box added on each side, >= 0; got {margin}")
     if not 0 < center_y < 1:
         raise ConfigError(f"center_y is a fraction of the crop height in (0, 1); got {center_y}")
+    if framing == "auto" and face.landmarks is not None:
+        return landmark_crop_matrix(face.landmarks, size, align)
     angle = face.tilt if align else 0.0
     s = size / (face.size * (1 + 2 * margin))
     # rotation by `angle` counter-clockwise as displayed (y down), as cv2.getRotationMatrix2D
@@ -93,10 +134,11 @@ def crop_matrix(face: Face, size: int, margin: float = 0.3, center_y: float = 0.
 
 
 def crop_face(image: np.ndarray, face: Face, size: int = 256, margin: float = 0.3,
-              center_y: float = 0.535, align: bool = True, border: str = "white") -> FaceCrop:
+              center_y: float = 0.535, align: bool = True, border: str = "white",
+              framing: str = "auto") -> FaceCrop:
     """Aligned square crop of ``face`` from the RGB uint8 ``image`` (see the module docstring);
     ``border``: see :func:`warp`."""
-    m, angle = crop_matrix(face, size, margin, center_y, align)
+    m, angle = crop_matrix(face, size, margin, center_y, align, framing)
     crop, valid = warp(image, m, size, border)
     return FaceCrop(image=crop, matrix=m, face=face, angle=angle, valid=valid)
 

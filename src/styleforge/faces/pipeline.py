@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigError, NoFaceError
 from .align import FaceCrop, crop_matrix, warp
 from .detect import Face, FaceDetector, _cv2
-from .segment import load_matting
+from .segment import load_matting, matting_name
 
 
 @dataclass(frozen=True)
@@ -55,34 +55,106 @@ def choose_faces(faces: list[Face], policy: str = "largest", min_face: float = 0
     return big[:1]
 
 
+DETECTORS = ("auto", "mediapipe", "haar")
+DOMAINS = ("auto", "photo", "cartoon")
+# BlazeFace score a face needs: MediaPipe's 0.5 for photos; drawn faces score lower (the
+# lowest of the 70 shared cartoon portraits: 0.82, of 266 photos: 0.88), so the cartoon domain
+# accepts down to 0.3 (no false face on the shared facades and horses at 0.3: docs/faces.md)
+DOMAIN_SCORE = {"auto": 0.5, "photo": 0.5, "cartoon": 0.3}
+
+
+class AutoDetector:
+    """The bundled MediaPipe detector, and the Haar cascades for an image where it finds no
+    face (it is trained on faces filling a good part of the image: small faces are missed)."""
+
+    name = "auto"
+
+    def __init__(self, mediapipe, haar: FaceDetector | None = None):
+        self.mediapipe, self._haar = mediapipe, haar
+
+    @property
+    def haar(self) -> FaceDetector:
+        if self._haar is None:
+            self._haar = FaceDetector()
+        return self._haar
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return self.mediapipe.detect(image) or self.haar.detect(image)
+
+
+def load_detector(spec="auto", domain: str = "auto"):
+    """``auto``: :class:`AutoDetector` when the bundled models can run, else the Haar
+    :class:`FaceDetector`; ``mediapipe``: the bundled detector only; ``haar``: the cascades
+    only; an object with ``detect(image)`` is returned as it is. ``domain``: see DOMAIN_SCORE."""
+    from . import mediapipe_models
+
+    if domain not in DOMAINS:
+        raise ConfigError(f"face domain must be one of {', '.join(DOMAINS)}; got {domain!r}")
+    if spec is not None and not isinstance(spec, str):
+        return spec
+    spec = spec or "auto"
+    if spec not in DETECTORS:
+        raise ConfigError(f"face detector must be one of {', '.join(DETECTORS)}; got {spec!r}")
+    if spec == "haar" or (spec == "auto" and mediapipe_models.unavailable() is not None):
+        return FaceDetector()
+    mp = mediapipe_models.MediaPipeFaceDetector(score_threshold=DOMAIN_SCORE[domain])
+    return mp if spec == "mediapipe" else AutoDetector(mp)
+
+
+def detector_name(detector) -> str:
+    from . import mediapipe_models
+
+    if isinstance(detector, AutoDetector):
+        return "bundled MediaPipe BlazeFace + Face Mesh landmarks (Haar cascades where it finds no face)"
+    if isinstance(detector, mediapipe_models.MediaPipeFaceDetector):
+        return "bundled MediaPipe BlazeFace + Face Mesh landmarks"
+    if isinstance(detector, FaceDetector):
+        why = mediapipe_models.unavailable()
+        return "OpenCV Haar cascades + eyes" + (f" (bundled models unavailable: {why})" if why else "")
+    return type(detector).__name__
+
+
 class FacePreprocessor:
     """Detect, align, crop and segment faces in RGB uint8 photos.
 
-    ``size``: side of the output crops. ``margin``, ``center_y``, ``align``: the framing, see
-    :mod:`styleforge.faces.align`. ``matting``: ``"grabcut"`` (default), an ``.onnx`` path, a
-    callable ``(image, face_box) -> alpha`` or ``None`` (no segmentation: crops are not
-    whitened). ``context``: the matte is computed on a view ``context`` times the crop's side
-    around it, at most ``seg_size`` pixels wide. ``detector``: a :class:`FaceDetector` (the
-    default one when None).
+    ``size``: side of the output crops. ``margin``, ``center_y``, ``align``, ``framing``: the
+    framing, see :mod:`styleforge.faces.align` (faces with landmarks follow the authors' rule
+    unless ``framing="box"``; ``margin`` and ``center_y`` are the box rule's). ``matting``:
+    ``"auto"`` (default: the bundled selfie segmentation, GrabCut without it), ``"selfie"``,
+    ``"grabcut"``, an ``.onnx`` path, a callable ``(image, face_box) -> alpha`` or ``None`` (no
+    segmentation: crops are not whitened). ``context``: the matte is computed on a view
+    ``context`` times the crop's side around it, at most ``seg_size`` pixels wide.
+    ``detector``: ``"auto"`` (default), ``"mediapipe"``, ``"haar"`` or an object with
+    ``detect(image)`` (e.g. a :class:`FaceDetector`); ``domain``: ``auto``, ``photo`` or
+    ``cartoon`` (see :func:`load_detector`). :meth:`describe` names the paths taken.
     """
 
     def __init__(self, size: int = 256, margin: float = 0.3, center_y: float = 0.535, align: bool = True,
-                 matting="grabcut", context: float = 2.0, seg_size: int = 384,
-                 detector: FaceDetector | None = None, matting_options: dict | None = None):
-        crop_matrix(Face(center=(0.0, 0.0), size=1.0), size, margin, center_y)  # validates the framing
+                 matting="auto", context: float = 2.0, seg_size: int = 384,
+                 detector=None, matting_options: dict | None = None, framing: str = "auto",
+                 domain: str = "auto"):
+        crop_matrix(Face(center=(0.0, 0.0), size=1.0), size, margin, center_y, framing=framing)  # validates
         if context < 1:
             raise ConfigError(f"segmentation context must be >= 1 (times the crop side), got {context}")
         self.size, self.margin, self.center_y, self.align = size, margin, center_y, align
+        self.framing = framing
         self.context, self.seg_size = context, seg_size
         self.matting = load_matting(matting, **(matting_options or {}))
-        self.detector = detector or FaceDetector()
+        self.detector = load_detector(detector, domain)
+
+    def describe(self) -> str:
+        """One line: which detector, framing and matte this preprocessor uses."""
+        framing = ("Photo2Cartoon's landmark rule where landmarks exist, else the face box"
+                   if self.framing == "auto" else "the face box")
+        return (f"faces: {detector_name(self.detector)}; crop: {framing}; "
+                f"matte: {matting_name(self.matting)}")
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detector.detect(image)
 
     def crop(self, image: np.ndarray, face: Face) -> FaceCrop:
         """The aligned crop of ``face``, segmented when a matting is set."""
-        m, angle = crop_matrix(face, self.size, self.margin, self.center_y, self.align)
+        m, angle = crop_matrix(face, self.size, self.margin, self.center_y, self.align, self.framing)
         pixels, valid = warp(image, m, self.size, "white")
         crop = FaceCrop(image=pixels, matrix=m, face=face, angle=angle, valid=valid)
         if self.matting is not None:

@@ -2,9 +2,11 @@
 
 Pluggable: anything callable as ``matting(image, face_box) -> alpha`` works, where ``image``
 is the H×W×3 uint8 RGB crop and ``face_box`` the ``(x0, y0, x1, y1)`` face box in it (or None).
-Two come with styleforge:
+Three come with styleforge:
 
-* :class:`GrabCutMatting` (default, no weights): OpenCV's GrabCut (Rother et al. 2004) seeded
+* :class:`~styleforge.faces.mediapipe_models.SelfieMatting` (default): the bundled MediaPipe
+  selfie-segmentation network, cleaned as below.
+* :class:`GrabCutMatting` (the fallback when the bundled model cannot run, no weights): OpenCV's GrabCut (Rother et al. 2004) seeded
   from where a portrait crop's parts are: the inner face box is certainly person, the head
   around it and the body below it probably person, the top corners certainly background,
   everything else probably background. The hard result is cleaned (the connected part that
@@ -192,17 +194,44 @@ def _matte_2d(out: np.ndarray, path) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def load_matting(spec=None, **kw):
-    """``None`` or ``"grabcut"`` -> :class:`GrabCutMatting`; a path to an ``.onnx`` file ->
-    :class:`OnnxMatting` (``kw`` go to it); ``"none"`` -> None (no segmentation); a callable
-    is returned as it is."""
+MATTINGS = ("auto", "selfie", "grabcut", "none")
+
+
+def load_matting(spec="auto", **kw):
+    """``"auto"`` (or None) -> the bundled selfie-segmentation matte
+    (:class:`~styleforge.faces.mediapipe_models.SelfieMatting`) when it can run, else
+    :class:`GrabCutMatting`; ``"selfie"``, ``"grabcut"``: that one; a path to an ``.onnx``
+    file -> :class:`OnnxMatting` (``kw`` go to it); ``"none"`` -> None (no segmentation); a
+    callable is returned as it is. :func:`matting_name` says which one was taken."""
+    from . import mediapipe_models
+
     if callable(spec):
         return spec
-    if spec is None or spec == "grabcut":
+    if spec is None or spec == "auto":
+        return mediapipe_models.SelfieMatting() if mediapipe_models.unavailable() is None else GrabCutMatting()
+    if spec == "selfie":
+        return mediapipe_models.SelfieMatting()
+    if spec == "grabcut":
         return GrabCutMatting()
     if spec == "none":
         return None
     p = Path(spec)
     if p.suffix.lower() != ".onnx":
-        raise ConfigError(f"matting must be 'grabcut', 'none' or an .onnx file; got {spec!r}")
+        raise ConfigError(f"matting must be one of {', '.join(MATTINGS)} or an .onnx file; got {spec!r}")
     return OnnxMatting(p, **kw)
+
+
+def matting_name(matting) -> str:
+    """How a matting is described to the user (the 'which path' note of the commands)."""
+    from . import mediapipe_models
+
+    if matting is None:
+        return "none (background kept)"
+    if isinstance(matting, mediapipe_models.SelfieMatting):
+        return "bundled MediaPipe selfie segmentation"
+    if isinstance(matting, GrabCutMatting):
+        why = mediapipe_models.unavailable()
+        return "GrabCut" + (f" (bundled model unavailable: {why})" if why else "")
+    if isinstance(matting, OnnxMatting):
+        return f"ONNX model {matting.path}"
+    return type(matting).__name__
