@@ -104,13 +104,14 @@ class VGGEncoder(nn.Module):
     ``fmt``: the weight format whose preprocessing is applied (see the module docstring);
     ``pooling``: ``max`` or ``avg`` (Gatys et al. prefer average pooling); ``padding``: ``zero``
     (torchvision, Caffe) or ``reflect`` (AdaIN); ``ceil_mode``: pooling rounds odd sizes up
-    (AdaIN's encoder; None: the format's choice). Parameters are frozen (requires_grad False);
-    gradients still flow to the input.
+    (AdaIN's encoder; None: the format's choice); ``width``: channels of conv1_* (64 in VGG; the
+    others scale with it: smaller widths are for tests with random weights, files need 64).
+    Parameters are frozen (requires_grad False); gradients still flow to the input.
     """
 
     def __init__(self, arch: str = "vgg19", layers=("relu4_1",), fmt: str = "torchvision",
                  pooling: str = "max", padding: str | None = None, ceil_mode: bool | None = None,
-                 pixel_scale: float = 255.0):
+                 pixel_scale: float = 255.0, width: int = 64):
         super().__init__()
         names = layer_names(arch)
         layers = (layers,) if isinstance(layers, str) else tuple(layers)
@@ -149,7 +150,9 @@ class VGGEncoder(nn.Module):
         self.register_buffer("shift", torch.tensor(shift).view(1, 3, 1, 1), persistent=False)
 
         mods, ch = OrderedDict(), 3
-        widths = [w for block in _BLOCKS[arch] for w in block]
+        if width < 1 or width > 64 or 64 % width:
+            raise ConfigError(f"VGGEncoder: width must divide 64, got {width}")
+        widths = [w * width // 64 for block in _BLOCKS[arch] for w in block]
         convs = iter(widths)
         pad_mode = "reflect" if padding == "reflect" else "zeros"
         for n in self.names:
