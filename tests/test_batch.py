@@ -89,9 +89,9 @@ class Recording:
     def __init__(self, pipe):
         self.pipe, self.device, self.shapes = pipe, pipe.device, []
 
-    def translate_tensor(self, x, direction=None, **kw):
+    def run_tensor(self, x, *args, **kw):
         self.shapes += [tuple(x.shape[-2:])] * x.shape[0]
-        return self.pipe.translate_tensor(x, direction, **kw)
+        return self.pipe.run_tensor(x, *args, **kw)
 
 
 def test_size_option_runs_the_network_at_the_reduced_size_and_keeps_each_original_size(folder, tiny_cyclegan_dir,
@@ -122,12 +122,12 @@ class StopAfter:
         self.pipe, self.stop_at, self.calls, self.images = pipe, stop_at, 0, 0
         self.device = pipe.device
 
-    def translate_tensor(self, x, direction=None, **kw):
+    def run_tensor(self, x, *args, **kw):
         self.calls += 1
         if self.stop_at is not None and self.calls == self.stop_at:
             raise KeyboardInterrupt
         self.images += x.shape[0]
-        return self.pipe.translate_tensor(x, direction, **kw)
+        return self.pipe.run_tensor(x, *args, **kw)
 
 
 def test_resume_keeps_finished_outputs_and_equals_an_uninterrupted_run(reference, folder, tiny_cyclegan_dir, tmp_path):

@@ -97,7 +97,7 @@ def test_translate_bad_input_is_one_line(case, tiny_cyclegan_dir, tmp_path):
     (tmp_path / "other").mkdir(exist_ok=True)
     (tmp_path / "other" / "config.json").write_text('{"format": "something-else"}')
     needle = {"missing_input": "input not found", "corrupt_single": "cannot read image",
-              "bad_direction": "direction 'CtoD'", "not_a_model": "no config.json",
+              "bad_direction": "--direction must be one of AtoB, BtoA, got 'CtoD'", "not_a_model": "no config.json",
               "pth_file": "styleforge import", "wrong_kind": "not a styleforge model config"}[case]
     one_line_error(run("translate", *args, "--out", tmp_path / "out"), needle)
 
@@ -163,7 +163,7 @@ def test_translate_heatmaps_written_beside_outputs(light, h2z, tmp_path):
 def test_translate_heatmaps_refused_for_models_without_them(tiny_cyclegan_dir, h2z, tmp_path):
     f = sorted((h2z / "testA").iterdir())[0]
     r = run("translate", tiny_cyclegan_dir, f, "-o", tmp_path / "o", "--heatmaps")
-    one_line_error(r, "--heatmaps", "no attention heatmaps")
+    one_line_error(r, "--heatmaps: no such option", "model's inputs: --direction")
     assert not (tmp_path / "o").exists()
 
 

@@ -23,9 +23,17 @@ alone in the last bit of float32, so the same image must always meet the same ba
   output is the one a single process would write. gloo carries only the final counts (and a
   barrier after the overwrite check). With CUDA, each rank uses ``cuda:LOCAL_RANK``.
 
-The network is reached through a *translator*: any object with
-``translate_tensor(x, direction, **kw)`` taking and returning N×C×H×W float tensors in [-1, 1]
-(:class:`styleforge.pipeline.Pipeline` is one; another runtime can be another).
+What a job translates is a list of *jobs*, one per input file and combination of per-file
+inputs: the options fixed for the folder (``values``: ``--alpha 0.5``, ``--direction BtoA``)
+apply to every job; a *grid* (``grid={"style": [s1, s2, ...]}``: a style folder against a
+content folder) makes one job per content × style pair, written ``CONTENT__STYLE.EXT``; with
+``num_outputs`` N each job writes ``NAME_k.EXT`` for k < N; optional outputs add
+``NAME_<output>.EXT`` (the heatmap). Blocks, batches, resume and sharding work on jobs exactly
+as on files: a batch holds jobs of one block with the same size and the same per-job inputs.
+
+The network is reached through a *translator*: an object with ``run_tensor(x, num_outputs,
+outputs, labels, **values)`` as :class:`styleforge.pipeline.Pipeline` has (N×C×H×W float
+tensors in [-1, 1] in, one dict of named outputs per sample out).
 """
 from __future__ import annotations
 
@@ -35,7 +43,8 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +72,13 @@ class BatchOptions:
     progress: bool = True
     error_on_single_bad: bool = False  # one input that cannot be read is an error, not a skip
     heatmaps: bool = False  # also write the attention map as NAME_heatmap.EXT (has_heatmaps methods)
+    num_outputs: int = 1  # samples per input (methods with a code or seed): NAME_k.EXT
+    outputs: tuple = ()  # optional outputs to write beside the image (e.g. ("heatmap",))
+    labels: dict = field(default_factory=dict)  # how errors name each input (the CLI's --flags)
+
+    def wanted(self) -> tuple[str, ...]:
+        extra = tuple(self.outputs) + (("heatmap",) if self.heatmaps and "heatmap" not in self.outputs else ())
+        return ("image", *extra)
 
 
 @dataclass
@@ -72,8 +88,8 @@ class BatchResult:
     skipped: int = 0  # unreadable inputs
     seconds: float = 0.0
 
-    def summary(self, direction: str, out) -> str:
-        s = f"translated {self.translated} image(s) {direction} into {out}"
+    def summary(self, direction: str | None, out) -> str:
+        s = f"translated {self.translated} image(s){' ' + direction if direction else ''} into {out}"
         if self.resumed:
             s += f"; {self.resumed} already done (resumed)"
         if self.skipped:
@@ -120,21 +136,10 @@ def shard_from_env() -> Shard:
 
 
 def load_translator(model_dir, device=None, runtime: str = "torch"):
-    """The object that runs the network. Under ``torchrun`` with CUDA and ``device`` auto, each
-    rank takes ``cuda:LOCAL_RANK``."""
-    if not Path(model_dir).exists():
-        raise CheckpointError(f"model not found: {model_dir} (a model directory, a run folder, or a file "
-                              "made by 'styleforge export')")
-    if runtime != "torch" and not (runtime == "auto" and Path(model_dir).is_dir()):
-        from .export import load_runtime  # onnx / torchscript files from 'styleforge export'
+    """The pipeline that runs the network: :func:`styleforge.load` (kept for older callers)."""
+    from .pipeline import load
 
-        return load_runtime(model_dir, runtime, device=device)
-    import styleforge
-
-    if (device in (None, "auto") and not os.environ.get("STYLEFORGE_DEVICE")
-            and int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available()):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-    return styleforge.load(model_dir, device=device)
+    return load(model_dir, device=device, runtime=runtime)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -176,18 +181,57 @@ def heatmap_name(name: str) -> str:
     return f"{p.stem}_heatmap{p.suffix}"
 
 
-def _write(y: torch.Tensor, orig: tuple[int, int], path: Path, heat: torch.Tensor | None = None) -> None:
+def output_names(name: str, num_outputs: int = 1, outputs=("image",), tag: str | None = None) -> list[dict[str, str]]:
+    """The files one job writes: per sample k, ``{output: file name}`` (see the module docstring)."""
+    from .pipeline import pil_outputs_name
+
+    ks = [None] if num_outputs == 1 else list(range(num_outputs))
+    return [{o: pil_outputs_name(name, k, o, tag) for o in outputs} for k in ks]
+
+
+@dataclass
+class Job:
+    """One translation: input file ``file``, its own inputs ``values`` (a grid's style), the files
+    it writes (``names``: per sample, output -> file name)."""
+
+    file: int
+    values: dict
+    names: list[dict[str, str]]
+
+    def all_names(self) -> list[str]:
+        return [n for sample in self.names for n in sample.values()]
+
+
+def _stem(v) -> str:
+    return Path(str(v)).stem if isinstance(v, (str, Path)) else str(v)
+
+
+def make_jobs(names: list[str], opts: BatchOptions, grid: dict | None = None) -> list[Job]:
+    """Jobs for input files named ``names``: one per file, or one per file × grid combination
+    (content-major order, named ``CONTENT__STYLE``)."""
+    wanted = opts.wanted()
+    if not grid:
+        return [Job(j, {}, output_names(n, opts.num_outputs, wanted)) for j, n in enumerate(names)]
+    keys = list(grid)
+    jobs = []
+    for j, n in enumerate(names):
+        for combo in product(*(grid[k] for k in keys)):
+            tag = "__".join(_stem(v) for v in combo)
+            jobs.append(Job(j, dict(zip(keys, combo)), output_names(n, opts.num_outputs, wanted, tag)))
+    return jobs
+
+
+def _write(job: Job, samples: list[dict[str, torch.Tensor]], i: int, orig: tuple[int, int], out: Path) -> None:
     from .data.transforms import to_pil
     from .utils.images import save_image_atomic
 
-    # the heatmap first: an output that exists is a finished one, heatmap included (resume)
-    for t, target in ((heat, path.with_name(heatmap_name(path.name))), (y, path)):
-        if t is None:
-            continue
-        img = to_pil(t)
-        if img.size != orig:
-            img = img.resize(orig, Image.BICUBIC)
-        save_image_atomic(img, target)
+    # optional outputs first, the image last: an image that exists is a finished job (resume)
+    for names, sample in zip(job.names, samples):
+        for o in sorted(names, key=lambda o: o == "image"):
+            img = to_pil(sample[o][i])
+            if img.size != orig:
+                img = img.resize(orig, Image.BICUBIC)
+            save_image_atomic(img, out / names[o])
 
 
 def _existing(out: Path) -> set[str]:
@@ -209,9 +253,10 @@ def _remove_stale_temps(out: Path, names: set[str], listing: set[str]) -> None:
 
 # ---- the job ---------------------------------------------------------------------------------
 def translate_files(translator, files: list[Path], names: list[str], out, opts: BatchOptions,
-                    shard: Shard | None = None, **kw) -> BatchResult:
-    """Translate ``files[i]`` into ``out / names[i]`` (see the module docstring). ``kw`` goes to
-    ``translate_tensor`` (a method's inference options)."""
+                    shard: Shard | None = None, grid: dict | None = None, **values) -> BatchResult:
+    """Translate ``files[i]`` into ``out / names[i]`` (see the module docstring). ``values``: the
+    inputs fixed for the folder; ``grid``: inputs that take each of several values (every
+    combination per file)."""
     out = Path(out)
     if len(files) != len(names):
         raise ValueError("files and names differ in length")
@@ -224,21 +269,39 @@ def translate_files(translator, files: list[Path], names: list[str], out, opts: 
             raise ConfigError(f"{flag} must be an integer >= {low}, got {value}")
     if opts.resume and opts.overwrite:
         raise ConfigError("--resume keeps finished outputs and --overwrite replaces them: give one")
+    if opts.direction is not None:
+        values.setdefault("direction", opts.direction)
+    if hasattr(translator, "check_num_outputs"):
+        translator.check_num_outputs(opts.num_outputs, opts.labels.get("num_outputs", "--num-outputs"))
+    if grid:
+        for k, vs in grid.items():
+            if not vs:
+                raise ConfigError(f"{opts.labels.get(k, k)}: no values to combine")
+    jobs = make_jobs(names, opts, grid)
+    targets = [n for job in jobs for n in job.all_names()]
+    if len(set(targets)) != len(targets):
+        from collections import Counter
+
+        dupes = sorted(n for n, c in Counter(targets).items() if c > 1)
+        raise ConfigError(f"several inputs would write the same output name: {dupes[:3]}")
     own_shard = shard is None
     shard = shard or shard_from_env()
     try:
-        return _run(translator, files, names, out, opts, shard, kw)
+        return _run(translator, files, jobs, out, opts, shard, values)
     finally:
         if own_shard:
             shard.close()
 
 
-def _run(translator, files, names, out: Path, opts: BatchOptions, shard: Shard, kw) -> BatchResult:
+def _values_key(values: dict) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in values.items()))
+
+
+def _run(translator, files, jobs: list[Job], out: Path, opts: BatchOptions, shard: Shard, values) -> BatchResult:
     t0 = time.perf_counter()
     listing = _existing(out)
     if not opts.resume and not opts.overwrite:
-        existing = [n for n in names if n in listing
-                    or (opts.heatmaps and heatmap_name(n) in listing)]
+        existing = [n for job in jobs for n in job.all_names() if n in listing]
         if existing:
             raise ConfigError(f"{len(existing)} output(s) already exist in {out} (e.g. {existing[0]}); "
                               "use --resume to keep them and translate the rest, or --overwrite to replace them")
@@ -246,21 +309,20 @@ def _run(translator, files, names, out: Path, opts: BatchOptions, shard: Shard, 
     out.mkdir(parents=True, exist_ok=True)
 
     block = opts.block_size or 4 * opts.batch_size
-    blocks = [list(range(s, min(s + block, len(files)))) for s in range(0, len(files), block)]
+    blocks = [list(range(s, min(s + block, len(jobs)))) for s in range(0, len(jobs), block)]
     mine = blocks[shard.rank::shard.world_size]
-    done = {j for b in mine for j in b if opts.resume and names[j] in listing}
+    done = {q for b in mine for q in b if opts.resume and all(n in listing for n in jobs[q].all_names())}
     if opts.resume:
-        mine_names = {names[j] for b in mine for j in b}
-        if opts.heatmaps:
-            mine_names |= {heatmap_name(n) for n in mine_names}
-        _remove_stale_temps(out, mine_names, listing)
-    todo = [b for b in mine if any(j not in done for j in b)]
+        _remove_stale_temps(out, {n for b in mine for q in b for n in jobs[q].all_names()}, listing)
+    todo = [b for b in mine if any(q not in done for q in b)]
     resumed = len(done)
     pending = sum(len(b) for b in todo)
+    # a block is decoded as the files its jobs read (each file once)
+    file_blocks = [sorted({jobs[q].file for q in b}) for b in todo]
 
     workers = min(4, os.cpu_count() or 1) if opts.workers is None else opts.workers
     workers = min(workers, len(todo))
-    loader = DataLoader(_BlockDataset(files, todo, opts.size), batch_size=None, shuffle=False,
+    loader = DataLoader(_BlockDataset(files, file_blocks, opts.size), batch_size=None, shuffle=False,
                         num_workers=workers, collate_fn=_identity,
                         prefetch_factor=2 if workers else None,
                         pin_memory=getattr(translator, "device", torch.device("cpu")).type == "cuda")
@@ -271,42 +333,45 @@ def _run(translator, files, names, out: Path, opts: BatchOptions, shard: Shard, 
                disable=not opts.progress or shard.rank != 0 or pending < 2)
     device_type = getattr(translator, "device", torch.device("cpu")).type
     autocast = (torch.autocast(device_type, dtype=torch.bfloat16) if opts.amp else nullcontext())
+    wanted = opts.wanted()
     translated = skipped = 0
     writes: deque = deque()
     max_writes = 4 * opts.batch_size  # bounds the decoded outputs waiting for the writer threads
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="styleforge-write") as pool:
-        for items in loader:
-            groups: dict[tuple, list] = {}
+        for b, items in zip(todo, loader):
+            decoded = {}
             for j, arr, orig, err in items:
                 if err is not None:
                     if opts.error_on_single_bad:
                         raise ImageLoadError(files[j], err)
                     bar.write(f"skipped: {ImageLoadError(files[j], err)}", file=sys.stderr)
-                    skipped += 1
+                    skipped += sum(1 for q in b if jobs[q].file == j)
                     continue
-                groups.setdefault(tuple(arr.shape), []).append((j, arr, orig))
-            if all(j in done for g in groups.values() for j, _, _ in g):
+                decoded[j] = (arr, orig)
+            groups: dict[tuple, list] = {}
+            for q in b:
+                job = jobs[q]
+                if job.file in decoded:
+                    arr, orig = decoded[job.file]
+                    groups.setdefault((tuple(arr.shape), _values_key(job.values)), []).append((q, arr, orig))
+            if all(q in done for g in groups.values() for q, _, _ in g):
                 groups = {}  # resumed: only unreadable files lacked an output
             for group in groups.values():
+                job_values = {**values, **jobs[group[0][0]].values}
                 for s in range(0, len(group), opts.batch_size):
                     chunk = group[s:s + opts.batch_size]
                     x = _to_float(torch.stack([a for _, a, _ in chunk]))
                     with autocast:
-                        if opts.heatmaps:
-                            y, heat = translator.translate_tensor(x, opts.direction, return_heatmap=True, **kw)
-                            heat = heat.float().cpu()
-                        else:
-                            y, heat = translator.translate_tensor(x, opts.direction, **kw), None
-                    y = y.float().cpu()
-                    for i, ((j, _, orig), yj) in enumerate(zip(chunk, y)):
-                        if j in done:
+                        samples = translator.run_tensor(x, opts.num_outputs, wanted, opts.labels, **job_values)
+                    samples = [{k: v.float().cpu() for k, v in smp.items()} for smp in samples]
+                    for i, (q, _, orig) in enumerate(chunk):
+                        if q in done:
                             continue
-                        writes.append(pool.submit(_write, yj, orig, out / names[j],
-                                                  None if heat is None else heat[i]))
+                        writes.append(pool.submit(_write, jobs[q], samples, i, orig, out))
                         translated += 1
                     while len(writes) > max_writes:
                         writes.popleft().result()
-            bar.update(len(items))
+            bar.update(len(b))
             if skipped:
                 bar.set_postfix(skipped=skipped, refresh=False)
         while writes:

@@ -7,9 +7,11 @@ Set ``STYLEFORGE_DEBUG=1`` to see tracebacks of unexpected errors.
 from __future__ import annotations
 
 import argparse
+import difflib
 import glob
 import inspect
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,10 +19,19 @@ from .errors import ConfigError, StyleforgeError
 
 EPILOG_OVERRIDES = ("Any config value can be overridden: key=value (e.g. train.lr=1e-4 "
                     "model.ngf=32) or --key value (e.g. --train.steps 500).")
+# the commands whose extra arguments are config overrides; every other one refuses them
+TAKES_OVERRIDES = ("train", "demo")
+DEMO_DURATION = "about 3 minutes on 2 CPU cores"  # as the README says (1,200 steps at 64 px)
 
 
-def _split_overrides(unknown: list[str]) -> list[str]:
-    """``--train.lr 1e-4`` / ``--train.lr=1e-4`` / ``train.lr=1e-4`` -> ``train.lr=1e-4``."""
+def _did_you_mean(tok: str, options) -> str:
+    close = difflib.get_close_matches(tok.split("=")[0], [o for o in options if o.startswith("--")], n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _split_overrides(unknown: list[str], options=()) -> list[str]:
+    """``--train.lr 1e-4`` / ``--train.lr=1e-4`` / ``train.lr=1e-4`` -> ``train.lr=1e-4``.
+    ``options``: the command's own flags, for a "did you mean" on a mistyped one."""
     out, i = [], 0
     while i < len(unknown):
         tok = unknown[i]
@@ -36,39 +47,51 @@ def _split_overrides(unknown: list[str]) -> list[str]:
         elif "=" in tok and not tok.startswith("-"):
             out.append(tok)
         else:
-            raise ConfigError(f"unrecognised argument {tok!r} (overrides look like train.lr=1e-4)")
+            raise ConfigError(f"unrecognised argument {tok!r}{_did_you_mean(tok, options)} "
+                              "(overrides look like train.lr=1e-4)")
         i += 1
     return out
 
 
 def cmd_train(args, overrides) -> int:
     from . import config as C
+    from .runs import RunFolder
     from .training.trainer import Interrupted, Trainer, steps_summary
 
     if args.resume:
-        run = Path(args.resume)
-        if not (run / "config.yaml").is_file():
-            raise ConfigError(f"cannot resume {run}: no config.yaml (is it a styleforge run folder?)")
-        cfg = C.resolve(config_file=run / "config.yaml", overrides=overrides)
-        out = run
+        run = RunFolder(args.resume)
+        if not run.is_run():
+            raise ConfigError(f"cannot resume {run.root}: no config.yaml (is it a styleforge run folder?)")
+        # a resumed run keeps its config; what it can take: another device, and the data at
+        # another path (same layout and sample count: the trainer checks); not another config
+        for flag, value in (("--preset", args.preset), ("--config", args.config)):
+            if value:
+                raise ConfigError(f"{flag} cannot be used with --resume: the run keeps {run.config_file}")
+        if args.out and Path(args.out).resolve() != run.root.resolve():
+            raise ConfigError(f"--out {args.out} cannot be used with --resume: the run continues in {run.root}")
+        cfg = C.resolve(config_file=run.config_file, overrides=overrides)
+        out = run.root
     else:
         if not (args.preset or args.config):
             raise ConfigError("give --preset NAME or --config FILE (see 'styleforge presets')")
         cfg = C.resolve(args.preset, args.config, overrides)
-        if args.data:
-            cfg["data"]["root"] = str(args.data)
-        if args.device:
-            cfg["train"]["device"] = args.device
         out = Path(args.out) if args.out else Path("runs") / (args.preset or Path(args.config).stem).replace("/", "-")
+    if args.data:
+        if not Path(args.data).is_dir():
+            raise ConfigError(f"--data {args.data}: no such folder")
+        cfg["data"]["root"] = str(args.data)
+    if args.device:
+        cfg["train"]["device"] = args.device
     if args.dry_run:
         from .registry import build_method
+        from .training.trainer import freeze_modules, parameter_table, trainable_groups
 
         print(C.dump(cfg), end="")
         method = build_method(cfg["method"], **cfg["model"])
+        freeze_modules(method)
         print("# parameters")
-        for name, n in method.parameter_counts().items():
-            print(f"#   {name}: {n:,}")
-        print(f"#   total: {sum(p.numel() for p in method.parameters()):,}")
+        print("\n".join(parameter_table(method)))
+        trainable_groups(method)  # a method with nothing to train stops here, in one line
         print(f"# schedule: {steps_summary(cfg)}; run folder: {out}")
         return 0
     trainer = Trainer(cfg, out, resume=bool(args.resume))
@@ -111,39 +134,6 @@ def output_name(src: Path) -> str:
     return src.name if ext in writable and ext in IMG_EXTENSIONS else src.stem + ".png"
 
 
-def cmd_translate(args, overrides) -> int:
-    from .batch import BatchOptions, load_translator, translate_files
-
-    if overrides:
-        raise ConfigError(f"translate takes no config overrides: {' '.join(overrides)}")
-    files = _collect_inputs(args.inputs)
-    names = [output_name(f) for f in files]
-    from collections import Counter
-
-    from .batch import heatmap_name
-
-    targets = names + ([heatmap_name(n) for n in names] if args.heatmaps else [])
-    dupes = {n for n, k in Counter(targets).items() if k > 1}
-    if dupes:
-        raise ConfigError(f"several inputs would write the same output name: {sorted(dupes)[:3]}")
-    translator = load_translator(args.model, device=args.device, runtime=args.runtime)
-    direction = translator.method.check_direction(args.direction)
-    single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
-    opts = BatchOptions(direction=direction, batch_size=args.batch_size, block_size=args.block_size,
-                        workers=args.workers,
-                        size=args.size, resume=args.resume, overwrite=args.overwrite, amp=args.bf16,
-                        progress=not args.quiet, error_on_single_bad=single, heatmaps=args.heatmaps)
-    if args.heatmaps and not getattr(getattr(translator, "method", None), "has_heatmaps", False):
-        raise ConfigError(f"--heatmaps: {args.model} has no attention heatmaps (U-GAT-IT and Photo2Cartoon "
-                          "models have them; exported ONNX/TorchScript files do not)")
-    # few-shot group models: the group's branch
-    kw = {} if args.group is None else {"group": translator.check_group(args.group)}
-    result = translate_files(translator, files, names, args.out, opts, **kw)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(result.summary(direction, args.out))
-    return 0 if result.translated or result.resumed or not files else 1
-
-
 def cmd_import(args, overrides) -> int:
     from .checkpoint import save_model
     from .registry import get_importer
@@ -154,12 +144,17 @@ def cmd_import(args, overrides) -> int:
     for k in opts:
         if k not in takes:
             raise ConfigError(f"import {args.method} takes no --{k}")
-    out = Path(args.out)
+    if args.out and args.out_flag and Path(args.out) != Path(args.out_flag):
+        raise ConfigError(f"import: two output folders given ({args.out} and --out {args.out_flag}); give one")
+    if not (args.out or args.out_flag):
+        raise ConfigError("import: give the model directory to write (OUT or --out DIR)")
+    out = Path(args.out or args.out_flag)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(f"{out} exists and is not empty; use --overwrite")
     method = importer(args.file, **opts)
     save_model(out, method)
-    print(f"imported {args.method} from {args.file} -> {out} (directions: {', '.join(method.directions)})")
+    if not args.quiet:
+        print(f"imported {args.method} from {args.file} -> {out} (directions: {', '.join(method.directions)})")
     return 0
 
 
@@ -174,10 +169,59 @@ def cmd_demo(args, overrides) -> int:
 def cmd_presets(args, overrides) -> int:
     from . import config as C
 
-    for name in C.list_presets():
+    names = C.list_presets()
+    shown = [n for n in names if args.all or not n.startswith("tiny/")]
+    for name in shown:
         cfg = C.resolve(name)
         print(f"{name:24s} {cfg.get('description', cfg['method'])}")
+    if len(shown) < len(names):
+        print(f"({len(names) - len(shown)} tiny/* test presets not shown: styleforge presets --all)", file=sys.stderr)
     return 0
+
+
+_REST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+
+
+def plain_text(text: str | None) -> str | None:
+    """Help text without reST markup: ``x`` and :func:`x` -> x (descriptions reuse docstrings)."""
+    if not text:
+        return text
+    return _REST_ROLE.sub(r"\1", text).replace("``", "")
+
+
+def _walk_parsers(parser):
+    yield parser
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sp in dict.fromkeys(a.choices.values()):  # aliases share a parser
+                yield from _walk_parsers(sp)
+
+
+def _command_parser(parser, args):
+    """The (sub-)parser that parsed ``args`` ('styleforge prepare faces' -> the faces parser)."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subs[0].dest, None) if subs else None
+        if name not in (subs[0].choices if subs else {}):
+            return parser
+        parser = subs[0].choices[name]
+
+
+def _overrides(parser, args, unknown: list[str]) -> list[str]:
+    """Config overrides of train/demo; for any other command an argument argparse did not
+    know is a one-line error, with the closest flag of that command."""
+    cmd = _command_parser(parser, args)
+    options = list(cmd._option_string_actions)
+    if args.command in TAKES_OVERRIDES:
+        return _split_overrides(unknown, options)
+    if not unknown:
+        return []
+    name, tok = cmd.prog.removeprefix("styleforge ").strip(), unknown[0]
+    if tok.startswith("-"):
+        raise ConfigError(f"{name}: unknown option {tok.split('=')[0]}{_did_you_mean(tok, options)} "
+                          f"(see 'styleforge {name} --help')")
+    raise ConfigError(f"{name}: unexpected argument {tok!r} (it takes no config overrides; "
+                      f"see 'styleforge {name} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,65 +236,38 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. " + EPILOG_OVERRIDES, epilog=EPILOG_OVERRIDES)
     t.add_argument("--preset", help="preset name (see 'styleforge presets'), e.g. cyclegan")
     t.add_argument("--config", help="a YAML config file instead of a preset")
-    t.add_argument("--data", help="dataset folder (e.g. with trainA/ trainB/ testA/ testB/)")
+    t.add_argument("--data", help="dataset folder (e.g. with trainA/ trainB/ testA/ testB/); with --resume: "
+                   "the same data at another path")
     t.add_argument("--out", help="run folder (default runs/PRESET)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
-    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint "
+                   "(from step 0 if it has none yet), with its config.yaml")
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N (with --resume too)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and parameter counts, then exit")
     t.set_defaults(func=cmd_train)
-
-    tr = sub.add_parser("translate", help="translate images with a trained model",
-                        description="Translate one image, a folder or a glob into an output folder, "
-                        "keeping file names and each image's size. Streams large folders (decoding "
-                        "workers, batches of equal-size images); --resume continues an interrupted run; "
-                        "under torchrun each process takes a disjoint share.")
-    tr.add_argument("model", help="model directory (config.json + model.safetensors), or a file "
-                    "from 'styleforge export' (see --runtime)")
-    tr.add_argument("inputs", nargs="+", help="image files, folders or globs")
-    tr.add_argument("--out", "-o", required=True, help="output folder")
-    tr.add_argument("--direction", help="AtoB or BtoA (default: the model's first)")
-    tr.add_argument("--group", help="few-shot models: the group of people whose branch to use "
-                    "(default: the base group)")
-    tr.add_argument("--size", type=int, help="resize the longer side to this before translating "
-                    "(the output keeps the original size)")
-    tr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    tr.add_argument("--resume", action="store_true", help="keep the outputs an interrupted run finished "
-                    "and translate the rest")
-    tr.add_argument("--batch-size", type=int, help="images of equal size per forward pass (default 1 on CPU, "
-                    "where batching measured no faster, 8 on GPU)")
-    tr.add_argument("--block-size", type=int, help="consecutive files read together and grouped by size "
-                    "(default 4 × batch size)")
-    tr.add_argument("--workers", type=int, help="image-decoding processes (default min(4, CPUs))")
-    tr.add_argument("--bf16", action="store_true", help="run the network under bf16 autocast (faster on "
-                    "CPUs with AVX-512 BF16/AMX and on GPUs; outputs differ by bf16 rounding)")
-    tr.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    tr.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx", "torchscript"),
-                    help="torch: a model directory; onnx / torchscript: a file from 'styleforge export' "
-                    "(default auto: by what MODEL is)")
-    tr.add_argument("--heatmaps", action="store_true", help="U-GAT-IT / Photo2Cartoon: also write the "
-                    "generator's attention map (CAM) beside each output as NAME_heatmap.EXT")
-    tr.add_argument("--quiet", action="store_true", help="no progress bar")
-    tr.set_defaults(func=cmd_translate)
 
     im = sub.add_parser("import", help="convert an authors' checkpoint into a styleforge model",
                         description="Convert the authors' released weights into a model directory.")
     im.add_argument("method", help="cyclegan, pix2pix, ugatit, ...")
     im.add_argument("file", help="the checkpoint (e.g. latest_net_G_A.pth, horse2zebra.pth)")
-    im.add_argument("out", help="model directory to write")
+    im.add_argument("out", nargs="?", help="model directory to write (or --out DIR)")
+    im.add_argument("--out", "-o", dest="out_flag", metavar="DIR", help="model directory to write")
     im.add_argument("--reverse", help="cyclegan: the B->A generator (latest_net_G_B.pth)")
     im.add_argument("--direction", choices=("AtoB", "BtoA"),
                     help="pix2pix: the --direction it was trained with (facades_label2photo: BtoA)")
-    im.add_argument("--overwrite", action="store_true")
+    im.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty model directory")
+    im.add_argument("--quiet", action="store_true", help="print nothing when it succeeds")
     im.set_defaults(func=cmd_import)
 
     d = sub.add_parser("demo", help="train a small CycleGAN on the bundled sample and write a results page",
-                       description="The README's main job: about 5 minutes on 2 CPU cores. " + EPILOG_OVERRIDES)
-    d.add_argument("--out", default="results/demo", help="results folder (default results/demo)")
+                       description=f"The README's main job: {DEMO_DURATION}. " + EPILOG_OVERRIDES)
+    d.add_argument("--out", "-o", default="results/demo", help="results folder (default results/demo)")
     d.add_argument("--data", help="unpaired dataset to use instead of the bundled horse2zebra sample")
     d.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     d.set_defaults(func=cmd_demo)
 
-    ps = sub.add_parser("presets", help="list the presets")
+    ps = sub.add_parser("presets", help="list the presets", description="List the presets (name and "
+                        "description) for 'styleforge train --preset NAME'.")
+    ps.add_argument("--all", action="store_true", help="also the tiny/* presets the tests train")
     ps.set_defaults(func=cmd_presets)
 
     # the other commands (evaluate, export, serve, cartoonize, ...) live one per module
@@ -261,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+    for parser in _walk_parsers(p):
+        parser.description, parser.epilog = plain_text(parser.description), plain_text(parser.epilog)
+        for a in parser._actions:
+            a.help = plain_text(a.help)
     return p
 
 
@@ -271,7 +292,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        overrides = _split_overrides(unknown)
+        overrides = _overrides(parser, args, unknown)
         return args.func(args, overrides)
     except StyleforgeError as e:
         print(f"error: {e}", file=sys.stderr)

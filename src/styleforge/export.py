@@ -29,7 +29,7 @@ import json
 import math
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -37,6 +37,8 @@ from torch import nn
 
 from .checkpoint import atomic_write_bytes, load_model, resolve_model_dir
 from .errors import CheckpointError, ConfigError
+from .methods.base import Input, Output
+from .pipeline import declared_inputs, declared_outputs
 
 FORMATS = ("onnx", "torchscript")
 RUNTIMES = ("auto", "torch", "onnx", "torchscript")
@@ -57,13 +59,20 @@ class ExportResult:
     input_size: int        # the traced example's side
     max_abs_diff: float    # exported file vs PyTorch on a check input
     note: str | None = None  # one line on a limitation (fixed size), None if none
+    inputs: tuple = ("image",)  # the graph's inputs, in order
+
+
+def graph_inputs(method) -> list[Input]:
+    """The declared inputs that become graph inputs: the image and every tensor input (style
+    images, K images, masks, codes). Numbers, choices and flags are fixed at export."""
+    return [i for i in declared_inputs(method) if i.is_tensor]
 
 
 class TranslateModule(nn.Module):
-    """``method.translate(x, direction, **options)`` as a module with only the inference networks
-    that direction runs registered (``nets``: so a traced file holds neither discriminators nor
-    the other direction's generator); keeps the first output of methods that return several
-    (U-GAT-IT's heatmap)."""
+    """``method.translate(x, **inputs)`` as a module ``forward(image, *tensor_inputs)`` with only
+    the inference networks that run registered (``nets``: so a traced file holds neither
+    discriminators nor the other direction's generator); the non-tensor inputs (``options``)
+    are fixed; keeps the image output of methods that return several (U-GAT-IT's heatmap)."""
 
     def __init__(self, method, direction: str, nets=None, **options):
         super().__init__()
@@ -71,30 +80,40 @@ class TranslateModule(nn.Module):
         self.nets = nn.ModuleDict({n: getattr(method, n) for n in names})
         object.__setattr__(self, "_method", method)  # not a submodule
         self.direction, self.options = direction, options
+        self.tensor_inputs = [i for i in graph_inputs(method)[1:]]
 
-    def forward(self, x):
-        y = self._method.translate(x, self.direction, **self.options)
+    def forward(self, x, *tensors):
+        kw = dict(self.options)
+        for inp, t in zip(self.tensor_inputs, tensors):
+            kw[inp.name] = [t] if inp.multiple else t  # a multiple input exports one image
+        y = self._method.translate(x, direction=self.direction, **kw)
+        if isinstance(y, dict):
+            return y["image"]
         return y[0] if isinstance(y, (tuple, list)) else y
 
 
-def export_module(method, direction: str, example: torch.Tensor | None = None, **options) -> nn.Module:
-    """The module to trace: the method's own ``export_module(direction)``, else a
+def export_module(method, direction: str, example: torch.Tensor | None = None, extra=(), **options) -> nn.Module:
+    """The module to trace: the method's own ``export_module(direction)`` when it has one and
+    no option is set (Pix2Pix: the U-Net without the dropout noise), else a
     :class:`TranslateModule`; given an ``example``, one run of it finds the networks used."""
     hook = getattr(method, "export_module", None)
     if hook is not None and not options:
         return hook(direction)
-    nets = None if example is None else networks_used(method, direction, example, **options)
-    return TranslateModule(method, direction, nets, **options)
+    module = TranslateModule(method, direction, None, **options)
+    if example is not None:
+        module = TranslateModule(method, direction, networks_used(module, example, extra), **options)
+    return module
 
 
-def networks_used(method, direction, example, **options) -> list[str]:
-    """The inference modules any of whose layers run in ``translate(example, direction)``."""
+def networks_used(module: "TranslateModule", example, extra=()) -> list[str]:
+    """The inference modules any of whose layers run in one call of ``module``."""
+    method = module._method
     used: set[str] = set()
     handles = [m.register_forward_pre_hook(lambda *_, n=name: used.add(n))
                for name in method.inference_modules for m in getattr(method, name).modules()]
     try:
         with torch.no_grad():
-            method.translate(example, direction, **options)
+            module(example, *extra)
     finally:
         for h in handles:
             h.remove()
@@ -117,9 +136,44 @@ def _sizes(method) -> tuple[int, int | None]:
     return side, side + m  # a different, non-square-free size: side × (side + m) is checked
 
 
-def _example(channels: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+def _example(channels: int, h: int, w: int, seed: int = 0, n: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(1, channels, h, w, generator=g) * 2 - 1
+    return torch.rand(n, channels, h, w, generator=g) * 2 - 1
+
+
+def _example_inputs(method, inputs: list[Input], h: int, w: int, seed: int) -> list[torch.Tensor]:
+    """An example tensor for each tensor input after the image (batch 1)."""
+    g = torch.Generator().manual_seed(seed + 100)
+    out = []
+    for inp in inputs:
+        if inp.kind == "reference":
+            side = inp.size if isinstance(inp.size, int) else TRACE_SIDE
+            side = side if isinstance(side, int) and side <= TRACE_SIDE else TRACE_SIDE
+            out.append(torch.rand(1, 3, side, side + (seed % 2) * 4, generator=g) * 2 - 1)
+        elif inp.kind == "images":
+            side = int(inp.size) if isinstance(inp.size, int) else TRACE_SIDE
+            k = 2 + seed % 2
+            out.append(torch.rand(k, 3, side, side, generator=g) * 2 - 1)
+        elif inp.kind == "mask":
+            out.append((torch.rand(1, inp.channels, h, w, generator=g) > 0.5).float())
+        elif inp.kind == "code":
+            out.append(torch.randn(1, int(inp.size or 1), generator=g))
+    return out
+
+
+def _dynamic_axes(inputs: list[Input], dynamic: bool) -> dict:
+    axes = {}
+    for inp in inputs:
+        if inp.kind in ("image", "mask"):
+            axes[inp.name] = {0: "batch", 2: "height", 3: "width"} if dynamic else {0: "batch"}
+        elif inp.kind == "reference":
+            axes[inp.name] = {2: f"{inp.name}_height", 3: f"{inp.name}_width"}
+        elif inp.kind == "images":
+            axes[inp.name] = {0: f"{inp.name}_count"}
+        elif inp.kind == "code":
+            axes[inp.name] = {0: "batch"}
+    axes["output"] = {0: "batch", 2: "height", 3: "width"} if dynamic else {0: "batch"}
+    return axes
 
 
 @contextlib.contextmanager
@@ -131,27 +185,31 @@ def _quiet():
         yield
 
 
-def _metadata(method, direction, fmt, dynamic, side, channels) -> dict:
+def _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed: dict) -> dict:
     from . import __version__
     from .checkpoint import _json_ready
 
-    return {"format": EXPORT_FORMAT, "format_version": 1, "export_format": fmt,
+    declared = [asdict(i) for i in declared_inputs(method)]
+    return {"format": EXPORT_FORMAT, "format_version": 2, "export_format": fmt,
             "method": method.method_name, "direction": direction, "dynamic": dynamic,
             "size_multiple": int(method.size_multiple),
             "fixed_size": int(method.fixed_size) if method.fixed_size else None,
+            "max_side": getattr(method, "max_side", None),
             "input_size": side, "in_channels": channels, "opset": OPSET if fmt == "onnx" else None,
+            "graph_inputs": [i.name for i in inputs], "fixed_inputs": _json_ready(fixed),
+            "inputs": _json_ready(declared),
+            "outputs": [_json_ready(asdict(o)) for o in declared_outputs(method)][:1],
             "config": _json_ready(method.config), "styleforge_version": __version__}
 
 
-def _onnx_bytes(module, example, dynamic: bool, meta: dict) -> bytes:
+def _onnx_bytes(module, examples, inputs, dynamic: bool, meta: dict) -> bytes:
     import onnx
 
-    axes = {0: "batch", 2: "height", 3: "width"} if dynamic else {0: "batch"}
     buf = io.BytesIO()
     with _quiet():  # the TorchScript-based exporter: no onnxscript needed
-        torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=OPSET,
-                          input_names=["image"], output_names=["output"],
-                          dynamic_axes={"image": axes, "output": axes}, do_constant_folding=False)
+        torch.onnx.export(module, tuple(examples), buf, dynamo=False, opset_version=OPSET,
+                          input_names=[i.name for i in inputs], output_names=["output"],
+                          dynamic_axes=_dynamic_axes(inputs, dynamic), do_constant_folding=False)
     proto = onnx.load_from_string(buf.getvalue())
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
@@ -159,21 +217,43 @@ def _onnx_bytes(module, example, dynamic: bool, meta: dict) -> bytes:
     return proto.SerializeToString()
 
 
-def _torchscript_bytes(module, example, meta: dict) -> bytes:
+def _torchscript_bytes(module, examples, meta: dict) -> bytes:
     with _quiet():
-        traced = torch.jit.trace(module, (example,), check_trace=False)
+        traced = torch.jit.trace(module, tuple(examples), check_trace=False)
     buf = io.BytesIO()
     with _quiet():  # torch.jit.save's deprecation notice
         torch.jit.save(traced, buf, _extra_files={META_FILE: json.dumps(meta)})
     return buf.getvalue()
 
 
+def _fixed_values(method, direction: str, values: dict) -> dict:
+    """The non-tensor inputs fixed in the file: given ``values`` checked, else their defaults."""
+    from .pipeline import check_value
+
+    fixed = {}
+    declared = {i.name: i for i in declared_inputs(method)}
+    for name in values:
+        if name not in declared or name == "image":
+            raise ConfigError(f"{method.method_name} takes no input {name!r}")
+        if declared[name].is_tensor:
+            raise ConfigError(f"{name} is a graph input of the exported file: it is given when the file runs")
+    for inp in declared.values():
+        if inp.is_tensor or inp.name == "direction" or inp.kind == "seed":
+            continue
+        v = values.get(inp.name, inp.default)
+        if v is not None:
+            fixed[inp.name] = check_value(inp, v, f"--{inp.name.replace('_', '-')}")
+    return fixed
+
+
 def export_model(model, out=None, fmt: str = "onnx", direction: str | None = None,
-                 check: bool = True) -> ExportResult:
+                 check: bool = True, overwrite: bool = True, **values) -> ExportResult:
     """Export ``model`` (a model directory, a run directory or a loaded method) to ``out``
-    (default: ``<model dir>/<method>-<direction>.onnx|.pt``). ``check`` runs the written file
-    on a second input (a different size where the axes are dynamic) and raises if it departs
-    from PyTorch by more than 1e-3."""
+    (default: ``<model dir>/<method>-<direction>.onnx|.pt``). The image and every tensor input
+    the method declares (style image, K images, mask, code) are the graph's inputs; other inputs
+    are fixed at their ``values`` (or defaults). ``check`` runs the written file on a second
+    input (a different size where the axes are dynamic) and raises if it departs from PyTorch by
+    more than 1e-3. ``overwrite=False`` refuses an existing ``out``."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     src_dir = None
@@ -191,23 +271,33 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"{out} is a folder; give the file to write (e.g. {out / ('model' + SUFFIX[fmt])})")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; use --overwrite to replace it")
+    fixed = _fixed_values(method, direction, values)
+    inputs = graph_inputs(method)
     channels = _in_channels(method)
     side, other = _sizes(method)
     dynamic = other is not None
-    meta = _metadata(method, direction, fmt, dynamic, side, channels)
+    meta = _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed)
     example = _example(channels, side, side)
-    module = export_module(method, direction, example).eval()
+    extra = _example_inputs(method, inputs[1:], side, side, 0)
+    hook = getattr(method, "export_module", None)
+    if hook is not None and not values and len(inputs) == 1:
+        module = hook(direction).eval()  # the method's own graph (it fixes its options itself)
+    else:
+        module = export_module(method, direction, example, extra, **fixed).eval()
     with torch.no_grad():
-        data = (_onnx_bytes(module, example, dynamic, meta) if fmt == "onnx"
-                else _torchscript_bytes(module, example, meta))
+        data = (_onnx_bytes(module, [example, *extra], inputs, dynamic, meta) if fmt == "onnx"
+                else _torchscript_bytes(module, [example, *extra], meta))
     diff = 0.0
     if check:
         x = _example(channels, side, other or side, seed=1)
+        xs = [x, *_example_inputs(method, inputs[1:], side, other or side, 1)]
         with torch.no_grad():
-            ref = module(x)
+            ref = module(*xs)
         run = _onnx_runner(data) if fmt == "onnx" else _torchscript_runner(io.BytesIO(data))
         try:
-            y = run(x)
+            y = run(*xs)
         except Exception as e:  # a network that only looked dynamic while traced
             raise CheckpointError(f"the exported {fmt} file fails on a {tuple(x.shape)} input: "
                                   f"{str(e).splitlines()[0][:200]}") from None
@@ -221,7 +311,7 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
         note = (f"{method.method_name} has a fully-connected layer over the whole feature map: "
                 f"exported at the fixed size {side}×{side} (only the batch is dynamic); "
                 f"the runtime resizes inputs to it")
-    return ExportResult(out, fmt, direction, dynamic, side, diff, note)
+    return ExportResult(out, fmt, direction, dynamic, side, diff, note, tuple(i.name for i in inputs))
 
 
 # ---- running exported files -------------------------------------------------------------
@@ -234,11 +324,12 @@ def _onnx_runner(data_or_path):
     so.intra_op_num_threads = threads
     src = data_or_path if isinstance(data_or_path, bytes) else str(data_or_path)
     sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    names = [i.name for i in sess.get_inputs()]
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        y = sess.run(None, {name: x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
-        return torch.from_numpy(y).to(x.device)
+    def run(*xs: torch.Tensor) -> torch.Tensor:
+        feed = {n: x.detach().to("cpu", torch.float32).contiguous().numpy() for n, x in zip(names, xs)}
+        y = sess.run(None, feed)[0]
+        return torch.from_numpy(y).to(xs[0].device)
 
     return run
 
@@ -248,9 +339,9 @@ def _torchscript_runner(src, device="cpu"):
         module = torch.jit.load(src, map_location=device)
     module.eval()
 
-    def run(x: torch.Tensor) -> torch.Tensor:
+    def run(*xs: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return module(x)
+            return module(*xs)
 
     run.module = module
     return run
@@ -258,7 +349,9 @@ def _torchscript_runner(src, device="cpu"):
 
 class ExportedMethod:
     """The parts of :class:`~styleforge.methods.base.Method` that a Pipeline uses, backed by an
-    exported file: ``translate``, ``directions``, ``size_multiple``, ``fixed_size``."""
+    exported file: ``translate``, the declared inputs and outputs (from the file's metadata:
+    the graph inputs, plus each fixed input as a choice of its one value), ``size_multiple``,
+    ``fixed_size``."""
 
     def __init__(self, meta: dict, run, runtime: str, path: Path):
         self.meta, self._run, self.runtime, self.path = meta, run, runtime, path
@@ -266,7 +359,32 @@ class ExportedMethod:
         self.directions = (meta["direction"],)
         self.size_multiple = int(meta["size_multiple"])
         self.fixed_size = meta["fixed_size"]
+        self.max_side = meta.get("max_side")
         self.config = meta.get("config", {})
+        self.graph = meta.get("graph_inputs", ["image"])
+        self.fixed = meta.get("fixed_inputs", {})
+        declared = {d["name"]: d for d in meta.get("inputs", [{"name": "image", "kind": "image"}])}
+        self._inputs = []
+        for name, d in declared.items():
+            if name in self.graph or d["kind"] == "seed" and any(
+                    declared[g]["kind"] == "code" for g in self.graph if g in declared):
+                self._inputs.append(Input(**{k: v for k, v in d.items() if k in Input.__dataclass_fields__}))
+            elif name == "direction":
+                self._inputs.append(Input("direction", "choice", default=self.directions[0],
+                                          choices=self.directions, help=d.get("help", "")))
+            elif name in self.fixed:
+                v = self.fixed[name]
+                self._inputs.append(Input(name, "choice", default=v, choices=(v,), help=d.get("help", "")
+                                          + " (fixed when the file was exported)"))
+        if not self._inputs or self._inputs[0].name != "image":
+            self._inputs.insert(0, Input("image", "image", required=True))
+        self._outputs = [Output(**o) for o in meta.get("outputs", [])] or [Output("image")]
+
+    def inference_inputs(self):
+        return list(self._inputs)
+
+    def inference_outputs(self):
+        return list(self._outputs)
 
     def check_direction(self, direction):
         if direction is None or direction == self.directions[0]:
@@ -274,11 +392,24 @@ class ExportedMethod:
         raise ConfigError(f"{self.path} was exported for {self.directions[0]}; got direction {direction!r} "
                           f"(export the model again with --direction {direction})")
 
-    def translate(self, x, direction=None, **options):
+    def encode(self, name, x):
+        raise ConfigError(f"{self.path} is an exported file: it cannot compute {name} from an image "
+                          "(give a seed or the code's numbers)")
+
+    def translate(self, x, direction=None, **inputs):
         self.check_direction(direction)
-        if options:
-            raise ConfigError(f"an exported model takes no translate options; got {', '.join(options)}")
-        return self._run(x)
+        tensors = [x]
+        for name in self.graph[1:]:
+            v = inputs.pop(name, None)
+            if v is None:
+                raise ConfigError(f"{self.path} needs the input {name}")
+            tensors.append(v[0] if isinstance(v, list) else v)
+        for name, v in inputs.items():
+            if name in self.fixed and v == self.fixed[name] or name == "seed":
+                continue
+            raise ConfigError(f"{self.path} was exported with {name}={self.fixed.get(name)!r}; "
+                              f"export the model again to change it")
+        return self._run(*tensors)
 
     def to(self, device):
         if self.runtime == "torchscript":
@@ -288,8 +419,8 @@ class ExportedMethod:
     def eval(self):
         return self
 
-    def __call__(self, x):
-        return self._run(x)
+    def __call__(self, *xs):
+        return self._run(*xs)
 
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".tar", ".bin")
@@ -331,34 +462,25 @@ def _check_meta(meta, path) -> dict:
     return meta
 
 
-def load_runtime(path, runtime: str = "auto", device=None):
-    """A :class:`~styleforge.pipeline.Pipeline` for ``path`` run by ``runtime``:
-
-    * ``torch``: a model directory (what ``styleforge.load`` does);
-    * ``onnx``: an ``.onnx`` file from ``styleforge export`` through onnxruntime (CPU);
-    * ``torchscript``: a TorchScript file from ``styleforge export`` through ``torch.jit``;
-    * ``auto``: by what ``path`` is (a directory: torch; a file: its format).
-
-    The pipeline pads/resizes as for PyTorch (``size_multiple``, ``fixed_size`` from the file)."""
-    from .pipeline import Pipeline
-
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+def load_exported(path, runtime: str = "auto"):
+    """(the file as a method, its default device) for a file from ``styleforge export``."""
     path = Path(path)
-    if runtime == "torch" or (runtime == "auto" and path.is_dir()):
-        return Pipeline.from_dir(path, device=device)
-    if path.is_dir():
-        raise ConfigError(f"--runtime {runtime} runs an exported file, and {path} is a model directory; "
-                          f"make the file with 'styleforge export {path} --format {runtime}'")
     fmt, meta = read_metadata(path)
     if runtime != "auto" and fmt != runtime:
         raise ConfigError(f"{path} is a {fmt} file, not {runtime}")
     if fmt == "onnx":
-        method = ExportedMethod(meta, _onnx_runner(path), "onnx", path)
-        device = device or "cpu"
-    else:
-        method = ExportedMethod(meta, _torchscript_runner(str(path)), "torchscript", path)
-    return Pipeline(method, device=device)
+        return ExportedMethod(meta, _onnx_runner(path), "onnx", path), "cpu"
+    return ExportedMethod(meta, _torchscript_runner(str(path)), "torchscript", path), None
 
 
-__all__ = ["FORMATS", "RUNTIMES", "ExportResult", "export_model", "load_runtime", "read_metadata"]
+def load_runtime(path, runtime: str = "auto", device=None):
+    """A :class:`~styleforge.pipeline.Pipeline` for ``path`` run by ``runtime`` (the same as
+    :func:`styleforge.load`): ``torch`` a model directory; ``onnx`` / ``torchscript`` a file
+    from ``styleforge export``; ``auto`` by what ``path`` is."""
+    from .pipeline import load
+
+    return load(path, device=device, runtime=runtime)
+
+
+__all__ = ["FORMATS", "RUNTIMES", "ExportResult", "export_model", "load_exported", "load_runtime",
+           "read_metadata", "graph_inputs"]

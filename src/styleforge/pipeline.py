@@ -1,15 +1,35 @@
-"""The ready-to-call object that ``styleforge.load`` returns.
+"""The ready-to-call object that ``styleforge.load`` returns, and the one place where a method's
+declared inputs are converted (``methods/base.py``: :class:`Input`, :class:`Output`).
 
 ``pipe = styleforge.load("runs/h2z/model")``; ``pipe("horse.jpg")`` -> PIL image;
-``pipe(pil_image, direction="BtoA")``; ``pipe(tensor)`` for N×C×H×W in [-1, 1] -> tensor.
+``pipe(pil_image, direction="BtoA")``; ``pipe(content, style="starry.jpg", alpha=0.5)``;
+``pipe(photo, num_outputs=4, seed=1)`` -> 4 PIL images; ``pipe(tensor)`` for N×C×H×W in
+[-1, 1] -> tensor. ``pipe.inputs`` / ``pipe.outputs`` are the declarations every front end
+(CLI flags, batch, web form, export, evaluation) is built from.
 
-Any input size works: fully convolutional networks get the image padded (reflection) to the
-multiple of their down-sampling factor and the result cropped back; networks with a fixed input
-size (``method.fixed_size``) get it resized and the result resized back. ``size`` optionally
-resizes the longer side first (the output is brought back to the original size).
+Conversions, done once here:
+
+* the main image: any size; fully convolutional networks get it padded (reflection) to the
+  multiple of their down-sampling factor and the result cropped back; networks with a fixed
+  input size (``method.fixed_size``) get it resized and the result resized back. ``size``
+  resizes the longer side first (the output is brought back to the original size); a method's
+  ``max_side`` refuses larger images with a message naming ``size``.
+* reference images (path, PIL image or tensor; a list where ``multiple``): RGB, [-1, 1],
+  longer side resized to the input's ``size`` rule; K images (``images``: a folder, a list, a
+  K×3×H×W tensor): each resized (shorter side) and centre-cropped to ``size`` × ``size``;
+  masks: [0, 1], resized (nearest) to the main image and padded like it.
+* codes: a tensor or numbers as given, an image through ``method.encode``, or drawn from
+  N(0, 1) with a generator seeded by the ``seed`` input — outside the network.
+* numbers, choices, flags: strings are parsed (front ends pass what a user typed) and checked
+  against the declared range; a bad value is a :class:`ConfigError` naming the input (front
+  ends give the name they show: ``--alpha``, ``option alpha``).
+* ``num_outputs`` N (methods with a code or seed input): output k is made with seed
+  ``seed + k`` (default seed 0: repeatable).
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,8 +37,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import load_model, save_model
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
+from .methods.base import Input, Output
 from .utils.device import pick_device
+
+MAX_OUTPUTS = 64
 
 
 def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -31,84 +54,495 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, i
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
+# ---- declarations ------------------------------------------------------------------------------
+def declared_inputs(method) -> list[Input]:
+    """The method's inputs (an exported file's come from its metadata); the main image first."""
+    inputs = list(method.inference_inputs())
+    if not inputs or inputs[0].kind != "image":
+        raise TypeError(f"{getattr(method, 'method_name', method)}: inference_inputs() must start with the image")
+    return inputs
+
+
+def declared_outputs(method) -> list[Output]:
+    return list(method.inference_outputs())
+
+
+def is_stochastic(inputs) -> bool:
+    """Several outputs per input make sense: there is a code drawn at random or a seed."""
+    return any(i.kind in ("code", "seed") for i in inputs)
+
+
+def parse_bool(v, label: str) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)) and v in (0, 1):
+        return bool(v)
+    s = str(v).strip().lower()
+    if s in ("true", "1", "on", "yes"):
+        return True
+    if s in ("false", "0", "off", "no"):
+        return False
+    raise ConfigError(f"{label} must be true or false, got {v!r}")
+
+
+def _range_text(inp: Input) -> str:
+    lo = "-inf" if inp.min is None else f"{inp.min:g}"
+    hi = "inf" if inp.max is None else f"{inp.max:g}"
+    return f"[{lo}, {hi}]"
+
+
+def _number(inp: Input, v, label: str, integer: bool):
+    if isinstance(v, bool):
+        raise ConfigError(f"{label} must be a number, got {v!r}")
+    try:
+        if integer:
+            x = int(v) if not isinstance(v, float) or v.is_integer() else None
+            if x is None:
+                raise ValueError
+        else:
+            x = float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{label} must be a{'n integer' if integer else ' number'}, got {v!r}") from None
+    if x != x or (inp.min is not None and x < inp.min) or (inp.max is not None and x > inp.max):
+        raise ConfigError(f"{label} must be in {_range_text(inp)}, got {v}")
+    return x
+
+
+def check_value(inp: Input, v, label: str | None = None):
+    """A non-image value given for ``inp`` (maybe a string a user typed) -> the Python value
+    ``translate`` takes, or a one-line :class:`ConfigError` naming ``label``."""
+    label = label or inp.name
+    if inp.kind == "float":
+        return _number(inp, v, label, False)
+    if inp.kind in ("int", "seed"):
+        if inp.kind == "seed" and inp.min is None:
+            inp = Input(inp.name, "int", min=0, max=2 ** 63 - 1)
+        return _number(inp, v, label, True)
+    if inp.kind == "floats":
+        items = v.replace(",", " ").split() if isinstance(v, str) else list(v)
+        if not items:
+            raise ConfigError(f"{label} needs at least one number")
+        return [_number(inp, x, label, False) for x in items]
+    if inp.kind == "flag":
+        return parse_bool(v, label)
+    if inp.kind == "choice":
+        for c in inp.choices:
+            if str(c) == str(v):
+                return c
+        raise ConfigError(f"{label} must be one of {', '.join(map(str, inp.choices))}, got {v!r}")
+    raise ConfigError(f"{label} takes an image, not {v!r}")
+
+
+# ---- images ------------------------------------------------------------------------------------
+def _load_image(v, label: str) -> Image.Image | torch.Tensor:
+    from .data.images import load_rgb
+
+    if isinstance(v, torch.Tensor):
+        return v
+    if isinstance(v, (str, Path)):
+        return load_rgb(v)
+    if isinstance(v, Image.Image):
+        return v.convert("RGB")
+    raise ConfigError(f"{label}: give an image file, a PIL image or a tensor, not a {type(v).__name__}")
+
+
+def _as_batch(t: torch.Tensor, label: str) -> torch.Tensor:
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4:
+        raise ConfigError(f"{label}: expected a C×H×W or N×C×H×W tensor, got shape {tuple(t.shape)}")
+    return t.float()
+
+
+def _image_tensor(v, label: str, longer: int | None = None) -> torch.Tensor:
+    """1×3×h×w in [-1, 1], the longer side resized to ``longer`` (None: as given)."""
+    from .data.transforms import resize_longer_side, to_tensor
+
+    img = _load_image(v, label)
+    if isinstance(img, torch.Tensor):
+        t = _as_batch(img, label)
+        if longer and max(t.shape[-2:]) != longer:
+            h, w = t.shape[-2:]
+            s = longer / max(h, w)
+            t = F.interpolate(t, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bicubic",
+                              align_corners=False).clamp(-1, 1)
+        return t
+    return to_tensor(resize_longer_side(img, longer))[None]
+
+
+def _square_tensor(v, label: str, side: int | None) -> torch.Tensor:
+    """1×3×side×side in [-1, 1]: shorter side resized to ``side``, centre crop."""
+    from .data.transforms import to_tensor
+
+    img = _load_image(v, label)
+    if isinstance(img, torch.Tensor):
+        t = _as_batch(img, label)
+        if side and tuple(t.shape[-2:]) != (side, side):
+            t = F.interpolate(t, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
+        return t
+    if side:
+        w, h = img.size
+        s = side / min(w, h)
+        nw, nh = max(side, round(w * s)), max(side, round(h * s))
+        img = img.resize((nw, nh), Image.BICUBIC)
+        left, top = (nw - side) // 2, (nh - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    return to_tensor(img)[None]
+
+
+def _image_list(v, label: str) -> list:
+    """A folder (its images, sorted), a glob, one image or a list of images."""
+    from .data.images import list_images
+
+    if isinstance(v, torch.Tensor):
+        return list(v) if v.ndim == 4 else [v]
+    if isinstance(v, (str, Path)) and Path(v).is_dir():
+        files = list_images(Path(v))
+        if not files:
+            raise ConfigError(f"{label}: no images in {v}")
+        return files
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    return [v]
+
+
+# ---- the pipeline --------------------------------------------------------------------------
+@dataclass
+class _Prepared:
+    x: torch.Tensor         # the network's input (padded / resized)
+    size: tuple[int, int]   # the image's (h, w) before padding
+    restore: object         # network-sized output -> the image's size
+
+
 class Pipeline:
     def __init__(self, method, device=None):
         self.device = pick_device(device)
         self.method = method.to(self.device).eval()
+        self.inputs: list[Input] = declared_inputs(self.method)
+        self.outputs: list[Output] = declared_outputs(self.method)
 
     @classmethod
     def from_dir(cls, path, device=None) -> "Pipeline":
         return cls(load_model(path), device)
 
+    # ---- what the model takes ------------------------------------------------------------
     @property
     def directions(self) -> tuple[str, ...]:
         return tuple(self.method.directions)
+
+    @property
+    def stochastic(self) -> bool:
+        return is_stochastic(self.inputs)
+
+    def input(self, name: str) -> Input:
+        for i in self.inputs:
+            if i.name == name:
+                return i
+        raise ConfigError(self._no_input(name))
+
+    def _no_input(self, name: str) -> str:
+        names = [i.name for i in self.inputs[1:]]
+        return (f"{self.method.method_name} takes no input {name!r}"
+                + (f"; its inputs: {', '.join(names)}" if names else "; it takes only the image"))
 
     def check_group(self, group: str | None) -> str | None:
         """The few-shot group to translate with (``None``: the model's default), or a one-line
         error for a model without groups or an unknown group."""
         if group is None:
             return None
-        check = getattr(self.method, "check_group", None)
-        if check is None:
+        if not any(i.name == "group" for i in self.inputs):
             raise ConfigError(f"--group: this {self.method.method_name} model has no groups (few-shot models, "
                               "method fewshot_groups, have them; an exported file holds only the group "
                               "it was exported with)")
-        return check(group)
+        return check_value(self.input("group"), group, "--group")
 
     def save(self, path) -> Path:
         return save_model(path, self.method)
 
-    @torch.inference_mode()
-    def translate_tensor(self, x: torch.Tensor, direction=None, return_heatmap: bool = False, **kw):
-        """N×C×H×W (or C×H×W) in [-1, 1] -> the same shape in [-1, 1]. ``return_heatmap`` (methods
-        with attention maps, ``has_heatmaps``) also returns the map as a jet-coloured image of the
-        output's size: ``(y, heatmap)``."""
-        if x.ndim == 3:
-            out = self.translate_tensor(x[None], direction, return_heatmap, **kw)
-            return (out[0][0], out[1][0]) if return_heatmap else out[0]
-        if x.ndim != 4:
-            raise ConfigError(f"expected an N×C×H×W tensor, got shape {tuple(x.shape)}")
-        if return_heatmap:
-            if not getattr(self.method, "has_heatmaps", False):
-                raise ConfigError(f"{self.method.method_name} has no attention heatmaps "
-                                  "(U-GAT-IT and Photo2Cartoon models have)")
-            kw["return_heatmap"] = True
+    # ---- conversions ------------------------------------------------------------------------
+    def _prepare_image(self, x: torch.Tensor) -> _Prepared:
         x = x.to(self.device, torch.float32)
         h, w = x.shape[-2:]
+        limit = getattr(self.method, "max_side", None)
+        if limit and max(h, w) > limit:
+            raise ConfigError(f"the image is {w}×{h}; {self.method.method_name} takes at most {limit} px on the "
+                              f"longer side (memory): resize it first (size={limit}, --size {limit})")
         fixed = self.method.fixed_size
         if fixed:
             xin = F.interpolate(x, size=(fixed, fixed), mode="bicubic", align_corners=False).clamp(-1, 1)
-            restore = lambda t: F.interpolate(t, size=(h, w), mode="bicubic",  # noqa: E731
-                                              align_corners=False).clamp(-1, 1)
+
+            def restore(t):
+                return F.interpolate(t.float(), size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
         else:
             xin, _ = pad_to_multiple(x, self.method.size_multiple)
-            restore = lambda t: t[..., :h, :w]  # noqa: E731
-        out = self.method.translate(xin, direction, **kw)
-        if not return_heatmap:
-            return restore(out)
-        from .utils.images import heatmap_image
 
-        y, heat = out
-        return restore(y), restore(heatmap_image(heat, y.shape[-2:]))
+            def restore(t):
+                return t[..., :h, :w]
+        return _Prepared(xin, (h, w), restore)
 
-    def translate_pil(self, img: Image.Image, direction=None, size: int | None = None, **kw) -> Image.Image:
+    def _ref_size(self, inp: Input, values: dict) -> int | None:
+        if isinstance(inp.size, str):
+            v = values.get(inp.size, self.input(inp.size).default)
+            return None if v in (None, 0) else int(v)
+        return inp.size
+
+    def _mask(self, inp: Input, v, prep: _Prepared, n: int, label: str) -> torch.Tensor:
+        from .data.transforms import to_tensor
+
+        img = _load_image(v, label)
+        if isinstance(img, torch.Tensor):
+            m = _as_batch(img, label)
+        else:
+            m = to_tensor(img.convert("L" if inp.channels == 1 else "RGB"), normalize=False)[None]
+        if m.shape[1] != inp.channels:
+            if inp.channels == 1:
+                m = m.mean(dim=1, keepdim=True)
+            else:
+                raise ConfigError(f"{label}: expected a {inp.channels}-channel mask, got {m.shape[1]} channel(s)")
+        h, w = prep.size
+        m = F.interpolate(m.to(self.device), size=(h, w), mode="nearest")
+        if self.method.fixed_size:
+            s = self.method.fixed_size
+            m = F.interpolate(m, size=(s, s), mode="nearest")
+        else:
+            mult = self.method.size_multiple
+            m = F.pad(m, (0, (-w) % mult, 0, (-h) % mult), mode="replicate")
+        return m.expand(n, -1, -1, -1) if m.shape[0] == 1 else m
+
+    def _code(self, inp: Input, v, n: int, seed: int, label: str) -> torch.Tensor:
+        size = int(inp.size or 0)
+        if v is None:
+            g = torch.Generator().manual_seed(int(seed))
+            return torch.randn(n, size, generator=g).to(self.device)
+        if isinstance(v, torch.Tensor) and v.ndim <= 2 and v.dtype.is_floating_point:
+            code = v.float().reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
+        elif isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v):
+            code = torch.tensor([float(e) for e in v]).reshape(1, -1)
+        elif isinstance(v, str) and not Path(v).exists() and all(
+                c in "0123456789.,-+eE " for c in v):
+            code = torch.tensor(check_value(Input(inp.name, "floats"), v, label)).reshape(1, -1)
+        else:  # an image: the method's encoder computes the code
+            if not inp.encoder:
+                raise ConfigError(f"{label} is a code of {size} numbers; this model cannot compute it from an image")
+            ref = _image_tensor(v, label).to(self.device)
+            code = self.method.encode(inp.name, ref).float()
+        if size and code.shape[-1] != size:
+            raise ConfigError(f"{label} must hold {size} numbers per image, got {code.shape[-1]}")
+        code = code.to(self.device)
+        return code.expand(n, -1) if code.shape[0] == 1 else code
+
+    def convert(self, values: dict, prep: _Prepared, seed: int | None, labels=None,
+                random_only: bool = False) -> dict:
+        """User values -> the keyword arguments of ``method.translate`` for the prepared image
+        (defaults filled in, required inputs checked). ``random_only``: only the inputs that
+        depend on the seed (codes, seeds), for the further samples of ``num_outputs``."""
+        labels = labels or {}
+        n = prep.x.shape[0]
+        known = {i.name for i in self.inputs}
+        for k in values:
+            if k not in known or k == "image":
+                raise ConfigError(self._no_input(k))
+        kw: dict = {}
+        for inp in self.inputs[1:]:
+            if random_only and inp.kind not in ("code", "seed"):
+                continue
+            label = labels.get(inp.name, inp.name)
+            v = values.get(inp.name)
+            if v is None and inp.kind not in ("code",):
+                if inp.required:
+                    raise ConfigError(f"{label} is required: {inp.help or inp.kind}")
+                if inp.kind == "seed":
+                    if seed is not None:
+                        kw[inp.name] = int(seed)
+                    continue
+                if inp.default is not None and inp.kind not in ("reference", "images", "mask"):
+                    kw[inp.name] = inp.default
+                continue
+            if inp.kind == "reference":
+                side = self._ref_size(inp, values)
+                items = _image_list(v, label) if inp.multiple else [v]
+                if not inp.multiple and len(items) != 1:
+                    raise ConfigError(f"{label} takes one image, got {len(items)}")
+                refs = [_image_tensor(it, label, side).to(self.device) for it in items]
+                kw[inp.name] = refs if inp.multiple else refs[0]
+            elif inp.kind == "images":
+                side = self._ref_size(inp, values)
+                items = _image_list(v, label)
+                if inp.min is not None and len(items) < inp.min:
+                    raise ConfigError(f"{label} needs at least {inp.min:g} image(s), got {len(items)}")
+                if inp.max is not None and len(items) > inp.max:
+                    raise ConfigError(f"{label} takes at most {inp.max:g} image(s), got {len(items)}")
+                kw[inp.name] = torch.cat([_square_tensor(it, label, side) for it in items]).to(self.device)
+            elif inp.kind == "mask":
+                items = _image_list(v, label) if inp.multiple else [v]
+                masks = [self._mask(inp, it, prep, n, label) for it in items]
+                kw[inp.name] = masks if inp.multiple else masks[0]
+            elif inp.kind == "code":
+                s = 0 if seed is None else seed
+                kw[inp.name] = self._code(inp, v, n, s, label)
+            elif inp.kind == "seed":
+                kw[inp.name] = check_value(inp, v if seed is None else seed, label)
+            elif inp.name == "direction" and str(v) not in map(str, inp.choices):
+                raise ConfigError(f"{self.method.method_name} translates {', '.join(map(str, inp.choices))}; "
+                                  f"got {label} {v!r}")
+            else:
+                kw[inp.name] = check_value(inp, v, label)
+        return kw
+
+    def _call(self, xin: torch.Tensor, kw: dict, want: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        optional = [o.name for o in self.outputs[1:] if o.optional and o.name in want]
+        for name in optional:
+            kw[f"return_{name}"] = True
+        out = self.method.translate(xin, **kw)
+        if isinstance(out, dict):
+            return out
+        if isinstance(out, (tuple, list)):
+            names = ["image", *optional] if optional else [o.name for o in self.outputs][:len(out)]
+            return dict(zip(names, out))
+        return {"image": out}
+
+    # ---- running -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def run_tensor(self, x: torch.Tensor, num_outputs: int = 1, outputs=("image",), labels=None,
+                   **values) -> list[dict[str, torch.Tensor]]:
+        """N×C×H×W in [-1, 1] -> one dict per sample k < ``num_outputs`` of the asked
+        ``outputs`` (``image``: N×C×H×W in [-1, 1] at the input's size; ``heatmap``: the map
+        jet-coloured as an N×3×H×W image in [-1, 1]). ``labels`` name the inputs in errors."""
+        x = _as_batch(x, "image")
+        num_outputs = self.check_num_outputs(num_outputs, (labels or {}).get("num_outputs", "num_outputs"))
+        known = {o.name: o for o in self.outputs}
+        for o in outputs:
+            if o not in known:
+                raise ConfigError(f"{self.method.method_name} gives no {o!r} output"
+                                  f" (its outputs: {', '.join(known)})")
+        prep = self._prepare_image(x)
+        seed_name = next((i.name for i in self.inputs if i.kind == "seed"), None)
+        base = values.pop(seed_name, None) if seed_name else values.pop("seed", None)
+        if base is not None:
+            base = check_value(Input("seed", "seed"), base, (labels or {}).get(seed_name or "seed", "seed"))
+        samples = []
+        fixed = None
+        for k in range(num_outputs):
+            seed = (base or 0) + k if (num_outputs > 1 or base is not None) else None
+            if fixed is None:
+                fixed = self.convert(values, prep, seed, labels)
+                kw = dict(fixed)
+            else:
+                kw = {**fixed, **self.convert(values, prep, seed, labels, random_only=True)}
+            res = self._call(prep.x, kw, tuple(outputs))
+            item = {}
+            for name in outputs:
+                t = res[name]
+                if known[name].kind == "heatmap":
+                    from .utils.images import heatmap_image
+
+                    t = heatmap_image(t, res["image"].shape[-2:])
+                item[name] = prep.restore(t)
+            samples.append(item)
+        return samples
+
+    def check_num_outputs(self, n, label: str = "num_outputs") -> int:
+        n = _number(Input("n", "int", min=1, max=MAX_OUTPUTS), n, label, True)
+        if n > 1 and not self.stochastic:
+            raise ConfigError(f"{label}: {self.method.method_name} gives one output per input "
+                              "(it has no random code or seed)")
+        return n
+
+    @torch.inference_mode()
+    def translate_tensor(self, x: torch.Tensor, direction=None, return_heatmap: bool = False, **kw):
+        """N×C×H×W (or C×H×W) in [-1, 1] -> the same shape in [-1, 1]. ``return_heatmap`` (methods
+        with attention maps) also returns the map as a jet-coloured image of the output's size:
+        ``(y, heatmap)``."""
+        if x.ndim not in (3, 4):
+            raise ConfigError(f"expected an N×C×H×W tensor, got shape {tuple(x.shape)}")
+        if return_heatmap and not any(o.name == "heatmap" for o in self.outputs):
+            raise ConfigError(f"{self.method.method_name} has no attention heatmaps "
+                              "(U-GAT-IT and Photo2Cartoon models have)")
+        if direction is not None:
+            kw["direction"] = direction
+        want = ("image", "heatmap") if return_heatmap else ("image",)
+        res = self.run_tensor(x, outputs=want, **kw)[0]
+        if x.ndim == 3:
+            res = {k: v[0] for k, v in res.items()}
+        return (res["image"], res["heatmap"]) if return_heatmap else res["image"]
+
+    def run(self, image, size: int | None = None, num_outputs: int = 1, outputs=("image",), labels=None,
+            **values) -> list[dict[str, Image.Image]]:
+        """A path or PIL image -> one dict of PIL images (at the image's size) per sample."""
         from .data.transforms import resize_longer_side, to_pil, to_tensor
 
+        img = _load_image(image, "image")
+        if isinstance(img, torch.Tensor):
+            raise ConfigError("run() takes a path or a PIL image; use run_tensor() for tensors")
         orig = img.size
-        img = resize_longer_side(img, size)
-        out = to_pil(self.translate_tensor(to_tensor(img), direction, **kw).cpu())
-        if out.size != orig:
-            out = out.resize(orig, Image.BICUBIC)
+        x = to_tensor(resize_longer_side(img, size))[None]
+        samples = self.run_tensor(x, num_outputs, outputs, labels, **values)
+        out = []
+        for s in samples:
+            item = {}
+            for k, t in s.items():
+                pil = to_pil(t[0].float().cpu())
+                item[k] = pil if pil.size == orig else pil.resize(orig, Image.BICUBIC)
+            out.append(item)
         return out
 
+    def translate_pil(self, img: Image.Image, direction=None, size: int | None = None, **kw) -> Image.Image:
+        if direction is not None:
+            kw["direction"] = direction
+        return self.run(img.convert("RGB"), size=size, **kw)[0]["image"]
+
     def __call__(self, image, direction=None, **kw):
+        """A tensor -> a tensor; a path or PIL image -> a PIL image, or a list of them when
+        ``num_outputs`` > 1."""
         if isinstance(image, torch.Tensor):
             return self.translate_tensor(image, direction, **kw)
-        if isinstance(image, (str, Path)):
-            from .data.images import load_rgb
+        if not isinstance(image, (str, Path, Image.Image)):
+            raise ConfigError(f"cannot translate a {type(image).__name__}: give a PIL image, a path or a tensor")
+        if direction is not None:
+            kw["direction"] = direction
+        samples = self.run(image, **kw)
+        return samples[0]["image"] if len(samples) == 1 else [s["image"] for s in samples]
 
-            image = load_rgb(image)
-        if isinstance(image, Image.Image):
-            return self.translate_pil(image.convert("RGB"), direction, **kw)
-        raise ConfigError(f"cannot translate a {type(image).__name__}: give a PIL image, a path or a tensor")
+
+# ---- loading -----------------------------------------------------------------------------------
+def load(path, device=None, runtime: str = "auto") -> Pipeline:
+    """The one loader every front end uses: a model directory (or a run folder: its ``model/``)
+    run by PyTorch, or a file made by ``styleforge export`` (ONNX through onnxruntime,
+    TorchScript through torch.jit). ``device``: auto (default; under ``torchrun`` with CUDA each
+    process takes ``cuda:LOCAL_RANK``), cpu, cuda, cuda:N."""
+    from .export import RUNTIMES, load_exported
+
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"model not found: {path} (a model directory, a run folder, or a file "
+                              "made by 'styleforge export')")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if (device in (None, "auto") and not os.environ.get("STYLEFORGE_DEVICE")
+            and int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available()):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    if runtime == "torch" or (runtime == "auto" and p.is_dir()):
+        return Pipeline.from_dir(p, device=device)
+    if p.is_dir():
+        raise ConfigError(f"--runtime {runtime} runs an exported file, and {p} is a model directory; "
+                          f"make the file with 'styleforge export {p} --format {runtime}'")
+    method, default_device = load_exported(p, runtime)
+    return Pipeline(method, device=device or default_device)
+
+
+def pil_outputs_name(name: str, k: int | None = None, output: str = "image", style: str | None = None) -> str:
+    """The file name of one output: ``NAME.EXT``; ``NAME__STYLE.EXT`` for a content×style grid;
+    ``NAME_k.EXT`` for sample k of N; ``NAME_heatmap.EXT`` for the heatmap output."""
+    p = Path(name)
+    stem = p.stem
+    if style:
+        stem += f"__{style}"
+    if k is not None:
+        stem += f"_{k}"
+    if output != "image":
+        stem += f"_{output}"
+    return stem + p.suffix
+
+
+__all__ = ["Pipeline", "load", "check_value", "declared_inputs", "declared_outputs", "pad_to_multiple",
+           "is_stochastic"]
