@@ -1,0 +1,290 @@
+"""Gatys et al. optimisation with the 2017 controls, on real images (the bundled style-transfer
+sample) and a random-weight VGG-19 (no real weights here)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from styleforge.checkpoint import load_model, save_model
+from styleforge.data.images import load_rgb
+from styleforge.data.transforms import to_tensor
+from styleforge.errors import CheckpointError, ConfigError
+from styleforge.losses.guided import guided_gram
+from styleforge.nn.color import color_stats, match_color, rgb_to_yiq
+from styleforge.nn.vgg import VGGEncoder, torchvision_indices
+from styleforge.registry import build_method
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SHALLOW = dict(content_layers=["relu2_1"], style_layers=["relu1_1", "relu2_1"], fine_layers=["relu1_1"])
+
+
+def _load(path, size):
+    img = load_rgb(path)
+    w, h = img.size
+    s = size / max(w, h)
+    return to_tensor(img.resize((round(w * s), round(h * s))))[None]
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "data" / "style_transfer"
+    return {"content": _load(root / "content" / "golden_gate.jpg", 32),
+            "style": _load(root / "style" / "starry_night.jpg", 32),
+            "style2": _load(root / "style" / "the_scream.jpg", 32)}
+
+
+def gatys(**kw):
+    cfg = dict(vgg_weights="random", sizes=[None], iterations=[5], progress=False, stall_tol=0.0)
+    cfg.update(kw)
+    return build_method("gatys", **cfg)
+
+
+@pytest.fixture(scope="module")
+def full():
+    """The reference layers (relu4_2; relu1_1 ... relu5_1). Building a VGG-19 costs a second or
+    two: tests share these models and vary translate's inputs."""
+    return gatys()
+
+
+@pytest.fixture(scope="module")
+def shallow():
+    return gatys(**SHALLOW)
+
+
+def test_lbfgs_and_adam_lower_the_loss(sample, full):
+    for m in (full, gatys(optimizer="adam", lr=2.0, **SHALLOW)):
+        y, hist = m.stylize(sample["content"], style=[sample["style"]], iterations=6)
+        losses = hist[0][0]
+        assert y.shape == sample["content"].shape and y.abs().max() <= 1
+        assert len(losses) == 6
+        assert losses[-1] < 0.7 * losses[0], (m.opts["optimizer"], losses)
+    # from noise too (the mean pixel plus noise)
+    m = gatys(init="noise", noise_std=10.0, optimizer="adam", lr=4.0, iterations=[6], **SHALLOW)
+    y, hist = m.stylize(sample["content"], style=[sample["style"]], seed=3)
+    assert hist[0][0][-1] < 0.7 * hist[0][0][0]
+
+
+def _reference_terms(vgg, x, content, style, cw, sw, tw, style_layers, content_layers):
+    """neural-style-pt's losses written out: cw·MSE at the content layers, sw·Σ MSE of Grams
+    divided by C·H·W, tw·Σ|∇| (L1) of the 0-255 image; and pystiche's style score
+    (score_weight Σ_l (1/C_l²)·MSE of Grams divided by H·W)."""
+    def gram(f, norm):
+        n, c, h, w = f.shape
+        flat = f.reshape(n, c, h * w)
+        return flat @ flat.transpose(1, 2) / norm(c, h, w)
+
+    fx, fc, fs = vgg(x), vgg(content), vgg(style)
+    content_term = cw * sum(F.mse_loss(fx[l], fc[l]) for l in content_layers)
+    style_term = sw * sum(F.mse_loss(gram(fx[l], lambda c, h, w: c * h * w), gram(fs[l], lambda c, h, w: c * h * w))
+                          for l in style_layers)
+    pix = (x + 1) * 127.5
+    tv = tw * ((pix[..., 1:, :] - pix[..., :-1, :]).abs().sum() + (pix[..., 1:] - pix[..., :-1]).abs().sum())
+    pystiche_style = sum(F.mse_loss(gram(fx[l], lambda c, h, w: h * w), gram(fs[l], lambda c, h, w: h * w))
+                         / fx[l].shape[1] ** 2 for l in style_layers)
+    return content_term, style_term, tv, pystiche_style
+
+
+def test_loss_is_the_reference_codes_loss(sample):
+    """The first evaluation's loss equals neural-style-pt's content + style + TV written out in
+    the test, from the noise start; with style weight 1e3 and content weight 1 the style term is
+    pystiche's gatys_ecker_bethge_2016 style score (the layers and the Gram scaling coincide)."""
+    m = gatys(iterations=[1], init="noise", noise_std=20.0)
+    _, hist = m.stylize(sample["content"], style=[sample["style"]], seed=0)
+    vgg = VGGEncoder("vgg19", m.content_layers + m.style_layers, "caffe")
+    vgg.load_state_dict(m.vgg.state_dict(), strict=False)
+    start = m._noise(sample["content"], torch.Generator().manual_seed(0))
+    c, s, tv, pys = _reference_terms(vgg, start, sample["content"], sample["style"], 5.0, 100.0, 1e-3,
+                                     m.style_layers, m.content_layers)
+    assert hist[0][0][0] == pytest.approx(float(c + s + tv), rel=1e-5)
+    torch.testing.assert_close(s / 100.0, pys, rtol=1e-5, atol=0)
+    # the weights change only their terms
+    _, hist2 = m.stylize(sample["content"], style=[sample["style"]], seed=0, content_weight=0.0,
+                         tv_weight=0.0, style_weight=1e3)
+    assert hist2[0][0][0] == pytest.approx(float(1e3 * pys), rel=1e-5)
+
+
+def test_blend_weights_normalised_and_one_hot_equals_one_style(sample, shallow):
+    m = shallow
+    one, _ = m.stylize(sample["content"], style=[sample["style"]], iterations=3)
+    hot, _ = m.stylize(sample["content"], style=[sample["style"], sample["style2"]], weights=[2.0, 0.0], iterations=3)
+    torch.testing.assert_close(hot, one, rtol=0, atol=1e-5)
+    targets = m._style_targets([sample["style"], sample["style2"]], [1.0, 3.0], [], [], None, None)[0][1]
+    feats = [m.vgg(s) for s in (sample["style"], sample["style2"])]
+    for l in m.style_layers:
+        expected = 0.25 * guided_gram(feats[0][l]) + 0.75 * guided_gram(feats[1][l])
+        torch.testing.assert_close(targets[l], expected)
+    mixed, _ = m.stylize(sample["content"], style=[sample["style"], sample["style2"]], weights=[1.0, 3.0], iterations=3)
+    assert (mixed - one).abs().max() > 1e-3
+
+
+def test_spatial_control_one_style_per_region(sample, shallow):
+    content = sample["content"]
+    h, w = content.shape[-2:]
+    left = torch.zeros(1, 1, h, w)
+    left[..., : w // 2] = 1
+    style_left = torch.zeros(1, 1, h, w)
+    style_left[..., : h // 2, :] = 1  # region 1 copies the upper half of its style image
+    m = shallow
+    styles = [sample["style"], sample["style2"]]
+    regions = m._style_targets(styles, None, [left, 1 - left], [style_left, torch.ones(1, 1, h, w)], None, (h, w))
+    assert len(regions) == 2
+    # region 1's targets are the guided Grams of its own style with its style mask; region 2's
+    # of the other style as a whole
+    f1, f2 = m.vgg(styles[0]), m.vgg(styles[1])
+    for l in m.style_layers:
+        g1 = regions[0][1][l]
+        m1 = F.interpolate(style_left, size=f1[l].shape[-2:], mode="bilinear", align_corners=False)
+        torch.testing.assert_close(g1, guided_gram(f1[l], m1))
+        torch.testing.assert_close(regions[1][1][l], guided_gram(f2[l]), rtol=1e-5, atol=1e-6)
+        assert (g1 - guided_gram(f1[l])).abs().max() > 1e-4
+    y, hist = m.stylize(content, style=styles, masks=[left, 1 - left], style_masks=[style_left, torch.ones(1, 1, h, w)],
+                        iterations=5)
+    assert hist[0][0][-1] < 0.7 * hist[0][0][0]
+    # a region's loss does not see the other region: restyling the right half alone leaves
+    # the guided Gram of the left half unchanged
+    x = content.clone()
+    x[..., w // 2:] = torch.rand(1, 3, h, w - w // 2) * 2 - 1
+    fl = m.vgg(content)["relu1_1"]
+    fx = m.vgg(x)["relu1_1"]
+    inside = left.clone()
+    inside[..., w // 2 - 1:] = 0  # the 3×3 receptive field of relu1_1 reaches one column over
+    torch.testing.assert_close(guided_gram(fx, inside), guided_gram(fl, inside))
+
+
+def test_luminance_only_keeps_the_content_colours(sample, shallow):
+    y, hist = shallow.stylize(sample["content"], style=[sample["style"]], preserve_color="luminance", iterations=4)
+    assert hist[0][0][-1] < hist[0][0][0]
+    yiq_out, yiq_in = rgb_to_yiq((y + 1) / 2), rgb_to_yiq((sample["content"] + 1) / 2)
+    inside = ((y > -0.999) & (y < 0.999)).all(dim=1, keepdim=True).expand(-1, 2, -1, -1)  # not clamped
+    torch.testing.assert_close(yiq_out[:, 1:][inside], yiq_in[:, 1:][inside], rtol=0, atol=1e-5)
+    assert (yiq_out[:, :1] - yiq_in[:, :1]).abs().max() > 1e-2  # the luminance did change
+
+
+def test_histogram_matching_recolours_the_style_before_transfer(sample, shallow):
+    m = shallow
+    content01 = (sample["content"] + 1) / 2
+    for mode in ("pca", "cholesky", "symmetric"):
+        seen = {}
+        orig = m._style_targets
+
+        def spy(styles, *a, **k):
+            seen["styles"] = styles
+            return orig(styles, *a, **k)
+
+        m._style_targets = spy
+        m.stylize(sample["content"], style=[sample["style"]], preserve_color="histogram", histogram_mode=mode,
+                  iterations=1)
+        del m._style_targets
+        used = (seen["styles"][0] + 1) / 2
+        expected = match_color((sample["style"] + 1) / 2, content01, mode).clamp(0, 1)
+        torch.testing.assert_close(used, expected, rtol=0, atol=1e-6)
+        mu, _ = color_stats(used.double())
+        torch.testing.assert_close(mu, color_stats(content01.double())[0], rtol=0, atol=0.02)
+
+
+def test_scale_control_takes_fine_layers_from_the_fine_style(sample, shallow):
+    m = shallow
+    fine = sample["style2"]
+    targets = m._style_targets([sample["style"]], None, [], [], fine, None)[0][1]
+    torch.testing.assert_close(targets["relu1_1"], guided_gram(m.vgg(fine)["relu1_1"]))
+    torch.testing.assert_close(targets["relu2_1"], guided_gram(m.vgg(sample["style"])["relu2_1"]))
+    y, hist = m.stylize(sample["content"], style=[sample["style"]], style_fine=fine, iterations=4)
+    assert hist[0][0][-1] < hist[0][0][0]
+
+
+def test_coarse_to_fine_runs_each_size_from_the_previous_result(sample, shallow):
+    m = gatys(sizes=[16, 32], iterations=[3, 2], **SHALLOW)
+    y, hist = m.stylize(sample["content"], style=[sample["style"]])
+    assert [len(h) for h in hist[0]] == [3, 2]
+    assert y.shape == sample["content"].shape
+    # the fine stage starts from the upsampled coarse result, so its first loss is below the
+    # loss of starting from the content at that size
+    ref = shallow.stylize(sample["content"], style=[sample["style"]], iterations=1)[1]
+    assert hist[0][1][0] < ref[0][0][0]
+    # the iterations input overrides every stage
+    _, hist = m.stylize(sample["content"], style=[sample["style"]], iterations=1)
+    assert [len(h) for h in hist[0]] == [1, 1]
+
+
+def test_stops_when_the_loss_stalls(sample):
+    m = gatys(iterations=[50], stall_tol=0.99, stall_patience=2, **SHALLOW)
+    _, hist = m.stylize(sample["content"], style=[sample["style"]])
+    assert len(hist[0][0]) == 3
+
+
+def test_runs_under_inference_mode_and_through_the_pipeline(sample, shallow):
+    from styleforge.pipeline import Pipeline
+
+    m = shallow
+    with torch.inference_mode():
+        y = m.translate(sample["content"], style=[sample["style"]], iterations=2)
+    assert y.shape == sample["content"].shape
+    out = Pipeline(m, "cpu").translate_tensor(sample["content"], style=[sample["style"]], iterations=2)
+    torch.testing.assert_close(out, y)
+
+
+def _caffe_file(path):
+    """A random VGG-19 state dict with the official keys of vgg19-d01eb7cb.pth (features.N)."""
+    torch.manual_seed(1)
+    enc = VGGEncoder("vgg19", ("relu5_1",), "caffe")
+    sd = {}
+    for name, idx in torchvision_indices("vgg19").items():
+        if name in enc.names:
+            conv = enc.features[enc.names.index(name)]
+            sd[f"features.{idx}.weight"] = torch.randn_like(conv.weight) * 0.05
+            sd[f"features.{idx}.bias"] = torch.randn_like(conv.bias) * 0.05
+    torch.save(sd, path)
+    return sd
+
+
+def test_model_dir_keeps_the_vgg_and_loads_without_the_file(tmp_path, sample):
+    vgg_file = tmp_path / "vgg19-d01eb7cb.pth"
+    sd = _caffe_file(vgg_file)
+    m = gatys(vgg_weights=str(vgg_file), iterations=[2], **SHALLOW)
+    assert not bool(m.vgg.weights_loaded)  # looked up when first needed
+    y, _ = m.stylize(sample["content"], style=[sample["style"]])
+    torch.testing.assert_close(m.vgg.features[0].weight, sd["features.0.weight"])
+    d = save_model(tmp_path / "model", m)
+    vgg_file.unlink()
+    loaded = load_model(d)
+    assert loaded.opts == m.opts and loaded.config["vgg_weights"] == str(vgg_file)
+    torch.testing.assert_close(loaded.vgg.features[0].weight, sd["features.0.weight"])
+    y2, _ = loaded.stylize(sample["content"], style=[sample["style"]])
+    torch.testing.assert_close(y2, y)
+    # no file and no model dir: one line naming the file
+    with pytest.raises(CheckpointError, match="VGG weights not found"):
+        gatys(vgg_weights=str(vgg_file)).stylize(sample["content"], style=[sample["style"]])
+
+
+def test_bad_inputs_are_one_line_errors(sample, shallow):
+    m = shallow
+    c, s = sample["content"], sample["style"]
+    mask = torch.ones(1, 1, *c.shape[-2:])
+    with pytest.raises(ConfigError, match="2 weights for 1 styles"):
+        m.stylize(c, style=[s], weights=[1, 2])
+    with pytest.raises(ConfigError, match="2 masks for 1 styles"):
+        m.stylize(c, style=[s], masks=[mask, mask])
+    with pytest.raises(ConfigError, match="at least one style"):
+        m.stylize(c, style=[])
+    with pytest.raises(ConfigError, match="unknown VGG-19 layer 'relu6_1'"):
+        gatys(style_layers=["relu6_1"])
+    with pytest.raises(ConfigError, match="optimizer must be one of lbfgs, adam"):
+        gatys(optimizer="sgd")
+    with pytest.raises(ConfigError, match="one entry per stage"):
+        gatys(sizes=[256, 512], iterations=[10])
+    # nothing to train
+    assert m.optimizer_groups() == {}
+    with pytest.raises(ConfigError, match="nothing to train"):
+        next(iter(m.training_step({})))
+
+
+def test_on_a_shared_example(shared_data, shallow):
+    root = shared_data("adain_examples")
+    c = _load(root / "content" / "cornell.jpg", 32)
+    s = _load(root / "style" / "woman_with_hat_matisse.jpg", 32)
+    y, hist = shallow.stylize(c, style=[s], iterations=4)
+    assert hist[0][0][-1] < 0.7 * hist[0][0][0] and math.isfinite(hist[0][0][-1])
