@@ -32,7 +32,7 @@ def photos(shared_data, tmp_path):
 
 def test_cartoonize_writes_whitened_crops_and_reports_the_faceless_image(model_dir, photos, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["cartoonize", str(model_dir), str(photos), "-o", str(out), "--size", "64", "--quiet"])
+    rc = main(["cartoonize", str(model_dir), str(photos), "-o", str(out), "--crop-size", "64", "--quiet"])
     cap = capsys.readouterr()
     assert rc == 0
     assert f"no face found in {photos / 'facade.jpg'}" in cap.err
@@ -44,13 +44,13 @@ def test_cartoonize_writes_whitened_crops_and_reports_the_faceless_image(model_d
     assert (y[:4, :4] >= 250).all() and (y[:4, -4:] >= 250).all()  # background white again
     assert y[20:44, 20:44].std() > 1  # the face is the model's output, not blank
     # existing outputs are not replaced without --overwrite
-    assert main(["cartoonize", str(model_dir), str(photos / "face.png"), "-o", str(out), "--size", "64"]) == 2
+    assert main(["cartoonize", str(model_dir), str(photos / "face.png"), "-o", str(out), "--crop-size", "64"]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 
 def test_cartoonize_paste_back_keeps_the_photo_size_and_background(model_dir, photos, tmp_path):
     out = tmp_path / "pasted"
-    rc = main(["cartoonize", str(model_dir), str(photos / "face.png"), "-o", str(out), "--size", "64",
+    rc = main(["cartoonize", str(model_dir), str(photos / "face.png"), "-o", str(out), "--crop-size", "64",
                "--paste-back", "--no-whiten", "--quiet"])
     assert rc == 0
     with Image.open(photos / "face.png") as a, Image.open(out / "face.png") as b:
@@ -69,7 +69,7 @@ def test_cartoonize_all_faces_writes_one_file_per_face(model_dir, shared_data, t
             pair.paste(im.convert("RGB"), (350 * i, 0))
     pair.save(tmp_path / "two.png")
     out = tmp_path / "all"
-    assert main(["cartoonize", str(model_dir), str(tmp_path / "two.png"), "-o", str(out), "--size", "64",
+    assert main(["cartoonize", str(model_dir), str(tmp_path / "two.png"), "-o", str(out), "--crop-size", "64",
                  "--all-faces", "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["two_0.png", "two_1.png"]
 
@@ -92,7 +92,7 @@ def test_cartoonize_group_picks_the_few_shot_branch(model_dir, photos, tmp_path,
     face = str(photos / "face.png")
     outs = {}
     for name, extra in (("default", []), ("base", ["--group", "base"]), ("men", ["--group", "men"])):
-        assert main(["cartoonize", str(fs), face, "-o", str(tmp_path / name), "--size", "64",
+        assert main(["cartoonize", str(fs), face, "-o", str(tmp_path / name), "--crop-size", "64",
                      "--no-whiten", "--quiet", *extra]) == 0
         with Image.open(tmp_path / name / "face.png") as im:
             outs[name] = np.asarray(im.convert("RGB"))

@@ -76,14 +76,30 @@ def test_prepare_writes_crops_lists_rejects_and_resumes(raw, tmp_path, detector)
 
 def test_prepare_faces_cli(raw, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["prepare", "faces", str(raw), str(out), "--size", "48", "--faces", "largest", "--min-face", "100",
-                 "--quiet"]) == 0
-    msg = capsys.readouterr().out
-    assert "prepared 3 image(s)" in msg and "rejected 3" in msg
+    assert main(["prepare", "faces", str(raw), "-o", str(out), "--crop-size", "48", "--faces", "largest",
+                 "--min-face", "100"]) == 0
+    cap = capsys.readouterr()
+    assert "prepared 3 image(s)" in cap.out and "rejected 3" in cap.out
+    # one line names the path taken (here the bundled detector and matte)
+    assert cap.err.count("face path: ") == 1
+    assert "matte bundled MediaPipe selfie segmentation" in cap.err
     with Image.open(out / "two.png") as im:
         assert im.size == (48, 48)
+    mtime = (out / "two.png").stat().st_mtime_ns
     assert main(["prepare", "faces", str(raw), str(out), "--quiet"]) == 0
     assert "prepared 0 image(s)" in capsys.readouterr().out
+    # --overwrite does every image again; --size still works, as a deprecated alias, with one note
+    assert main(["prepare", "faces", str(raw), str(out), "--size", "40", "--overwrite", "--quiet",
+                 "--faces", "largest", "--min-face", "100"]) == 0
+    cap = capsys.readouterr()
+    assert "prepared 3 image(s)" in cap.out and cap.err.count("--size is deprecated") == 1
+    assert (out / "two.png").stat().st_mtime_ns != mtime
+    with Image.open(out / "two.png") as im:
+        assert im.size == (40, 40)
+    assert main(["prepare", "faces", str(raw), str(out), "--size", "40", "--crop-size", "48"]) == 2
+    assert "disagree" in capsys.readouterr().err
+    assert main(["prepare", "faces", str(raw)]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
 def test_prepare_refuses_an_output_inside_the_input(raw):

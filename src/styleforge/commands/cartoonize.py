@@ -1,10 +1,12 @@
 """``styleforge cartoonize MODEL_DIR INPUTS... -o OUT``: photo -> detect the face -> align ->
 crop -> segment and whiten -> translate with the model -> (optionally) paste back.
 
-Outputs: ``NAME.png``, the translated face crop (``--size`` square, background white), or with
+Outputs: ``NAME.png``, the translated face crop (``--crop-size`` square, background white), or with
 ``--all-faces`` ``NAME_0.png``, ``NAME_1.png``, ... one per face, largest first; with
 ``--paste-back`` one image ``NAME.<ext>`` of the photo's size with every translated face put
-back in place (over the person's matte, so the photo's background stays).
+back in place, blended along the person's matte (feathered inside the outline, edge colours
+taken from the cartoon itself), so the photo's background stays. The same path
+(:func:`styleforge.faces.cartoonize_image`) serves the web app.
 
 An image with no face gets one line ``no face found in PATH`` on stderr and the batch goes on;
 the exit status is 0 when at least one image gave an output, 1 when none did (every input
@@ -34,7 +36,7 @@ def register(sub) -> None:
                    "(default: the base group)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no note on the face path used")
     p.set_defaults(func=run)
 
 
@@ -52,16 +54,14 @@ def output_names(src: Path, n_faces: int | None, paste_back: bool) -> list[str]:
 def run(args, overrides) -> int:
     from collections import Counter
 
-    import numpy as np
-    from PIL import Image
     from tqdm import tqdm
 
     import styleforge
 
     from ..cli import _collect_inputs
     from ..data.images import load_rgb
-    from ..errors import ConfigError, ImageLoadError
-    from ..faces import paste_back, whiten
+    from ..errors import ConfigError, ImageLoadError, NoFaceError
+    from ..faces import cartoonize_image
     from ..utils.images import save_image_atomic
     from .prepare import preprocessor_from_args
 
@@ -88,36 +88,26 @@ def run(args, overrides) -> int:
     done, faces_done, no_face, unreadable = 0, 0, [], 0
     for f in tqdm(files, unit="img", disable=len(files) < 2 or args.quiet, file=sys.stderr):
         try:
-            photo = np.asarray(load_rgb(f))
+            photo = load_rgb(f)
         except ImageLoadError as e:
             tqdm.write(f"skipped: {e}", file=sys.stderr)
             unreadable += 1
             continue
-        faces = pre.detect(photo)
-        if not faces:
+        try:
+            res = cartoonize_image(pipe, photo, pre, direction=direction, all_faces=args.all_faces,
+                                   paste_back=args.paste_back, source=str(f), **kw)
+        except NoFaceError:
             tqdm.write(f"no face found in {f}", file=sys.stderr)
             no_face.append(f)
             continue
-        faces = faces if args.all_faces else faces[:1]
-        results = []
-        for face in faces:
-            crop = pre.crop(photo, face)
-            x = crop.image if crop.alpha is None else crop.whitened()
-            y = np.asarray(pipe.translate_pil(Image.fromarray(x), direction, **kw))
-            if crop.alpha is not None:  # as the authors' test.py: the output's background white again
-                y = whiten(y, crop.alpha)
-            results.append((crop, y))
         if args.paste_back:
-            canvas = photo
-            for crop, y in results:
-                canvas = paste_back(canvas, crop, y)
-            save_image_atomic(Image.fromarray(canvas), out / output_names(f, None, True)[0])
+            save_image_atomic(res.image, out / output_names(f, None, True)[0])
         else:
-            names = output_names(f, len(results) if args.all_faces else None, False)
-            for (_, y), name in zip(results, names):
-                save_image_atomic(Image.fromarray(y), out / name)
+            names = output_names(f, len(res.faces) if args.all_faces else None, False)
+            for y, name in zip(res.faces, names):
+                save_image_atomic(y, out / name)
         done += 1
-        faces_done += len(results)
+        faces_done += len(res.faces)
     msg = f"cartoonized {faces_done} face(s) in {done} image(s) {direction} into {out}"
     if no_face:
         msg += f"; no face in {len(no_face)}: " + ", ".join(p.name for p in no_face[:5]) + (" ..." if len(no_face) > 5 else "")

@@ -180,28 +180,47 @@ def whiten(image: np.ndarray, alpha: np.ndarray, color: int = 255) -> np.ndarray
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def paste_back(photo: np.ndarray, crop: FaceCrop, result: np.ndarray, feather: float = 0.04) -> np.ndarray:
+def paste_back(photo: np.ndarray, crop: FaceCrop, result: np.ndarray, feather: float = 0.04,
+               edge: float = 0.015) -> np.ndarray:
     """Put ``result`` (the translated crop, any square size) back where ``crop`` came from.
 
-    The blend mask is the crop's matte (the whole crop when it was not segmented) times a
-    square window whose edges fade over ``feather`` of the crop side, so neither the crop's
-    border nor its white background shows. Returns a new RGB uint8 array of the photo's size.
+    Blend mask: the crop's matte (the whole crop when it was not segmented), pulled in by
+    ``edge`` of the crop side and softened over the same width, so the seam runs along the
+    person's outline, inside it, and no pixel of the (white) background of ``result`` shows;
+    times a square window fading over ``feather`` of the side at the crop's border. Colours:
+    where the matte is below 0.9 the result's pixels are mixed with its white background, so
+    there they are replaced by the mean colour of the nearby fully-person pixels (a normalised
+    blur) before blending: the soft edge fades from the cartoon's own colours into the photo's,
+    without a pale halo. Returns a new RGB uint8 array of the photo's size.
     """
     cv2 = _cv2()
     size = crop.size
     if result.shape[:2] != (size, size):
         result = cv2.resize(result, (size, size), interpolation=cv2.INTER_AREA if result.shape[0] > size
                             else cv2.INTER_CUBIC)
-    mask = np.ones((size, size), np.float32) if crop.alpha is None else crop.alpha.astype(np.float32)
+    res = result.astype(np.float32)
+    if crop.alpha is None:
+        mask = np.ones((size, size), np.float32)
+    else:
+        a = crop.alpha.astype(np.float32)
+        solid = (a >= 0.9).astype(np.float32)
+        sigma = max(1.0, 0.03 * size)
+        num = cv2.GaussianBlur(res * solid[..., None], (0, 0), sigma)
+        den = cv2.GaussianBlur(solid, (0, 0), sigma)[..., None]
+        fill = np.where(den > 1e-3, num / np.maximum(den, 1e-3), res)
+        res = np.where(solid[..., None] > 0, res, fill)
+        r = max(1, int(round(edge * size)))
+        inner = cv2.erode(a, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        mask = cv2.GaussianBlur(inner, (0, 0), r)
     f = max(1, int(round(feather * size)))
     ramp = np.clip((np.arange(size, dtype=np.float32) + 0.5) / f, 0, 1)
     ramp = np.minimum(ramp, ramp[::-1])
     mask = mask * np.minimum(ramp[None, :], ramp[:, None]) * crop.valid
     h, w = photo.shape[:2]
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    back = cv2.warpAffine(np.ascontiguousarray(result), crop.matrix, (w, h), flags=flags,
+    back = cv2.warpAffine(np.ascontiguousarray(res), crop.matrix, (w, h), flags=flags,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     m = cv2.warpAffine(mask, crop.matrix, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     m = m[..., None]
-    out = back.astype(np.float32) * m + photo.astype(np.float32) * (1.0 - m)
+    out = back * m + photo.astype(np.float32) * (1.0 - m)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -146,8 +146,8 @@ class FacePreprocessor:
         """One line: which detector, framing and matte this preprocessor uses."""
         framing = ("Photo2Cartoon's landmark rule where landmarks exist, else the face box"
                    if self.framing == "auto" else "the face box")
-        return (f"faces: {detector_name(self.detector)}; crop: {framing}; "
-                f"matte: {matting_name(self.matting)}")
+        return (f"face path: detector {detector_name(self.detector)}; crop {framing}; "
+                f"matte {matting_name(self.matting)}")
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detector.detect(image)
@@ -187,3 +187,62 @@ class FacePreprocessor:
         if not faces:
             raise NoFaceError(source)
         return [self.crop(image, f) for f in (faces if all_faces else faces[:1])]
+
+
+@dataclass
+class Cartoonized:
+    """What :func:`cartoonize_image` made from one photo."""
+
+    faces: list
+    """The translated face crops (PIL RGB, crop size, background whitened when segmented),
+    largest face first."""
+    crops: list[FaceCrop]
+    """The matching crops of the photo (matrix, matte, detection)."""
+    image: object = None
+    """With ``paste_back``: the photo (PIL RGB, its size) with every translated face blended
+    back along its matte; else None."""
+
+
+def cartoonize_image(pipe, image, preprocessor: FacePreprocessor | None = None, *, direction=None,
+                     all_faces: bool = False, paste_back: bool = False, source: str = "the image",
+                     **inputs) -> Cartoonized:
+    """Photo -> faces -> ``pipe`` -> crops (and the photo with them pasted back): the one
+    cartoonize path of the CLI and the web app.
+
+    ``pipe``: a loaded model (``styleforge.load``); each whitened crop goes through
+    ``pipe.translate_pil(crop, direction, **inputs)`` (``direction`` None: the model's
+    default; ``inputs``: the model's declared inputs, e.g. ``group=``). ``image``: a PIL image
+    or an RGB uint8 array. ``preprocessor``: the default :class:`FacePreprocessor` when None.
+    As in the Photo2Cartoon authors' test.py, the output is whitened again with the crop's
+    matte. Raises :class:`NoFaceError` (naming ``source``) when no face is found.
+    """
+    from PIL import Image
+
+    from .align import paste_back as paste, whiten
+
+    pre = preprocessor or FacePreprocessor()
+    photo = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
+    if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+        raise ConfigError(f"cartoonize needs an RGB uint8 image, got an array of shape {photo.shape} and "
+                          f"dtype {photo.dtype}")
+    faces = pre.detect(photo)
+    if not faces:
+        raise NoFaceError(source)
+    crops, outs = [], []
+    for face in faces if all_faces else faces[:1]:
+        crop = pre.crop(photo, face)
+        x = crop.image if crop.alpha is None else crop.whitened()
+        y = np.asarray(pipe.translate_pil(Image.fromarray(x), direction, **inputs).convert("RGB"))
+        if y.shape[:2] != (crop.size, crop.size):
+            y = np.asarray(Image.fromarray(y).resize((crop.size, crop.size), Image.BICUBIC))
+        if crop.alpha is not None:
+            y = whiten(y, crop.alpha)
+        crops.append(crop)
+        outs.append(y)
+    result = Cartoonized(faces=[Image.fromarray(y) for y in outs], crops=crops)
+    if paste_back:
+        canvas = photo
+        for crop, y in zip(crops, outs):
+            canvas = paste(canvas, crop, y)
+        result.image = Image.fromarray(canvas)
+    return result

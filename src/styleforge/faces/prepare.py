@@ -121,11 +121,13 @@ class _RejectsLog:
 
 def prepare_faces(in_dir, out_dir, preprocessor: FacePreprocessor | None = None, policy: str = "reject",
                   min_face: float = 64, several_ratio: float = 0.5, retry_rejected: bool = False,
-                  progress: bool = True, log=None) -> PrepareReport:
+                  progress: bool = True, log=None, overwrite: bool = False) -> PrepareReport:
     """Run the face preprocessing over every image under ``in_dir`` (recursively) into
     ``out_dir``; see the module docstring. ``policy``, ``min_face``, ``several_ratio``: see
     :func:`~styleforge.faces.pipeline.choose_faces`. ``log``: a stream that gets one line per
-    rejected or unreadable image (None: only ``rejected.tsv``)."""
+    rejected or unreadable image (None: only ``rejected.tsv``).
+    ``overwrite``: no resume: every image is processed again (outputs replaced, ``rejected.tsv``
+    started afresh)."""
     from tqdm import tqdm
 
     from ..data.images import list_images, load_rgb
@@ -139,6 +141,7 @@ def prepare_faces(in_dir, out_dir, preprocessor: FacePreprocessor | None = None,
     pre = preprocessor or FacePreprocessor()
     choose_faces([], policy)  # validates the policy before any work
     rejects_path = out_dir / REJECTS_FILE
+    retry_rejected = retry_rejected or overwrite
     rejects = {} if retry_rejected else read_rejects(rejects_path)
     rejects_log = _RejectsLog(rejects_path)
     rejects_log.start(rejects, clear=retry_rejected)
@@ -149,7 +152,7 @@ def prepare_faces(in_dir, out_dir, preprocessor: FacePreprocessor | None = None,
         rel = f.relative_to(in_dir)
         key = rel.as_posix()
         # done under either naming (a folder first prepared with another --faces policy)
-        if key in rejects or any(p.exists() for p in (*output_paths(out_dir, rel, None), *output_paths(out_dir, rel, 1))):
+        if not overwrite and (key in rejects or any(p.exists() for p in (*output_paths(out_dir, rel, None), *output_paths(out_dir, rel, 1)))):
             report.skipped += 1
         else:
             todo.append((f, rel, key))
