@@ -105,7 +105,7 @@ def lab_tiff() -> bytes:
     ("truncated", 422, "truncated"),
     ("bad_direction", 422, "direction 'CtoD'"),
     ("unknown_model", 422, "unknown model 'nope'"),
-    ("unknown_option", 422, "no option 'alpha'"),
+    ("unknown_option", 422, "no input 'alpha'"),
     ("no_file", 400, "form field 'image'"),
 ])
 def test_bad_uploads_get_a_4xx_json_naming_the_problem(client, horse, case, status, needle):
@@ -185,9 +185,12 @@ class Recorder:
 
 
 def patched_model(model_dir, options, recorder):
+    from styleforge.pipeline import declared_inputs
+
     pipe = styleforge.load(model_dir)
     pipe.method.inference_options = lambda: options
     pipe.method.translate = recorder
+    pipe.inputs = declared_inputs(pipe.method)
     return Model("m", str(model_dir), pipe)
 
 
@@ -199,15 +202,16 @@ def test_method_options_make_the_form_and_reach_translate(model_dir, horse, h2z)
     with TestClient(create_app({"m": patched_model(model_dir, opts, rec)}, LIMITS)) as c:
         listed = c.get("/api/models").json()["models"][0]["options"]
         assert [(o["name"], o["kind"]) for o in listed] == [(o.name, o.kind) for o in opts]
-        assert listed[0] == {"name": "alpha", "kind": "float", "default": 1.0, "min": 0.0, "max": 1.0,
-                             "choices": [], "help": "style strength"}
+        assert {k: listed[0][k] for k in ("name", "kind", "default", "min", "max", "choices", "help")} == \
+            {"name": "alpha", "kind": "float", "default": 1.0, "min": 0.0, "max": 1.0,
+             "choices": [], "help": "style strength"}
         style = sorted((h2z / "testB").iterdir())[0]
         r = c.post("/api/translate", files={"image": (horse.name, horse.read_bytes()),
                                             "option.style": (style.name, style.read_bytes())},
                    data={"option.alpha": "0.25", "option.group": "b", "option.seed": "7", "option.dropout": "true"})
         assert r.status_code == 200, r.text
         (direction, kw), = rec.calls
-        assert direction is None and {k: kw[k] for k in ("alpha", "group", "seed", "dropout")} == \
+        assert direction == "AtoB" and {k: kw[k] for k in ("alpha", "group", "seed", "dropout")} == \
             {"alpha": 0.25, "group": "b", "seed": 7, "dropout": True}
         from styleforge.data.images import load_rgb
         from styleforge.data.transforms import to_tensor
@@ -215,7 +219,7 @@ def test_method_options_make_the_form_and_reach_translate(model_dir, horse, h2z)
         assert torch.equal(kw["style"], to_tensor(load_rgb(style))[None])
         # translate returned its input: the response is the upload's pixels
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), np.asarray(load_rgb(horse)))
-        for fields, needle in [({"option.alpha": "1.5"}, "alpha must be in [0.0, 1.0]"),
+        for fields, needle in [({"option.alpha": "1.5"}, "alpha must be in [0, 1]"),
                                ({"option.group": "c"}, "group must be one of a, b"),
                                ({"option.seed": "x"}, "seed must be an integer"),
                                ({"option.style": "text"}, "style is an image")]:
@@ -224,7 +228,7 @@ def test_method_options_make_the_form_and_reach_translate(model_dir, horse, h2z)
         for name in ("alpha", "group", "seed", "dropout"):  # a file where text belongs: 422, not a crash
             r = c.post("/api/translate", files={"image": (horse.name, horse.read_bytes()),
                                                 f"option.{name}": ("v.txt", b"1")})
-            assert r.status_code == 422 and f"option {name} is a" in r.json()["error"], r.text
+            assert r.status_code == 422 and f"{name} is a" in r.json()["error"], r.text
         assert len(rec.calls) == 1
 
 

@@ -2,8 +2,9 @@
 __version__ = "0.1.0"
 
 
-def load(path, device=None):
-    """Load a model directory; returns a :class:`styleforge.pipeline.Pipeline` ready to call."""
-    from .pipeline import Pipeline
+def load(path, device=None, runtime: str = "auto"):
+    """A :class:`styleforge.pipeline.Pipeline` ready to call: a model directory (or a run folder),
+    or a file made by ``styleforge export`` (``runtime``: auto, torch, onnx, torchscript)."""
+    from .pipeline import load as _load
 
-    return Pipeline.from_dir(path, device=device)
+    return _load(path, device=device, runtime=runtime)

@@ -60,6 +60,8 @@ def declared_inputs(method) -> list[Input]:
     inputs = list(method.inference_inputs())
     if not inputs or inputs[0].kind != "image":
         raise TypeError(f"{getattr(method, 'method_name', method)}: inference_inputs() must start with the image")
+    if any(i.kind == "code" for i in inputs) and not any(i.kind == "seed" for i in inputs):
+        inputs.append(Input("seed", "seed", help="seed of the random codes (output k of N uses seed + k)"))
     return inputs
 
 
@@ -417,7 +419,7 @@ class Pipeline:
                                   f" (its outputs: {', '.join(known)})")
         prep = self._prepare_image(x)
         seed_name = next((i.name for i in self.inputs if i.kind == "seed"), None)
-        base = values.pop(seed_name, None) if seed_name else values.pop("seed", None)
+        base = values.pop(seed_name, None) if seed_name else None
         if base is not None:
             base = check_value(Input("seed", "seed"), base, (labels or {}).get(seed_name or "seed", "seed"))
         samples = []

@@ -3,9 +3,17 @@
 Endpoints (docs/serve.md has the details)::
 
     GET  /                 the page (web/index.html)
-    GET  /api/models       the models: id, method, directions, inference options; the limits
-    POST /api/translate    multipart: image, model, direction, option.<name> -> image/png
+    GET  /api/models       the models: id, method, directions, declared inputs and outputs; the limits
+    POST /api/translate    multipart: image, model, one field per declared input (its name; files for
+                           image inputs, several for a K-image input), num_outputs, outputs
+                           -> image/png, or JSON with every sample and output (num_outputs > 1 or
+                           optional outputs asked)
     GET  /api/health       {"status": "ok", "busy": n, "waiting": n}
+
+The form and the API come from the model's declared inputs (``methods/base.py``), so a method
+needs no code here: a reference image is a file field, K images several files, a number a
+slider, a choice a select, a flag a checkbox; N outputs come back as a gallery. Older clients'
+``option.<name>`` fields are read too.
 
 Every error is a JSON ``{"error": message}`` with a 4xx status (503 when the queue is full).
 An upload is checked in this order, each check before any costlier step: bytes while the body
@@ -23,7 +31,6 @@ import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
@@ -99,69 +106,76 @@ def fit_side(img: Image.Image, max_side: int) -> Image.Image:
     return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
 
 
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    from .data.transforms import to_tensor as tt
-
-    return tt(img)[None]
-
-
 # ---- the models --------------------------------------------------------------------------
+IMAGE_KINDS = ("reference", "images", "mask")
+
+
+def _describe_input(inp) -> dict:
+    d = asdict(inp)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
 class Model:
     def __init__(self, model_id: str, path: str, pipe):
         self.id, self.path, self.pipe = model_id, path, pipe
-        method = pipe.method
-        self.method_name = getattr(method, "method_name", type(method).__name__)
-        opts = getattr(method, "inference_options", None)
-        self.options = {o.name: o for o in (opts() if opts else [])}
+        self.method_name = getattr(pipe.method, "method_name", type(pipe.method).__name__)
+        self.inputs = {i.name: i for i in pipe.inputs[1:]}
+
+    @property
+    def options(self) -> dict:
+        """The declared inputs beyond the image and the direction (the form's extra fields)."""
+        return {k: v for k, v in self.inputs.items() if k != "direction"}
 
     def describe(self) -> dict:
         return {"id": self.id, "method": self.method_name, "path": self.path,
                 "directions": list(self.pipe.directions),
-                "options": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(o).items()}
-                            for o in self.options.values()]}
+                "inputs": [_describe_input(i) for i in self.inputs.values()],
+                "options": [_describe_input(i) for i in self.options.values()],
+                "outputs": [_describe_input(o) for o in self.pipe.outputs],
+                "stochastic": self.pipe.stochastic}
 
-    def parse_options(self, form) -> dict:
-        """``option.<name>`` form fields -> keyword arguments of ``translate`` (checked)."""
-        kw = {}
-        unknown = [k[7:] for k in form.keys() if k.startswith("option.") and k[7:] not in self.options]
-        if unknown:
-            raise HTTPProblem(422, f"model {self.id} ({self.method_name}) has no option {unknown[0]!r}"
-                              + (f"; its options: {', '.join(self.options)}" if self.options else ""))
-        for name, o in self.options.items():
-            v = form.get(f"option.{name}")
-            if v is None or (isinstance(v, str) and v == ""):
+    def parse_inputs(self, form) -> tuple[dict, dict]:
+        """Form fields -> (values of text inputs, checked; {input: [uploads]} of image inputs).
+        A field is named as the input (``alpha``) or, as older clients send it, ``option.alpha``."""
+        values, files = {}, {}
+        reserved = {"image", "model", "num_outputs", "outputs", "format"}
+        for key in form.keys():
+            name = key[7:] if key.startswith("option.") else key
+            if name in reserved:
                 continue
-            kw[name] = self._value(o, v)
-        return kw
+            if name not in self.inputs:
+                raise HTTPProblem(422, f"model {self.id} ({self.method_name}) has no input {name!r}"
+                                  + (f"; its inputs: {', '.join(self.inputs)}" if self.inputs else ""))
+        for name, inp in self.inputs.items():
+            got = [v for k in (name, f"option.{name}") for v in form.getlist(k)]
+            got = [v for v in got if not (isinstance(v, str) and v == "")]
+            if not got:
+                continue
+            if inp.kind in IMAGE_KINDS or (inp.kind == "code" and not isinstance(got[0], str)):
+                if any(isinstance(v, str) for v in got):
+                    raise HTTPProblem(422, f"{name} is an image input: upload a file")
+                if len(got) > 1 and not (inp.multiple or inp.kind == "images"):
+                    raise HTTPProblem(422, f"{name} takes one image, got {len(got)}")
+                files[name] = got
+                continue
+            if any(not isinstance(v, str) for v in got):  # a file sent for a text input
+                raise HTTPProblem(422, f"{name} is a {inp.kind}, not a file: send it as a text field '{name}'")
+            raw = got[0] if inp.kind != "floats" else " ".join(got)
+            try:
+                if inp.kind == "code":
+                    values[name] = [float(x) for x in raw.replace(",", " ").split()]
+                else:
+                    from .pipeline import check_value
 
-    def _value(self, o, v):
-        if o.kind == "image":
-            if isinstance(v, str):
-                raise HTTPProblem(422, f"option {o.name} is an image: upload a file")
-            return ("image", v)
-        if not isinstance(v, str):  # a file sent for a text option
-            raise HTTPProblem(422, f"option {o.name} is a {o.kind}, not a file: send it as a text field "
-                              f"'option.{o.name}'")
-        if o.kind == "bool":
-            if v.lower() not in ("true", "false", "1", "0", "on", "off"):
-                raise HTTPProblem(422, f"option {o.name} must be true or false, got {v!r}")
-            return v.lower() in ("true", "1", "on")
-        if o.kind == "choice":
-            if v not in [str(c) for c in o.choices]:
-                raise HTTPProblem(422, f"option {o.name} must be one of {', '.join(map(str, o.choices))}, got {v!r}")
-            return v
-        try:
-            x = int(v) if o.kind == "int" else float(v)
-        except ValueError:
-            raise HTTPProblem(422, f"option {o.name} must be a{'n integer' if o.kind == 'int' else ' number'}, "
-                              f"got {v!r}") from None
-        if (o.min is not None and x < o.min) or (o.max is not None and x > o.max) or x != x:
-            raise HTTPProblem(422, f"option {o.name} must be in [{o.min}, {o.max}], got {v}")
-        return x
+                    values[name] = check_value(inp, raw, name)
+            except (StyleforgeError, ValueError) as e:
+                raise HTTPProblem(422, str(e) if isinstance(e, StyleforgeError)
+                                  else f"{name} must be numbers, got {raw!r}") from None
+        return values, files
 
 
 def load_models(paths, device=None, runtime: str = "auto") -> dict[str, Model]:
-    from .batch import load_translator
+    from .pipeline import load
 
     models: dict[str, Model] = {}
     for p in paths:
@@ -171,7 +185,7 @@ def load_models(paths, device=None, runtime: str = "auto") -> dict[str, Model]:
         mid, i = base, 2
         while mid in models:
             mid, i = f"{base}-{i}", i + 1
-        models[mid] = Model(mid, str(p), load_translator(p, device=device, runtime=runtime))
+        models[mid] = Model(mid, str(p), load(p, device=device, runtime=runtime))
     return models
 
 
@@ -252,7 +266,7 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         async def replay():
             return {"type": "http.request", "body": body, "more_body": False}
 
-        form = await StarletteRequest(request.scope, replay).form(max_files=8, max_fields=64)
+        form = await StarletteRequest(request.scope, replay).form(max_files=64, max_fields=128)
         try:
             return await _translate(form)
         finally:
@@ -263,37 +277,61 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         if model_id not in models:
             raise HTTPProblem(422, f"unknown model {model_id!r}; models: {', '.join(models)}")
         model = models[model_id]
-        direction = form.get("direction") or None
+        direction = form.get("direction") or form.get("option.direction") or None
         if direction is not None and direction not in model.pipe.directions:
             raise HTTPProblem(422, f"model {model_id} translates {', '.join(model.pipe.directions)}; "
                               f"got direction {direction!r}")
         upload = form.get("image")
         if upload is None or isinstance(upload, str):
             raise HTTPProblem(400, "no image: send the file in the form field 'image'")
-        kw = model.parse_options(form)
+        values, file_fields = model.parse_inputs(form)
+        try:
+            n = model.pipe.check_num_outputs(form.get("num_outputs") or 1, "num_outputs")
+        except StyleforgeError as e:
+            raise HTTPProblem(422, str(e)) from None
+        known = [o.name for o in model.pipe.outputs]
+        extra = [o.strip() for o in (form.get("outputs") or "").split(",") if o.strip()]
+        bad = [o for o in extra if o not in known]
+        if bad:
+            raise HTTPProblem(422, f"model {model_id} gives no output {bad[0]!r}; its outputs: {', '.join(known)}")
+        wanted = ("image", *[o for o in extra if o != "image"])
+        as_json = n > 1 or len(wanted) > 1 or form.get("format") == "json"
         name = Path(upload.filename or "image").name
         data = await upload.read()
-        refs = {k: (Path(v[1].filename or k).name, await v[1].read())
-                for k, v in kw.items() if isinstance(v, tuple) and v and v[0] == "image"}
+        refs = {k: [(Path(f.filename or k).name, await f.read()) for f in fs] for k, fs in file_fields.items()}
 
         def work():  # in a gated worker thread: at most `workers` decodes + inferences at once
-            from .data.transforms import to_pil
-
             img = fit_side(decode_upload(data, name, limits), limits.max_side)
-            args = dict(kw)
-            for k, (rname, rdata) in refs.items():
-                args[k] = to_tensor(fit_side(decode_upload(rdata, rname, limits), limits.max_side))
-            y = model.pipe.translate_tensor(to_tensor(img), direction, **args)
-            buf = io.BytesIO()
-            to_pil(y[0].float().cpu()).save(buf, format="PNG")
-            return buf.getvalue()
+            args = dict(values)
+            for k, items in refs.items():
+                imgs = [fit_side(decode_upload(rdata, rname, limits), limits.max_side) for rname, rdata in items]
+                inp = model.inputs[k]
+                args[k] = imgs if (inp.multiple or inp.kind == "images") else imgs[0]
+            if direction is not None:
+                args["direction"] = direction
+            samples = model.pipe.run(img, num_outputs=n, outputs=wanted, **args)
+            out = []
+            for sample in samples:
+                pngs = {}
+                for key, pil in sample.items():
+                    buf = io.BytesIO()
+                    pil.save(buf, format="PNG")
+                    pngs[key] = buf.getvalue()
+                out.append(pngs)
+            return out
 
-        png = await gate().run(work)
+        samples = await gate().run(work)
         used = direction or model.pipe.directions[0]
         stem = Path(name).stem or "image"
-        return Response(png, media_type="image/png", headers={
-            "Content-Disposition": f'inline; filename="{stem}_{used}.png"',
-            "X-Styleforge-Model": model.id, "X-Styleforge-Direction": used})
+        headers = {"X-Styleforge-Model": model.id, "X-Styleforge-Direction": used}
+        if not as_json:
+            return Response(samples[0]["image"], media_type="image/png", headers={
+                "Content-Disposition": f'inline; filename="{stem}_{used}.png"', **headers})
+        import base64
+
+        body = {"model": model.id, "direction": used, "samples": [
+            {k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in s.items()} for s in samples]}
+        return JSONResponse(body, headers=headers)
 
     return app
 
