@@ -24,7 +24,7 @@ def test_inherit_and_overrides():
     (["train.lr=fast"], "train.lr must be a non-negative number"),
     (["nokey"], "not key=value"),
     (["data.batch_size=0"], "data.batch_size must be a positive integer"),
-    (["train.lr_policy=step"], "lr_policy"),
+    (["train.lr_policy=steps"], r"train.lr_policy must be one of .* \(did you mean step\?\)"),
 ])
 def test_bad_overrides_are_named(overrides, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -8,7 +8,8 @@ A model directory (what ``styleforge.load`` reads and ``save_model`` writes)::
     model.safetensors   the weights of those modules, keys "<module>.<parameter>"
 
 By default only the method's ``inference_modules`` are kept (an inference snapshot);
-``modules="all"`` keeps discriminators too (the trainer's checkpoints do). Training state
+``modules="all"`` keeps discriminators too (the trainer's checkpoints do), but not the
+``frozen_modules``: the method rebuilds those from its config (a weights path). Training state
 (optimisers, schedulers, RNG states, data position, image pools) is a separate file,
 ``training_state.pt``, read back with ``torch.load(weights_only=True)``.
 
@@ -61,8 +62,10 @@ def write_model_files(folder: Path, method, modules: str | list = "inference") -
     """Write config.json + model.safetensors into an existing folder (not atomic by itself)."""
     if modules == "inference":
         modules = list(method.inference_modules)
-    elif modules == "all":
-        modules = [n for n, m in method.named_children() if any(True for _ in m.state_dict())]
+    elif modules == "all":  # a training checkpoint: every network but the frozen ones
+        frozen = set(getattr(method, "frozen_modules", ()))
+        modules = [n for n, m in method.named_children()
+                   if n not in frozen and any(True for _ in m.state_dict())]
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method.method_name,
             "config": _json_ready(method.config), "modules": list(modules),
             "styleforge_version": __version__}

@@ -45,10 +45,19 @@ TRAIN_DEFAULTS = {
     "epochs_decay": 100,      # ... then linearly to zero (CycleGAN's n_epochs / n_epochs_decay)
     "steps": None,            # count in steps instead of epochs when set
     "steps_decay": 0,
+    "optimizer": "adam",      # adam | adamw | rmsprop | sgd, for every optimizer group ...
+    "optimizers": {},         # ... unless overridden per group: {G: {type: rmsprop, lr: 1e-4}, D: {...}}
     "lr": 2e-4,
-    "betas": [0.5, 0.999],
+    "betas": [0.5, 0.999],    # adam, adamw
     "weight_decay": 0.0,
-    "lr_policy": "linear",    # linear | constant | cosine
+    "eps": 1e-8,              # adam, adamw, rmsprop
+    "momentum": 0.0,          # rmsprop, sgd
+    "alpha": 0.99,            # rmsprop's smoothing constant
+    "lr_policy": "linear",    # constant | linear | step | inverse_time | cosine (training/schedules.py)
+    "lr_step": 100000,        # step: multiply by lr_gamma every lr_step steps (MUNIT's step_size)
+    "lr_gamma": 0.5,
+    "lr_decay_rate": 0.0,     # inverse_time: lr / (1 + lr_decay_rate * step) (AdaIN: 5e-5)
+    "ema_decay": 0.0,         # > 0: average method.ema_modules after each step (FUNIT: 0.999)
     "seed": 0,
     "device": "auto",         # auto | cpu | cuda | cuda:N
     "amp": False,             # bf16 autocast
@@ -64,6 +73,11 @@ TRAIN_DEFAULTS = {
     "eval_feature_net": None,  # TorchScript extractor (path) instead of the FID Inception
     "eval_feature_size": 299,  # its input size (the FID Inception takes 299)
 }
+
+LR_POLICIES = ("constant", "linear", "step", "inverse_time", "cosine")
+OPTIMIZER_TYPES = ("adam", "adamw", "rmsprop", "sgd")
+# what train.optimizers.<group> may set (the rest comes from the train: section)
+OPTIMIZER_KEYS = ("type", "lr", "betas", "weight_decay", "momentum", "alpha", "eps")
 
 SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS}
 PRESET_ROOT = resources.files("styleforge") / "configs"
@@ -210,8 +224,37 @@ def _check_values(cfg: dict) -> None:
             raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
     if t["steps"] is not None and (not isinstance(t["steps"], int) or t["steps"] < 0):
         raise ConfigError(f"train.steps must be a non-negative integer, got {t['steps']!r}")
-    if t["lr_policy"] not in ("linear", "constant", "cosine"):
-        raise ConfigError(f"train.lr_policy must be linear, constant or cosine, got {t['lr_policy']!r}")
+    _check_choice("train.lr_policy", t["lr_policy"], LR_POLICIES)
+    _check_choice("train.optimizer", t["optimizer"], OPTIMIZER_TYPES)
+    if isinstance(t["lr_step"], float) and t["lr_step"].is_integer():
+        t["lr_step"] = int(t["lr_step"])  # 1e5
+    if not isinstance(t["lr_step"], int) or isinstance(t["lr_step"], bool) or t["lr_step"] < 1:
+        raise ConfigError(f"train.lr_step must be a positive integer (steps), got {t['lr_step']!r}")
+    for key in ("lr_gamma", "lr_decay_rate", "weight_decay", "eps", "momentum", "alpha"):
+        if not isinstance(t[key], (int, float)) or isinstance(t[key], bool) or t[key] < 0:
+            raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
+    if not isinstance(t["ema_decay"], (int, float)) or not 0 <= t["ema_decay"] < 1:
+        raise ConfigError(f"train.ema_decay must be a number in [0, 1) (0: off), got {t['ema_decay']!r}")
+    _check_betas("train.betas", t["betas"])
+    opts = t["optimizers"] if t["optimizers"] is not None else {}
+    if not isinstance(opts, dict):
+        raise ConfigError(f"train.optimizers must map optimizer groups to settings (e.g. "
+                          f"{{G: {{type: rmsprop, lr: 1e-4}}}}), got {opts!r}")
+    t["optimizers"] = opts
+    for group, spec in opts.items():
+        where = f"train.optimizers.{group}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be a mapping of {', '.join(OPTIMIZER_KEYS)}, got {spec!r}")
+        _check_keys(where, spec, OPTIMIZER_KEYS)
+        for k, v in spec.items():
+            spec[k] = _number(v)
+        if "type" in spec:
+            _check_choice(f"{where}.type", spec["type"], OPTIMIZER_TYPES)
+        if "betas" in spec:
+            _check_betas(f"{where}.betas", spec["betas"])
+        for k in ("lr", "weight_decay", "eps", "momentum", "alpha"):
+            if k in spec and (not isinstance(spec[k], (int, float)) or isinstance(spec[k], bool) or spec[k] < 0):
+                raise ConfigError(f"{where}.{k} must be a non-negative number, got {spec[k]!r}")
     for key in ("batch_size", "crop_size", "load_size"):
         if not isinstance(d[key], int) or d[key] < 1:
             raise ConfigError(f"data.{key} must be a positive integer, got {d[key]!r}")
@@ -219,6 +262,19 @@ def _check_values(cfg: dict) -> None:
         raise ConfigError(f"data.num_workers must be an integer >= 0, got {d['num_workers']!r}")
     if d["direction"] not in ("AtoB", "BtoA"):
         raise ConfigError(f"data.direction must be AtoB or BtoA, got {d['direction']!r}")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), list(choices), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}{hint}")
+
+
+def _check_betas(name: str, value) -> None:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)):
+        raise ConfigError(f"{name} must be two numbers in [0, 1), e.g. [0.5, 0.999], got {value!r}")
 
 
 def dump(cfg: dict) -> str:

@@ -188,27 +188,17 @@ def test_ddp_two_processes_average_gradients_like_one_process_with_twice_the_bat
 
 
 def test_optimizers_are_fused_adam_with_the_same_update():
-    import torch
+    from styleforge.config import TRAIN_DEFAULTS
+    from styleforge.training.schedules import make_optimizer, optimizer_settings
 
-    from styleforge.training.trainer import build_optimizers
-
-    class Two(torch.nn.Module):
-        def optimizer_groups(self):
-            return {"G": [self.w]}
-
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.randn(1000))
-
-    m = Two()
-    ref = torch.nn.Parameter(m.w.detach().clone())
-    t = {"lr": 2e-4, "betas": [0.5, 0.999], "weight_decay": 0.0}
-    opt = build_optimizers(m, t)["G"]
-    assert opt.defaults["fused"] is True
+    w = torch.nn.Parameter(torch.randn(1000))
+    ref = torch.nn.Parameter(w.detach().clone())
+    opt = make_optimizer([w], optimizer_settings(TRAIN_DEFAULTS, "G"))
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["fused"] is True
     plain = torch.optim.Adam([ref], lr=2e-4, betas=(0.5, 0.999))
     for i in range(5):
         g = torch.randn(1000, generator=torch.Generator().manual_seed(i))
-        m.w.grad, ref.grad = g.clone(), g.clone()
+        w.grad, ref.grad = g.clone(), g.clone()
         opt.step()
         plain.step()
-    torch.testing.assert_close(m.w.detach(), ref.detach(), rtol=0, atol=1e-7)
+    torch.testing.assert_close(w.detach(), ref.detach(), rtol=0, atol=1e-7)

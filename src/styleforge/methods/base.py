@@ -142,6 +142,9 @@ class Method(nn.Module):
     # exponential moving averages the trainer keeps (train.ema_decay > 0): {target: source}, both
     # submodules; after each optimizer step that moves ``source``, ``target`` <- EMA of it
     ema_modules: dict[str, str] = {}
+    # a method with no trained network (Gatys optimises the image) says so here, as the end of
+    # the sentence ``train`` stops with: "gatys " + "optimises the image; use styleforge stylize"
+    not_trainable: str | None = None
 
     config: dict
 

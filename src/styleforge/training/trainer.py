@@ -3,12 +3,14 @@
 It knows nothing of any method: it asks the method for its optimizer groups and iterates the
 phases of ``method.training_step(batch)`` (see ``methods/base.py``).
 
-Run folder::
+The run folder's layout is ``runs.RunFolder``'s (config.yaml, run.json, log.jsonl, samples/,
+checkpoints/step_N, checkpoints/latest, checkpoints/best, model/).
 
-    config.yaml  run.json  log.jsonl  tb/  samples/step_XXXXXXXX.png
-    checkpoints/step_XXXXXXXX/{config.json, model.safetensors, training_state.pt}
-    checkpoints/latest        (name of the newest complete checkpoint)
-    model/                    (inference snapshot written at the end)
+Networks: the method's ``frozen_modules`` (and EMA targets) get ``requires_grad=False`` when it is
+built and may be in no optimizer group; training checkpoints leave frozen modules out (the method
+rebuilds them from its config). Each optimizer group gets its own optimizer and LR schedule from
+the ``train:`` section and ``train.optimizers.<group>`` (``schedules.py``); ``ema.py`` keeps
+``method.ema_modules`` averaged when ``train.ema_decay`` > 0.
 
 Exact resume: the data order is a permutation drawn from (seed, epoch), every sample's
 augmentation from (seed, epoch, index), the DataLoader has its own generator, and a checkpoint
@@ -22,7 +24,6 @@ import json
 import math
 import platform
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,14 +38,16 @@ from torch.utils.data import DataLoader
 from .. import __version__
 from ..checkpoint import load_module_state, load_training_state, save_model, save_training_state, write_model_files
 from ..config import dump
-from ..errors import CheckpointError, ConfigError, DataError, StyleforgeError, TrainingError
+from ..errors import ConfigError, DataError, StyleforgeError, TrainingError
 from ..registry import build_method
+from ..runs import RunFolder
 from ..utils.atomic import atomic_write_text, temp_dir_into
 from ..utils.device import pick_device
 from ..utils.images import chw_to_pil, make_grid, save_image_atomic
 from . import distributed
 from .logging import RunLogger
-from .schedules import lr_multiplier
+from .ema import ModuleEMA
+from .schedules import lr_multiplier, make_optimizer, optimizer_settings
 
 
 class Interrupted(StyleforgeError):
@@ -83,21 +86,72 @@ def configure_backends(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def build_optimizers(method, t: dict) -> dict[str, torch.optim.Optimizer]:
-    """Adam per optimizer group of the method, from the ``train:`` section.
+def freeze_modules(method) -> list[str]:
+    """``requires_grad=False`` on the method's frozen modules and EMA targets; returns the names
+    of the frozen ones (a misspelt name is a one-line error)."""
+    names = list(method.frozen_modules)
+    for name in names + list(method.ema_modules):
+        m = getattr(method, name, None)
+        if not isinstance(m, torch.nn.Module):
+            raise ConfigError(f"{method.method_name}: frozen_modules/ema_modules name {name!r}, "
+                              "which is not a submodule")
+        m.requires_grad_(False)
+    bad = sorted(set(names) & set(method.ema_modules))
+    if bad:
+        raise ConfigError(f"{method.method_name}: {bad[0]} is both frozen and an EMA target "
+                          "(an EMA target must stay in the training checkpoints)")
+    return names
 
-    The fused implementation where torch has one for the parameters' device (CPU from torch
-    2.4, CUDA): the same update in one pass over each tensor instead of several; on CPU a step
-    of Pix2Pix's 54 M-parameter generator takes a quarter of the time (docs/benchmarks.md)."""
-    kw = {"lr": t["lr"], "betas": tuple(t["betas"]), "weight_decay": t["weight_decay"]}
-    out = {}
-    for name, params in method.optimizer_groups().items():
-        params = list(params)
-        try:
-            out[name] = torch.optim.Adam(params, fused=True, **kw)
-        except (RuntimeError, TypeError, ValueError):  # older torch, or a device without it
-            out[name] = torch.optim.Adam(params, **kw)
-    return out
+
+def trainable_groups(method) -> dict[str, list[torch.nn.Parameter]]:
+    """The method's optimizer groups, checked: no frozen or EMA-target parameter in any group,
+    at least one trainable parameter (else the method's ``not_trainable`` sentence)."""
+    why = getattr(method, "not_trainable", None)
+    try:
+        groups = {} if why else {k: list(v) for k, v in method.optimizer_groups().items()}
+    except NotImplementedError:
+        groups = {}
+    if not any(groups.values()):
+        raise ConfigError(f"{method.method_name} {why or 'has no trainable parameters: nothing to train'}")
+    fixed = {id(p): name for name in (*method.frozen_modules, *method.ema_modules)
+             for p in getattr(method, name).parameters()}
+    for group, params in groups.items():
+        for p in params:
+            if id(p) in fixed:
+                raise ConfigError(f"{method.method_name}: optimizer group {group} holds parameters of "
+                                  f"{fixed[id(p)]}, which is frozen or an EMA target")
+    return groups
+
+
+def build_optimizers(method, t: dict) -> dict[str, torch.optim.Optimizer]:
+    """One optimizer per optimizer group of the method: ``train.optimizer`` with the section's
+    rate, betas, ... or what ``train.optimizers.<group>`` overrides (``schedules.make_optimizer``).
+    Per-group settings naming a group the method does not have are a one-line error."""
+    import difflib
+
+    groups = trainable_groups(method)
+    for name in (t.get("optimizers") or {}):
+        if name not in groups:
+            close = ([g for g in groups if g.lower() == str(name).lower()]
+                     or difflib.get_close_matches(str(name), list(groups), n=1))
+            hint = f" (did you mean train.optimizers.{close[0]}?)" if close else ""
+            raise ConfigError(f"train.optimizers.{name}: {method.method_name} has no optimizer group "
+                              f"{name!r}{hint}; its groups: {', '.join(groups)}")
+    return {name: make_optimizer(params, optimizer_settings(t, name)) for name, params in groups.items()}
+
+
+def parameter_table(method) -> list[str]:
+    """``--dry-run``'s parameter lines: trainable, frozen and EMA (averaged, not trained) apart."""
+    frozen, ema = set(method.frozen_modules), set(method.ema_modules)
+    counts = method.parameter_counts()
+    lines, totals = [], {"trainable": 0, "frozen": 0, "averaged": 0}
+    for name, n in counts.items():
+        kind = "frozen" if name in frozen else "averaged" if name in ema else "trainable"
+        totals[kind] += n
+        lines.append(f"#   {name}: {n:,}" + ("" if kind == "trainable" else f" ({kind})"))
+    lines.append(f"#   trainable: {totals['trainable']:,}; frozen: {totals['frozen']:,}"
+                 + (f"; EMA copies: {totals['averaged']:,}" if ema else ""))
+    return lines
 
 
 def build_datasets(cfg: dict):
@@ -125,6 +179,7 @@ class Trainer:
     def __init__(self, cfg: dict, run_dir, resume: bool = False):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.run = RunFolder(self.run_dir)
         self.resume = resume
         t = cfg["train"]
         self.device = pick_device(t["device"])
@@ -141,9 +196,11 @@ class Trainer:
         cfg, t = self.cfg, self.cfg["train"]
         seed_everything(t["seed"])  # same initial weights on every rank
         self.method = build_method(cfg["method"], **cfg["model"]).to(self.device)
+        freeze_modules(self.method)
         if self.dist.enabled:
             distributed.broadcast_module(self.method)
         self.optimizers = build_optimizers(self.method, t)
+        self.ema = ModuleEMA(self.method, self.optimizers, t["ema_decay"]) if t["ema_decay"] > 0 else None
         self.train_set, self.sample_set = build_datasets(cfg)
         bs = cfg["data"]["batch_size"] * 1
         n = len(self.train_set)
@@ -173,9 +230,10 @@ class Trainer:
 
     def _lr_lambda(self, step: int) -> float:
         t = self.cfg["train"]
+        kw = {"step": step, "lr_step": t["lr_step"], "lr_gamma": t["lr_gamma"], "lr_decay_rate": t["lr_decay_rate"]}
         if t["steps"] is not None:
-            return lr_multiplier(t["lr_policy"], step, t["steps"], t["steps_decay"])
-        return lr_multiplier(t["lr_policy"], step // self.steps_per_epoch, t["epochs"], t["epochs_decay"])
+            return lr_multiplier(t["lr_policy"], step, t["steps"], t["steps_decay"], **kw)
+        return lr_multiplier(t["lr_policy"], step // self.steps_per_epoch, t["epochs"], t["epochs_decay"], **kw)
 
     def _sample_batch(self) -> dict:
         k = min(self.cfg["data"]["num_samples"], len(self.sample_set))
@@ -205,11 +263,10 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------
     @property
     def ckpt_root(self) -> Path:
-        return self.run_dir / "checkpoints"
+        return self.run.checkpoints_dir
 
     def save_checkpoint(self) -> Path:
-        name = f"step_{self.step:08d}"
-        final = self.ckpt_root / name
+        final = self.run.checkpoint_dir(self.step)
         with temp_dir_into(final) as tmp:
             write_model_files(tmp, self.method, "all")
             save_training_state(tmp, {
@@ -221,21 +278,12 @@ class Trainer:
                 "method_extra": self.method.training_extra_state(),
                 "world_size": self.dist.world_size,
             })
-        atomic_write_text(self.ckpt_root / "latest", name + "\n")
-        keep = self.cfg["train"]["keep_checkpoints"]
-        olds = sorted(p for p in self.ckpt_root.glob("step_*") if p.is_dir())
-        for p in olds[:-keep] if keep else []:
-            shutil.rmtree(p, ignore_errors=True)
+        self.run.set_latest(final)
+        self.run.prune(self.cfg["train"]["keep_checkpoints"])
         return final
 
     def latest_checkpoint(self) -> Path | None:
-        pointer = self.ckpt_root / "latest"
-        if not pointer.is_file():
-            return None
-        path = self.ckpt_root / pointer.read_text().strip()
-        if not path.is_dir():
-            raise CheckpointError(f"{pointer} names {path.name}, which does not exist")
-        return path
+        return self.run.latest()
 
     def load_checkpoint(self, path: Path) -> None:
         from safetensors.torch import load_file
@@ -260,39 +308,55 @@ class Trainer:
 
     # ---- run folder --------------------------------------------------------------------
     def _prepare_run_dir(self) -> Path | None:
-        """Returns the checkpoint to resume from, if any."""
+        """Returns the checkpoint to resume from, if any. A run resumed before its first
+        checkpoint starts again from step 0 (with the config it was given)."""
         ckpt = None
+        run = self.run
         if self.resume:
-            ckpt = self.latest_checkpoint()
-            if ckpt is None:
-                raise CheckpointError(f"nothing to resume in {self.run_dir}: no checkpoints/latest")
-        elif (self.run_dir / "checkpoints").exists():
+            ckpt = run.latest()
+            if ckpt is None and self.is_main:
+                print(f"note: {self.run_dir} has no checkpoint yet; starting it from step 0")
+            before = [s["train_samples"] for s in run.sessions() if "train_samples" in s]
+            if before and before[-1] != self.epoch_len:
+                raise DataError(
+                    f"{self.cfg['data']['root']}: {self.epoch_len} training samples, but the run in "
+                    f"{self.run_dir} trained on {before[-1]}; the data order would differ: start a new run "
+                    "(--out) to train on other data")
+        elif run.has_training_state():
             raise ConfigError(
                 f"{self.run_dir} already holds a training run; resume it with --resume "
                 "or choose another --out")
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.yaml", dump(self.cfg))
+            atomic_write_text(run.config_file, dump(self.cfg))
             info = {"styleforge_version": __version__, "git_revision": git_revision(),
                     "seed": self.cfg["train"]["seed"], "command": sys.argv,
                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(self.device),
                     "world_size": self.dist.world_size, "torch": torch.__version__,
-                    "python": platform.python_version(), "resumed_from": str(ckpt) if ckpt else None}
-            runs = []
-            if (self.run_dir / "run.json").exists():
-                try:
-                    runs = json.loads((self.run_dir / "run.json").read_text()).get("sessions", [])
-                except json.JSONDecodeError:
-                    runs = []
-            atomic_write_text(self.run_dir / "run.json", json.dumps({"sessions": runs + [info]}, indent=2))
+                    "python": platform.python_version(), "resumed_from": str(ckpt) if ckpt else None,
+                    "data": self.cfg["data"]["root"], "train_samples": self.epoch_len}
+            run.add_session(info)
+            if self.resume:
+                self._trim_log(int(ckpt.name.removeprefix("step_")) if ckpt else 0)
         return ckpt
+
+    def _trim_log(self, step: int) -> None:
+        """Drop log records written after the checkpoint a run resumes from (a killed run logs
+        steps it will train again), so that log.jsonl holds each step once."""
+        f = self.run.log_file
+        if not f.is_file():
+            return
+        lines = f.read_text().splitlines()
+        keep = [ln for ln in lines if _log_step(ln) <= step]
+        if len(keep) != len(lines):
+            atomic_write_text(f, "".join(ln + "\n" for ln in keep))
 
     def _write_samples(self, logger: RunLogger | None) -> None:
         self.method.eval()
         vis = self.method.visuals(self.fixed_batch)
         self.method.train()
         grid = make_grid(list(vis.values()))
-        save_image_atomic(chw_to_pil(grid), self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        save_image_atomic(chw_to_pil(grid), self.run.sample_file(self.step))
         if logger:
             logger.image("samples", self.step, grid)
 
@@ -306,7 +370,7 @@ class Trainer:
         if not ev.improved(value):
             return
         ev.best, ev.best_step = value, self.step
-        with temp_dir_into(self.ckpt_root / "best") as tmp:
+        with temp_dir_into(self.run.best_dir) as tmp:
             write_model_files(tmp, self.method, "inference")
             (tmp / "eval.json").write_text(json.dumps(
                 {"metric": ev.metric, "value": value, "step": self.step,
@@ -323,7 +387,7 @@ class Trainer:
         if ckpt is not None:
             self.load_checkpoint(ckpt)
         if self.evaluator is not None:
-            self.evaluator.load_best(self.ckpt_root / "best")
+            self.evaluator.load_best(self.run.best_dir)
         t = self.cfg["train"]
         logger = RunLogger(self.run_dir, t["tensorboard"]) if self.is_main else None
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
@@ -370,7 +434,7 @@ class Trainer:
                 self.save_checkpoint()
                 if self.step >= self.total_steps:
                     self._write_samples(logger)
-                    save_model(self.run_dir / "model", self.method)
+                    save_model(self.run.model_dir, self.method)
             finished = True
         finally:
             for s, h in old_handlers.items():
@@ -383,16 +447,16 @@ class Trainer:
             if skipped and self.is_main:
                 print(f"skipped {len(skipped)} unreadable file(s) in {self.cfg['data']['root']}")
             distributed.teardown(self.dist, wait=finished)  # no barrier after an error: a rank may be gone
-        return self.run_dir / "model"
+        return self.run.model_dir
 
     def _train_step(self, batch: dict, amp) -> dict[str, float]:
         with amp:
             return run_phases(self.method, self.optimizers, batch, self.dist, self.step + 1,
-                              self.latest_checkpoint)
+                              self.latest_checkpoint, self.ema)
 
 
 def run_phases(method, optimizers: dict, batch: dict, dist_info=None, step: int = 0,
-               last_checkpoint=lambda: None) -> dict[str, float]:
+               last_checkpoint=lambda: None, ema: ModuleEMA | None = None) -> dict[str, float]:
     """One training step: back-propagate each phase, step its optimizer when the phase says so.
 
     Returns the logged values. The loss values are read back once, at the end of the step (a
@@ -415,6 +479,8 @@ def run_phases(method, optimizers: dict, batch: dict, dist_info=None, step: int 
             opt.step()
             opt.zero_grad(set_to_none=True)
             method.after_step(phase.optimizer)
+            if ema is not None:
+                ema.after_step(phase.optimizer)
     read = torch.stack(values).tolist() if values else []
     logs = dict(zip(names, read))
     bad = [k for k, v in logs.items() if not math.isfinite(v)]
@@ -424,6 +490,13 @@ def run_phases(method, optimizers: dict, batch: dict, dist_info=None, step: int 
             f"The last good checkpoint is {last_checkpoint()}; try a lower train.lr")
     logs.update(extra)
     return logs
+
+
+def _log_step(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 1 << 62  # a line cut by a crash: dropped
 
 
 def _in_main_thread() -> bool:
