@@ -26,6 +26,8 @@ from torch import nn
 
 from ..errors import DataError
 
+_CHUNK = 32768
+
 
 def matting_laplacian(image, eps: float = 1e-7, win_rad: int = 1) -> sp.csr_matrix:
     """The (H·W)×(H·W) matting Laplacian of ``image`` (H×W×3, values in [0, 1]; a numpy array,
@@ -38,15 +40,19 @@ def matting_laplacian(image, eps: float = 1e-7, win_rad: int = 1) -> sp.csr_matr
     n = size * size
     # K windows (centres away from the border), n pixels each: K×n×c values, K×n indices
     win = sliding_window_view(img, (size, size), axis=(0, 1)).reshape(-1, c, n).transpose(0, 2, 1)
-    idx = sliding_window_view(np.arange(h * w).reshape(h, w), (size, size)).reshape(-1, n)
-    mu = win.mean(axis=1)
-    d = win - mu[:, None, :]
-    cov = np.einsum("kni,knj->kij", d, d) / n
-    inv = np.linalg.inv(cov + (eps / n) * np.eye(c))
-    vals = (1.0 + np.einsum("kni,kij,kmj->knm", d, inv, d, optimize=True)) / n  # K×n×n
-    rows = np.broadcast_to(idx[:, :, None], vals.shape).ravel()
-    cols = np.broadcast_to(idx[:, None, :], vals.shape).ravel()
-    affinity = sp.coo_matrix((vals.ravel(), (rows, cols)), shape=(h * w, h * w)).tocsr()  # duplicates summed
+    idx = sliding_window_view(np.arange(h * w, dtype=np.int32).reshape(h, w), (size, size)).reshape(-1, n)
+    affinity = sp.csr_matrix((h * w, h * w))
+    # windows in chunks: the K×n×n values of a 700 px image would take ~1 GB at once
+    for k0 in range(0, win.shape[0], _CHUNK):
+        wk, ik = win[k0:k0 + _CHUNK], idx[k0:k0 + _CHUNK]
+        mu = wk.mean(axis=1)
+        d = wk - mu[:, None, :]
+        cov = np.einsum("kni,knj->kij", d, d) / n
+        inv = np.linalg.inv(cov + (eps / n) * np.eye(c))
+        vals = (1.0 + np.einsum("kni,kij,kmj->knm", d, inv, d, optimize=True)) / n  # K×n×n
+        rows = np.broadcast_to(ik[:, :, None], vals.shape).ravel()
+        cols = np.broadcast_to(ik[:, None, :], vals.shape).ravel()
+        affinity = affinity + sp.coo_matrix((vals.ravel(), (rows, cols)), shape=(h * w, h * w)).tocsr()
     degree = np.asarray(affinity.sum(axis=1)).ravel()
     return (sp.diags(degree) - affinity).tocsr()
 
