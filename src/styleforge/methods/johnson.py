@@ -1,0 +1,325 @@
+"""Fast feed-forward style transfer: Johnson, Alahi, Fei-Fei, "Perceptual Losses for Real-Time
+Style Transfer and Super-Resolution", ECCV 2016; the network, losses and defaults of
+pytorch/examples ``fast_neural_style`` (its ``TransformerNet``), whose released models
+(candy, mosaic, rain_princess, udnie) ``styleforge import johnson FILE OUT`` reads.
+
+Paper symbol -> code name:
+  f_W, the image transformation network (Sec. 3.1)   ``transformer`` (:class:`TransformerNet`)
+  phi, the loss network: VGG-16 (Sec. 3)              a frozen VGG-16 from ``nn.vgg``, read from
+                                                      ``vgg_weights`` when training starts
+  feature reconstruction loss l_feat at relu2_2       ``content`` x ``content_weight`` (1e5)
+    (Sec. 3.2)
+  style reconstruction loss l_style, Gram matrices    ``style`` x ``style_weight`` (1e10)
+    G = F F^T / (C H W) at relu1_2, relu2_2, relu3_3,
+    relu4_3 (Sec. 3.2)
+  y_s, the style target                               ``style_image`` (one file, one style)
+Network (Sec. 3.1 and the supplementary material, as pytorch/examples lays it out): 9×9 conv
+32, two stride-2 3×3 convs 64, 128, five residual blocks of 128, two nearest ×2 up-samplings
+each followed by a 3×3 conv (64, 32; their ``UpsampleConvLayer``, which replaced the paper's
+fractionally-strided convs), a 9×9 conv to 3 channels; reflection padding, instance norm with
+an affine (Ulyanov et al.) after every conv but the last, ReLU; no output activation. Their
+network takes and returns RGB in 0..255 (``transforms.ToTensor().mul(255)`` in, ``clamp(0,
+255)`` out); ``translate`` converts at the boundary, so its input and output stay in [-1, 1].
+
+Training as their ``neural_style.py train``: Adam 1e-3, batch 4, 256 px, 2 epochs (of COCO);
+losses are ``MSELoss`` means (content: over N×C×H×W at relu2_2; style: over N×C×C per layer,
+summed over the four layers). The style image is read once, at its own size or resized to
+``style_size`` × ``style_size`` (their ``--style-size``), and its Gram targets are computed once.
+With ``style_image`` unset the batch's style images (the ``content_style`` dataset's style
+folder, one image for one style) give the targets, per sample.
+
+The VGG-16 is frozen and used only for training: it is held outside the module tree (not a
+parameter, not in any checkpoint or model directory) and read from ``vgg_weights`` (a
+torchvision ``vgg16-397923af.pth``, or any format ``nn.vgg`` reads; None: the standard file in
+``$STYLEFORGE_WEIGHTS/vgg`` or ``~/.cache/styleforge/vgg``) the first time a loss needs it,
+so a model directory loads and translates without it.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.images import load_rgb
+from ..errors import CheckpointError, ConfigError
+from ..losses.perceptual import content_loss, gram_loss, gram_matrix
+from ..nn.vgg import vgg_encoder
+from ..registry import register_importer, register_method
+from .base import Method, Phase
+
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+CONTENT_LAYER = "relu2_2"
+
+
+# ---- the transformation network, named as pytorch/examples names it (its keys load as-is) ------
+class ConvLayer(nn.Module):
+    """Reflection padding k // 2, then a conv (with bias)."""
+
+    def __init__(self, in_ch, out_ch, kernel_size, stride):
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(in_ch, out_ch, kernel_size, stride)
+
+    def forward(self, x):
+        return self.conv2d(self.reflection_pad(x))
+
+
+class UpsampleConvLayer(ConvLayer):
+    """Nearest up-sampling by ``upsample``, then :class:`ConvLayer` (Odena et al. 2016's fix
+    for checkerboard artefacts of transposed convs)."""
+
+    def __init__(self, in_ch, out_ch, kernel_size, stride, upsample=2):
+        super().__init__(in_ch, out_ch, kernel_size, stride)
+        self.upsample = upsample
+
+    def forward(self, x):
+        return super().forward(F.interpolate(x, scale_factor=self.upsample, mode="nearest"))
+
+
+class ResidualBlock(nn.Module):
+    """x + IN(conv(relu(IN(conv(x))))), 3×3 convs (Gross & Wilber's residual block)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, 3, 1)
+        self.in1 = nn.InstanceNorm2d(channels, affine=True)
+        self.conv2 = ConvLayer(channels, channels, 3, 1)
+        self.in2 = nn.InstanceNorm2d(channels, affine=True)
+
+    def forward(self, x):
+        return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))
+
+
+class TransformerNet(nn.Module):
+    """N×3×H×W RGB in 0..255 -> N×3×H×W (unbounded, about 0..255). ``ngf``: the first width
+    (32; then 2×, 4×); ``n_blocks`` residual blocks (5). H, W multiples of 4 come back equal."""
+
+    def __init__(self, ngf=32, n_blocks=5):
+        super().__init__()
+        c1, c2, c3 = ngf, 2 * ngf, 4 * ngf
+        self.conv1 = ConvLayer(3, c1, 9, 1)
+        self.in1 = nn.InstanceNorm2d(c1, affine=True)
+        self.conv2 = ConvLayer(c1, c2, 3, 2)
+        self.in2 = nn.InstanceNorm2d(c2, affine=True)
+        self.conv3 = ConvLayer(c2, c3, 3, 2)
+        self.in3 = nn.InstanceNorm2d(c3, affine=True)
+        self.n_blocks = n_blocks
+        for i in range(1, n_blocks + 1):  # res1 ... res5: their attribute names
+            setattr(self, f"res{i}", ResidualBlock(c3))
+        self.deconv1 = UpsampleConvLayer(c3, c2, 3, 1, upsample=2)
+        self.in4 = nn.InstanceNorm2d(c2, affine=True)
+        self.deconv2 = UpsampleConvLayer(c2, c1, 3, 1, upsample=2)
+        self.in5 = nn.InstanceNorm2d(c1, affine=True)
+        self.deconv3 = ConvLayer(c1, 3, 9, 1)
+
+    def forward(self, x):
+        y = F.relu(self.in1(self.conv1(x)))
+        y = F.relu(self.in2(self.conv2(y)))
+        y = F.relu(self.in3(self.conv3(y)))
+        for i in range(1, self.n_blocks + 1):
+            y = getattr(self, f"res{i}")(y)
+        y = F.relu(self.in4(self.deconv1(y)))
+        y = F.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+
+# ---- losses ---------------------------------------------------------------------------------
+def to_255(x: torch.Tensor) -> torch.Tensor:
+    return (x + 1) * 127.5
+
+
+def from_255(y: torch.Tensor) -> torch.Tensor:
+    return y / 127.5 - 1
+
+
+def read_style_image(path, size=None) -> torch.Tensor:
+    """1×3×h×w in [-1, 1]: the style image as their ``utils.load_image`` reads it (RGB; resized to
+    ``size`` × ``size`` with an antialiasing filter when ``size`` is given)."""
+    from PIL import Image
+
+    path = Path(path).expanduser()
+    img = load_rgb(path)
+    if size is not None:
+        img = img.resize((int(size), int(size)), Image.Resampling.LANCZOS)
+    t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    t = t.view(img.size[1], img.size[0], 3).permute(2, 0, 1).float()
+    return (t / 127.5 - 1)[None]
+
+
+RANDOM_VGG = "random"
+
+
+def random_vgg_(net: nn.Module, seed: int = 0) -> None:
+    """He-normal conv weights and zero biases from a private generator: the stand-in loss network
+    of ``vgg_weights: random`` (the tiny presets, smoke tests; never a real training)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / fan_in) ** 0.5)
+                m.bias.zero_()
+
+
+class PerceptualLossMixin:
+    """A frozen VGG-16, loaded from ``config["vgg_weights"]`` on first use and kept outside the
+    module tree (not a parameter, not in checkpoints), on the device of the inputs.
+    ``vgg_weights``: a file (format detected by ``nn.vgg``), None (the format's standard file in
+    ``$STYLEFORGE_WEIGHTS/vgg`` or ``~/.cache/styleforge/vgg``), or ``"random"`` (seeded random
+    weights, for the tiny presets that tests train without any file)."""
+
+    vgg_layers: tuple[str, ...] = ()
+    vgg_pooling = "max"
+    vgg_format = "torchvision"  # the standard file looked for when vgg_weights is None
+
+    def vgg_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        net = self.__dict__.get("_vgg")
+        if net is None:
+            path = self.config.get("vgg_weights")
+            # built on the first loss, maybe after a resume restored the RNG: draw nothing from it
+            with torch.random.fork_rng(devices=[]):
+                try:
+                    if path == RANDOM_VGG:
+                        net = vgg_encoder("vgg16", self.vgg_layers, fmt=self.vgg_format,
+                                          pooling=self.vgg_pooling, search=False)
+                        random_vgg_(net)
+                    else:
+                        net = vgg_encoder("vgg16", self.vgg_layers, weights=path,
+                                          fmt=None if path else self.vgg_format, pooling=self.vgg_pooling)
+                except CheckpointError as e:
+                    raise CheckpointError(f"{self.method_name} trains with a VGG-16 loss network: {e} "
+                                          "(or set model.vgg_weights=PATH)") from None
+            net.eval()
+            self.__dict__["_vgg"] = net
+        if next(net.parameters()).device != x.device:
+            net.to(x.device)
+        return net(x)
+
+    def check_vgg(self) -> None:
+        self.vgg_features(torch.zeros(1, 3, 16, 16, device=self._device()))
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+@register_method("johnson")
+class Johnson(PerceptualLossMixin, Method):
+    data_kind = "content_style"
+    inference_modules = ("transformer",)
+    size_multiple = 4
+    vgg_layers = STYLE_LAYERS
+
+    def __init__(self, ngf=32, n_blocks=5, style_image=None, style_size=None,
+                 content_weight=1e5, style_weight=1e10, vgg_weights=None):
+        super().__init__()
+        if int(ngf) < 1 or int(n_blocks) < 0:
+            raise ConfigError(f"johnson: ngf must be >= 1 and n_blocks >= 0, got {ngf}, {n_blocks}")
+        if style_size is not None and int(style_size) < 16:
+            raise ConfigError(f"johnson: style_size must be at least 16 (or null), got {style_size}")
+        self.transformer = TransformerNet(int(ngf), int(n_blocks))
+        self.content_weight, self.style_weight = float(content_weight), float(style_weight)
+        self._style_grams = None  # the targets of style_image, computed once
+
+    # ---- training --------------------------------------------------------------------------
+    def optimizer_groups(self):
+        self.check_vgg()
+        if self.config["style_image"] is not None:
+            self._targets_from_style_image()
+        return {"G": list(self.transformer.parameters())}
+
+    def _targets_from_style_image(self) -> list[torch.Tensor]:
+        if self._style_grams is None:
+            path = self.config["style_image"]
+            if not Path(path).expanduser().is_file():
+                raise ConfigError(f"johnson: model.style_image {path} not found")
+            style = read_style_image(path, self.config["style_size"]).to(self._device())
+            with torch.no_grad():
+                feats = self.vgg_features(style)
+            # each 1×C×C, F F^T / (C H W) as their utils.gram_matrix
+            self._style_grams = [gram_matrix(feats[n], "chw") for n in STYLE_LAYERS]
+        return self._style_grams
+
+    def _style_targets(self, batch) -> list[torch.Tensor]:
+        if self.config["style_image"] is not None:
+            return self._targets_from_style_image()
+        if "style" not in batch:
+            raise ConfigError("johnson: set model.style_image=PATH, or train on a content_style "
+                              "dataset (its style images give the targets)")
+        with torch.no_grad():
+            feats = self.vgg_features(batch["style"])
+        return [gram_matrix(feats[n], "chw") for n in STYLE_LAYERS]
+
+    def training_step(self, batch):
+        x = batch["content"]
+        targets = self._style_targets(batch)
+        y = self.transformer(to_255(x))
+        fy = self.vgg_features(from_255(y))
+        losses = {}
+        if self.content_weight > 0:
+            with torch.no_grad():
+                fx = self.vgg_features(x)
+            losses["content"] = self.content_weight * content_loss(fy[CONTENT_LAYER], fx[CONTENT_LAYER])
+        if self.style_weight > 0:
+            style = sum(gram_loss(fy[n], g, "chw") for n, g in zip(STYLE_LAYERS, targets))
+            losses["style"] = self.style_weight * style
+        yield Phase("G", losses)
+
+    # ---- inference -------------------------------------------------------------------------
+    def translate(self, x, direction=None):
+        self.check_direction(direction)
+        return from_255(self.transformer(to_255(x))).clamp(-1, 1)
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        x = batch["content"]
+        out = {"content": x, "stylized": self.translate(x)}
+        if "style" in batch and self.config["style_image"] is None:
+            out["style"] = batch["style"]
+        return out
+
+
+# ---- pytorch/examples' released models ------------------------------------------------------------
+# their stylize drops these: old PyTorch saved running statistics of InstanceNorm layers
+_RUNNING_STAT = re.compile(r"in\d+\.(running_(mean|var)|num_batches_tracked)$")
+
+
+def _read_state_dict(path) -> dict[str, torch.Tensor]:
+    """A ``.pth`` state dict, read with ``weights_only=True`` (no pickled code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Johnson model not found: {path}")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, or a pickle that holds more than tensors
+        raise CheckpointError(f"cannot read {path} as a PyTorch state dict: {str(e).splitlines()[0]}") from None
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path} is not a TransformerNet state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+@register_importer("johnson")
+def import_johnson(path):
+    """``path``: a TransformerNet state dict of pytorch/examples (``candy.pth``, ``mosaic.pth``,
+    ``rain_princess.pth``, ``udnie.pth``, or a ``.model`` their training saved)."""
+    sd = {k: v for k, v in _read_state_dict(path).items() if not _RUNNING_STAT.search(k)}
+    if "conv1.conv2d.weight" not in sd or sd["conv1.conv2d.weight"].ndim != 4:
+        raise CheckpointError(f"{path} is not a fast_neural_style TransformerNet (no conv1.conv2d.weight)")
+    blocks = {int(m.group(1)) for k in sd if (m := re.match(r"res(\d+)\.", k))}
+    n_blocks = max(blocks, default=0)
+    if blocks != set(range(1, n_blocks + 1)):
+        raise CheckpointError(f"{path}: residual blocks {sorted(blocks)} are not res1 ... resN")
+    model = Johnson(ngf=sd["conv1.conv2d.weight"].shape[0], n_blocks=n_blocks)
+    own = model.transformer.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    bad = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or bad:
+        raise CheckpointError(f"{path} does not match a fast_neural_style TransformerNet: missing "
+                              f"{missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {bad[:3]}")
+    model.transformer.load_state_dict(sd)
+    return model
