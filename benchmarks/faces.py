@@ -86,6 +86,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sheet", type=Path, help="write the contact sheet PNG here")
     ap.add_argument("--limit", type=int, default=0, help="at most this many photos (0: all)")
+    ap.add_argument("--negatives", type=int, default=40,
+                    help="pictures without people checked for false faces, from each of facades, "
+                         "horse2zebra, AFHQ (default 40)")
     args = ap.parse_args(argv)
     if not SHARED.is_dir():
         print(f"needs {SHARED}", file=sys.stderr)
@@ -93,23 +96,26 @@ def main(argv=None) -> int:
     from styleforge.faces import FaceDetector, FacePreprocessor, GrabCutMatting, OnnxMatting
     from styleforge.faces.align import crop_matrix
     from styleforge.faces.mediapipe_models import MODELS_DIR, SEGMENTATION_MODEL, MediaPipeFaceDetector, SelfieMatting
-    from styleforge.faces.pipeline import AutoDetector
+    from styleforge.faces.pipeline import DOMAIN_SCORE, AutoDetector
 
     photos = images("photo2cartoon/trainA/*", "photo2cartoon/testA/*", "stargan_v2_representative/celeba_hq/*/*/*")
     if args.limit:
         photos = photos[:args.limit]
     cartoons = images("photo2cartoon/trainB/*", "photo2cartoon/testB/*")
+    negatives = sum((images(g)[:args.negatives] for g in ("facades/test/*", "horse2zebra/testA/*",
+                                                          "stargan_v2_representative/afhq/*/*/*")), [])
     print(f"# {len(photos)} photos, {len(cartoons)} cartoons; {os.cpu_count()} cores, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}, load {os.getloadavg()[0]:.1f}")
     haar, mp = FaceDetector(), MediaPipeFaceDetector()
-    mp_cartoon = MediaPipeFaceDetector(score_threshold=0.3)
+    mp_cartoon = MediaPipeFaceDetector(score_threshold=DOMAIN_SCORE["cartoon"])
     auto = AutoDetector(mp, haar)
     cache = {}
 
     print("\n## detection: found / total, ms per image")
     print("| set | Haar | MediaPipe (BlazeFace + mesh) | auto (MediaPipe, then Haar) |")
     print("|---|---|---|---|")
-    for name, files, mpd in (("photos", photos, mp), ("cartoons", cartoons, mp_cartoon)):
+    for name, files, mpd in (("photos", photos, mp), ("cartoons (--domain cartoon)", cartoons, mp_cartoon),
+                             ("no people (false faces)", negatives, mp)):
         row = []
         for det in (haar, mpd, auto):
             n, t = 0, 0.0
