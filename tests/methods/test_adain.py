@@ -311,3 +311,23 @@ def test_presets_reach_both_codebases_style_weights():
         sp = float(next(m_port.training_step(batch)).losses["style"])
         sl = float(next(m_lua.training_step(batch)).losses["style"])
     assert 30 < sl / sp < 130
+
+
+def test_channels_last_is_the_same_computation(tiny):
+    flat = AdaIN(vgg_weights="random", width=8, channels_last=False).eval()
+    flat.load_state_dict(tiny.state_dict())
+    flat.ensure_encoder()
+    assert tiny.decoder[1].weight.is_contiguous(memory_format=torch.channels_last)
+    x, s = content("cornell", 40), style("wave", 36)
+    with torch.no_grad():
+        torch.testing.assert_close(flat.translate(x, style=[s], alpha=0.7), tiny.translate(x, style=[s], alpha=0.7),
+                                   rtol=1e-5, atol=1e-5)
+    batch = {"content": torch.cat([x, content("modern", 40)]), "style": torch.cat([style("wave", 40), style("mondrian", 40)])}
+    grads = []
+    for m in (flat, tiny):
+        loss = sum(next(m.training_step(batch)).losses.values())
+        loss.backward()
+        grads.append((loss.item(), m.decoder[1].weight.grad.clone()))
+        m.decoder.zero_grad(set_to_none=True)
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-6)

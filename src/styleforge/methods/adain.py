@@ -67,7 +67,7 @@ def decoder_layers(width: int = 64) -> nn.Sequential:
             continue
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(item[0], item[1], 3)]
         if i < len(plan) - 1:
-            layers.append(nn.ReLU())
+            layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -93,7 +93,8 @@ class AdaIN(Method):
     size_multiple = 8  # three poolings (ceil mode) and three ×2 up-samplings
 
     def __init__(self, vgg_weights=None, width=64, content_weight=1.0, style_weight=10.0,
-                 loss_reduction="mean", style_layers=ENCODER_LAYERS, tv_weight=0.0, max_side=4096):
+                 loss_reduction="mean", style_layers=ENCODER_LAYERS, tv_weight=0.0, max_side=4096,
+                 channels_last=True):
         super().__init__()
         if loss_reduction not in REDUCTIONS:
             raise ConfigError(f"adain: loss_reduction must be one of {', '.join(REDUCTIONS)}, got {loss_reduction!r}")
@@ -109,6 +110,12 @@ class AdaIN(Method):
         self.max_side = int(max_side) if max_side else None
         self.encoder = VGGEncoder("vgg19", ENCODER_LAYERS, fmt="adain", width=width)
         self.decoder = decoder_layers(width)
+        # NHWC weights and activations: the same arithmetic, faster convolutions (no
+        # normalisation layer here, so no layout caveat; docs/benchmarks.md)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.encoder.to(memory_format=self.memory_format)
+            self.decoder.to(memory_format=self.memory_format)
         # the encoder's weights come from vgg_weights (lazily: a model directory brings its own)
         self._encoder_ready = False
         self.encoder.register_load_state_dict_post_hook(self._mark_encoder_loaded)
@@ -150,7 +157,8 @@ class AdaIN(Method):
 
     def training_step(self, batch):
         self.ensure_encoder(training=True)
-        content, style = batch["content"], batch["style"]
+        content = batch["content"].contiguous(memory_format=self.memory_format)
+        style = batch["style"].contiguous(memory_format=self.memory_format)
         layers = tuple(dict.fromkeys((*self.style_layers, "relu4_1")))
         with torch.no_grad():
             style_feats = self.encoder(style, layers)
@@ -222,8 +230,9 @@ class AdaIN(Method):
         return (out[..., :h, :w] * 2 - 1).clamp(-1, 1)
 
     def _stylise(self, x, styles, weights, alpha, mask):
-        c = self.encoder(x, "relu4_1")["relu4_1"]
-        stats = [mean_std(self.encoder(s, "relu4_1")["relu4_1"]) for s in styles]
+        fmt = self.memory_format
+        c = self.encoder(x.contiguous(memory_format=fmt), "relu4_1")["relu4_1"]
+        stats = [mean_std(self.encoder(s.contiguous(memory_format=fmt), "relu4_1")["relu4_1"]) for s in styles]
         if mask is not None:
             fg = (F.interpolate(mask.to(c.dtype), size=c.shape[-2:], mode="nearest") >= 0.5).to(c.dtype)
             if len(stats) == 2:
@@ -235,7 +244,7 @@ class AdaIN(Method):
             total = sum(ws)
             t = sum((wk / total) * adain_stats(c, *st) for wk, st in zip(ws, stats))
         t = alpha * t + (1 - alpha) * c
-        return self.decode(t)
+        return self.decode(t).contiguous()
 
     @torch.no_grad()
     def visuals(self, batch):

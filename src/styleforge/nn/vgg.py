@@ -161,7 +161,7 @@ class VGGEncoder(nn.Module):
                 mods[n] = nn.Conv2d(ch, w, 3, padding=1, padding_mode=pad_mode)
                 ch = w
             elif n.startswith("relu"):
-                mods[n] = nn.ReLU()
+                mods[n] = nn.ReLU(inplace=True)  # forward copies a requested conv output first
             elif pooling == "max":
                 mods[n] = nn.MaxPool2d(2, 2, ceil_mode=self.ceil_mode)
             else:
@@ -188,7 +188,8 @@ class VGGEncoder(nn.Module):
         for name, mod in self.features.named_children():
             x = mod(x)
             if name in want:
-                out[name] = x
+                # a conv output would be overwritten by the in-place ReLU after it
+                out[name] = x.clone() if name.startswith("conv") else x
                 if len(out) == len(want):
                     break
         return out
