@@ -154,18 +154,9 @@ def write_index(out_dir, title: str, sections: list[dict], config_text: str | No
 
 # ---- styleforge report ------------------------------------------------------------------------
 def _run_model_dir(run: Path) -> Path:
-    from .errors import CheckpointError
+    from .runs import RunFolder
 
-    for cand in (run / "model", run / "checkpoints" / "best"):
-        if (cand / "config.json").is_file():
-            return cand
-    pointer = run / "checkpoints" / "latest"
-    if pointer.is_file() and (run / "checkpoints" / pointer.read_text().strip() / "config.json").is_file():
-        return run / "checkpoints" / pointer.read_text().strip()
-    if (run / "config.json").is_file():  # a model directory given directly
-        return run
-    raise CheckpointError(f"{run} is not a styleforge run folder: no model/, checkpoints/best or "
-                          "checkpoints/latest with a model")
+    return RunFolder(run).inference_model()
 
 
 def _labels(runs: Sequence[Path]) -> list[str]:
@@ -278,12 +269,13 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
     warnings = [f"{', '.join(labs)}: {w}" if len(labs) < len(runs) else w for w, labs in warned.items()]
 
     # the same test inputs translated by each run
-    inputs, _, _ = test_split(pipes[0].method, data, direction)
-    inputs = inputs[:num_images]
+    jobs, _, _ = test_split(pipes[0], data, direction)
+    jobs = jobs[:num_images]
     from .data.images import load_rgb
 
     srows, slabels = [], []
-    for i, item in enumerate(inputs):
+    for i, job in enumerate(jobs):
+        item = job.image
         img = load_rgb(item) if isinstance(item, (str, Path)) else item
         name = Path(item).name if isinstance(item, (str, Path)) else f"#{i}"
         rel = f"images/{i:03d}_input.png"
@@ -291,7 +283,10 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
         row = [rel]
         for j, pipe in enumerate(pipes):
             rel = f"images/{i:03d}_run{j}.png"
-            save_image_atomic(pipe.translate_pil(img, direction), out / rel)
+            values = dict(job.values)
+            if len(pipe.directions) > 1:
+                values["direction"] = direction
+            save_image_atomic(pipe.run(img, **values)[0]["image"], out / rel)
             row.append(rel)
         srows.append(row)
         slabels.append(name)

@@ -81,5 +81,5 @@ def test_model_evaluation_errors(tiny_cyclegan_dir, h2z, tiny_feature_net, tmp_p
         evaluate_model(tiny_cyclegan_dir, h2z, None, "diversity", net, OPTS, styles=3)
     (tmp_path / "flat").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "flat" / "x.png")
-    with pytest.raises(EvaluationError, match="needs an unpaired .* or paired test split"):
+    with pytest.raises(EvaluationError, match="needs an unpaired .* class-folder test split"):
         evaluate_model(tiny_cyclegan_dir, tmp_path / "flat", None, "kid", net, OPTS)

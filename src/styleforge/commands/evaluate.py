@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 HELP = """Two ways:
-  styleforge evaluate --real DIR --fake DIR [--metrics fid,kid,is,diversity,...] [--json OUT]
-  styleforge evaluate MODEL_DIR --data DATA [--direction AtoB] [--metrics ...] [--json OUT]
+  styleforge evaluate --real DIR --fake DIR [--metrics fid,kid,is,diversity,...] [--out RES.json]
+  styleforge evaluate MODEL_DIR --data DATA [--direction AtoB] [--metrics ...] [--out RES.json]
 The second translates DATA's test split (testA/ for AtoB) and scores the outputs against the
 target domain's real test images (testB/), or against --real DIR.
 Metrics: fid, kid (x100), is (needs a --feature-net with logits), diversity (Inception-feature
@@ -26,24 +26,32 @@ def register(sub) -> None:
     p.add_argument("--real", help="folder of real images (searched recursively)")
     p.add_argument("--fake", help="folder of generated images (searched recursively)")
     p.add_argument("--metrics", default="fid,kid", help="comma-separated (default fid,kid)")
-    p.add_argument("--json", help="write the full results here (JSON)")
+    p.add_argument("--out", "-o", "--json", dest="json", metavar="FILE",
+                   help="write the full results here (JSON; --json is the older name)")
+    p.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     p.add_argument("--feature-net", help="TorchScript feature extractor instead of the FID Inception")
     p.add_argument("--feature-size", type=int, help="input size of --feature-net (default 299)")
     p.add_argument("--feature-range", help="input value range of --feature-net, LOW,HIGH (default -1,1)")
     p.add_argument("--fid-method", choices=("sqrtm", "lowrank"), default="sqrtm",
                    help="sqrtm: scipy.linalg.sqrtm, the reference (default); lowrank: the same value "
                    "exactly via a nuclear norm, much faster for sets smaller than 2048")
-    p.add_argument("--kid-subsets", type=int, default=100)
-    p.add_argument("--kid-subset-size", type=int, default=1000)
-    p.add_argument("--is-splits", type=int, default=10)
+    p.add_argument("--kid-subsets", type=int, default=100, help="KID: random subsets averaged (default 100)")
+    p.add_argument("--kid-subset-size", type=int, default=1000,
+                   help="KID: images per subset, at most the smaller set's size (default 1000)")
+    p.add_argument("--is-splits", type=int, default=10,
+                   help="IS: splits whose scores give mean and std (default 10)")
     p.add_argument("--styles", type=int, default=1, help="with MODEL_DIR: outputs per input (multimodal methods)")
+    p.add_argument("--shots", type=int, default=5, help="with MODEL_DIR and class folders: class images per "
+                   "class given to the model (K-shot; the rest of the class are the real images; default 5)")
     p.add_argument("--save", help="with MODEL_DIR: also write the translated images here")
     p.add_argument("--inputs", help="content metric: the translated inputs (paired with --fake by file stem)")
     p.add_argument("--content-net", help="content metric: TorchScript network giving N×C×H×W features (VGG)")
     p.add_argument("--vgg-weights", help="content metric: VGG weight file, read by the style-transfer VGG loader")
     p.add_argument("--classifier", help="fewshot: TorchScript classifier over the real classes (sorted names)")
-    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"))
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"),
+                   help="lpips: backbone (default alex)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass of the feature network "
+                   "(default 32)")
     p.add_argument("--cache-dir", help="where real-set features are cached (default ~/.cache/styleforge/metrics)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
@@ -84,11 +92,13 @@ def run(args, overrides) -> int:
         raise ConfigError("give either MODEL_DIR (with --data) or --fake DIR, not both")
     if args.model is not None and not args.data:
         raise ConfigError("evaluating a model needs --data DATA (its test split is translated)")
+    if args.json and Path(args.json).exists() and not args.overwrite:
+        raise ConfigError(f"{args.json} exists; use --overwrite to replace it")
     device = pick_device(args.device)
     net = load_feature_net(args.feature_net, args.feature_size, parse_range(args.feature_range), device)
     if args.model is not None:
         res = evaluate_model(args.model, args.data, args.direction, metrics, net, opts, real=args.real,
-                             styles=args.styles, save_dir=args.save, device=args.device)
+                             styles=args.styles, save_dir=args.save, device=args.device, shots=args.shots)
     else:
         res = evaluate_folders(args.real, args.fake, metrics, net, opts, inputs=args.inputs)
     for w in res["warnings"]:

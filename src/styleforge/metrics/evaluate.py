@@ -10,7 +10,6 @@ Result (also the JSON that ``--json`` writes)::
 """
 from __future__ import annotations
 
-import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,62 +286,131 @@ def _content_from_folders(inputs, fake_files: Sequence[Path], content, size: int
 
 
 # ---- a model on a dataset's test split ---------------------------------------------------------
-def test_split(method, data, direction: str) -> tuple[list[Path], list, str]:
-    """Inputs (files) and real target images (files or PIL images) of ``data``'s test split."""
+@dataclass
+class TestJob:
+    """One translation of the evaluation: an input (file or PIL image), the inputs it is given
+    besides the image (a style image, K class images), and a label for saved files."""
+
+    image: object
+    values: dict
+    name: str
+    done: bool = False  # translated (False: its input could not be read)
+
+
+def _first_input(pipe, kind: str):
+    return next((i for i in pipe.inputs[1:] if i.kind == kind), None)
+
+
+def _content_style_split(pipe, data: Path):
+    from ..data.datasets import build_dataset
+
+    ref = _first_input(pipe, "reference")
+    if ref is None:
+        raise EvaluationError(f"{data} is a content/style dataset, and this {pipe.method.method_name} model takes "
+                              "no style image")
+    ds = build_dataset("content_style", data, "test", None, 0)
+    jobs = [TestJob(c, {ref.name: [s] if ref.multiple else s}, f"{c.stem}__{s.stem}")
+            for c in ds.content_paths for s in ds.style_paths]
+    return jobs, list(ds.style_paths), str(ds.style_root)
+
+
+def _class_folder_split(pipe, data: Path, shots: int):
+    """K-shot translation: for each class, its first ``shots`` images are the class images, the
+    others its real images; the inputs are the first image of every other class."""
+    from ..data.datasets import build_dataset
+
+    imgs = _first_input(pipe, "images")
+    if imgs is None:
+        raise EvaluationError(f"{data} has one folder per class, and this {pipe.method.method_name} model takes "
+                              "no class images")
+    ds = build_dataset("class_folders", data, "test", None, 0)
+    by_class: dict[int, list[Path]] = {}
+    for path, label in ds.samples:
+        by_class.setdefault(label, []).append(path)
+    jobs, reals = [], []
+    for c, files in by_class.items():
+        if len(files) <= shots:
+            continue
+        cls, real = files[:shots], files[shots:]
+        reals += real
+        for other, ofiles in by_class.items():
+            if other != c:
+                jobs.append(TestJob(ofiles[0], {imgs.name: cls}, f"{ds.classes[c]}/{ofiles[0].stem}"))
+    if not jobs:
+        raise EvaluationError(f"{data}: no class has more than {shots} images (K class images + real ones) "
+                              "and another class to translate from")
+    return jobs, reals, f"{data} ({len(by_class)} classes, {shots}-shot)"
+
+
+def test_split(pipe, data, direction: str | None, shots: int = 5) -> tuple[list[TestJob], list, str]:
+    """The jobs and real target images (files or PIL images) of ``data``'s test split, built
+    from its layout and the model's declared inputs: unpaired (testA/ testB/), paired, content
+    and style folders (every content × style pair), or one folder per class (K-shot)."""
     from ..data.datasets import build_dataset, detect_layout
 
     data = Path(data)
     kind = detect_layout(data) if data.is_dir() else None
+    if kind is None and data.is_dir():
+        kind = getattr(pipe.method, "data_kind", None)
+    if kind == "content_style":
+        return _content_style_split(pipe, data)
+    if kind == "class_folders":
+        return _class_folder_split(pipe, data, shots)
+    direction = direction or "AtoB"
     src, tgt = direction[0], direction[-1]
     if kind == "unpaired" or (data / f"test{src}").is_dir():
         for phase in ("test", "val"):
             if (data / f"{phase}{src}").is_dir() and (data / f"{phase}{tgt}").is_dir():
-                return (_images(data / f"{phase}{src}", "test input"), _images(data / f"{phase}{tgt}", "test target"),
+                files = _images(data / f"{phase}{src}", "test input")
+                return ([TestJob(f, {}, f.stem) for f in files], _images(data / f"{phase}{tgt}", "test target"),
                         f"{data / f'{phase}{tgt}'}")
         raise EvaluationError(f"{data} has no test{src}/ and test{tgt}/ folders to evaluate {direction} on")
     if kind in ("paired_ab", "paired_folders"):
         ds = build_dataset(kind, data, "test", None, 0, direction=direction if direction in ("AtoB", "BtoA") else "AtoB")
         from ..data.transforms import to_pil
 
-        inputs, reals = [], []
+        jobs, reals = [], []
         for i in range(len(ds)):
             item = ds[i]
-            inputs.append(to_pil(item["A"]))
+            jobs.append(TestJob(to_pil(item["A"]), {}, f"{i:05d}"))
             reals.append(to_pil(item["B"]))
-        return inputs, reals, f"{data}/test ({kind}, side {tgt})"
-    raise EvaluationError(f"evaluating a model needs an unpaired (testA/ testB/) or paired test split; "
-                          f"{data} looks like {kind or 'no known layout'}. Translate the images yourself and "
-                          "use --real DIR --fake DIR")
+        return jobs, reals, f"{data}/test ({kind}, side {tgt})"
+    raise EvaluationError(f"evaluating a model needs an unpaired (testA/ testB/), paired, content/style or "
+                          f"class-folder test split; {data} looks like {kind or 'no known layout'}. Translate "
+                          "the images yourself and use --real DIR --fake DIR")
 
 
-def translate_all(pipe, inputs, direction: str, styles: int = 1, progress: bool = True):
-    """Translate each input (file or PIL image); ``styles`` > 1 asks a multimodal method for
-    that many outputs per input (``seed=k``). Returns (outputs, groups, input images, skipped)."""
+def translate_all(pipe, jobs: list[TestJob], direction: str | None, styles: int = 1, progress: bool = True):
+    """Run each job; ``styles`` > 1 asks a method with a random code or seed for that many
+    outputs per input (seeds 0..K-1). Returns (outputs, groups, input images, skipped)."""
     from ..data.images import load_rgb
+    from ..errors import StyleforgeError
 
-    if styles > 1 and "seed" not in inspect.signature(pipe.method.translate).parameters:
-        raise EvaluationError(f"{pipe.method.method_name} gives one output per input; diversity over "
-                              f"--styles {styles} needs a multimodal method (translate(..., seed=))")
+    try:
+        pipe.check_num_outputs(styles, "--styles")
+    except StyleforgeError as e:
+        raise EvaluationError(f"{e}; diversity over several outputs needs a multimodal method") from None
     outs, groups, ins, skipped = [], [], [], 0
     bar = None
-    if progress and len(inputs) > 1:
+    if progress and len(jobs) > 1:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(inputs), unit="img", desc="translate", file=sys.stderr, leave=False, dynamic_ncols=True)
-    for item in inputs:
+        bar = tqdm(total=len(jobs), unit="img", desc="translate", file=sys.stderr, leave=False, dynamic_ncols=True)
+    for job in jobs:
         try:
-            img = load_rgb(item) if isinstance(item, (str, Path)) else item
+            img = load_rgb(job.image) if isinstance(job.image, (str, Path)) else job.image
         except ImageLoadError as e:
             print(f"skipped: {e}", file=sys.stderr)
             skipped += 1
             continue
         ins.append(img)
-        g = []
-        for k in range(styles):
-            kw = {"seed": k} if styles > 1 else {}
-            g.append(len(outs))
-            outs.append(pipe.translate_pil(img, direction, **kw))
-        groups.append(g)
+        job.done = True
+        values = dict(job.values)
+        if direction is not None and len(pipe.directions) > 1:
+            values["direction"] = direction
+        samples = pipe.run(img, num_outputs=styles, **({"seed": 0} if styles > 1 else {}), **values)
+        groups.append(list(range(len(outs), len(outs) + len(samples))))
+        outs += [s["image"] for s in samples]
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -354,7 +422,7 @@ def translate_all(pipe, inputs, direction: str, styles: int = 1, progress: bool 
 
 def evaluate_model(model, data, direction: str | None = None, metrics=None, net: FeatureNet | None = None,
                    opts: EvalOptions | None = None, real=None, styles: int = 1, save_dir=None,
-                   device=None) -> dict:
+                   device=None, shots: int = 5) -> dict:
     """Translate ``data``'s test split with ``model`` (a model directory or a Pipeline) and score
     the outputs against the target domain's real test images (or the folder ``real``)."""
     import styleforge
@@ -367,17 +435,17 @@ def evaluate_model(model, data, direction: str | None = None, metrics=None, net:
                               "class and run styleforge evaluate --real DIR --fake DIR --metrics fewshot,mfid")
     pipe = model if hasattr(model, "translate_pil") else styleforge.load(model, device=device)
     direction = pipe.method.check_direction(direction)
-    inputs, reals, real_name = test_split(pipe.method, data, direction)
+    jobs, reals, real_name = test_split(pipe, data, direction, shots)
     net = net or load_feature_net()
     _check_is(metrics, net)
     if "lpips" in metrics and styles < 2:
         raise EvaluationError("LPIPS diversity needs --styles K (K >= 2 outputs per input)")
     lpips_model = D.load_lpips(opts.lpips_net) if "lpips" in metrics else None
     content = content_network(opts) if "content" in metrics else None
-    outs, groups, ins, skipped = translate_all(pipe, inputs, direction, styles, opts.progress)
+    outs, groups, ins, skipped = translate_all(pipe, jobs, direction, styles, opts.progress)
     if save_dir is not None:
-        for i, (g, src) in enumerate(zip(groups, inputs)):
-            stem = Path(src).stem if isinstance(src, (str, Path)) else f"{i:05d}"
+        for g, job in zip(groups, [j for j in jobs if j.done]):
+            stem = job.name
             for k, j in enumerate(g):
                 name = f"{stem}.png" if styles == 1 else f"{stem}/{k}.png"
                 save_image_atomic(outs[j], Path(save_dir) / name)
