@@ -13,7 +13,7 @@ from styleforge.checkpoint import save_model
 from styleforge.data.datasets import ClassFolderDataset
 from styleforge.data.transforms import Transform
 from styleforge.errors import CheckpointError, ConfigError
-from styleforge.methods.funit import FUNIT, dataset_class_codes, import_funit, interpolate_classes
+from styleforge.methods.funit import FUNIT, dataset_class_codes, fewshot_translate, import_funit, interpolate_classes
 from styleforge.metrics.codes import interpolate_codes, load_codes, save_codes, tsne_embedding, tsne_plot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -294,3 +294,29 @@ def test_interpolation_between_two_class_codes(animals):
     assert torch.allclose(interpolate_codes(a, b, 3), torch.tensor([[0.0, 2.0], [2.0, 0.0], [4.0, -2.0]]))
     with pytest.raises(ConfigError, match="2 steps"):
         interpolate_codes(a, b, 1)
+
+
+def test_fewshot_translation_of_folders_feeds_the_fewshot_metrics_end_to_end(tmp_path, animals, tiny_feature_net):
+    from styleforge.errors import DataError
+    from styleforge.metrics.evaluate import EvalOptions, evaluate_folders
+    from styleforge.metrics.features import load_feature_net
+
+    m = tiny().eval()
+    content = sorted((animals / "dog").glob("*.jpg"))[:3]
+    counts = fewshot_translate(m, content, animals, tmp_path / "fake", shots=5)
+    assert counts == {"cat": 3, "dog": 3, "meerkat": 3, "wild": 3}
+    out = Image.open(tmp_path / "fake" / "cat" / f"{content[0].stem}.png")
+    assert out.size == (32, 32)
+    cats = load_images(sorted((animals / "cat").glob("*.jpg"))[:5])
+    with torch.no_grad():
+        want = m.translate(load_images(content[:1]), class_images=cats)[0]
+    got = torch.from_numpy(np.asarray(out, np.float32)).permute(2, 0, 1) / 127.5 - 1
+    assert (got - want).abs().max() < 1.5 / 127.5  # the same translation, rounded to 8 bits
+    res = evaluate_folders(animals, tmp_path / "fake", "fewshot,mfid", net=load_feature_net(tiny_feature_net, 32),
+                           opts=EvalOptions(progress=False, use_cache=False))
+    fs = res["metrics"]["fewshot"]
+    assert fs["classes"] == 4 and fs["n"] == 12 and 0 <= fs["top1"] <= fs["top5"] <= 1
+    mfid = res["metrics"]["mfid"]
+    assert mfid["classes"] == 4 and np.isfinite(mfid["value"]) and mfid["value"] > 0
+    with pytest.raises(DataError, match="--shots 6 needs at least 6"):
+        fewshot_translate(m, content, animals, tmp_path / "fake2", shots=6)

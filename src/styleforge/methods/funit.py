@@ -42,9 +42,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..nn.munit_blocks import MLP, ContentEncoder, ConvBlock, ResBlocks, StyleEncoder, drop_norm_buffers
 from ..nn.norms import AdaIN
 from ..registry import register_importer, register_method
@@ -386,5 +387,51 @@ def interpolate_classes(model: FUNIT, x: torch.Tensor, images_a: torch.Tensor, i
     return torch.stack([model.decode_code(x, z[None]) for z in interpolate_codes(za, zb, steps)])
 
 
+def _square(path, size: int) -> torch.Tensor:
+    from ..data.images import load_rgb
+    from ..data.transforms import to_tensor
+
+    return to_tensor(load_rgb(path).resize((size, size), Image.Resampling.BICUBIC))
+
+
+@torch.no_grad()
+def fewshot_translate(model: FUNIT, content_paths, class_root, out_dir, shots: int = 5,
+                      size: int | None = None, batch_size: int = 8) -> dict[str, int]:
+    """FUNIT's few-shot test protocol on folders: for each class folder of ``class_root``
+    (sorted), its first ``shots`` images (sorted by name) are the K class images; every content
+    image is translated to that class and written as ``out_dir/<class>/<content stem>.png``, the
+    layout ``evaluate --real CLASS_ROOT --fake OUT_DIR --metrics fewshot,mfid`` reads. Images are
+    resized to ``size`` × ``size`` (default ``class_image_size``). Returns {class: outputs}."""
+    from ..data.images import list_images
+    from ..utils.images import chw_to_pil, save_image_atomic
+
+    if shots < 1:
+        raise ConfigError(f"shots must be >= 1, got {shots}")
+    size = size or model.class_image_size
+    root, out_dir = Path(class_root), Path(out_dir)
+    if not root.is_dir():
+        raise DataError(f"class folder root not found: {root}")
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root} has no class subfolders")
+    content_paths = [Path(c) for c in content_paths]
+    if not content_paths:
+        raise DataError("no content images to translate")
+    device = next(model.parameters()).device
+    counts = {}
+    for d in classes:
+        files = list_images(d)
+        if len(files) < shots:
+            raise DataError(f"class folder {d} has {len(files)} image(s); --shots {shots} needs at least {shots}")
+        code = model.class_codes(torch.stack([_square(f, size) for f in files[:shots]]).to(device)).mean(0, keepdim=True)
+        for start in range(0, len(content_paths), batch_size):
+            chunk = content_paths[start:start + batch_size]
+            x = torch.stack([_square(c, size) for c in chunk]).to(device)
+            for path, y in zip(chunk, model.decode_code(x, code).cpu()):
+                save_image_atomic(chw_to_pil((y + 1) / 2), out_dir / d.name / f"{path.stem}.png")
+        counts[d.name] = len(content_paths)
+    return counts
+
+
 __all__ = ["FUNIT", "FewShotGen", "GPPatchMcResDis", "import_funit", "dataset_class_codes",
-           "interpolate_classes"]
+           "interpolate_classes", "fewshot_translate"]
