@@ -170,3 +170,83 @@ def load_training_state(folder: Path) -> dict:
         return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"cannot read {f}: {str(e).splitlines()[0]}") from None
+
+
+# ---- the authors' checkpoints (.pth / .pt), for importers -------------------------------
+# running statistics that PyTorch 0.3/0.4 also saved for InstanceNorm layers (they track none)
+_LEGACY_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def read_pth(path, what: str = "checkpoint"):
+    """``torch.load(weights_only=True)`` on the CPU: tensors and plain containers only, no
+    pickled code runs. ``what`` names the file in the not-found message."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, or a pickle that holds more than tensors
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+
+
+def is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _strip_data_parallel(sd: dict) -> dict:
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def read_state_dict(path, what: str = "checkpoint", expected: str = "a state dict of tensors") -> dict:
+    """One network's state dict from a ``.pth`` (also wrapped as ``{"state_dict": ...}``), with
+    DataParallel's ``module.`` prefix removed. ``expected`` says what the file should be."""
+    obj = read_pth(path, what)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not is_state_dict(obj):
+        raise CheckpointError(f"{path} is not {expected}")
+    return _strip_data_parallel(obj)
+
+
+def read_state_dicts(path, names, required, expected: str, hint=None) -> dict[str, dict]:
+    """The named state dicts of a file that holds several (U-GAT-IT's and Photo2Cartoon's
+    ``*_params_*.pt``: ``{"genA2B": {...}, "genB2A": {...}, "disGA": ...}``): those of ``names``
+    present, ``module.`` prefixes removed. Every name in ``required`` must be there; ``hint(obj)``
+    may add a sentence to that error (e.g. what the file looks like instead)."""
+    obj = read_pth(path)
+    if not isinstance(obj, dict) or not all(isinstance(obj.get(k), dict) for k in required):
+        found = list(obj)[:3] if isinstance(obj, dict) else type(obj).__name__
+        extra = hint(obj) if hint else ""
+        plural = "s" if len(required) > 1 else ""
+        raise CheckpointError(f"{path} is not {expected}: expected a dict with the state dict{plural} "
+                              f"{' and '.join(required)}, found {found}{extra}")
+    out = {}
+    for k in names:
+        if k in obj:
+            if not is_state_dict(obj[k]):
+                raise CheckpointError(f"{path}: entry {k} is not a state dict of tensors")
+            out[k] = _strip_data_parallel(obj[k])
+    return out
+
+
+def load_state_dict_strict(net: torch.nn.Module, sd: dict, source, what: str) -> None:
+    """Load ``sd`` into ``net`` requiring the same keys and shapes, after reconciling what older
+    PyTorch versions wrote differently: InstanceNorm running statistics the network does not
+    have are dropped, BatchNorm ``num_batches_tracked`` counters (new in 0.4.1) the file lacks
+    are zeros. A mismatch is one error naming the first differences: ``{source} does not match
+    {what}: ...``."""
+    expected = net.state_dict()
+    sd = {k: v for k, v in sd.items() if k in expected or not k.endswith(_LEGACY_STATS)}
+    for k, v in expected.items():
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = torch.zeros_like(v)
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    bad = [k for k, v in sd.items() if k in expected and expected[k].shape != v.shape]
+    if missing or unexpected or bad:
+        parts = [f"{len(missing)} missing keys {missing[:3]}" if missing else "",
+                 f"{len(unexpected)} unexpected {unexpected[:3]}" if unexpected else "",
+                 f"{len(bad)} wrong shapes, e.g. {bad[0]} is {tuple(sd[bad[0]].shape)}, expected "
+                 f"{tuple(expected[bad[0]].shape)}" if bad else ""]
+        raise CheckpointError(f"{source} does not match {what}: {'; '.join(p for p in parts if p)}")
+    net.load_state_dict(sd)

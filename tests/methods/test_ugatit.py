@@ -12,9 +12,10 @@ from styleforge.checkpoint import load_model, save_model
 from styleforge.data.images import list_images, load_rgb
 from styleforge.data.transforms import to_tensor
 from styleforge.errors import CheckpointError, ConfigError
-from styleforge.methods.ugatit import UGATIT, heatmap_image, import_ugatit
+from styleforge.methods.ugatit import UGATIT, import_ugatit
 from styleforge.registry import build_method
 from styleforge.training.trainer import build_optimizers, run_phases
+from styleforge.utils.images import heatmap_image
 
 # Parameter counts of the authors' networks (znxlwm/UGATIT-pytorch, networks.py at commit
 # b8c4251), obtained by building their ResnetGenerator(3, 3, ngf=ch, n_blocks=n_res,

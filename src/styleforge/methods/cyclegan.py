@@ -21,29 +21,24 @@ activations alive.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..errors import CheckpointError, ConfigError
 from ..losses.adversarial import GANLoss
 from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator
 from ..nn.generators import ResnetGenerator
+from ..nn.image_pool import ImagePool
 from ..nn.init import init_weights
+from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
-from ..training.image_pool import ImagePool
 from .base import Method, Phase
 
 GENERATORS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
 DIRECTIONS = ("AtoB", "BtoA")
-
-
-def requires_grad(modules, flag: bool) -> None:
-    for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(flag)
 
 
 @register_method("cyclegan")
@@ -159,22 +154,6 @@ class CycleGAN(Method):
 
 
 # ---- the authors' checkpoints -----------------------------------------------------------
-def load_legacy_state_dict(path) -> dict[str, torch.Tensor]:
-    """A ``.pth`` state dict, read with ``weights_only=True`` (no pickled code runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or a pickle that holds more than tensors
-        raise CheckpointError(f"cannot read {path} as a PyTorch state dict: {str(e).splitlines()[0]}") from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} is not a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
-
-
 def resnet_generator_options(sd: dict, path) -> dict:
     """Infer ResnetGenerator options (ngf, blocks, norm, dropout, channels) from its keys."""
     if "model.1.weight" not in sd or sd["model.1.weight"].ndim != 4:
@@ -194,26 +173,18 @@ def resnet_generator_options(sd: dict, path) -> dict:
     }
 
 
-def _clean_generator_state(sd: dict) -> dict:
-    # Checkpoints from old PyTorch versions carry running stats of InstanceNorm layers that
-    # track none; the authors' loader drops them, and so do we.
-    return {k: v for k, v in sd.items()
-            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
-            or "model.2.weight" in sd}
-
-
 @register_importer("cyclegan")
 def import_cyclegan(path, reverse=None):
     """``path``: the A->B generator (``latest_net_G_A.pth`` or a released ``horse2zebra.pth``);
     ``reverse``: optionally the B->A one (``latest_net_G_B.pth``)."""
-    sd_a = _clean_generator_state(load_legacy_state_dict(path))
+    sd_a = read_state_dict(path)
     opts = resnet_generator_options(sd_a, path)
     if opts["netG"] not in GENERATORS:
         raise CheckpointError(f"{path}: a ResNet generator with {opts['netG']}; expected 6 or 9")
     dirs = ("AtoB",)
     sd_b = None
     if reverse is not None:
-        sd_b = _clean_generator_state(load_legacy_state_dict(reverse))
+        sd_b = read_state_dict(reverse)
         other = resnet_generator_options(sd_b, reverse)
         if (other["ngf"], other["netG"], other["norm"]) != (opts["ngf"], opts["netG"], opts["norm"]):
             raise CheckpointError(f"{path} and {reverse} are generators of different shapes")
@@ -221,10 +192,6 @@ def import_cyclegan(path, reverse=None):
     model = CycleGAN(**opts, lambda_identity=0.0 if opts["in_channels"] != opts["out_channels"] else 0.5,
                      inference_directions=dirs)
     for net, sd, src in ((model.G_A, sd_a, path), (model.G_B, sd_b, reverse)):
-        if sd is None:
-            continue
-        missing, unexpected = net.load_state_dict(sd, strict=False)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{src} does not match a CycleGAN generator: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        if sd is not None:  # old files' InstanceNorm running stats are dropped there
+            load_state_dict_strict(net, sd, src, f"a CycleGAN generator with {opts}")
     return model

@@ -39,22 +39,22 @@ this class inherits) with the face-ID term added to each direction's generator p
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import load_state_dict_strict, read_state_dicts
 from ..errors import CheckpointError, ConfigError
 from ..nn.attention import class_activation_map
-from ..nn.blocks import ResnetBlock, conv_layers
+from ..nn.blocks import ResnetAdaLINBlock, ResnetBlock, conv_layers
 from ..nn.discriminators import UGATITDiscriminator
 from ..nn.mobilefacenet import face_id_distance, load_mobilefacenet
 from ..nn.norms import LIN, AdaLIN, clip_rho_
 from ..registry import register_importer, register_method
-from .base import Method, Phase
-from .ugatit import DIRECTIONS, UGATIT, ResnetAdaLINBlock, heatmap_image, requires_grad
+from .base import Method
+from .ugatit import DIRECTIONS, NETWORKS, UGATIT, discriminator_layers
 
 N_ENC = 4  # encoder and decoder bottleneck blocks (fixed in the authors' code)
 HOURGLASS_DEPTH = 4  # average-pool levels in an hourglass: sides must be multiples of 16
@@ -344,51 +344,10 @@ class Photo2Cartoon(FaceIDMixin, UGATIT):
         self.check_facenet()
         return super().optimizer_groups()
 
-    def generators(self):
-        """(genA2B forward, genB2A forward) as callables x -> (image, cam logit, heatmap)."""
-        return self.genA2B, self.genB2A
-
-    def training_step(self, batch):
-        """U-GAT-IT's step (see ugatit.py: D first, then G in three independent groups), with
-        ``faceid_A`` = 1 - cos(f(A), f(G_A2B(A))) and ``faceid_B`` likewise in the G groups."""
-        real_A, real_B = batch["A"], batch["B"]
-        g_a2b, g_b2a = self.generators()
-        discs = (self.disGA, self.disGB, self.disLA, self.disLB)
-        if self.w_adv > 0:
-            with torch.no_grad():
-                fake_A2B, fake_B2A = g_a2b(real_A)[0], g_b2a(real_B)[0]
-            yield Phase("D", self._d_losses(self.disGA, self.disLA, real_A, fake_B2A, "A"), step=False)
-            yield Phase("D", self._d_losses(self.disGB, self.disLB, real_B, fake_A2B, "B"))
-            del fake_A2B, fake_B2A
-        requires_grad(discs, False)
-        try:
-            idt_group = self.w_idt > 0 or self.w_cam > 0
-            for real, g, g_back, d_glob, d_loc, tag, src in (
-                    (real_A, g_a2b, g_b2a, self.disGB, self.disLB, "A2B", "A"),
-                    (real_B, g_b2a, g_a2b, self.disGA, self.disLA, "B2A", "B")):
-                fake, cam_logit, _ = g(real)
-                losses = {}
-                if self.w_adv > 0:
-                    losses |= self._g_adv(d_glob, d_loc, fake, tag)
-                if self.w_cam > 0:
-                    losses[f"G_{tag}_cam"] = self.w_cam * self._bce(cam_logit, 1)
-                if self.w_cyc > 0:
-                    losses[f"cycle_{src}"] = self.w_cyc * F.l1_loss(g_back(fake)[0], real)
-                if self.w_faceid > 0:
-                    losses[f"faceid_{src}"] = self.face_id_loss(real, fake)
-                yield Phase("G", losses, step=tag == "B2A" and not idt_group)
-                del fake, cam_logit, losses
-            if idt_group:
-                losses = {}
-                for real, g, tag in ((real_A, g_b2a, "A"), (real_B, g_a2b, "B")):
-                    same, cam_logit, _ = g(real)
-                    if self.w_idt > 0:
-                        losses[f"idt_{tag}"] = self.w_idt * F.l1_loss(same, real)
-                    if self.w_cam > 0:
-                        losses[f"G_{tag}2{tag}_cam"] = self.w_cam * self._bce(cam_logit, 0)
-                yield Phase("G", losses)
-        finally:
-            requires_grad(discs, True)
+    def generator_extra_losses(self, real, fake, src):
+        """``faceid_A`` = 1 - cos(f(A), f(G_A2B(A))) and ``faceid_B`` likewise, in U-GAT-IT's
+        generator phase of each direction."""
+        return {f"faceid_{src}": self.face_id_loss(real, fake)} if self.w_faceid > 0 else {}
 
     def after_step(self, optimizer):
         if optimizer == "G":
@@ -396,44 +355,12 @@ class Photo2Cartoon(FaceIDMixin, UGATIT):
                 clip_rho_(g, 0.0, self.rho_clip)
                 clip_soft_weights_(g, 0.0, self.w_clip)
 
-    @torch.no_grad()
-    def visuals(self, batch):
-        g_a2b, g_b2a = self.generators()
-        out = {}
-        for key, g, g_back, tag in (("A", g_a2b, g_b2a, "A2B"), ("B", g_b2a, g_a2b, "B2A")):
-            if key in batch:
-                real = batch[key]
-                fake, _, hm = g(real)
-                out |= {f"real_{key}": real, f"cam_{tag}": heatmap_image(hm, real.shape[-2:]),
-                        f"fake_{tag}": fake, f"rec_{key}": g_back(fake)[0]}
-        return out
-
 
 # ---- the authors' checkpoints ------------------------------------------------------------------
-def _load_official(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("genA2B"), dict):
-        found = list(obj)[:3] if isinstance(obj, dict) else type(obj).__name__
-        hint = ""
-        if isinstance(obj, dict) and "ConvBlock1.1.weight" in obj:
-            hint = " (it is a bare generator state dict; the authors' files wrap it as {'genA2B': ...})"
-        raise CheckpointError(
-            f"{path} is not a Photo2Cartoon checkpoint: expected a dict with the state dict genA2B "
-            f"(as in photo2cartoon_weights.pt or *_params_latest.pt), found {found}{hint}")
-    out = {}
-    for k in ("genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB"):
-        if k in obj:
-            sd = obj[k]
-            if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-                raise CheckpointError(f"{path}: entry {k} is not a state dict of tensors")
-            out[k] = {n.removeprefix("module."): v for n, v in sd.items()}
-    return out
+def _bare_generator_hint(obj) -> str:
+    if isinstance(obj, dict) and "ConvBlock1.1.weight" in obj:
+        return " (it is a bare generator state dict; the authors' files wrap it as {'genA2B': ...})"
+    return ""
 
 
 def photo2cartoon_options(sd: dict, path) -> dict:
@@ -455,37 +382,22 @@ def photo2cartoon_options(sd: dict, path) -> dict:
     return {"light": light, "img_size": img_size, "ch": ch}
 
 
-def _n_dis(sd: dict) -> int:
-    return 1 + sum(1 for k in sd if re.fullmatch(r"model\.\d+\.weight_orig", k))
-
-
-def load_networks(model: nn.Module, sds: dict, path, what: str) -> None:
-    """Strict load of each named state dict with a message naming the first differences."""
-    for name, sd in sds.items():
-        net = getattr(model, name)
-        expected = net.state_dict()
-        missing = [k for k in expected if k not in sd]
-        unexpected = [k for k in sd if k not in expected]
-        bad = [k for k, v in sd.items() if k in expected and expected[k].shape != v.shape]
-        if missing or unexpected or bad:
-            raise CheckpointError(
-                f"{path}: {name} does not match a {what}: missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]}, wrong shapes {bad[:3]}")
-        net.load_state_dict(sd)
-
-
 @register_importer("photo2cartoon")
 def import_photo2cartoon(path):
     """``path``: the authors' ``photo2cartoon_weights.pt`` or a ``*_params_*.pt`` of their
     train.py: a dict of state dicts with at least genA2B (photo -> cartoon), and optionally
     genB2A and the four discriminators (loaded too, for further training; a model directory
     keeps the generators only). Read with ``weights_only=True``; options from the shapes."""
-    sds = _load_official(path)
+    sds = read_state_dicts(path, NETWORKS, ("genA2B",), "a Photo2Cartoon checkpoint (as "
+                           "photo2cartoon_weights.pt or *_params_latest.pt)", _bare_generator_hint)
     opts = photo2cartoon_options(sds["genA2B"], path)
     if all(k in sds for k in ("disGA", "disGB", "disLA", "disLB")):
-        opts["n_dis_global"], opts["n_dis_local"] = _n_dis(sds["disGA"]), _n_dis(sds["disLA"])
+        opts["n_dis_global"] = discriminator_layers(sds["disGA"])
+        opts["n_dis_local"] = discriminator_layers(sds["disLA"])
     if "genB2A" not in sds:
         opts["directions"] = ["AtoB"]
     model = Photo2Cartoon(**opts)
-    load_networks(model, sds, path, f"Photo2Cartoon network with {opts}")
+    for name, sd in sds.items():
+        load_state_dict_strict(getattr(model, name), sd, f"{path}: {name}",
+                               f"a Photo2Cartoon network with {opts}")
     return model.eval()

@@ -29,15 +29,16 @@ import re
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..errors import CheckpointError, ConfigError
 from ..losses.adversarial import GANLoss
 from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator
 from ..nn.generators import UnetGenerator
 from ..nn.init import init_weights
 from ..nn.norms import NORMS
+from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
 from .base import InferenceOption, Method, Phase
-from .cyclegan import load_legacy_state_dict, requires_grad
 
 DIRECTIONS = ("AtoB", "BtoA")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
@@ -206,21 +207,9 @@ def import_pix2pix(path, direction="AtoB"):
     """``path``: the authors' generator (``latest_net_G.pth``, or a released
     ``facades_label2photo.pth``). ``direction`` only names the mapping (the released facades
     model was trained with ``--direction BtoA``: label map -> photo)."""
-    sd = load_legacy_state_dict(path)
+    sd = read_state_dict(path)
     opts = unet_options(sd, path)
     model = Pix2Pix(**opts, direction=direction)
-    own = model.G.state_dict()
-    # checkpoints from PyTorch < 0.4.1 have no num_batches_tracked counters
-    for k, v in own.items():
-        if k.endswith("num_batches_tracked") and k not in sd:
-            sd[k] = torch.zeros_like(v)
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(f"{path} does not match a pix2pix {opts['netG']} generator: "
-                              f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-    bad = [k for k in own if own[k].shape != sd[k].shape]
-    if bad:
-        raise CheckpointError(f"{path}: {bad[0]} has shape {tuple(sd[bad[0]].shape)}, "
-                              f"expected {tuple(own[bad[0]].shape)}")
-    model.G.load_state_dict(sd)
+    # files from PyTorch < 0.4.1 have no num_batches_tracked counters: zeros there
+    load_state_dict_strict(model.G, sd, path, f"a pix2pix {opts['netG']} generator with {opts}")
     return model

@@ -30,45 +30,25 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..checkpoint import is_state_dict, load_state_dict_strict, read_state_dicts
 from ..errors import CheckpointError, ConfigError
 from ..nn.attention import cam_layers, class_activation_map
-from ..nn.blocks import ResnetBlock, conv_layers
+from ..nn.blocks import ResnetAdaLINBlock, ResnetBlock, conv_layers
 from ..nn.discriminators import UGATITDiscriminator
-from ..nn.norms import LIN, AdaLIN, clip_rho_
+from ..nn.norms import LIN, clip_rho_
+from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
-from ..utils.images import heatmap_image  # noqa: F401  (re-exported: photo2cartoon, tests)
+from ..utils.images import heatmap_image
 from .base import Method, Phase
 
 DIRECTIONS = ("AtoB", "BtoA")
 N_DOWN = 2  # stride-2 convs in the encoder; features at 1/4 of the input size
-
-
-class ResnetAdaLINBlock(nn.Module):
-    """x + [pad conv norm relu pad conv norm](x), both norms conditioned on ``*cond`` (the authors'
-    ``ResnetAdaILNBlock``: ``norm=AdaLIN``, cond = gamma, beta from the generator's MLP;
-    Photo2Cartoon's ``ResnetSoftAdaLINBlock``: ``norm=SoftAdaLIN``, cond = content, style).
-    Keys conv1, norm1.*, conv2, norm2.*."""
-
-    def __init__(self, dim: int, norm=AdaLIN):
-        super().__init__()
-        self.pad1 = nn.ReflectionPad2d(1)
-        self.conv1 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
-        self.norm1 = norm(dim)
-        self.relu1 = nn.ReLU(True)
-        self.pad2 = nn.ReflectionPad2d(1)
-        self.conv2 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
-        self.norm2 = norm(dim)
-
-    def forward(self, x, *cond):
-        h = self.relu1(self.norm1(self.conv1(self.pad1(x)), *cond))
-        return x + self.norm2(self.conv2(self.pad2(h)), *cond)
 
 
 class UGATITGenerator(nn.Module):
@@ -132,12 +112,6 @@ class UGATITGenerator(nn.Module):
         for k in range(1, self.n_blocks + 1):
             x = self._run(getattr(self, f"UpBlock1_{k}"), x, gamma, beta)
         return self.UpBlock2(x), cam_logit, heatmap
-
-
-def requires_grad(modules, flag: bool) -> None:
-    for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(flag)
 
 
 @register_method("ugatit")
@@ -205,14 +179,25 @@ class UGATIT(Method):
     def _bce(self, logit, target: float):
         return F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, target))
 
+    def generators(self):
+        """(A->B, B->A) as callables x -> (image, CAM logits, heatmap) that training and the
+        sample grids run (the few-shot groups route them through a group's branches)."""
+        return self.genA2B, self.genB2A
+
+    def generator_extra_losses(self, real, fake, src: str) -> dict:
+        """Hook: more terms of the generator phase of the direction that starts from domain
+        ``src`` (``real`` -> ``fake``); Photo2Cartoon's face-ID loss. None in U-GAT-IT."""
+        return {}
+
     def training_step(self, batch):
         real_A, real_B = batch["A"], batch["B"]
+        g_a2b, g_b2a = self.generators()
         discs = (self.disGA, self.disGB, self.disLA, self.disLB)
         # ---- discriminators, on the generators' outputs before this step's G update
         if self.w_adv > 0:
             with torch.no_grad():
-                fake_A2B = self.genA2B(real_A)[0]
-                fake_B2A = self.genB2A(real_B)[0]
+                fake_A2B = g_a2b(real_A)[0]
+                fake_B2A = g_b2a(real_B)[0]
             yield Phase("D", self._d_losses(self.disGA, self.disLA, real_A, fake_B2A, "A"), step=False)
             yield Phase("D", self._d_losses(self.disGB, self.disLB, real_B, fake_A2B, "B"))
             del fake_A2B, fake_B2A
@@ -221,8 +206,8 @@ class UGATIT(Method):
         try:
             idt_group = self.w_idt > 0 or self.w_cam > 0
             for real, g, g_back, d_glob, d_loc, tag, src in (
-                    (real_A, self.genA2B, self.genB2A, self.disGB, self.disLB, "A2B", "A"),
-                    (real_B, self.genB2A, self.genA2B, self.disGA, self.disLA, "B2A", "B")):
+                    (real_A, g_a2b, g_b2a, self.disGB, self.disLB, "A2B", "A"),
+                    (real_B, g_b2a, g_a2b, self.disGA, self.disLA, "B2A", "B")):
                 fake, cam_logit, _ = g(real)
                 losses = {}
                 if self.w_adv > 0:
@@ -231,12 +216,12 @@ class UGATIT(Method):
                     losses[f"G_{tag}_cam"] = self.w_cam * self._bce(cam_logit, 1)
                 if self.w_cyc > 0:
                     losses[f"cycle_{src}"] = self.w_cyc * F.l1_loss(g_back(fake)[0], real)
-                last = tag == "B2A" and not idt_group
-                yield Phase("G", losses, step=last)
+                losses |= self.generator_extra_losses(real, fake, src)
+                yield Phase("G", losses, step=tag == "B2A" and not idt_group)
                 del fake, cam_logit, losses
             if idt_group:  # G_B2A(A) ~ A, G_A2B(B) ~ B; their CAM logits are "target" (0)
                 losses = {}
-                for real, g, tag in ((real_A, self.genB2A, "A"), (real_B, self.genA2B, "B")):
+                for real, g, tag in ((real_A, g_b2a, "A"), (real_B, g_a2b, "B")):
                     same, cam_logit, _ = g(real)
                     if self.w_idt > 0:
                         losses[f"idt_{tag}"] = self.w_idt * F.l1_loss(same, real)
@@ -262,9 +247,9 @@ class UGATIT(Method):
 
     @torch.no_grad()
     def visuals(self, batch):
+        g_a2b, g_b2a = self.generators()
         out = {}
-        for key, g, g_back, tag in (("A", self.genA2B, self.genB2A, "A2B"),
-                                    ("B", self.genB2A, self.genA2B, "B2A")):
+        for key, g, g_back, tag in (("A", g_a2b, g_b2a, "A2B"), ("B", g_b2a, g_a2b, "B2A")):
             if key in batch:
                 real = batch[key]
                 fake, _, hm = g(real)
@@ -277,28 +262,13 @@ class UGATIT(Method):
 NETWORKS = ("genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB")
 
 
-def _load_official(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or a pickle that holds more than tensors
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
-    if not isinstance(obj, dict) or not all(isinstance(obj.get(k), dict) for k in ("genA2B", "genB2A")):
-        found = list(obj)[:3] if isinstance(obj, dict) else type(obj).__name__
-        hint = ""
-        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            hint = " (it is a single network's state dict"
-            hint += ": a CycleGAN/pix2pix generator? try 'styleforge import cyclegan')" \
-                if "model.1.weight" in obj else ")"
-        raise CheckpointError(
-            f"{path} is not a U-GAT-IT checkpoint: expected a dict with the state dicts genA2B and "
-            f"genB2A (as in *_params_latest.pt), found {found}{hint}")
-    for k in NETWORKS:
-        if k in obj and not (isinstance(obj[k], dict) and all(isinstance(v, torch.Tensor) for v in obj[k].values())):
-            raise CheckpointError(f"{path}: entry {k} is not a state dict of tensors")
-    return {k: {n.removeprefix("module."): v for n, v in obj[k].items()} for k in NETWORKS if k in obj}
+def _not_ugatit_hint(obj) -> str:
+    if not (is_state_dict(obj) and obj):
+        return ""
+    if "model.1.weight" in obj:
+        return (" (it is a single network's state dict: a CycleGAN/pix2pix generator? "
+                "try 'styleforge import cyclegan')")
+    return " (it is a single network's state dict)"
 
 
 def ugatit_options(sd: dict, path) -> dict:
@@ -321,7 +291,7 @@ def ugatit_options(sd: dict, path) -> dict:
     return {"light": light, "img_size": img_size, "img_ch": img_ch, "ch": ch, "n_res": n_res}
 
 
-def _n_dis(sd: dict) -> int:
+def discriminator_layers(sd: dict) -> int:
     return 1 + sum(1 for k in sd if re.fullmatch(r"model\.\d+\.weight_orig", k))
 
 
@@ -332,20 +302,14 @@ def import_ugatit(path):
     ``weights_only=True``. Options are inferred from the shapes; the discriminators are loaded
     too when present (so training can continue), though a model directory keeps only the
     generators."""
-    sds = _load_official(path)
+    sds = read_state_dicts(path, NETWORKS, ("genA2B", "genB2A"),
+                           "a U-GAT-IT checkpoint (as *_params_latest.pt)", _not_ugatit_hint)
     opts = ugatit_options(sds["genA2B"], path)
     if all(k in sds for k in NETWORKS[2:]):
-        opts["n_dis_global"], opts["n_dis_local"] = _n_dis(sds["disGA"]), _n_dis(sds["disLA"])
+        opts["n_dis_global"] = discriminator_layers(sds["disGA"])
+        opts["n_dis_local"] = discriminator_layers(sds["disLA"])
     model = UGATIT(**opts)
     for name, sd in sds.items():
-        net = getattr(model, name)
-        expected = net.state_dict()
-        missing = [k for k in expected if k not in sd]
-        unexpected = [k for k in sd if k not in expected]
-        bad = [k for k, v in sd.items() if k in expected and expected[k].shape != v.shape]
-        if missing or unexpected or bad:
-            raise CheckpointError(
-                f"{path}: {name} does not match a U-GAT-IT network with {opts}: missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]}, wrong shapes {bad[:3]}")
-        net.load_state_dict(sd)
+        load_state_dict_strict(getattr(model, name), sd, f"{path}: {name}",
+                               f"a U-GAT-IT network with {opts}")
     return model.eval()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
-from .norms import conv_bias, norm_layer
+from .norms import AdaLIN, conv_bias, norm_layer
 
 PADS = ("reflect", "replicate", "zero")
 ACTS = ("relu", "lrelu", "tanh", "sigmoid", "none")
@@ -97,3 +97,24 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x):
         return x + self.conv_block(x)
+
+
+class ResnetAdaLINBlock(nn.Module):
+    """x + [pad conv norm relu pad conv norm](x), both norms conditioned on ``*cond``: U-GAT-IT's
+    ``ResnetAdaILNBlock`` (``norm=AdaLIN``, cond = gamma, beta from the generator's MLP) and
+    Photo2Cartoon's ``ResnetSoftAdaLINBlock`` (``norm=SoftAdaLIN``, cond = content, style).
+    Keys conv1, norm1.*, conv2, norm2.*, as the authors name them."""
+
+    def __init__(self, dim: int, norm=AdaLIN):
+        super().__init__()
+        self.pad1 = nn.ReflectionPad2d(1)
+        self.conv1 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
+        self.norm1 = norm(dim)
+        self.relu1 = nn.ReLU(True)
+        self.pad2 = nn.ReflectionPad2d(1)
+        self.conv2 = nn.Conv2d(dim, dim, 3, 1, 0, bias=False)
+        self.norm2 = norm(dim)
+
+    def forward(self, x, *cond):
+        h = self.relu1(self.norm1(self.conv1(self.pad1(x)), *cond))
+        return x + self.norm2(self.conv2(self.pad2(h)), *cond)

@@ -23,12 +23,12 @@ in [-1, 1] (their training normalised pixels to (x - 127.5) / 128).
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..errors import CheckpointError
 
 INPUT_SIZE = 112
@@ -115,36 +115,15 @@ def load_mobilefacenet(path, device="cpu") -> MobileFaceNet:
     """Read ``model_mobilefacenet.pth`` (a state dict of the network above; a ``module.`` prefix
     from DataParallel is accepted, and ``num_batches_tracked`` may be absent, as in files saved
     by old PyTorch). Returns the network in eval mode with every parameter frozen."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"face-recognition weights not found: {path}")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or a pickle of more than tensors
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} is not a MobileFaceNet state dict (model_mobilefacenet.pth)")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    expected = "a MobileFaceNet state dict (model_mobilefacenet.pth)"
+    sd = read_state_dict(path, "face-recognition weights", expected)
     emb = sd.get("linear.weight")
     if emb is None or emb.ndim != 2 or emb.shape[1] != 512:
         raise CheckpointError(
-            f"{path} is not a MobileFaceNet state dict (model_mobilefacenet.pth): no linear.weight "
-            f"of shape (embedding, 512); found keys such as {list(sd)[:3]}")
+            f"{path} is not {expected}: no linear.weight of shape (embedding, 512); found keys such "
+            f"as {list(sd)[:3]}")
     net = MobileFaceNet(emb.shape[0])
-    expected = net.state_dict()
-    for k, v in expected.items():  # BatchNorm counters are not used in eval mode
-        if k.endswith("num_batches_tracked") and k not in sd:
-            sd[k] = torch.zeros_like(v)
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    bad = [k for k in expected if k in sd and sd[k].shape != expected[k].shape]
-    if missing or unexpected or bad:
-        raise CheckpointError(
-            f"{path} does not match MobileFaceNet: {len(missing)} missing keys (e.g. {missing[:2]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), wrong shapes {bad[:2]}")
-    net.load_state_dict(sd)
+    load_state_dict_strict(net, sd, path, "MobileFaceNet")
     net.requires_grad_(False)
     return net.to(device).eval()
 
