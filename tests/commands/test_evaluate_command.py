@@ -46,6 +46,18 @@ def test_folders_print_a_table_and_write_json(h2z, tmp_path, net_args, capsys, t
     assert "warning" not in cap.err
 
 
+def test_an_existing_results_file_is_kept_unless_overwrite(h2z, tmp_path, net_args, capsys):
+    out = tmp_path / "res.json"
+    out.write_text("earlier results\n")
+    argv = ["evaluate", "--real", str(h2z / "trainB"), "--fake", str(h2z / "trainA"), "-o", str(out),
+            "--metrics", "fid", *net_args]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"error: {out} exists; use --overwrite to replace it"
+    assert out.read_text() == "earlier results\n"
+    assert main(argv + ["--overwrite", "--quiet"]) == 0
+    assert "fid" in json.loads(out.read_text())["metrics"]
+
+
 def test_few_images_warn_on_stderr(h2z, net_args, capsys):
     assert main(["evaluate", "--real", str(h2z / "testB"), "--fake", str(h2z / "testA"), *net_args]) == 0
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``styleforge export MODEL_DIR --format onnx|torchscript [-o FILE] [--direction D]``."""
+"""``styleforge export MODEL_DIR --format onnx|torchscript [-o FILE] [--direction D] [--overwrite]``."""
 from __future__ import annotations
 
 
@@ -14,6 +14,8 @@ def register(sub) -> None:
     p.add_argument("--out", "-o", help="file to write (default: MODEL_DIR/<method>-<direction>.onnx|.pt)")
     p.add_argument("--direction", help="AtoB or BtoA (default: the model's first)")
     p.add_argument("--no-check", action="store_true", help="skip running the file once against PyTorch")
+    p.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
+    p.add_argument("--quiet", action="store_true", help="print nothing when it succeeds")
     p.set_defaults(func=run)
 
 
@@ -23,7 +25,10 @@ def run(args, overrides) -> int:
 
     if overrides:
         raise ConfigError(f"export takes no config overrides: {' '.join(overrides)}")
-    r = export_model(args.model, args.out, args.format, args.direction, check=not args.no_check)
+    r = export_model(args.model, args.out, args.format, args.direction, check=not args.no_check,
+                     overwrite=args.overwrite)
+    if args.quiet:
+        return 0
     shape = "N×C×H×W, H and W free" if r.dynamic else f"N×C×{r.input_size}×{r.input_size}"
     check = "" if args.no_check else f"; max |Δ| vs PyTorch {r.max_abs_diff:.1e}"
     print(f"exported {r.direction} as {r.format}: {r.path} ({shape}{check})")
