@@ -1,9 +1,13 @@
 """The trainer's optional periodic evaluation (``train.eval_every`` > 0).
 
 Every ``eval_every`` steps the method translates a fixed held-out subset (the first
-``eval_images`` samples of the test split, resized to ``data.crop_size`` with no augmentation,
-input side "A") in its first direction, and the result is scored against the same samples'
-target side ("B") with ``eval_metric``: ``kid`` (×100, the default; unbiased, fine with few
+``eval_images`` samples of the test split, resized to ``data.crop_size`` with no augmentation)
+and the result is scored against the subset's targets with ``eval_metric``. What a sample
+gives depends on the data kind, and the method's declared inputs say where it goes: unpaired
+and paired data translate side "A" in the first direction against side "B"; content/style data
+stylize each content with its style (the method's style-image input) against the styles;
+class folders translate each sample with K class images (the method's K-image input) of the
+next sample's class, against those classes' images. Scores use ``eval_metric``: ``kid`` (×100, the default; unbiased, fine with few
 images) or ``fid`` (the exact low-rank computation of :func:`~styleforge.metrics.fid.fid_lowrank`:
 the reference ``sqrtm`` would take tens of seconds at every evaluation on a CPU). Lower is better
 for both. The real side's features are computed once. The features come from the FID Inception,
@@ -33,6 +37,7 @@ from .kid import KID_SCALE, kid
 
 EVAL_METRICS = ("kid", "fid")
 _PAIRED = ("unpaired", "paired_ab", "paired_folders")
+_KINDS = (*_PAIRED, "content_style", "class_folders")
 
 
 class PeriodicEvaluator:
@@ -48,11 +53,11 @@ class PeriodicEvaluator:
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
             raise ConfigError(f"train.eval_images must be an integer >= 2, got {n!r}")
         kind = d["dataset"]
-        if kind not in _PAIRED:
-            raise ConfigError(f"train.eval_every works with unpaired and paired datasets (input A, target B); "
+        if kind not in _KINDS:
+            raise ConfigError(f"train.eval_every works with {', '.join(_KINDS)} datasets; "
                               f"this run's data.dataset is {kind}")
         tf = Transform(d["crop_size"], d["crop_size"], "resize", flip=False)
-        kw = {"serial": True} if kind == "unpaired" else {"direction": d["direction"]}
+        kw = {"serial": True} if kind == "unpaired" else {"direction": d["direction"]} if kind in _PAIRED else {}
         try:
             ds = build_dataset(kind, d["root"], "test", tf, t["seed"], **kw)
         except DataError:
@@ -60,8 +65,30 @@ class PeriodicEvaluator:
             ds = build_dataset(kind, d["root"], "train", tf, t["seed"], **kw)
         k = min(n, len(ds))
         items = [ds[i] for i in range(k)]
-        self.inputs = torch.stack([it["A"] for it in items])
-        self.targets = torch.stack([it["B"] for it in items])
+        self.kind = kind
+        self.extra: list[dict] = [{} for _ in items]  # per sample: the kind's tensor input (before naming)
+        if kind in _PAIRED:
+            self.inputs = torch.stack([it["A"] for it in items])
+            self.targets = torch.stack([it["B"] for it in items])
+        elif kind == "content_style":
+            self.inputs = torch.stack([it["content"] for it in items])
+            self.targets = torch.stack([it["style"] for it in items])
+            self.extra = [{"reference": it["style"][None]} for it in items]
+        else:  # class folders: K images of the next sample's class
+            shots = int(t.get("eval_shots", 5) or 5)
+            labels = [it["label"] for it in items]
+            by_class = {}
+            for i, lab in enumerate(getattr(ds, "targets", labels)):
+                by_class.setdefault(lab, []).append(i)
+            self.inputs = torch.stack([it["image"] for it in items])
+            tgts = []
+            for i in range(k):
+                lab = labels[(i + 1) % k]
+                idx = by_class[lab][:shots]
+                cls = torch.stack([ds[j]["image"] for j in idx])
+                self.extra[i] = {"images": cls}
+                tgts.append(cls[0])
+            self.targets = torch.stack(tgts)
         self.device = device
         self.name = f"eval_{self.metric}"
         self.best: float | None = None
@@ -98,10 +125,28 @@ class PeriodicEvaluator:
 
     @torch.no_grad()
     def _translate(self, method) -> torch.Tensor:
-        direction = method.directions[0]
+        """The subset through the method's declared inputs (``Pipeline.run_tensor``): the
+        kind's extra tensor goes to the method's first input of that kind; seeded codes."""
+        from ..pipeline import Pipeline
+
+        pipe = Pipeline(method, device=str(self.device))
+        names = {kind: next((i.name for i in pipe.inputs[1:] if i.kind == kind), None)
+                 for kind in ("reference", "images")}
+        seed = {"seed": 0} if pipe.stochastic else {}
         outs = []
-        for i in range(0, len(self.inputs), 8):
-            outs.append(method.translate(self.inputs[i:i + 8].to(self.device), direction).float().cpu())
+        if self.kind in _PAIRED:
+            for i in range(0, len(self.inputs), 8):
+                outs.append(pipe.run_tensor(self.inputs[i:i + 8], **seed)[0]["image"].float().cpu())
+            return torch.cat(outs)
+        for x, extra in zip(self.inputs, self.extra):
+            values = {}
+            for kind, t in extra.items():
+                if names[kind] is None:
+                    raise ConfigError(f"train.eval_every on {self.kind} data: {method.method_name} has no "
+                                      f"{kind} input")
+                multiple = pipe.input(names[kind]).multiple
+                values[names[kind]] = [t] if multiple else t
+            outs.append(pipe.run_tensor(x[None], **seed, **values)[0]["image"].float().cpu())
         return torch.cat(outs)
 
     def __call__(self, method) -> float:
