@@ -108,3 +108,83 @@ def test_paste_back_puts_the_result_in_place_and_leaves_the_rest(shared_data, de
     r = int(face.size * 0.3)
     region = (slice(cy - r, cy + r), slice(cx - r, cx + r))
     assert np.abs(same[region].astype(int) - photo[region].astype(int)).mean() < 6
+
+
+def _authors_square(lm, h, w):
+    """Photo2Cartoon's preprocessing written out independently (utils/face_detect.py and
+    utils/preprocess.py): the photo turned about its centre onto a larger canvas so that points
+    36 and 45 are level, then the landmarks' extent widened (0.8 of its height above, 0.3
+    below, 0.3 of its width each side) and squared, in integer pixels. Returns the centre of
+    that square in the photo, its side, and the angle in degrees."""
+    (lx, ly), (rx, ry) = lm[36], lm[45]
+    t = math.atan((ly - ry) / (lx - rx))
+    c, s = math.cos(t), math.sin(t)
+    nw, nh = int(w * abs(c) + h * abs(s)), int(w * abs(s) + h * abs(c))
+    tx, ty = nw // 2 - w // 2, nh // 2 - h // 2
+    m = np.array([[c, s, (1 - c) * w / 2 - s * h / 2 + tx], [-s, c, s * w / 2 + (1 - c) * h / 2 + ty]])
+    q = np.hstack([lm, np.ones((len(lm), 1))]) @ m.T
+    top, bottom, left, right = q[:, 1].min(), q[:, 1].max(), q[:, 0].min(), q[:, 0].max()
+    top, bottom = int(top - 0.8 * (bottom - top)), int(bottom + 0.3 * (bottom - top))
+    left, right = int(left - 0.3 * (right - left)), int(right + 0.3 * (right - left))
+    if bottom - top > right - left:
+        left -= ((bottom - top) - (right - left)) // 2
+        right = left + (bottom - top)
+    else:
+        top -= ((right - left) - (bottom - top)) // 2
+        bottom = top + (right - left)
+    centre = np.linalg.inv(np.vstack([m, [0, 0, 1]])) @ [(left + right) / 2, (top + bottom) / 2, 1]
+    return centre[:2], right - left + 1, math.degrees(t)
+
+
+@pytest.mark.parametrize("angle", [0.0, 14.0, -22.0])
+@pytest.mark.parametrize("wide", [False, True])
+def test_landmark_framing_is_the_authors_crop(angle, wide):
+    rng = np.random.default_rng(abs(int(angle)) + 7 * wide)
+    # a face-like cloud of 68 points: jaw along a U, the rest inside; outer eye corners at 36, 45
+    u = np.linspace(-1, 1, 17)
+    jaw = np.stack([60 * u * (1.6 if wide else 1.0), 40 + 50 * (1 - u ** 2)], 1)
+    inner = rng.uniform([-35, -45], [35, 45], (51, 2))
+    lm = np.vstack([jaw, inner])
+    lm[36], lm[45] = (-38, -10), (38, -10)
+    a = math.radians(angle)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])  # clockwise as displayed
+    lm = lm @ rot.T + (300, 260)
+    h, w = 600, 520
+    centre, side, their_angle = _authors_square(lm, h, w)
+    face = Face(center=(300.0, 260.0), size=100.0, landmarks=tuple(map(tuple, lm)))
+    m, our_angle = crop_matrix(face, 256)
+    assert our_angle == pytest.approx(angle, abs=1e-6) and our_angle == pytest.approx(their_angle, abs=1e-6)
+    inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+    ours = (inv @ [128, 128, 1])[:2]
+    assert np.abs(ours - centre).max() < 1.5  # their integer rounding: at most a pixel or so
+    assert 256 / math.hypot(m[0, 0], m[0, 1]) == pytest.approx(side, abs=2.0)
+    # in the crop the outer eye corners are level; framing="box" ignores the landmarks
+    p36, p45 = m @ [*lm[36], 1], m @ [*lm[45], 1]
+    assert abs(p36[1] - p45[1]) < 1e-6
+    mb, ab = crop_matrix(face, 256, framing="box")
+    assert ab == 0.0 and 256 / math.hypot(mb[0, 0], mb[0, 1]) == pytest.approx(160.0)
+    with pytest.raises(ConfigError, match="framing"):
+        crop_matrix(face, 256, framing="eyes")
+
+
+def test_paste_back_seam_follows_the_matte_with_the_cartoons_own_colours(shared_data, detector):
+    photo = _photo(shared_data)
+    face = detector.detect(photo)[0]
+    crop = crop_face(photo, face, size=128)
+    yy, xx = np.mgrid[:128, :128]
+    # a soft disk matte (radius 40, edge over ~6 px), as a segmentation gives
+    crop.alpha = np.clip((40 - np.hypot(xx - 64, yy - 70)) / 6 + 0.5, 0, 1).astype(np.float32)
+    red = np.zeros((128, 128, 3), np.uint8)
+    red[..., 0] = 255
+    result = whiten(red, crop.alpha)  # what a model's output looks like after whitening
+    out = paste_back(photo, crop, result).astype(int)
+    # blending red with the photo can only lower green and blue: no white from the result's
+    # background may show at the soft edge (the old blend made a pale ring there)
+    assert (out[..., 1:] <= photo[..., 1:].astype(int) + 1).all()
+    # the seam runs inside the outline: where the matte is 0 the photo is unchanged, deep
+    # inside it the result is pure
+    inv_pts = lambda u, v: (np.linalg.inv(np.vstack([crop.matrix, [0, 0, 1]])) @ [u, v, 1])[:2]  # noqa: E731
+    cx, cy = (round(c) for c in inv_pts(64, 70))
+    assert out[cy, cx].tolist() == [255, 0, 0]
+    ox, oy = (round(c) for c in inv_pts(64, 70 + 52))  # 12 px outside the disk
+    assert out[oy, ox].tolist() == photo[oy, ox].tolist()

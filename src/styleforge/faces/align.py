@@ -181,17 +181,18 @@ def whiten(image: np.ndarray, alpha: np.ndarray, color: int = 255) -> np.ndarray
 
 
 def paste_back(photo: np.ndarray, crop: FaceCrop, result: np.ndarray, feather: float = 0.04,
-               edge: float = 0.015) -> np.ndarray:
+               edge: float = 0.015, background: float | None = 255) -> np.ndarray:
     """Put ``result`` (the translated crop, any square size) back where ``crop`` came from.
 
     Blend mask: the crop's matte (the whole crop when it was not segmented), pulled in by
     ``edge`` of the crop side and softened over the same width, so the seam runs along the
     person's outline, inside it, and no pixel of the (white) background of ``result`` shows;
     times a square window fading over ``feather`` of the side at the crop's border. Colours:
-    where the matte is below 0.9 the result's pixels are mixed with its white background, so
-    there they are replaced by the mean colour of the nearby fully-person pixels (a normalised
-    blur) before blending: the soft edge fades from the cartoon's own colours into the photo's,
-    without a pale halo. Returns a new RGB uint8 array of the photo's size.
+    ``result`` was whitened with the matte (``background``: the colour, None when it was not),
+    so where the matte is >= 0.5 the whitening is undone (``(y - 255 (1 - a)) / a``) and below
+    that the pixels are replaced by the mean colour of the nearby firm ones (a normalised
+    blur): the soft edge fades from the cartoon's own colours into the photo's, without a pale
+    halo. Returns a new RGB uint8 array of the photo's size.
     """
     cv2 = _cv2()
     size = crop.size
@@ -203,11 +204,16 @@ def paste_back(photo: np.ndarray, crop: FaceCrop, result: np.ndarray, feather: f
         mask = np.ones((size, size), np.float32)
     else:
         a = crop.alpha.astype(np.float32)
-        solid = (a >= 0.9).astype(np.float32)
+        solid = (a >= 0.5).astype(np.float32)
+        if background is not None:  # undo the whitening where the matte is firm: the cartoon's colours
+            res = np.where(solid[..., None] > 0, (res - background * (1 - a[..., None])) / np.maximum(a[..., None], 0.5), res)
+            res = np.clip(res, 0, 255)
         sigma = max(1.0, 0.03 * size)
         num = cv2.GaussianBlur(res * solid[..., None], (0, 0), sigma)
         den = cv2.GaussianBlur(solid, (0, 0), sigma)[..., None]
-        fill = np.where(den > 1e-3, num / np.maximum(den, 1e-3), res)
+        # far from any solid pixel (where the mask is ~0 anyway): their mean colour
+        mean = res[solid > 0].mean(0) if solid.any() else res.reshape(-1, 3).mean(0)
+        fill = np.where(den > 1e-3, num / np.maximum(den, 1e-3), mean)
         res = np.where(solid[..., None] > 0, res, fill)
         r = max(1, int(round(edge * size)))
         inner = cv2.erode(a, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))

@@ -134,6 +134,7 @@ class FacePreprocessor:
                  detector=None, matting_options: dict | None = None, framing: str = "auto",
                  domain: str = "auto"):
         crop_matrix(Face(center=(0.0, 0.0), size=1.0), size, margin, center_y, framing=framing)  # validates
+        _cv2()  # a broken or shadowed OpenCV is named before any work
         if context < 1:
             raise ConfigError(f"segmentation context must be >= 1 (times the crop side), got {context}")
         self.size, self.margin, self.center_y, self.align = size, margin, center_y, align
