@@ -60,8 +60,10 @@ def test_exported_file_equals_pytorch_on_real_images(tmp_path, sample, preset, f
     method = tiny_method(preset)
     model_dir = save_model(tmp_path / "model", method)
     torch_pipe = styleforge.load(model_dir, device="cpu")
-    opts = DETERMINISTIC.get(method.method_name, {})
     x = real_images(sample)
+    # required K-image inputs (FUNIT's class images): the real images themselves
+    given = {i.name: x for i in method.inference_inputs()[1:] if i.required and i.kind == "images"}
+    opts = {**DETERMINISTIC.get(method.method_name, {}), **given}
     for direction in method.directions[:1]:  # the other direction: the CLI test below
         r = export_model(model_dir, tmp_path / f"{direction}.{fmt}", fmt, direction)
         assert r.dynamic == (method.fixed_size is None)
@@ -70,7 +72,7 @@ def test_exported_file_equals_pytorch_on_real_images(tmp_path, sample, preset, f
         assert pipe.directions == (direction,)
         with torch.no_grad():
             ref = torch_pipe.translate_tensor(x, direction, **opts)
-        y = pipe.translate_tensor(x, direction)  # padded / resized by the same pipeline code
+        y = pipe.translate_tensor(x, direction, **given)  # padded / resized by the same pipeline code
         assert y.shape == ref.shape == x.shape
         torch.testing.assert_close(y, ref, rtol=0, atol=1e-4)
         assert ref.std() > 1e-3  # not a constant image: the comparison means something
