@@ -87,3 +87,56 @@ def test_atomic_writes_get_the_modes_of_a_plain_write(tmp_path):
     assert mode(tmp_path / "atomic") == mode(tmp_path / "plain") == 0o644
     assert mode(tmp_path / "m") == mode(tmp_path / "plain_dir") == 0o755
     assert mode(tmp_path / "m" / "model.safetensors") == 0o644
+
+
+# ---- the authors' .pth files ----------------------------------------------------------------
+def _in_bn_net():
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.InstanceNorm2d(4), torch.nn.BatchNorm2d(4))
+
+
+def test_strict_loader_reconciles_old_pytorch_files_and_names_real_mismatches(tmp_path):
+    from styleforge.checkpoint import load_state_dict_strict, read_state_dict
+
+    torch.manual_seed(0)
+    src = _in_bn_net()
+    sd = {f"module.{k}": v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    # PyTorch 0.3/0.4 saved running statistics of InstanceNorm layers, which track none now
+    sd["module.1.running_mean"], sd["module.1.running_var"] = torch.ones(4), torch.ones(4)
+    torch.save({"state_dict": sd}, tmp_path / "old.pth")
+    net = _in_bn_net()
+    load_state_dict_strict(net, read_state_dict(tmp_path / "old.pth"), "old.pth", "a test network")
+    for k, v in src.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v), k
+    bad = dict(src.state_dict())
+    bad["0.weight"] = torch.zeros(4, 3, 5, 5)
+    del bad["2.bias"]
+    bad["3.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as e:
+        load_state_dict_strict(_in_bn_net(), bad, "x.pth", "a test network")
+    msg = str(e.value)
+    assert msg.startswith("x.pth does not match a test network: 1 missing keys ['2.bias']; 1 unexpected ['3.weight']")
+    assert "0.weight is (4, 3, 5, 5), expected (4, 3, 3, 3)" in msg and "\n" not in msg
+
+
+def test_legacy_readers_say_what_the_file_is_not(tmp_path):
+    from styleforge.checkpoint import read_state_dict, read_state_dicts
+
+    with pytest.raises(CheckpointError, match="weights not found: .*nothing.pth"):
+        read_state_dict(tmp_path / "nothing.pth", what="weights")
+    (tmp_path / "junk.pth").write_bytes(b"not a zip or pickle")
+    with pytest.raises(CheckpointError, match="cannot read .*junk.pth as a PyTorch checkpoint"):
+        read_state_dict(tmp_path / "junk.pth")
+    torch.save({"step": 3, "weights": [torch.zeros(1)]}, tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match="list.pth is not a state dict of tensors"):
+        read_state_dict(tmp_path / "list.pth")
+    gen = {"module.w": torch.ones(2)}
+    torch.save({"genA2B": gen, "disGA": {"w": "text"}}, tmp_path / "params.pt")
+    with pytest.raises(CheckpointError, match="params.pt: entry disGA is not a state dict of tensors"):
+        read_state_dicts(tmp_path / "params.pt", ("genA2B", "disGA"), ("genA2B",), "a test checkpoint")
+    got = read_state_dicts(tmp_path / "params.pt", ("genA2B",), ("genA2B",), "a test checkpoint")
+    assert list(got) == ["genA2B"] and list(got["genA2B"]) == ["w"]  # DataParallel's prefix removed
+    assert torch.equal(got["genA2B"]["w"], gen["module.w"])
+    with pytest.raises(CheckpointError, match=r"is not a test checkpoint: expected a dict with the state dicts "
+                                              r"genA2B and genB2A, found \['genA2B', 'disGA'\] \(hint\)"):
+        read_state_dicts(tmp_path / "params.pt", ("genA2B",), ("genA2B", "genB2A"), "a test checkpoint",
+                         lambda obj: " (hint)")
