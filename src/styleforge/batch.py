@@ -221,13 +221,17 @@ def make_jobs(names: list[str], opts: BatchOptions, grid: dict | None = None) ->
     return jobs
 
 
-def _write(job: Job, samples: list[dict[str, torch.Tensor]], i: int, orig: tuple[int, int], out: Path) -> None:
+def _write(job: Job, samples: list[dict[str, torch.Tensor]], i: int, orig: tuple[int, int], out: Path,
+           keep: frozenset = frozenset()) -> None:
     from .data.transforms import to_pil
     from .utils.images import save_image_atomic
 
-    # optional outputs first, the image last: an image that exists is a finished job (resume)
+    # optional outputs first, the image last: an image that exists is a finished job (resume);
+    # files in ``keep`` (finished by an earlier run) are not rewritten
     for names, sample in zip(job.names, samples):
         for o in sorted(names, key=lambda o: o == "image"):
+            if names[o] in keep:
+                continue
             img = to_pil(sample[o][i])
             if img.size != orig:
                 img = img.resize(orig, Image.BICUBIC)
@@ -367,7 +371,9 @@ def _run(translator, files, jobs: list[Job], out: Path, opts: BatchOptions, shar
                     for i, (q, _, orig) in enumerate(chunk):
                         if q in done:
                             continue
-                        writes.append(pool.submit(_write, jobs[q], samples, i, orig, out))
+                        keep = frozenset(n for n in jobs[q].all_names() if n in listing) if opts.resume \
+                            else frozenset()
+                        writes.append(pool.submit(_write, jobs[q], samples, i, orig, out, keep))
                         translated += 1
                     while len(writes) > max_writes:
                         writes.popleft().result()

@@ -374,8 +374,8 @@ class ExportedMethod:
                                           choices=self.directions, help=d.get("help", "")))
             elif name in self.fixed:
                 v = self.fixed[name]
-                self._inputs.append(Input(name, "choice", default=v, choices=(v,), help=d.get("help", "")
-                                          + " (fixed when the file was exported)"))
+                self._inputs.append(Input(name, "choice", default=v, choices=(v,), fixed=True,
+                                          help=d.get("help", "") + " (fixed when the file was exported)"))
         if not self._inputs or self._inputs[0].name != "image":
             self._inputs.insert(0, Input("image", "image", required=True))
         self._outputs = [Output(**o) for o in meta.get("outputs", [])] or [Output("image")]
@@ -407,7 +407,7 @@ class ExportedMethod:
         for name, v in inputs.items():
             if name in self.fixed and v == self.fixed[name] or name == "seed":
                 continue
-            raise ConfigError(f"{self.path} was exported with {name}={self.fixed.get(name)!r}; "
+            raise ConfigError(f"{self.path} was exported with {name}={self.fixed.get(name)}; "
                               f"export the model again to change it")
         return self._run(*tensors)
 

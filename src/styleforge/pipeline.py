@@ -127,6 +127,11 @@ def check_value(inp: Input, v, label: str | None = None):
         return [_number(inp, x, label, False) for x in items]
     if inp.kind == "flag":
         return parse_bool(v, label)
+    if inp.fixed:
+        if str(v) == str(inp.default):
+            return inp.default
+        raise ConfigError(f"{label}: the file was exported with {inp.name}={inp.default}; "
+                          f"export the model again to change it")
     if inp.kind == "choice":
         for c in inp.choices:
             if str(c) == str(v):
@@ -222,6 +227,8 @@ class Pipeline:
         self.method = method.to(self.device).eval()
         self.inputs: list[Input] = declared_inputs(self.method)
         self.outputs: list[Output] = declared_outputs(self.method)
+        # inputs the pipeline adds (a seed for the codes it draws) are not passed to translate
+        self._own = {i.name for i in self.method.inference_inputs()}
 
     @classmethod
     def from_dir(cls, path, device=None) -> "Pipeline":
@@ -354,7 +361,7 @@ class Pipeline:
                 if inp.required:
                     raise ConfigError(f"{label} is required: {inp.help or inp.kind}")
                 if inp.kind == "seed":
-                    if seed is not None:
+                    if seed is not None and inp.name in self._own:
                         kw[inp.name] = int(seed)
                     continue
                 if inp.default is not None and inp.kind not in ("reference", "images", "mask"):

@@ -73,6 +73,7 @@ class Input:
       gives output k of ``num_outputs`` the seed ``seed + k``.
 
     ``required``: the method cannot run without it (a style image); else ``default`` applies.
+    ``fixed``: set when an exported file was written (its only value is ``default``).
     """
 
     name: str
@@ -87,6 +88,7 @@ class Input:
     size: int | str | None = None
     channels: int = 1
     encoder: bool = False
+    fixed: bool = False
 
     def __post_init__(self):
         kind = _KIND_ALIASES.get(self.kind, self.kind)
