@@ -244,9 +244,11 @@ def load_state_dict_strict(net: torch.nn.Module, sd: dict, source, what: str) ->
     unexpected = [k for k in sd if k not in expected]
     bad = [k for k, v in sd.items() if k in expected and expected[k].shape != v.shape]
     if missing or unexpected or bad:
-        parts = [f"{len(missing)} missing keys {missing[:3]}" if missing else "",
-                 f"{len(unexpected)} unexpected {unexpected[:3]}" if unexpected else "",
-                 f"{len(bad)} wrong shapes, e.g. {bad[0]} is {tuple(sd[bad[0]].shape)}, expected "
-                 f"{tuple(expected[bad[0]].shape)}" if bad else ""]
+        def listed(what, keys):
+            return f"{what} {keys[:3]}" + (f" ({len(keys)} keys in all)" if len(keys) > 3 else "") if keys else ""
+
+        parts = [listed("missing", missing), listed("unexpected", unexpected),
+                 f"wrong shapes: {bad[0]} is {tuple(sd[bad[0]].shape)}, expected {tuple(expected[bad[0]].shape)}"
+                 + (f" ({len(bad)} keys in all)" if len(bad) > 1 else "") if bad else ""]
         raise CheckpointError(f"{source} does not match {what}: {'; '.join(p for p in parts if p)}")
     net.load_state_dict(sd)
