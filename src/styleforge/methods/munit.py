@@ -34,17 +34,18 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import load_state_dict_strict, read_state_dicts
 from ..errors import CheckpointError, ConfigError
 from ..losses.adversarial import GANLoss
 from ..nn.discriminators import MsImageDiscriminator
 from ..nn.init import init_weights
 from ..nn.munit_blocks import MLP, ContentEncoder, Decoder, StyleEncoder, drop_norm_buffers
+from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
 from .base import Input, Method, Phase
 
@@ -53,12 +54,6 @@ GAN_TYPES = {"lsgan": "lsgan", "nsgan": "vanilla"}
 # the authors' init names -> (styleforge.nn.init scheme, gain); their xavier/orthogonal use sqrt(2)
 INITS = {"gaussian": ("normal", 0.02), "kaiming": ("kaiming", 0.0),
          "xavier": ("xavier", math.sqrt(2)), "orthogonal": ("orthogonal", math.sqrt(2))}
-
-
-def requires_grad(modules, flag: bool) -> None:
-    for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(flag)
 
 
 def init_nvlabs(net: nn.Module, init: str) -> None:
@@ -308,24 +303,9 @@ def interpolate_styles(method: MUNIT, x: torch.Tensor, code_a, code_b, steps: in
 def load_nvlabs_generators(path) -> tuple[dict, dict]:
     """The ``{'a': state_dict, 'b': state_dict}`` of a UNIT/MUNIT ``gen_XXXXXXXX.pt``, without
     the norm running statistics (AdaIN's dummy buffers, PyTorch 0.3's instance-norm stats)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
-    if not isinstance(ckpt, dict) or not {"a", "b"} <= set(ckpt):
-        found = sorted(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path} is not a generator checkpoint gen_XXXXXXXX.pt with keys "
-                              f"'a' and 'b'; found {found}")
-    out = []
-    for k in ("a", "b"):
-        sd = ckpt[k]
-        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-            raise CheckpointError(f"{path}: entry {k!r} is not a state dict of tensors")
-        out.append(drop_norm_buffers({n.removeprefix("module."): v for n, v in sd.items()}))
-    return out[0], out[1]
+    sds = read_state_dicts(path, ("a", "b"), ("a", "b"), "a generator checkpoint gen_XXXXXXXX.pt "
+                           "(keys 'a' and 'b')")
+    return drop_norm_buffers(sds["a"]), drop_norm_buffers(sds["b"])
 
 
 def _indices(sd, pattern) -> list[int]:
@@ -344,10 +324,7 @@ def content_encoder_options(sd: dict, prefix: str, path) -> dict:
 
 
 def load_generator(net: nn.Module, sd: dict, path, name: str) -> None:
-    missing, unexpected = net.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path} ({name}) does not match the generator built from its shapes: "
-                              f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    load_state_dict_strict(net, sd, f"{path} ({name})", "the generator built from its shapes")
 
 
 @register_importer("munit")

@@ -39,11 +39,12 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..losses.adversarial import GANLoss
 from ..nn.munit_blocks import ContentEncoder, Decoder, ResBlocks
+from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
 from .base import Method, Phase
 from .munit import (GAN_TYPES, build_discriminator, build_vgg, content_encoder_options,
                     domain_invariant_perceptual, init_nvlabs, load_generator,
-                    load_nvlabs_generators, recon_criterion, requires_grad)
+                    load_nvlabs_generators, recon_criterion)
 
 DIRECTIONS = ("AtoB", "BtoA")
 
