@@ -276,11 +276,11 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
         y = self.transformer((x + 1) / 2, self.style_weights(labels))
         fy = self.vgg_features(y * 2 - 1)
         losses = {}
-        if any(w > 0 for w in self.content_layers.values()):
-            with torch.no_grad():
-                fx = self.vgg_features(x)
-            losses["content"] = sum(w * content_loss(fy[n], fx[n])
-                                    for n, w in self.content_layers.items() if w > 0)
+        content_layers = [n for n, w in self.content_layers.items() if w > 0]
+        if content_layers:
+            with torch.no_grad():  # only as deep as the content layers
+                fx = self.vgg_features(x, content_layers)
+            losses["content"] = sum(self.content_layers[n] * content_loss(fy[n], fx[n]) for n in content_layers)
         if any(w > 0 for w in self.style_layers.values()):
             if paths is None:
                 raise ConfigError("cin: the style loss needs the batch's style_path")

@@ -175,7 +175,9 @@ class PerceptualLossMixin:
     vgg_pooling = "max"
     vgg_format = "torchvision"  # the standard file looked for when vgg_weights is None
 
-    def vgg_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def vgg_features(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
+        """VGG-16 features of ``x`` (N×3×H×W in [-1, 1]): ``layers`` (default: all the method
+        uses); the network stops at the deepest one asked for."""
         net = self.__dict__.get("_vgg")
         if net is None:
             path = self.config.get("vgg_weights")
@@ -196,7 +198,7 @@ class PerceptualLossMixin:
             self.__dict__["_vgg"] = net
         if next(net.parameters()).device != x.device:
             net.to(x.device)
-        return net(x)
+        return net(x, layers)
 
     def check_vgg(self) -> None:
         self.vgg_features(torch.zeros(1, 3, 16, 16, device=self._device()))
@@ -259,8 +261,8 @@ class Johnson(PerceptualLossMixin, Method):
         fy = self.vgg_features(from_255(y))
         losses = {}
         if self.content_weight > 0:
-            with torch.no_grad():
-                fx = self.vgg_features(x)
+            with torch.no_grad():  # relu2_2 only: the rest of the VGG is not needed for x
+                fx = self.vgg_features(x, (CONTENT_LAYER,))
             losses["content"] = self.content_weight * content_loss(fy[CONTENT_LAYER], fx[CONTENT_LAYER])
         if self.style_weight > 0:
             style = sum(gram_loss(fy[n], g, "chw") for n, g in zip(STYLE_LAYERS, targets))
