@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import load_state_dict_strict
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import REDUCTIONS, content_loss, mean_std_loss, total_variation
 from ..nn.adain import adain, adain_regions, adain_stats, coral, mean_std
@@ -248,6 +249,7 @@ class AdaIN(Method):
 
     @torch.no_grad()
     def visuals(self, batch):
+        self.ensure_encoder()
         content, style = batch["content"], batch["style"]
         t = adain(self.encoder(content, "relu4_1")["relu4_1"], self.encoder(style, "relu4_1")["relu4_1"])
         out = self.decode(t)[..., :content.shape[-2], :content.shape[-1]]
@@ -269,15 +271,7 @@ def import_adain(path, vgg=None):
     width = sd["1.weight"].shape[1] // 8
     vgg_path = find_vgg_weights("vgg19", "adain", vgg)
     model = AdaIN(vgg_weights=str(vgg_path), width=width)
-    expected = model.decoder.state_dict()
-    extra = sorted(set(sd) - set(expected))
-    missing = sorted(set(expected) - set(sd))
-    if extra or missing:
-        raise CheckpointError(f"{path} does not match the AdaIN decoder: missing {missing[:3]}, unexpected {extra[:3]}")
-    for k, v in sd.items():
-        if tuple(v.shape) != tuple(expected[k].shape):
-            raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}")
-    model.decoder.load_state_dict(sd)
+    load_state_dict_strict(model.decoder, sd, path, "the AdaIN decoder")
     model.ensure_encoder()
     return model
 

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.images import load_rgb
+from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix
 from ..nn.vgg import vgg_encoder
@@ -284,31 +285,11 @@ class Johnson(PerceptualLossMixin, Method):
 
 
 # ---- pytorch/examples' released models ------------------------------------------------------------
-# their stylize drops these: old PyTorch saved running statistics of InstanceNorm layers
-_RUNNING_STAT = re.compile(r"in\d+\.(running_(mean|var)|num_batches_tracked)$")
-
-
-def _read_state_dict(path) -> dict[str, torch.Tensor]:
-    """A ``.pth`` state dict, read with ``weights_only=True`` (no pickled code runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"Johnson model not found: {path}")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or a pickle that holds more than tensors
-        raise CheckpointError(f"cannot read {path} as a PyTorch state dict: {str(e).splitlines()[0]}") from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} is not a TransformerNet state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
-
-
 @register_importer("johnson")
 def import_johnson(path):
     """``path``: a TransformerNet state dict of pytorch/examples (``candy.pth``, ``mosaic.pth``,
     ``rain_princess.pth``, ``udnie.pth``, or a ``.model`` their training saved)."""
-    sd = {k: v for k, v in _read_state_dict(path).items() if not _RUNNING_STAT.search(k)}
+    sd = read_state_dict(path, "Johnson model", "a TransformerNet state dict of tensors")
     if "conv1.conv2d.weight" not in sd or sd["conv1.conv2d.weight"].ndim != 4:
         raise CheckpointError(f"{path} is not a fast_neural_style TransformerNet (no conv1.conv2d.weight)")
     blocks = {int(m.group(1)) for k in sd if (m := re.match(r"res(\d+)\.", k))}
@@ -316,12 +297,6 @@ def import_johnson(path):
     if blocks != set(range(1, n_blocks + 1)):
         raise CheckpointError(f"{path}: residual blocks {sorted(blocks)} are not res1 ... resN")
     model = Johnson(ngf=sd["conv1.conv2d.weight"].shape[0], n_blocks=n_blocks)
-    own = model.transformer.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    bad = [k for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or bad:
-        raise CheckpointError(f"{path} does not match a fast_neural_style TransformerNet: missing "
-                              f"{missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {bad[:3]}")
-    model.transformer.load_state_dict(sd)
+    # old PyTorch's InstanceNorm running statistics (their stylize drops them) are dropped there
+    load_state_dict_strict(model.transformer, sd, path, "a fast_neural_style TransformerNet")
     return model
