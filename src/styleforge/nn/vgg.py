@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint import read_state_dict as read_pth_state_dict
 from ..errors import CheckpointError, ConfigError
 
 # convolution widths per block (configurations E and D of the paper, Table 1)
@@ -229,20 +230,19 @@ class VGGEncoder(nn.Module):
 def read_state_dict(path) -> dict[str, torch.Tensor]:
     """A ``.pth`` (read with ``weights_only=True``) or ``.safetensors`` file of tensors."""
     path = Path(path)
+    if path.suffix != ".safetensors":
+        sd = read_pth_state_dict(path, "VGG weights")
+        if not sd:
+            raise CheckpointError(f"{path} is an empty state dict, not VGG weights")
+        return sd
     if not path.is_file():
         raise CheckpointError(f"VGG weights not found: {path}")
+    from safetensors.torch import load_file
+
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            sd = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
+        sd = load_file(str(path))
     except Exception as e:
         raise CheckpointError(f"cannot read {path} as VGG weights: {str(e).splitlines()[0]}") from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} is not a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
