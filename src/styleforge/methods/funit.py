@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from ..checkpoint import load_state_dict_strict, read_pth
 from ..errors import CheckpointError, ConfigError, DataError
 from ..nn.munit_blocks import MLP, ContentEncoder, ConvBlock, ResBlocks, StyleEncoder, drop_norm_buffers
 from ..nn.norms import AdaIN
@@ -331,13 +332,7 @@ def _clean(sd: dict) -> dict:
 def import_funit(path, num_classes=119, class_image_size=128, **options) -> FUNIT:
     """``gen_XXXXXXXX.pt`` of NVlabs/FUNIT (``{'gen': ..., 'gen_test': ...}``; a bare generator
     state dict is read as both) -> a FUNIT model; its discriminator stays freshly initialised."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds
-        raise CheckpointError(f"{path}: cannot read as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    data = read_pth(path)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a dict with 'gen' and 'gen_test', found {type(data).__name__}")
     if "gen" in data or "gen_test" in data:
@@ -351,12 +346,7 @@ def import_funit(path, num_classes=119, class_image_size=128, **options) -> FUNI
     cfg = _gen_config(test_sd)
     model = FUNIT(**cfg, num_classes=num_classes, class_image_size=class_image_size, init="default", **options)
     for name, sd in (("gen", gen_sd), ("gen_test", test_sd)):
-        try:
-            getattr(model, name).load_state_dict(sd)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()
-            raise CheckpointError(f"{path}: '{name}' does not match a FUNIT generator: "
-                                  f"{first[1].strip() if len(first) > 1 else first[0]}") from None
+        load_state_dict_strict(getattr(model, name), sd, f"{path}: '{name}'", "a FUNIT generator")
     return model
 
 
