@@ -56,6 +56,11 @@ def test_an_existing_results_file_is_kept_unless_overwrite(h2z, tmp_path, net_ar
     assert out.read_text() == "earlier results\n"
     assert main(argv + ["--overwrite", "--quiet"]) == 0
     assert "fid" in json.loads(out.read_text())["metrics"]
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "keep.png").write_bytes(b"x")
+    assert main(["evaluate", str(tmp_path / "no-model"), "--data", str(h2z), "--save", str(saved)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --save {saved} is not empty; use --overwrite to replace its images"
 
 
 def test_few_images_warn_on_stderr(h2z, net_args, capsys):

@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--metrics", default="fid,kid", help="comma-separated (default fid,kid)")
     p.add_argument("--out", "-o", "--json", dest="json", metavar="FILE",
                    help="write the full results here (JSON; --json is the older name)")
-    p.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace the --out file and the --save images "
+                   "if they exist")
     p.add_argument("--feature-net", help="TorchScript feature extractor instead of the FID Inception")
     p.add_argument("--feature-size", type=int, help="input size of --feature-net (default 299)")
     p.add_argument("--feature-range", help="input value range of --feature-net, LOW,HIGH (default -1,1)")
@@ -94,6 +95,8 @@ def run(args, overrides) -> int:
         raise ConfigError("evaluating a model needs --data DATA (its test split is translated)")
     if args.json and Path(args.json).exists() and not args.overwrite:
         raise ConfigError(f"{args.json} exists; use --overwrite to replace it")
+    if args.save and Path(args.save).is_dir() and any(Path(args.save).iterdir()) and not args.overwrite:
+        raise ConfigError(f"--save {args.save} is not empty; use --overwrite to replace its images")
     device = pick_device(args.device)
     net = load_feature_net(args.feature_net, args.feature_size, parse_range(args.feature_range), device)
     if args.model is not None:
