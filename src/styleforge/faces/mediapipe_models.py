@@ -235,17 +235,50 @@ class SelfieMatting:
     """Person matte from the bundled Selfie Segmentation network, cleaned like GrabCut's: the
     connected part holding the face, its holes filled, the network's soft edge kept within a
     few pixels of that part, then a light feather. ``threshold``: probability above which a
-    pixel is person when finding the part. ``feather``: blur radius, a fraction of the side."""
+    pixel is person when finding the part. ``feather``: blur radius, a fraction of the side.
+    ``refine``: re-estimate the alpha in a band around the edge with closed-form matting
+    (Levin et al. 2008, the ``pymatting`` package of the ``faces`` extra): finer hair strands,
+    about a second per crop."""
 
     name = "selfie"
 
-    def __init__(self, threshold: float = 0.5, feather: float = 0.004):
+    def __init__(self, threshold: float = 0.5, feather: float = 0.004, refine: bool = False):
         why = unavailable()
         if why:
             raise ConfigError(f"the bundled selfie-segmentation model cannot run: {why}")
         if not 0 < threshold < 1:
             raise ConfigError(f"selfie matting threshold must be in (0, 1), got {threshold}")
-        self.threshold, self.feather = threshold, feather
+        if refine:
+            try:
+                import pymatting  # noqa: F401
+            except ImportError as e:
+                raise ConfigError("refining the matte needs pymatting: pip install 'styleforge[faces]' "
+                                  "(or pip install pymatting)") from e
+        self.threshold, self.feather, self.refine = threshold, feather, refine
+
+    def refined(self, image: np.ndarray, alpha: np.ndarray, work: int = 256) -> np.ndarray:
+        """``alpha`` with its uncertain band (neither firmly person nor background, ~2 % of the
+        side each way) solved by closed-form matting on the image, at most ``work`` px wide."""
+        from pymatting import estimate_alpha_cf
+
+        cv2 = _cv2()
+        h, w = alpha.shape
+        r = max(2, round(0.02 * max(h, w)))
+        ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        fg = cv2.erode((alpha > 0.95).astype(np.uint8), ker) > 0
+        bg = cv2.erode((alpha < 0.05).astype(np.uint8), ker) > 0
+        trimap = np.full((h, w), 0.5)
+        trimap[fg], trimap[bg] = 1.0, 0.0
+        k = min(1.0, work / max(h, w))
+        size = (max(1, round(w * k)), max(1, round(h * k)))
+        img = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float64) / 255.0
+        tri = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
+        est = estimate_alpha_cf(img, tri)
+        est = cv2.resize(est.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        out = alpha.copy()
+        unknown = ~(fg | bg)
+        out[unknown] = est[unknown]
+        return np.clip(out, 0.0, 1.0)
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """The network's person probability at the image's size (H×W float32)."""
@@ -268,6 +301,8 @@ class SelfieMatting:
         near = cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
         alpha = np.where(near, p, 0.0).astype(np.float32)
         alpha[(part > 0) & (hard == 0)] = 1.0  # filled holes
+        if self.refine:
+            alpha = self.refined(image, alpha)
         k = max(1, round(self.feather * max(h, w)))
         alpha = cv2.GaussianBlur(alpha, (2 * k + 1, 2 * k + 1), 0)
         return np.clip(alpha, 0.0, 1.0)

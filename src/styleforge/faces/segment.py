@@ -202,15 +202,16 @@ def load_matting(spec="auto", **kw):
     (:class:`~styleforge.faces.mediapipe_models.SelfieMatting`) when it can run, else
     :class:`GrabCutMatting`; ``"selfie"``, ``"grabcut"``: that one; a path to an ``.onnx``
     file -> :class:`OnnxMatting` (``kw`` go to it); ``"none"`` -> None (no segmentation); a
-    callable is returned as it is. :func:`matting_name` says which one was taken."""
+    callable is returned as it is. ``kw`` go to the selfie or ONNX matting (e.g. ``refine=True``,
+    ``input_range="0,1"``). :func:`matting_name` says which one was taken."""
     from . import mediapipe_models
 
     if callable(spec):
         return spec
     if spec is None or spec == "auto":
-        return mediapipe_models.SelfieMatting() if mediapipe_models.unavailable() is None else GrabCutMatting()
+        return mediapipe_models.SelfieMatting(**kw) if mediapipe_models.unavailable() is None else GrabCutMatting()
     if spec == "selfie":
-        return mediapipe_models.SelfieMatting()
+        return mediapipe_models.SelfieMatting(**kw)
     if spec == "grabcut":
         return GrabCutMatting()
     if spec == "none":
@@ -228,7 +229,7 @@ def matting_name(matting) -> str:
     if matting is None:
         return "none (background kept)"
     if isinstance(matting, mediapipe_models.SelfieMatting):
-        return "bundled MediaPipe selfie segmentation"
+        return "bundled MediaPipe selfie segmentation" + (", edges refined by pymatting" if matting.refine else "")
     if isinstance(matting, GrabCutMatting):
         why = mediapipe_models.unavailable()
         return "GrabCut" + (f" (bundled model unavailable: {why})" if why else "")
