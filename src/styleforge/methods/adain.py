@@ -144,10 +144,6 @@ class AdaIN(Method):
             self.encoder.load_weights(find_vgg_weights(path=self.vgg_weights), "adain")
         self._encoder_ready = True
 
-    def encode_image(self, x: torch.Tensor, layers=("relu4_1",)) -> dict[str, torch.Tensor]:
-        """f(x) for x N×3×H×W in [-1, 1]."""
-        return self.encoder(x, layers)
-
     def decode(self, t: torch.Tensor) -> torch.Tensor:
         """g(t) in the authors' [0, 1] image range (not clamped)."""
         return self.decoder(t)
@@ -257,9 +253,6 @@ class AdaIN(Method):
 
 
 # ---- the port's checkpoints -------------------------------------------------------------------
-DECODER_CONVS = (1, 5, 8, 11, 14, 18, 21, 25, 28)
-
-
 @register_importer("adain")
 def import_adain(path, vgg=None):
     """``path``: pytorch-AdaIN's ``decoder.pth`` (keys ``1.weight`` ... ``28.bias``); ``vgg``: its
