@@ -263,3 +263,11 @@ def test_safetensors_copy_loads(files, tmp_path):
     save_file({k: v.contiguous() for k, v in sd.items()}, tmp_path / "vgg16.safetensors")
     enc = vgg_encoder("vgg16", "relu2_2", weights=tmp_path / "vgg16.safetensors")
     torch.testing.assert_close(enc.features.conv2_2.weight, sd["features.7.weight"])
+
+
+def test_adain_file_under_the_readmes_spelling_is_found(files, tmp_path, monkeypatch):
+    _, paths = files
+    (tmp_path / "vgg").mkdir()
+    (tmp_path / "vgg" / "vgg_normalized.pth").write_bytes(paths["adain"].read_bytes())
+    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path))
+    assert find_vgg_weights("vgg19", "adain") == tmp_path / "vgg" / "vgg_normalized.pth"

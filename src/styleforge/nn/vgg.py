@@ -293,9 +293,12 @@ def find_vgg_weights(arch: str = "vgg19", fmt: str = "torchvision", path=None) -
     if name is None:
         raise ConfigError(f"no standard {fmt} weight file for {arch}")
     dirs = weights_dirs()
+    # pytorch-AdaIN's README spells its file vgg_normalized.pth
+    names = (name, "vgg_normalized.pth") if name == "vgg_normalised.pth" else (name,)
     for d in dirs:
-        if (d / name).is_file():
-            return d / name
+        for n in names:
+            if (d / n).is_file():
+                return d / n
     raise CheckpointError(f"VGG weights {name} not found: download {KNOWN_FILES[name][2]} and put it in "
                           f"{dirs[0]}/ (or pass its path)")
 
