@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..video import is_video
 
 GENERIC_HELP = ("The flags of the model's own inputs (style image, alpha, direction, ...) are listed "
                 "by 'styleforge translate MODEL --help'.")
@@ -229,6 +231,11 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
 
     values, grid = input_values(args, pipe, labels)
     files = _collect_inputs(args.inputs)
+    videos = [f for f in files if is_video(f)]
+    files = [f for f in files if not is_video(f)]
+    done_videos = _translate_videos(pipe, videos, args, values, grid, single=len(args.inputs) == 1)
+    if videos and not files:
+        return 0 if done_videos else 1
     names = [output_name(f) for f in files]
     single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
     outputs = tuple(o.name for o in pipe.outputs[1:] if getattr(args, f"out_{o.name}", False))
@@ -241,6 +248,35 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
         direction = values.get("direction") if len(pipe.directions) > 1 else None
         print(result.summary(direction, args.out).replace("translated", what, 1))
     return 0 if result.translated or result.resumed or not files else 1
+
+
+def _translate_videos(pipe, videos, args, values: dict, grid: dict, single: bool) -> int:
+    """Each video into ``--out/NAME.mp4``, frame by frame; returns how many were written."""
+    from ..errors import ImageLoadError
+    from ..video import translate_video, video_output_name
+
+    if videos and grid:
+        raise ConfigError("a style grid (a folder or several files) applies to images; give videos one style")
+    if videos and getattr(args, "num_outputs", 1) != 1:
+        raise ConfigError("--num-outputs applies to images, not videos")
+    out = Path(args.out)
+    written = 0
+    for v in videos:
+        dst = out / video_output_name(v)
+        if dst.exists() and args.resume:
+            continue
+        if dst.exists() and not args.overwrite:
+            raise ConfigError(f"{dst} already exists; use --overwrite to replace it (or --resume to keep it)")
+        try:
+            n = translate_video(pipe, v, dst, size=args.size, progress=not args.quiet, **values)
+        except ImageLoadError as e:
+            if single:
+                raise
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        print(f"{v} -> {dst} ({n} frames)")
+        written += 1
+    return written
 
 
 def cmd_translate(args, overrides) -> int:
