@@ -85,7 +85,7 @@ def iou_squares(c1, s1, c2, s2) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sheet", type=Path, help="write the contact sheet PNG here")
-    ap.add_argument("--limit", type=int, default=0, help="at most this many photos (0: all)")
+    ap.add_argument("--limit", type=int, default=0, help="at most this many photos, evenly spread (0: all)")
     ap.add_argument("--negatives", type=int, default=40,
                     help="pictures without people checked for false faces, from each of facades, "
                          "horse2zebra, AFHQ (default 40)")
@@ -99,8 +99,8 @@ def main(argv=None) -> int:
     from styleforge.faces.pipeline import DOMAIN_SCORE, AutoDetector
 
     photos = images("photo2cartoon/trainA/*", "photo2cartoon/testA/*", "stargan_v2_representative/celeba_hq/*/*/*")
-    if args.limit:
-        photos = photos[:args.limit]
+    if args.limit and args.limit < len(photos):  # evenly spread over the three sources
+        photos = [photos[round(i * len(photos) / args.limit)] for i in range(args.limit)]
     cartoons = images("photo2cartoon/trainB/*", "photo2cartoon/testB/*")
     negatives = sum((images(g)[:args.negatives] for g in ("facades/test/*", "horse2zebra/testA/*",
                                                           "stargan_v2_representative/afhq/*/*/*")), [])
