@@ -49,7 +49,6 @@ from ..checkpoint import load_state_dict_strict, read_state_dicts
 from ..errors import CheckpointError, ConfigError
 from ..nn.attention import class_activation_map
 from ..nn.blocks import ResnetAdaLINBlock, ResnetBlock, conv_layers
-from ..nn.discriminators import UGATITDiscriminator
 from ..nn.mobilefacenet import face_id_distance, load_mobilefacenet
 from ..nn.norms import LIN, AdaLIN, clip_rho_
 from ..registry import register_importer, register_method
@@ -324,12 +323,8 @@ class Photo2Cartoon(FaceIDMixin, UGATIT):
         self.fixed_size = None if light else img_size
         self.genA2B = Photo2CartoonGenerator(ch, img_size, bool(light))
         self.genB2A = Photo2CartoonGenerator(ch, img_size, bool(light))
-        self.disGA = UGATITDiscriminator(3, ch, n_dis_global)
-        self.disGB = UGATITDiscriminator(3, ch, n_dis_global)
-        self.disLA = UGATITDiscriminator(3, ch, n_dis_local)
-        self.disLB = UGATITDiscriminator(3, ch, n_dis_local)
-        self.w_adv, self.w_cyc = float(adv_weight), float(cycle_weight)
-        self.w_idt, self.w_cam = float(identity_weight), float(cam_weight)
+        self._add_discriminators_and_weights(3, ch, n_dis_global, n_dis_local, adv_weight, cycle_weight,
+                                             identity_weight, cam_weight)
         self.w_faceid = float(faceid_weight)
         self.rho_clip, self.w_clip = float(rho_clip), float(w_clip)
 

@@ -141,6 +141,13 @@ class UGATIT(Method):
         # built in the authors' order (build_model): same seed, same initial weights
         self.genA2B = UGATITGenerator(img_ch, img_ch, **gen)
         self.genB2A = UGATITGenerator(img_ch, img_ch, **gen)
+        self._add_discriminators_and_weights(img_ch, ch, n_dis_global, n_dis_local, adv_weight,
+                                             cycle_weight, identity_weight, cam_weight)
+
+    def _add_discriminators_and_weights(self, img_ch, ch, n_dis_global, n_dis_local, adv_weight,
+                                        cycle_weight, identity_weight, cam_weight) -> None:
+        """disGA, disGB (global), disLA, disLB (local), built after the generators as the
+        authors do, and lambda_1..4; Photo2Cartoon shares them."""
         self.disGA = UGATITDiscriminator(img_ch, ch, n_dis_global)
         self.disGB = UGATITDiscriminator(img_ch, ch, n_dis_global)
         self.disLA = UGATITDiscriminator(img_ch, ch, n_dis_local)
