@@ -17,7 +17,8 @@ Paper symbol -> code name:
   α (Eq. 14, content-style trade-off)         ``alpha`` input of translate
   interpolation of K styles (Eq. 15, w_k)     ``style`` (several images) + ``weights``
   spatial control (Sec. 7.3)                  ``mask``: style 1 in the mask, style 2 outside,
-                                              AdaIN per region at relu4_1 (as the Lua test.lua)
+                                              AdaIN per region at relu4_1 (as the Lua test.lua);
+                                              with weights or one style: the blend inside only
   colour preservation (Sec. 7.3)              ``preserve_color``: each style recoloured to the
                                               content's colour statistics first (CORAL)
 
@@ -184,8 +185,8 @@ class AdaIN(Method):
             Input("preserve_color", "flag", default=False,
                   help="recolour each style to the content's colour statistics first"),
             Input("mask", "mask", channels=1,
-                  help="spatial control: first style inside the mask (white), second outside "
-                       "(one style: the content stays unstylised outside)"),
+                  help="spatial control: with two styles and no weights, the first inside the mask "
+                       "(white) and the second outside; otherwise the (blended) style inside only"),
             Input("style_size", "int", default=512, min=0, max=4096,
                   help="longer side of the style images (0: as given)"),
         ]
@@ -207,12 +208,8 @@ class AdaIN(Method):
         styles = self._styles(style)
         if not 0.0 <= float(alpha) <= 1.0:
             raise ConfigError(f"adain: alpha must be in [0, 1], got {alpha}")
-        if mask is not None and len(styles) > 2:
-            raise ConfigError(f"adain: a mask takes two styles (inside, outside), got {len(styles)}")
         if weights is not None:
             weights = [float(w) for w in weights]
-            if mask is not None:
-                raise ConfigError("adain: give either a mask or blend weights, not both")
             if len(weights) != len(styles):
                 raise ConfigError(f"adain: {len(weights)} blend weight(s) for {len(styles)} style image(s)")
             if min(weights) < 0 or sum(weights) <= 0:
@@ -230,14 +227,20 @@ class AdaIN(Method):
         fmt = self.memory_format
         c = self.encoder(x.contiguous(memory_format=fmt), "relu4_1")["relu4_1"]
         stats = [mean_std(self.encoder(s.contiguous(memory_format=fmt), "relu4_1")["relu4_1"]) for s in styles]
+        fg = None
         if mask is not None:
             fg = (F.interpolate(mask.to(c.dtype), size=c.shape[-2:], mode="nearest") >= 0.5).to(c.dtype)
-            if len(stats) == 2:
-                t = adain_regions(c, [fg, 1 - fg], stats)
-            else:  # one style: stylise inside the mask, keep the content's features outside
-                t = adain_regions(c, [fg], stats) + (1 - fg) * c
+        if fg is not None and len(stats) == 2 and weights is None:
+            # Sec. 7.3 / the Lua test.lua: style 1 inside the mask, style 2 outside
+            t = adain_regions(c, [fg, 1 - fg], stats)
+        elif fg is not None:
+            # the (blended) style inside the mask, with the region's own content statistics;
+            # outside, the content's features
+            ws = weights if weights is not None else [1.0] * len(stats)
+            total = sum(ws)
+            t = sum((wk / total) * adain_regions(c, [fg], [st]) for wk, st in zip(ws, stats)) + (1 - fg) * c
         else:
-            ws = weights if weights is not None else [1.0] * len(styles)
+            ws = weights if weights is not None else [1.0] * len(stats)
             total = sum(ws)
             t = sum((wk / total) * adain_stats(c, *st) for wk, st in zip(ws, stats))
         t = alpha * t + (1 - alpha) * c
