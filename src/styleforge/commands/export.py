@@ -1,37 +1,82 @@
-"""``styleforge export MODEL_DIR --format onnx|torchscript [-o FILE] [--direction D] [--overwrite]``."""
+"""``styleforge export MODEL_DIR [--format onnx|torchscript] [-o FILE] [--direction D] [--overwrite]
+[--alpha 0.5 ...]``: the model's non-tensor inputs (numbers, choices, flags) are fixed in the file
+by flags built from its declaration, as translate's; its tensor inputs (style images, K images,
+masks, codes) become the graph's inputs."""
 from __future__ import annotations
 
+import argparse
 
-def register(sub) -> None:
-    p = sub.add_parser("export", help="export a model's generator to ONNX or TorchScript",
-                       description="Write one direction of a model as an ONNX or TorchScript file "
-                       "(batch, height and width dynamic where the network allows; networks with a "
-                       "fixed-size fully-connected layer are exported at their size). The file is "
-                       "checked against PyTorch before it is kept. Run it with "
-                       "'styleforge translate FILE ... --runtime onnx|torchscript'.")
-    p.add_argument("model", help="model directory (config.json + model.safetensors) or run folder")
+DESCRIPTION = ("Write one direction of a model as an ONNX or TorchScript file (batch, height and width "
+               "dynamic where the network allows; networks with a fixed-size fully-connected layer are "
+               "exported at their size). The image and every tensor input the model declares (style image, "
+               "K images, mask, code) are the file's inputs; numbers, choices and flags are fixed at export "
+               "(their flags: 'styleforge export MODEL --help'). The file is checked against PyTorch before "
+               "it is kept. Run it with 'styleforge translate FILE ...'.")
+
+
+def _options(p) -> None:
     p.add_argument("--format", "-f", default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--out", "-o", help="file to write (default: MODEL_DIR/<method>-<direction>.onnx|.pt)")
-    p.add_argument("--direction", help="AtoB or BtoA (default: the model's first)")
     p.add_argument("--no-check", action="store_true", help="skip running the file once against PyTorch")
     p.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
     p.add_argument("--quiet", action="store_true", help="print nothing when it succeeds")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a model's generator to ONNX or TorchScript", description=DESCRIPTION,
+                       usage="styleforge export MODEL [--format onnx|torchscript] [-o FILE] [--overwrite] "
+                       "[model inputs]")
+    p.add_argument("model", help="model directory (config.json + model.safetensors) or run folder")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options, and the model's inputs to fix")
     p.set_defaults(func=run)
 
 
 def run(args, overrides) -> int:
+    from ..checkpoint import load_model, resolve_model_dir
     from ..errors import ConfigError
     from ..export import export_model
+    from ..pipeline import Pipeline
+    from .translate import _Parser, flag_name, _input_help
 
     if overrides:
         raise ConfigError(f"export takes no config overrides: {' '.join(overrides)}")
-    r = export_model(args.model, args.out, args.format, args.direction, check=not args.no_check,
-                     overwrite=args.overwrite)
-    if args.quiet:
+    method = load_model(resolve_model_dir(args.model))
+    pipe = Pipeline(method, device="cpu")
+    parser = _Parser(prog=f"styleforge export {args.model}", description=DESCRIPTION)
+    _options(parser)
+    group = parser.add_argument_group(f"inputs of this {method.method_name} model fixed in the file")
+    fixable = [i for i in pipe.inputs[1:] if not i.is_tensor and i.kind != "seed" and i.name in pipe._own]
+    for inp in fixable:
+        kw = {"dest": f"in_{inp.name}", "help": _input_help(inp)}
+        if inp.kind == "flag":
+            group.add_argument(flag_name(inp.name), action=argparse.BooleanOptionalAction, default=None, **kw)
+        elif inp.kind == "floats":
+            group.add_argument(flag_name(inp.name), nargs="+", **kw)
+        else:
+            group.add_argument(flag_name(inp.name), **kw)
+    parser.model_name = method.method_name
+    parser.model_flags = tuple(flag_name(i.name) for i in fixable)
+    if "-h" in args.rest or "--help" in args.rest:
+        parser.print_help()
+        return 0
+    opts = parser.parse_args(args.rest)
+    from ..pipeline import check_value
+
+    values = {}
+    for inp in fixable:
+        v = getattr(opts, f"in_{inp.name}")
+        if v is not None:
+            values[inp.name] = check_value(inp, v, flag_name(inp.name))
+    direction = values.pop("direction", None)
+    r = export_model(method, opts.out or resolve_model_dir(args.model) / f"{method.method_name}-"
+                     f"{method.check_direction(direction)}{'.onnx' if opts.format == 'onnx' else '.pt'}",
+                     opts.format, direction, check=not opts.no_check, overwrite=opts.overwrite, **values)
+    if opts.quiet:
         return 0
     shape = "N×C×H×W, H and W free" if r.dynamic else f"N×C×{r.input_size}×{r.input_size}"
-    check = "" if args.no_check else f"; max |Δ| vs PyTorch {r.max_abs_diff:.1e}"
-    print(f"exported {r.direction} as {r.format}: {r.path} ({shape}{check})")
+    check = "" if opts.no_check else f"; max |Δ| vs PyTorch {r.max_abs_diff:.1e}"
+    inputs = f"; inputs: {', '.join(r.inputs)}" if len(r.inputs) > 1 else ""
+    print(f"exported {r.direction} as {r.format}: {r.path} ({shape}{check}{inputs})")
     if r.note:
         print(f"note: {r.note}")
     return 0
