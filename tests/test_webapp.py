@@ -294,3 +294,27 @@ def test_pix2pix_options_from_its_method_drive_the_translation(tmp_path, facades
         a, b, other = run(**{"option.seed": "3"}), run(**{"option.seed": "3"}), run(**{"option.seed": "4"})
         assert np.array_equal(a, b) and not np.array_equal(a, other)
         assert np.array_equal(run(**{"option.dropout": "false"}), run(**{"option.dropout": "false"}))
+
+
+def test_cartoonize_endpoint_finds_the_face_and_pastes_it_back(model_dir, shared_data):
+    """The web app's cartoonize path is the CLI's (faces.cartoonize_image): a real portrait gives
+    the photo back at its size with the face region changed; a horse photo has no face (422)."""
+    photo = shared_data("photo2cartoon_demo") / "photo_test.jpg"
+    with TestClient(create_app(load_models([model_dir]), Limits(max_side=512))) as c:
+        r = c.post("/api/cartoonize", files={"image": (photo.name, photo.read_bytes())},
+                   data={"paste_back": "true"})
+        assert r.status_code == 200, r.text
+        out = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"), dtype=float)
+        from styleforge.webapp import decode_upload, fit_side
+
+        src = np.asarray(fit_side(decode_upload(photo.read_bytes(), photo.name, Limits()), 512), dtype=float)
+        assert out.shape == src.shape
+        changed = np.abs(out - src).mean(axis=2) > 8
+        assert 0.02 < changed.mean() < 0.8  # the face region, not nothing and not the whole photo
+        r = c.post("/api/cartoonize", files={"image": (photo.name, photo.read_bytes())})
+        assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size[0] == 256  # the crop
+
+
+def test_cartoonize_endpoint_without_a_face_is_a_422(client, horse):
+    r = client.post("/api/cartoonize", files={"image": (horse.name, horse.read_bytes())})
+    assert r.status_code == 422 and "no face found" in r.json()["error"]

@@ -8,6 +8,10 @@ Endpoints (docs/serve.md has the details)::
                            image inputs, several for a K-image input), num_outputs, outputs
                            -> image/png, or JSON with every sample and output (num_outputs > 1 or
                            optional outputs asked)
+    POST /api/cartoonize   the same fields, plus paste_back / all_faces: faces found, aligned, segmented
+                           and translated (styleforge.faces.cartoonize_image, as the CLI's cartoonize)
+                           -> image/png (the photo with the faces pasted back, or the first face), or
+                           JSON with every face (all_faces)
     GET  /api/health       {"status": "ok", "busy": n, "waiting": n}
 
 The form and the API come from the model's declared inputs (``methods/base.py``), so a method
@@ -138,7 +142,7 @@ class Model:
         """Form fields -> (values of text inputs, checked; {input: [uploads]} of image inputs).
         A field is named as the input (``alpha``) or, as older clients send it, ``option.alpha``."""
         values, files = {}, {}
-        reserved = {"image", "model", "num_outputs", "outputs", "format"}
+        reserved = {"image", "model", "num_outputs", "outputs", "format", "paste_back", "all_faces"}
         for key in form.keys():
             name = key[7:] if key.startswith("option.") else key
             if name in reserved:
@@ -172,6 +176,12 @@ class Model:
                 raise HTTPProblem(422, str(e) if isinstance(e, StyleforgeError)
                                   else f"{name} must be numbers, got {raw!r}") from None
         return values, files
+
+
+def _flag(v, name: str) -> bool:
+    from .pipeline import parse_bool
+
+    return False if v in (None, "") else parse_bool(v, name)
 
 
 def load_models(paths, device=None, runtime: str = "auto") -> dict[str, Model]:
@@ -254,8 +264,16 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         g = gate()
         return {"status": "ok", "busy": g.busy, "waiting": g.waiting}
 
-    @app.post("/api/translate")
-    async def translate(request: Request):
+    faces_holder: dict = {}
+
+    def preprocessor():  # the face detector and matte, made once, in a worker thread
+        if "p" not in faces_holder:
+            from .faces.pipeline import FacePreprocessor
+
+            faces_holder["p"] = FacePreprocessor()
+        return faces_holder["p"]
+
+    async def _form(request: Request):
         gate().check()  # a full queue answers 503 before the body is read
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limits.max_bytes:
@@ -266,7 +284,68 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         async def replay():
             return {"type": "http.request", "body": body, "more_body": False}
 
-        form = await StarletteRequest(request.scope, replay).form(max_files=64, max_fields=128)
+        return await StarletteRequest(request.scope, replay).form(max_files=64, max_fields=128)
+
+    @app.post("/api/cartoonize")
+    async def cartoonize(request: Request):
+        form = await _form(request)
+        try:
+            return await _cartoonize(form)
+        finally:
+            await form.close()
+
+    async def _cartoonize(form):
+        from .errors import NoFaceError
+
+        model_id = form.get("model") or next(iter(models))
+        if model_id not in models:
+            raise HTTPProblem(422, f"unknown model {model_id!r}; models: {', '.join(models)}")
+        model = models[model_id]
+        upload = form.get("image")
+        if upload is None or isinstance(upload, str):
+            raise HTTPProblem(400, "no image: send the file in the form field 'image'")
+        values, file_fields = model.parse_inputs(form)
+        if file_fields:
+            raise HTTPProblem(422, "cartoonize takes no image inputs besides the photo")
+        try:
+            paste = _flag(form.get("paste_back"), "paste_back")
+            every = _flag(form.get("all_faces"), "all_faces")
+        except StyleforgeError as e:
+            raise HTTPProblem(422, str(e)) from None
+        name = Path(upload.filename or "image").name
+        data = await upload.read()
+
+        def work():
+            from .faces.pipeline import cartoonize_image
+
+            img = fit_side(decode_upload(data, name, limits), limits.max_side)
+            direction = values.pop("direction", None)
+            try:
+                res = cartoonize_image(model.pipe, img, preprocessor(), direction=direction, all_faces=every,
+                                       paste_back=paste, source=name, **values)
+            except NoFaceError as e:
+                raise HTTPProblem(422, str(e)) from None
+            pics = [res.image] if paste else res.faces
+            out = []
+            for pic in pics:
+                buf = io.BytesIO()
+                pic.save(buf, format="PNG")
+                out.append(buf.getvalue())
+            return out
+
+        pngs = await gate().run(work)
+        stem = Path(name).stem or "image"
+        if len(pngs) == 1:
+            return Response(pngs[0], media_type="image/png", headers={
+                "Content-Disposition": f'inline; filename="{stem}_cartoon.png"', "X-Styleforge-Model": model.id})
+        import base64
+
+        return JSONResponse({"model": model.id, "samples": [
+            {"image": "data:image/png;base64," + base64.b64encode(p).decode()} for p in pngs]})
+
+    @app.post("/api/translate")
+    async def translate(request: Request):
+        form = await _form(request)
         try:
             return await _translate(form)
         finally:
