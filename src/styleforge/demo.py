@@ -63,6 +63,7 @@ def run_demo(out: Path, data=None, overrides=(), device=None) -> Path:
     from .data.images import list_images, load_rgb
     from .data.transforms import to_pil, to_tensor
     from .report import plot_losses, write_index
+    from .runs import RunFolder
     from .training.trainer import Trainer
     from .utils.images import save_image_atomic
 
@@ -72,18 +73,20 @@ def run_demo(out: Path, data=None, overrides=(), device=None) -> Path:
     if device:
         cfg["train"]["device"] = device
     out = Path(out)
-    run = out / "run"
+    run = RunFolder(out / "run")
     t0 = time.time()
-    if (run / "model" / "config.json").is_file():
-        print(f"using the model trained earlier in {run} (delete {out} to train again)")
+    if (run.model_dir / "config.json").is_file():
+        print(f"using the model trained earlier in {run.root} (delete {out} to train again)")
     else:
-        resume = (run / "checkpoints" / "latest").is_file()
+        resume = run.is_run()  # with or without a checkpoint yet: the run's own config
         if resume:
-            print(f"resuming the unfinished demo run in {run}")
-            cfg = C.resolve(config_file=run / "config.yaml")
-        Trainer(cfg, run, resume=resume).fit()
+            print(f"resuming the unfinished demo run in {run.root}")
+            cfg = C.resolve(config_file=run.config_file)
+            if device:
+                cfg["train"]["device"] = device
+        Trainer(cfg, run.root, resume=resume).fit()
     train_s = time.time() - t0
-    method = load_model(run / "model")
+    method = load_model(run.model_dir)
     size = cfg["data"]["crop_size"]
     sections = []
     with torch.inference_mode():
@@ -105,12 +108,12 @@ def run_demo(out: Path, data=None, overrides=(), device=None) -> Path:
             sections.append({"title": f"test{src}: {fwd} and back",
                              "columns": ["input", "translated", "reconstructed"],
                              "rows": rows, "labels": labels})
-    if plot_losses(run, out / "losses.png"):
+    if plot_losses(run.root, out / "losses.png"):
         sections.append({"title": "Training losses", "image": "losses.png"})
-    sections.insert(0, _scores_section(run, out, data, device))
+    sections.insert(0, _scores_section(run.root, out, data, device))
     counts = method.parameter_counts()
     notes = [f"CycleGAN ({cfg['model']['netG']}, ngf {cfg['model']['ngf']}) trained on {data} at "
              f"{size} px; parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
-             f"training run: {run} (took {train_s:.0f} s this time)"]
+             f"training run: {run.root} (took {train_s:.0f} s this time)"]
     return write_index(out, "styleforge demo: CycleGAN horse <-> zebra", sections,
-                       (run / "config.yaml").read_text(), notes)
+                       run.config_file.read_text(), notes)

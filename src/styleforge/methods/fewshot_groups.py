@@ -39,10 +39,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_model_config, resolve_model_dir
+from ..checkpoint import WEIGHTS_FILE, read_model_config, resolve_model_dir
 from ..errors import CheckpointError, ConfigError
 from ..nn.norms import clip_rho_
 from ..registry import register_method
+from ..runs import RunFolder
 from .base import InferenceOption
 from .photo2cartoon import PARTS, STEM_TAIL, Photo2Cartoon, clip_soft_weights_
 
@@ -63,12 +64,7 @@ def _base_dir(path) -> Path:
     (their stage 2 starts from the pretrained discriminators as well); any other path is a model
     directory (an inference model has the generators only: the discriminators start afresh)."""
     path = Path(path).expanduser()
-    pointer = path / "checkpoints" / "latest"
-    if path.is_dir() and not (path / CONFIG_FILE).exists() and pointer.is_file():
-        ckpt = path / "checkpoints" / pointer.read_text().strip()
-        if (ckpt / CONFIG_FILE).is_file():
-            return ckpt
-    return resolve_model_dir(path)
+    return RunFolder(path).training_model() or resolve_model_dir(path)
 
 
 def _read_base(path) -> tuple[dict, dict]:

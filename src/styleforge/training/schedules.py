@@ -43,7 +43,11 @@ def lr_multiplier(policy: str, unit: int, n: int, n_decay: int, *, step: int | N
 
 
 def optimizer_settings(t: dict, group: str) -> dict:
-    """The settings of optimizer ``group``: the ``train:`` section's, then ``train.optimizers.<group>``."""
+    """The settings of optimizer ``group``: the ``train:`` section's, then ``train.optimizers.<group>``
+    (a partial section, e.g. ``{"lr": 1e-4}`` from a benchmark, takes the rest from the defaults)."""
+    from ..config import TRAIN_DEFAULTS
+
+    t = {**TRAIN_DEFAULTS, **t}
     spec = {"type": t["optimizer"], "lr": t["lr"], "betas": t["betas"], "weight_decay": t["weight_decay"],
             "eps": t["eps"], "momentum": t["momentum"], "alpha": t["alpha"]}
     spec.update((t.get("optimizers") or {}).get(group, {}))
