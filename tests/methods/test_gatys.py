@@ -288,3 +288,13 @@ def test_on_a_shared_example(shared_data, shallow):
     s = _load(root / "style" / "woman_with_hat_matisse.jpg", 32)
     y, hist = shallow.stylize(c, style=[s], iterations=4)
     assert hist[0][0][-1] < 0.7 * hist[0][0][0] and math.isfinite(hist[0][0][-1])
+
+
+def test_channels_last_gives_the_same_image(sample, shallow):
+    m = gatys(channels_last=True, **SHALLOW)
+    m.vgg.load_state_dict(shallow.vgg.state_dict())
+    a, ha = shallow.stylize(sample["content"], style=[sample["style"]], iterations=3)
+    b, hb = m.stylize(sample["content"], style=[sample["style"]], iterations=3)
+    assert m.vgg.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(b, a, rtol=0, atol=1e-2)  # L-BFGS amplifies float rounding a little
+    assert hb[0][0][0] == pytest.approx(ha[0][0][0], rel=1e-5)

@@ -100,9 +100,9 @@ def match_luminance(source_y: torch.Tensor, target_y: torch.Tensor, eps: float =
 
 
 def join_luminance(y: torch.Tensor, color_from: torch.Tensor) -> torch.Tensor:
-    """RGB from luminance ``y`` (N×1×H×W, or N×3×H×W whose channel mean is taken) and the I, Q
-    chrominance of ``color_from`` (N×3×H×W RGB)."""
+    """RGB from luminance ``y`` (N×1×H×W, or an N×3×H×W RGB image whose luminance is taken) and
+    the I, Q chrominance of ``color_from`` (N×3×H×W RGB)."""
     if y.shape[1] == 3:
-        y = y.mean(dim=1, keepdim=True)
+        y = luminance(y)
     iq = rgb_to_yiq(color_from)[:, 1:]
     return yiq_to_rgb(torch.cat([y, iq.expand(y.shape[0], -1, -1, -1)], dim=1))
