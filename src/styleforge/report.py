@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from .runs import RunFolder
 from .training.logging import read_log
 from .utils.atomic import atomic_write_bytes, atomic_write_text
 
@@ -154,8 +155,6 @@ def write_index(out_dir, title: str, sections: list[dict], config_text: str | No
 
 # ---- styleforge report ------------------------------------------------------------------------
 def _run_model_dir(run: Path) -> Path:
-    from .runs import RunFolder
-
     return RunFolder(run).inference_model()
 
 
@@ -226,7 +225,7 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
             warned.setdefault(w, []).append(lab)
         recs = read_log(run)
         best = None
-        bf = run / "checkpoints" / "best" / "eval.json"
+        bf = RunFolder(run).best_dir / "eval.json"
         if bf.is_file():
             try:
                 best = json.loads(bf.read_text())
