@@ -243,7 +243,7 @@ class FUNIT(Method):
         resp_f, _ = dis(xt, lb)
         d_losses["D_fake"] = self.gan_w * F.relu(1.0 + resp_f).mean()
         acc = 0.5 * ((resp_r >= 0).float().mean() + (resp_f < 0).float().mean())
-        yield Phase("D", d_losses, extra={"D_acc": float(acc)})
+        yield Phase("D", d_losses, extra={"acc_D": float(acc)})
         del resp_r, resp_f, xt, d_losses
 
         # G against the updated D (its parameters get no gradient from G's losses)
@@ -267,7 +267,7 @@ class FUNIT(Method):
                 losses["G_fm"] = self.fm_w * (F.l1_loss(feat_r.mean((2, 3)), feat_a)
                                               + F.l1_loss(feat_t.mean((2, 3)), feat_b))
             acc = 0.5 * ((resp_t >= 0).float().mean() + (resp_r >= 0).float().mean())
-            yield Phase("G", losses, extra={"G_acc": float(acc)})
+            yield Phase("G", losses, extra={"acc_G": float(acc)})
         finally:
             _freeze(dis, False)
 
