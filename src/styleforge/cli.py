@@ -139,11 +139,20 @@ def cmd_import(args, overrides) -> int:
     from .registry import get_importer
 
     importer = get_importer(args.method)
-    opts = {k: v for k, v in (("reverse", args.reverse), ("direction", args.direction)) if v}
+    opts = {k: v for k, v in (("reverse", args.reverse), ("direction", args.direction), ("vgg", args.vgg)) if v}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option takes NAME=VALUE, got {item!r}")
+        import yaml
+
+        opts[key.replace("-", "_")] = yaml.safe_load(value)
     takes = inspect.signature(importer).parameters
     for k in opts:
         if k not in takes:
-            raise ConfigError(f"import {args.method} takes no --{k}")
+            known = [p for p in takes if p != "path"]
+            raise ConfigError(f"import {args.method} takes no --{k.replace('_', '-')}"
+                              + (f" (its options: {', '.join(known)})" if known else ""))
     if args.out and args.out_flag and Path(args.out) != Path(args.out_flag):
         raise ConfigError(f"import: two output folders given ({args.out} and --out {args.out_flag}); give one")
     if not (args.out or args.out_flag):
@@ -254,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--reverse", help="cyclegan: the B->A generator (latest_net_G_B.pth)")
     im.add_argument("--direction", choices=("AtoB", "BtoA"),
                     help="pix2pix: the --direction it was trained with (facades_label2photo: BtoA)")
+    im.add_argument("--vgg", help="adain: the VGG encoder the decoder was trained with (vgg_normalised.pth)")
+    im.add_argument("--option", action="append", metavar="NAME=VALUE",
+                    help="another keyword of the method's importer (repeatable), e.g. --option ema=false")
     im.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty model directory")
     im.add_argument("--quiet", action="store_true", help="print nothing when it succeeds")
     im.set_defaults(func=cmd_import)

@@ -37,7 +37,7 @@ from torch import nn
 
 from .checkpoint import atomic_write_bytes, load_model, resolve_model_dir
 from .errors import CheckpointError, ConfigError
-from .methods.base import Input, Output
+from .methods.base import TENSOR_KINDS, Input, Output
 from .pipeline import declared_inputs, declared_outputs
 
 FORMATS = ("onnx", "torchscript")
@@ -62,10 +62,18 @@ class ExportResult:
     inputs: tuple = ("image",)  # the graph's inputs, in order
 
 
-def graph_inputs(method) -> list[Input]:
-    """The declared inputs that become graph inputs: the image and every tensor input (style
-    images, K images, masks, codes). Numbers, choices and flags are fixed at export."""
-    return [i for i in declared_inputs(method) if i.is_tensor]
+def graph_inputs(method, include=()) -> list[Input]:
+    """The declared inputs that become graph inputs: the image, every required tensor input
+    (a style image, K class images), every code (drawn outside the graph), and the optional
+    tensor inputs named in ``include`` (a mask). Numbers, choices and flags are fixed at export."""
+    declared = declared_inputs(method)
+    names = {i.name for i in declared}
+    bad = [n for n in include if n not in names or not next(i for i in declared if i.name == n).is_tensor]
+    if bad:
+        tensors = [i.name for i in declared[1:] if i.is_tensor]
+        raise ConfigError(f"--with {bad[0]}: not an image or code input of {method.method_name}"
+                          f" (its tensor inputs: {', '.join(tensors) or 'none'})")
+    return [i for i in declared if i.is_tensor and (i.kind in ("image", "code") or i.required or i.name in include)]
 
 
 class TranslateModule(nn.Module):
@@ -74,13 +82,13 @@ class TranslateModule(nn.Module):
     discriminators nor the other direction's generator); the non-tensor inputs (``options``)
     are fixed; keeps the image output of methods that return several (U-GAT-IT's heatmap)."""
 
-    def __init__(self, method, direction: str, nets=None, **options):
+    def __init__(self, method, direction: str, nets=None, include=(), **options):
         super().__init__()
         names = method.inference_modules if nets is None else nets
         self.nets = nn.ModuleDict({n: getattr(method, n) for n in names})
         object.__setattr__(self, "_method", method)  # not a submodule
-        self.direction, self.options = direction, options
-        self.tensor_inputs = [i for i in graph_inputs(method)[1:]]
+        self.direction, self.options, self.include = direction, options, tuple(include)
+        self.tensor_inputs = [i for i in graph_inputs(method, include)[1:]]
 
     def forward(self, x, *tensors):
         kw = dict(self.options)
@@ -92,16 +100,17 @@ class TranslateModule(nn.Module):
         return y[0] if isinstance(y, (tuple, list)) else y
 
 
-def export_module(method, direction: str, example: torch.Tensor | None = None, extra=(), **options) -> nn.Module:
+def export_module(method, direction: str, example: torch.Tensor | None = None, extra=(), include=(),
+                  **options) -> nn.Module:
     """The module to trace: the method's own ``export_module(direction)`` when it has one and
     no option is set (Pix2Pix: the U-Net without the dropout noise), else a
     :class:`TranslateModule`; given an ``example``, one run of it finds the networks used."""
     hook = getattr(method, "export_module", None)
     if hook is not None and not options:
         return hook(direction)
-    module = TranslateModule(method, direction, None, **options)
+    module = TranslateModule(method, direction, None, include, **options)
     if example is not None:
-        module = TranslateModule(method, direction, networks_used(module, example, extra), **options)
+        module = TranslateModule(method, direction, networks_used(module, example, extra), include, **options)
     return module
 
 
@@ -247,13 +256,14 @@ def _fixed_values(method, direction: str, values: dict) -> dict:
 
 
 def export_model(model, out=None, fmt: str = "onnx", direction: str | None = None,
-                 check: bool = True, overwrite: bool = True, **values) -> ExportResult:
+                 check: bool = True, overwrite: bool = True, include=(), **values) -> ExportResult:
     """Export ``model`` (a model directory, a run directory or a loaded method) to ``out``
     (default: ``<model dir>/<method>-<direction>.onnx|.pt``). The image and every tensor input
     the method declares (style image, K images, mask, code) are the graph's inputs; other inputs
     are fixed at their ``values`` (or defaults). ``check`` runs the written file on a second
     input (a different size where the axes are dynamic) and raises if it departs from PyTorch by
-    more than 1e-3. ``overwrite=False`` refuses an existing ``out``."""
+    more than 1e-3. ``overwrite=False`` refuses an existing ``out``. ``include``: optional
+    tensor inputs to make graph inputs too (a mask); left out, the file runs without them."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     src_dir = None
@@ -274,7 +284,7 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; use --overwrite to replace it")
     fixed = _fixed_values(method, direction, values)
-    inputs = graph_inputs(method)
+    inputs = graph_inputs(method, include)
     channels = _in_channels(method)
     side, other = _sizes(method)
     dynamic = other is not None
@@ -285,7 +295,7 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     if hook is not None and not values and len(inputs) == 1:
         module = hook(direction).eval()  # the method's own graph (it fixes its options itself)
     else:
-        module = export_module(method, direction, example, extra, **fixed).eval()
+        module = export_module(method, direction, example, extra, include, **fixed).eval()
     with torch.no_grad():
         data = (_onnx_bytes(module, [example, *extra], inputs, dynamic, meta) if fmt == "onnx"
                 else _torchscript_bytes(module, [example, *extra], meta))
@@ -364,6 +374,7 @@ class ExportedMethod:
         self.graph = meta.get("graph_inputs", ["image"])
         self.fixed = meta.get("fixed_inputs", {})
         declared = {d["name"]: d for d in meta.get("inputs", [{"name": "image", "kind": "image"}])}
+        self._tensor_names = {n for n, d in declared.items() if d["kind"] in TENSOR_KINDS and n not in self.graph}
         self._inputs = []
         for name, d in declared.items():
             if name in self.graph or d["kind"] == "seed" and any(
@@ -407,6 +418,9 @@ class ExportedMethod:
         for name, v in inputs.items():
             if name in self.fixed and v == self.fixed[name] or name == "seed":
                 continue
+            if name in self._tensor_names:
+                raise ConfigError(f"{self.path} was exported without the input {name}; export the model "
+                                  f"again with --with {name}")
             raise ConfigError(f"{self.path} was exported with {name}={self.fixed.get(name)}; "
                               f"export the model again to change it")
         return self._run(*tensors)

@@ -20,6 +20,8 @@ def _options(p) -> None:
     p.add_argument("--no-check", action="store_true", help="skip running the file once against PyTorch")
     p.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
     p.add_argument("--quiet", action="store_true", help="print nothing when it succeeds")
+    p.add_argument("--with", dest="include", action="append", default=[], metavar="INPUT",
+                   help="also make this optional image input a graph input (e.g. --with mask)")
 
 
 def register(sub) -> None:
@@ -70,7 +72,8 @@ def run(args, overrides) -> int:
     direction = values.pop("direction", None)
     r = export_model(method, opts.out or resolve_model_dir(args.model) / f"{method.method_name}-"
                      f"{method.check_direction(direction)}{'.onnx' if opts.format == 'onnx' else '.pt'}",
-                     opts.format, direction, check=not opts.no_check, overwrite=opts.overwrite, **values)
+                     opts.format, direction, check=not opts.no_check, overwrite=opts.overwrite,
+                     include=tuple(opts.include), **values)
     if opts.quiet:
         return 0
     shape = "N×C×H×W, H and W free" if r.dynamic else f"N×C×{r.input_size}×{r.input_size}"
