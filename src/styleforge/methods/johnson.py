@@ -20,6 +20,9 @@ fractionally-strided convs), a 9×9 conv to 3 channels; reflection padding, inst
 an affine (Ulyanov et al.) after every conv but the last, ReLU; no output activation. Their
 network takes and returns RGB in 0..255 (``transforms.ToTensor().mul(255)`` in, ``clamp(0,
 255)`` out); ``translate`` converts at the boundary, so its input and output stay in [-1, 1].
+``pixel_max`` is that range's top (255; their models need it): a freshly initialised network
+writes values near 0 whatever the range, so the tiny test preset uses 1, where its untrained
+outputs are visible images rather than black.
 
 Training as their ``neural_style.py train``: Adam 1e-3, batch 4, 256 px, 2 epochs (of COCO);
 losses are ``MSELoss`` means (content: over N×C×H×W at relu2_2; style: over N×C×C per layer,
@@ -128,12 +131,13 @@ class TransformerNet(nn.Module):
 
 
 # ---- losses ---------------------------------------------------------------------------------
-def to_255(x: torch.Tensor) -> torch.Tensor:
-    return (x + 1) * 127.5
+def to_pixels(x: torch.Tensor, pixel_max: float = 255.0) -> torch.Tensor:
+    """[-1, 1] -> 0..pixel_max (their ``ToTensor().mul(255)``)."""
+    return (x + 1) * (pixel_max / 2)
 
 
-def from_255(y: torch.Tensor) -> torch.Tensor:
-    return y / 127.5 - 1
+def from_pixels(y: torch.Tensor, pixel_max: float = 255.0) -> torch.Tensor:
+    return y * (2 / pixel_max) - 1
 
 
 def read_style_image(path, size=None) -> torch.Tensor:
@@ -216,8 +220,11 @@ class Johnson(PerceptualLossMixin, Method):
     vgg_layers = STYLE_LAYERS
 
     def __init__(self, ngf=32, n_blocks=5, style_image=None, style_size=None,
-                 content_weight=1e5, style_weight=1e10, vgg_weights=None):
+                 content_weight=1e5, style_weight=1e10, vgg_weights=None, pixel_max=255.0):
         super().__init__()
+        if not float(pixel_max) > 0:
+            raise ConfigError(f"johnson: pixel_max must be positive, got {pixel_max}")
+        self.pixel_max = float(pixel_max)
         if int(ngf) < 1 or int(n_blocks) < 0:
             raise ConfigError(f"johnson: ngf must be >= 1 and n_blocks >= 0, got {ngf}, {n_blocks}")
         if style_size is not None and int(style_size) < 16:
@@ -258,8 +265,8 @@ class Johnson(PerceptualLossMixin, Method):
     def training_step(self, batch):
         x = batch["content"]
         targets = self._style_targets(batch)
-        y = self.transformer(to_255(x))
-        fy = self.vgg_features(from_255(y))
+        y = self.transformer(to_pixels(x, self.pixel_max))
+        fy = self.vgg_features(from_pixels(y, self.pixel_max))
         losses = {}
         if self.content_weight > 0:
             with torch.no_grad():  # relu2_2 only: the rest of the VGG is not needed for x
@@ -273,7 +280,7 @@ class Johnson(PerceptualLossMixin, Method):
     # ---- inference -------------------------------------------------------------------------
     def translate(self, x, direction=None):
         self.check_direction(direction)
-        return from_255(self.transformer(to_255(x))).clamp(-1, 1)
+        return from_pixels(self.transformer(to_pixels(x, self.pixel_max)), self.pixel_max).clamp(-1, 1)
 
     @torch.no_grad()
     def visuals(self, batch):
