@@ -1,0 +1,211 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nvlabs_reference as R
+import styleforge
+from styleforge.checkpoint import save_model
+from styleforge.data.images import load_rgb
+from styleforge.data.transforms import to_tensor
+from styleforge.errors import CheckpointError, ConfigError
+from styleforge.methods.munit import MUNIT, import_munit, interpolate_styles
+from styleforge.nn.norms import AdaIN, LayerNormStd
+from styleforge.registry import build_method, get_importer
+
+TINY = dict(dim=4, mlp_dim=8, n_res=1, dis_dim=4, dis_n_layer=2)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def real_images(folder: Path, n: int, size: int = 32) -> torch.Tensor:
+    return torch.stack([to_tensor(load_rgb(p).resize((size, size))) for p in sorted(folder.iterdir())[:n]])
+
+
+def test_parameter_counts_equal_the_authors_networks(monkeypatch):
+    """At the shipped configs the authors' AdaINGen has 15,026,187 parameters (style encoder
+    2,764,936, content encoder 5,385,856, decoder 5,754,627, MLP 1,120,768) and MsImageDis
+    8,271,171 (counted from their networks.py definitions)."""
+    monkeypatch.setattr("styleforge.methods.munit.init_nvlabs", lambda net, init: None)
+    m = build_method("munit")
+    assert m.parameter_counts() == {"gen_a": 15_026_187, "gen_b": 15_026_187,
+                                    "dis_a": 8_271_171, "dis_b": 8_271_171}
+    parts = {n: sum(p.numel() for p in c.parameters()) for n, c in m.gen_a.named_children()}
+    assert parts == {"enc_style": 2_764_936, "enc_content": 5_385_856, "dec": 5_754_627, "mlp": 1_120_768}
+
+
+def test_layer_norm_and_adain_follow_the_authors_formulas():
+    x = torch.randn(3, 5, 4, 6, dtype=torch.float64)
+    ln = LayerNormStd(5).double()
+    flat = x.reshape(3, -1)
+    mean, std = flat.mean(1), flat.std(1)  # unbiased std, eps on the std
+    want = (x - mean.view(3, 1, 1, 1)) / (std.view(3, 1, 1, 1) + 1e-5)
+    want = want * ln.gamma.view(1, 5, 1, 1) + ln.beta.view(1, 5, 1, 1)
+    assert torch.allclose(ln(x), want, atol=1e-12)
+    assert torch.allclose(ln(x[:1]), want[:1], atol=1e-12)  # their N = 1 branch: same values
+    w, b = torch.rand(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
+    m = x.mean(dim=(2, 3), keepdim=True)
+    v = x.var(dim=(2, 3), keepdim=True, unbiased=False)  # biased, eps inside the sqrt
+    want = (x - m) / torch.sqrt(v + 1e-5) * w[:, :, None, None] + b[:, :, None, None]
+    assert torch.allclose(AdaIN(5)(x, w, b), want, atol=1e-12)
+
+
+def test_generator_phase_has_the_authors_terms_and_order(h2z):
+    torch.manual_seed(0)
+    m = MUNIT(**TINY)
+    a, b = real_images(h2z / "trainA", 2), real_images(h2z / "trainB", 2)
+    phases = list(m.training_step({"A": a, "B": b}))
+    assert [p.optimizer for p in phases] == ["D", "G"]  # dis_update, then gen_update
+    assert set(phases[1].losses) == {"recon_x_a", "recon_x_b", "recon_s_a", "recon_s_b",
+                                     "recon_c_a", "recon_c_b", "adv_a", "adv_b"}
+    # the discriminators get no gradient from the generator phase
+    sum(phases[1].losses.values()).backward()
+    assert all(p.grad is None for p in m.dis_a.parameters())
+    assert all(p.requires_grad for p in m.dis_a.parameters())
+    cyc = MUNIT(**TINY, recon_x_cyc_w=10, recon_s_w=0, gan_w=0)
+    g = list(cyc.training_step({"A": a, "B": b}))[1].losses
+    assert set(g) == {"recon_x_a", "recon_x_b", "recon_c_a", "recon_c_b", "cycrecon_x_a", "cycrecon_x_b"}
+    with torch.no_grad():  # image reconstruction: 10 · mean |G_a(E_a(x)) - x|
+        want = 10 * (cyc.gen_a(a) - a).abs().mean()
+    assert torch.allclose(g["recon_x_a"], want, rtol=1e-5)
+
+
+def test_few_steps_lower_the_image_reconstruction(h2z):
+    """10 Adam steps (lr 2e-3) on 2 real images per domain at 32 px: the image reconstruction
+    terms of the last 3 steps sum to under 0.75× those of the first 3 (measured 0.50-0.56 over
+    seeds 0-2)."""
+    torch.manual_seed(0)
+    m = MUNIT(**TINY)
+    opt = {k: torch.optim.Adam(v, 2e-3, betas=(0.5, 0.999)) for k, v in m.optimizer_groups().items()}
+    a, b = real_images(h2z / "trainA", 2), real_images(h2z / "trainB", 2)
+    hist = []
+    for _ in range(10):
+        for ph in m.training_step({"A": a, "B": b}):
+            sum(ph.losses.values()).backward()
+            opt[ph.optimizer].step()
+            opt[ph.optimizer].zero_grad()
+        hist.append(ph.losses["recon_x_a"].item() + ph.losses["recon_x_b"].item())
+    assert sum(hist[-3:]) < 0.75 * sum(hist[:3])
+
+
+@pytest.fixture(scope="module")
+def tiny_munit_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("munit") / "m"
+    save_model(d, MUNIT(**TINY))
+    return d
+
+
+def test_codes_and_seeds_through_the_pipeline(tiny_munit_dir, h2z):
+    """Same seed or code: the same output; different codes: different outputs; N outputs are
+    made with seeds seed..seed+N-1 (the pipeline's draw, outside the network)."""
+    pipe = styleforge.load(tiny_munit_dir)
+    names = [i.name for i in pipe.method.inference_inputs()]
+    assert names == ["image", "direction", "style", "seed"]
+    photo = sorted((h2z / "testA").iterdir())[0]
+    x = to_tensor(load_rgb(photo).resize((32, 32))).unsqueeze(0)
+    y1 = pipe(x, seed=3)
+    assert torch.equal(y1, pipe(x, seed=3))
+    assert (y1 - pipe(x, seed=4)).abs().mean() > 1e-3
+    many = [np.asarray(im, dtype=np.float32) for im in pipe(photo, num_outputs=3, seed=3)]
+    assert len(many) == 3 and np.array_equal(many[0], np.asarray(pipe(photo, seed=3), dtype=np.float32))
+    assert np.array_equal(many[1], np.asarray(pipe(photo, seed=4), dtype=np.float32))
+    assert all(np.abs(many[i] - many[j]).mean() > 0.5 for i, j in ((0, 1), (0, 2), (1, 2)))
+    code = torch.randn(1, 8)
+    with torch.no_grad():
+        direct = pipe.method.translate(x, "AtoB", style=code)
+    assert torch.allclose(pipe(x, style=code), direct, atol=1e-6)
+    assert torch.allclose(pipe(x, style=code.tolist()[0]), direct, atol=1e-6)
+
+
+def test_translate_is_deterministic_for_a_seed_and_checks_the_code(tiny_munit_dir, h2z):
+    m = styleforge.load(tiny_munit_dir).method
+    x = real_images(h2z / "testA", 2)
+    with torch.no_grad():
+        assert torch.equal(m.translate(x, "BtoA", seed=5), m.translate(x, "BtoA", seed=5))
+        assert not torch.equal(m.translate(x, "BtoA", seed=5), m.translate(x, "BtoA", seed=6))
+        # one code for a batch applies to every image: row i equals image i alone
+        s = torch.randn(1, 8)
+        both = m.translate(x, "AtoB", style=s)
+        assert torch.allclose(both[1:], m.translate(x[1:], "AtoB", style=s), atol=1e-4)
+    with pytest.raises(ConfigError, match="8 numbers"):
+        m.translate(x, "AtoB", style=torch.zeros(2, 5))
+
+
+def test_reference_image_style_comes_from_the_target_style_encoder(tiny_munit_dir, h2z):
+    pipe = styleforge.load(tiny_munit_dir)
+    m = pipe.method
+    photo = sorted((h2z / "testA").iterdir())[0]
+    zebra = sorted((h2z / "testB").iterdir())[0]
+    x = to_tensor(load_rgb(photo).resize((32, 32))).unsqueeze(0)
+    ref = to_tensor(load_rgb(zebra)).unsqueeze(0)
+    with torch.no_grad():
+        code = m.gen_b.enc_style(ref).flatten(1)  # AtoB: the style of domain B
+        assert torch.equal(m.encode("style", ref), code)
+        assert torch.equal(m.encode("style", ref, "BtoA"), m.gen_a.enc_style(ref).flatten(1))
+        want = m.translate(x, "AtoB", style=code)
+    assert torch.allclose(pipe(x, style=zebra), want, atol=1e-5)
+
+
+def test_interpolation_strip_runs_between_the_two_codes(tiny_munit_dir, h2z):
+    m = styleforge.load(tiny_munit_dir).method
+    x = real_images(h2z / "testA", 1)
+    a, b = torch.randn(8), torch.randn(8)
+    strip = interpolate_styles(m, x, a, b, steps=5)
+    assert strip.shape == (5, 3, 32, 32)
+    with torch.no_grad():  # a batch of 5 against single images: float32 rounding only
+        assert torch.allclose(strip[0], m.translate(x, style=a[None])[0], atol=1e-4)
+        assert torch.allclose(strip[-1], m.translate(x, style=b[None])[0], atol=1e-4)
+        assert torch.allclose(strip[2], m.translate(x, style=(a[None] + b[None]) / 2)[0], atol=1e-4)
+    with pytest.raises(ConfigError, match="steps"):
+        interpolate_styles(m, x, a, b, steps=1)
+
+
+def test_import_gives_the_authors_outputs(tmp_path, h2z):
+    """A gen_XXXXXXXX.pt with the official keys and shapes, the AdaIN layers' dummy buffers and
+    the instance-norm running stats PyTorch 0.3 wrote: imported outputs and style codes equal the
+    authors' forward (tests/methods/nvlabs_reference.py, checked once against networks.py)."""
+    sd_a, sd_b = R.munit_generator_sd(1), R.munit_generator_sd(2)
+    path = tmp_path / "gen_01000000.pt"
+    torch.save({"a": sd_a, "b": sd_b}, path)
+    m = get_importer("munit")(path).eval()
+    assert {k: m.config[k] for k in ("dim", "style_dim", "mlp_dim", "n_downsample", "n_res")} == \
+        {"dim": 8, "style_dim": 8, "mlp_dim": 16, "n_downsample": 2, "n_res": 2}
+    official = {k for k in sd_a if not k.endswith(("running_mean", "running_var"))}
+    assert set(m.gen_a.state_dict()) == official
+    x = real_images(h2z / "testA", 2)
+    s = torch.randn(2, 8)
+    with torch.no_grad():
+        assert torch.allclose(m.translate(x, "AtoB", style=s), R.munit_translate(sd_a, sd_b, x, s, 2, 2), atol=1e-5)
+        assert torch.allclose(m.translate(x, "BtoA", style=s), R.munit_translate(sd_b, sd_a, x, s, 2, 2), atol=1e-5)
+        assert torch.allclose(m.encode("style", x, "AtoB"), R.style(sd_b, x).flatten(1), atol=1e-5)
+
+
+def test_import_rejects_other_files_in_one_line(tmp_path):
+    unit = tmp_path / "gen_unit.pt"
+    torch.save({"a": R.unit_generator_sd(1), "b": R.unit_generator_sd(2)}, unit)
+    with pytest.raises(CheckpointError, match="import unit"):
+        import_munit(unit)
+    bad = tmp_path / "dis.pt"
+    torch.save({"x": torch.zeros(1)}, bad)
+    with pytest.raises(CheckpointError, match="keys 'a' and 'b'"):
+        import_munit(bad)
+    broken = tmp_path / "gen_broken.pt"
+    sd = R.munit_generator_sd(1)
+    sd["mlp.model.2.fc.weight"] = sd["mlp.model.2.fc.weight"][:-1]
+    torch.save({"a": sd, "b": R.munit_generator_sd(2)}, broken)
+    with pytest.raises(CheckpointError, match="does not match"):
+        import_munit(broken)
+
+
+def test_perceptual_loss_without_vgg_weights_is_a_one_line_error(h2z, tmp_path, monkeypatch):
+    """vgg_w > 0 reads a VGG-16 file at the first step that needs it; none there: one line."""
+    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    m = MUNIT(**TINY, vgg_w=1.0)  # building (and loading a model dir) needs no VGG file
+    assert m.frozen_modules == ()
+    a = real_images(h2z / "trainA", 1)
+    steps = m.training_step({"A": a, "B": a})
+    next(steps)
+    with pytest.raises((CheckpointError, ConfigError), match="vgg16"):
+        next(steps)
