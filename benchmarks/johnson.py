@@ -13,8 +13,8 @@ them). Their step is their ``train`` loop body (``normalize_batch``, ``gram_matr
 ``MSELoss``); ours is ``Johnson.training_step`` with Adam on its ``G`` group. Inference: their
 ``stylize`` (``no_grad``, 0..255 input) and our ``translate`` (``inference_mode``, [-1, 1], the
 conversions included); ``ours-bf16`` runs both under bf16 autocast (a numerics change: the table
-gives its largest output difference, in 0..255 units, for random weights). Each variant runs in a fresh process; rounds alternate the variants and
-the median is reported.
+gives its largest output difference, in 0..255 units, for random weights). Each variant runs in
+a fresh process; rounds alternate the variants and the median is reported.
 """
 from __future__ import annotations
 
