@@ -153,6 +153,8 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
             if num_styles < base_cfg["num_styles"]:
                 raise ConfigError(f"cin: num_styles {num_styles} is below the base model's "
                                   f"{base_cfg['num_styles']} styles (styles can only be added)")
+        if style_size is not None and int(style_size) < 16:
+            raise ConfigError(f"cin: style_size must be at least 16 (or null), got {style_size}")
         num_styles = int(num_styles)
         if num_styles < 1:
             raise ConfigError(f"cin: num_styles must be at least 1, got {num_styles}")
@@ -186,7 +188,7 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
                     p.requires_grad_(True)
                     self._snapshot.append(p.detach().clone())
                     p.register_hook(self._mask_grad)
-        self._style_grams: dict[str, list[torch.Tensor]] = {}  # style file -> its Gram targets
+        self._style_grams: dict[str, dict[str, torch.Tensor]] = {}  # style file -> layer -> 1×C×C
         self._style_files: list[Path] | None = None
         self.config.update(width=float(width), base_model=None, style_names=list(names))
 
