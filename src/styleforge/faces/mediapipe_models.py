@@ -120,7 +120,8 @@ class MediaPipeFaceDetector:
     has only BlazeFace's eye keypoints. ``min_presence``: Face Mesh's face-presence probability
     a detection needs (MediaPipe's tracking threshold, 0.5): BlazeFace alone fires at >= 0.5 on
     76 of 430 shared pictures without people (facades, horses, COCO, AFHQ), the two together on
-    5 (animal faces), while all 266 shared photos and 70 cartoons pass both (docs/faces.md).
+    5 animal faces (and one real boy), while all 266 shared photos and 70 cartoons pass both
+    (docs/faces.md).
     Returns :class:`Face` objects like :class:`~styleforge.faces.detect.FaceDetector`: ``size``
     and ``center`` describe a box comparable to the Haar cascade's (brow to chin).
     """
