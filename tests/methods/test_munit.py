@@ -3,6 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
 
 import nvlabs_reference as R
 import styleforge
@@ -209,3 +211,52 @@ def test_perceptual_loss_without_vgg_weights_is_a_one_line_error(h2z, tmp_path, 
     next(steps)
     with pytest.raises((CheckpointError, ConfigError), match="vgg16"):
         next(steps)
+
+
+def _vgg16_reference(sd, x):
+    """The authors' Vgg16 forward to relu5_3 (no pooling after conv4_3) on Caffe input: BGR,
+    [-1, 1] -> 0-255 minus the BGR mean, as their vgg_preprocess."""
+    x = (x.flip(1) + 1) * 127.5 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    idx = 0
+    for block, n in enumerate((2, 2, 3, 3, 3)):
+        for _ in range(n):
+            while f"features.{idx}.weight" not in sd:
+                idx += 1
+            x = F.relu(F.conv2d(x, sd[f"features.{idx}.weight"], sd[f"features.{idx}.bias"], padding=1))
+            idx += 1
+        if block < 3:
+            x = F.max_pool2d(x, 2, 2)
+    return x
+
+
+def test_domain_invariant_perceptual_loss_with_a_vgg16_file(h2z, tmp_path):
+    """A Caffe-format VGG-16 file (official key names and shapes, random weights): the loss is
+    the mean squared difference of instance-normalised relu5_3 features, the VGG is frozen, out
+    of every optimizer group and of the saved model."""
+    from styleforge.methods.munit import domain_invariant_perceptual
+    from styleforge.nn.vgg import torchvision_indices  # the official features.N indices
+
+    g = torch.Generator().manual_seed(0)
+    sd, cin = {}, 3
+    widths = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    for (name, i), w in zip(torchvision_indices("vgg16").items(), widths):
+        sd[f"features.{i}.weight"] = torch.randn(w, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
+        sd[f"features.{i}.bias"] = torch.randn(w, generator=g) * 0.01
+        cin = w
+    path = tmp_path / "vgg16-00b39a1b.pth"
+    torch.save(sd, path)
+    torch.manual_seed(0)
+    m = MUNIT(**TINY, vgg_w=2.0, vgg_path=str(path))
+    a, b = real_images(h2z / "trainA", 1), real_images(h2z / "trainB", 1)
+    phases = m.training_step({"A": a, "B": b})
+    next(phases)
+    g_phase = next(phases)
+    assert {"vgg_a", "vgg_b"} <= set(g_phase.losses) and m.frozen_modules == ("vgg",)
+    ids = {id(p) for group in m.optimizer_groups().values() for p in group}
+    assert not any(id(p) in ids or p.requires_grad for p in m.vgg.parameters())
+    x, y = real_images(h2z / "testA", 2), real_images(h2z / "testB", 2)
+    want = torch.mean((F.instance_norm(_vgg16_reference(sd, x)) - F.instance_norm(_vgg16_reference(sd, y))) ** 2)
+    with torch.no_grad():
+        assert torch.allclose(domain_invariant_perceptual(m.vgg, x, y), want, rtol=1e-4)
+    save_model(tmp_path / "m", m)
+    assert not any(k.startswith("vgg") for k in load_file(str(tmp_path / "m" / "model.safetensors")))
