@@ -54,3 +54,17 @@ def test_no_face_names_the_source_and_bad_arrays_are_refused(shared_data):
                          source="facade.jpg")
     with pytest.raises(ConfigError, match="RGB uint8"):
         cartoonize_image(InvertingPipe(), np.zeros((8, 8), np.float32))
+
+
+def test_auto_detector_falls_back_to_haar_and_counts_it(photo):
+    from styleforge.faces import AutoDetector, FaceDetector
+
+    class Blind:
+        def detect(self, image):
+            return []
+
+    pre = FacePreprocessor(size=64, detector=AutoDetector(Blind(), FaceDetector()))
+    faces = pre.detect(np.asarray(photo))
+    assert len(faces) == 1 and faces[0].detector == "haar" and faces[0].landmarks is None
+    assert pre.detector.fallbacks == 1 and "Haar fallback in 1 image(s)" in pre.fallback_note()
+    assert FacePreprocessor(size=64).fallback_note() == ""

@@ -113,5 +113,6 @@ def run(args, overrides) -> int:
         msg += f"; no face in {len(no_face)}: " + ", ".join(p.name for p in no_face[:5]) + (" ..." if len(no_face) > 5 else "")
     if unreadable:
         msg += f"; skipped {unreadable} unreadable"
+    msg += pre.fallback_note()
     print(msg)
     return 0 if done else 1

@@ -132,5 +132,5 @@ def run_faces(args, overrides) -> int:
                            several_ratio=args.several_ratio, retry_rejected=args.retry_rejected,
                            overwrite=args.overwrite, progress=not args.quiet,
                            log=None if args.quiet else sys.stderr)
-    print(report.summary())
+    print(report.summary() + pre.fallback_note())
     return 0

@@ -71,6 +71,8 @@ class AutoDetector:
 
     def __init__(self, mediapipe, haar: FaceDetector | None = None):
         self.mediapipe, self._haar = mediapipe, haar
+        self.fallbacks = 0
+        """Images on which the Haar cascades found the faces (the commands report it)."""
 
     @property
     def haar(self) -> FaceDetector:
@@ -79,7 +81,11 @@ class AutoDetector:
         return self._haar
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        return self.mediapipe.detect(image) or self.haar.detect(image)
+        faces = self.mediapipe.detect(image)
+        if not faces:
+            faces = self.haar.detect(image)
+            self.fallbacks += bool(faces)
+        return faces
 
 
 def load_detector(spec="auto", domain: str = "auto"):
@@ -142,6 +148,11 @@ class FacePreprocessor:
         self.context, self.seg_size = context, seg_size
         self.matting = load_matting(matting, **(matting_options or {}))
         self.detector = load_detector(detector, domain)
+
+    def fallback_note(self) -> str:
+        """``"; Haar fallback on N image(s)"`` when the auto detector needed it, else ``""``."""
+        n = getattr(self.detector, "fallbacks", 0)
+        return f"; faces found by the Haar fallback in {n} image(s)" if n else ""
 
     def describe(self) -> str:
         """One line: which detector, framing and matte this preprocessor uses."""
