@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.images import load_rgb
 from ..checkpoint import load_state_dict_strict, read_state_dict
+from ..data.images import load_rgb
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix
 from ..nn.vgg import vgg_encoder
