@@ -47,6 +47,7 @@ def test_paste_back_returns_the_photo_with_the_face_changed_and_the_background_k
 
 
 def test_no_face_names_the_source_and_bad_arrays_are_refused(shared_data):
+    pytest.importorskip("onnxruntime", reason="the bundled detector runs through onnxruntime")
     with Image.open(shared_data("facades") / "test" / "1.jpg") as im:
         facade = im.convert("RGB")
     with pytest.raises(NoFaceError, match="facade.jpg"):
