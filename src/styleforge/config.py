@@ -34,6 +34,7 @@ DATA_DEFAULTS = {
     "preprocess": "resize_and_crop",
     "flip": True,
     "serial": False,          # unpaired: pair A[i] with B[i] instead of a random B
+    "pairs": False,           # class_folders: each sample also has a random partner (class_image, class_label)
     "batch_size": 1,
     "num_workers": 2,
     "max_size": None,         # use at most this many training images per domain (None: all)

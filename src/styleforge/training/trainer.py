@@ -166,6 +166,8 @@ def build_datasets(cfg: dict):
     kw = {"serial": d["serial"]} if d["dataset"] == "unpaired" else {}
     if d["dataset"] in ("paired_ab", "paired_folders"):
         kw["direction"] = d["direction"]
+    if d["dataset"] == "class_folders" and d.get("pairs"):
+        kw["pairs"] = True  # each sample also brings a random partner image of another class (FUNIT)
     train = build_dataset(d["dataset"], d["root"], "train", train_tf, seed, **kw)
     test_tf = Transform(d["crop_size"], d["crop_size"], "resize", flip=False)
     try:
