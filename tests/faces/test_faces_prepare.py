@@ -151,3 +151,17 @@ def test_each_reject_is_on_disk_at_once_and_a_cut_short_last_line_is_tried_again
     lines = (out / "rejected.tsv").read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("#") and lines[1:] == sorted(lines[1:]) and len(lines) == 4  # rewritten once, sorted
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_refine_edges_without_pymatting_or_the_bundled_model_is_one_line(raw, tmp_path, capsys, monkeypatch):
+    import sys
+
+    from styleforge.faces import mediapipe_models
+
+    monkeypatch.setitem(sys.modules, "pymatting", None)  # as if the faces extra were not installed
+    assert main(["prepare", "faces", str(raw), str(tmp_path / "o"), "--refine-edges", "--quiet"]) == 2
+    assert "pip install 'styleforge[faces]'" in capsys.readouterr().err
+    monkeypatch.setattr(mediapipe_models, "unavailable", lambda: "onnxruntime is not installed")
+    assert main(["prepare", "faces", str(raw), str(tmp_path / "o"), "--refine-edges", "--quiet"]) == 2
+    assert "cannot run here: onnxruntime is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

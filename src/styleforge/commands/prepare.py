@@ -109,6 +109,10 @@ def preprocessor_from_args(args):
     pre = FacePreprocessor(size=crop_size(args), margin=args.margin, align=not args.no_align, matting=matting,
                            matting_options=opts, detector=args.detector, framing=args.framing,
                            domain=getattr(args, "domain", "auto"))
+    if args.refine_edges and not getattr(pre.matting, "refine", False):
+        from ..faces.mediapipe_models import unavailable
+
+        raise ConfigError(f"--refine-edges refines the bundled selfie matte, which cannot run here: {unavailable()}")
     if not getattr(args, "quiet", False):
         print(pre.describe(), file=sys.stderr)
     return pre
