@@ -318,7 +318,14 @@ class Pipeline:
             m = F.pad(m, (0, (-w) % mult, 0, (-h) % mult), mode="replicate")
         return m.expand(n, -1, -1, -1) if m.shape[0] == 1 else m
 
-    def _code(self, inp: Input, v, n: int, seed: int, label: str) -> torch.Tensor:
+    def _encode(self, name: str, ref: torch.Tensor, direction) -> torch.Tensor:
+        import inspect
+
+        params = inspect.signature(self.method.encode).parameters
+        takes = "direction" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        return self.method.encode(name, ref, **({"direction": direction} if takes and direction else {}))
+
+    def _code(self, inp: Input, v, n: int, seed: int, label: str, direction=None) -> torch.Tensor:
         size = int(inp.size or 0)
         if v is None:
             g = torch.Generator().manual_seed(int(seed))
@@ -334,7 +341,7 @@ class Pipeline:
             if not inp.encoder:
                 raise ConfigError(f"{label} is a code of {size} numbers; this model cannot compute it from an image")
             ref = _image_tensor(v, label).to(self.device)
-            code = self.method.encode(inp.name, ref).float()
+            code = self._encode(inp.name, ref, direction).float()
         if size and code.shape[-1] != size:
             raise ConfigError(f"{label} must hold {size} numbers per image, got {code.shape[-1]}")
         code = code.to(self.device)
@@ -388,7 +395,7 @@ class Pipeline:
                 kw[inp.name] = masks if inp.multiple else masks[0]
             elif inp.kind == "code":
                 s = 0 if seed is None else seed
-                kw[inp.name] = self._code(inp, v, n, s, label)
+                kw[inp.name] = self._code(inp, v, n, s, label, values.get("direction"))
             elif inp.kind == "seed":
                 kw[inp.name] = check_value(inp, v if seed is None else seed, label)
             elif inp.name == "direction" and str(v) not in map(str, inp.choices):

@@ -225,9 +225,10 @@ class Method(nn.Module):
             outs.append(Output("heatmap", "heatmap", "the generator's attention map (CAM)", optional=True))
         return outs
 
-    def encode(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        """The ``code`` input ``name`` computed from an image (N×3×H×W in [-1, 1] -> N×size):
-        methods whose code inputs have ``encoder=True`` implement it (MUNIT's style encoder)."""
+    def encode(self, name: str, x: torch.Tensor, direction: str | None = None) -> torch.Tensor:
+        """The ``code`` input ``name`` computed from an image (N×3×H×W in [-1, 1] -> N×size) for
+        a translation in ``direction``: methods whose code inputs have ``encoder=True``
+        implement it (MUNIT: the target domain's style encoder)."""
         raise ConfigError(f"{self.method_name} cannot compute {name} from an image")
 
     def check_direction(self, direction: str | None) -> str:
