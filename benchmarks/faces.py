@@ -154,7 +154,6 @@ def main(argv=None) -> int:
     mattings = {"grabcut": GrabCutMatting(), "selfie": SelfieMatting(),
                 "onnx": OnnxMatting(MODELS_DIR / SEGMENTATION_MODEL, input_range="0,1")}
     pres = {k: FacePreprocessor(matting=m, detector=mp) for k, m in mattings.items()}
-    sheet_rows = []
     for name, files in (("photos", photos), ("cartoons", cartoons)):
         row = []
         for key, pre in pres.items():

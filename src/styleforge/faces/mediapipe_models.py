@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .detect import Face, Point, _cv2, _apply, invert_affine
+from .detect import Face, Point, _cv2, invert_affine
 
 MODELS_DIR = Path(__file__).with_name("models")
 DETECTION_MODEL = "face_detection_short_range.onnx"
