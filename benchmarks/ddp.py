@@ -9,7 +9,10 @@ tests/training/test_trainer.py). DDP variants:
 
 * ``ddp``: ``DistributedDataParallel(net)`` as the documentation shows;
 * ``ddp_unused``: ``find_unused_parameters=True`` (a discriminator runs frozen in the G phase);
-* ``ddp_static``: ``static_graph=True``.
+* ``ddp_static``: ``static_graph=True``;
+
+and ``single``: one process with both ranks' samples in one batch, what data parallelism should
+reproduce (its difference from ``flat`` is the rounding noise the others can be judged by).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ddp.py --preset tiny/cyclegan --steps 10
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ddp.py --preset cyclegan/demo --steps 10
@@ -28,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-VARIANTS = ("flat", "ddp", "ddp_unused", "ddp_static")
+VARIANTS = ("flat", "single", "ddp", "ddp_unused", "ddp_static")
 NETS = ("G_A", "G_B", "D_A", "D_B")
 
 
@@ -59,7 +62,9 @@ def worker(rank, world, variant, preset, steps, port, queue):
         distributed.broadcast_module(m)
         opts = T.build_optimizers(m, cfg["train"])
         reduced = {"bytes": 0}
-        if variant == "flat":
+        if variant == "single":  # one process, both ranks' samples in one batch: the reference
+            info = None
+        elif variant == "flat":
             info = distributed.DistInfo(rank, world)
             orig = distributed.average_gradients
 
@@ -86,7 +91,8 @@ def worker(rank, world, variant, preset, steps, port, queue):
         train.set_epoch(0)
         times = []
         for i in range(steps + 2):
-            batch = torch.utils.data.default_collate([train[(i * world + rank) % len(train)]])
+            ranks = range(2) if variant == "single" else [rank]
+            batch = torch.utils.data.default_collate([train[(i * 2 + r) % len(train)] for r in ranks])
             t0 = time.perf_counter()
             T.run_phases(m, opts, batch, info)
             times.append(time.perf_counter() - t0)
@@ -116,7 +122,8 @@ def run(variant, preset, steps):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=worker, args=(r, 2, variant, preset, steps, port, q)) for r in range(2)]
+    world = 1 if variant == "single" else 2
+    procs = [ctx.Process(target=worker, args=(r, world, variant, preset, steps, port, q)) for r in range(world)]
     for p in procs:
         p.start()
     try:
