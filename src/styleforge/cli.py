@@ -105,25 +105,38 @@ def cmd_train(args, overrides) -> int:
     return 0
 
 
-def _collect_inputs(items: list[str]) -> list[Path]:
+def expand_inputs(items: list[str], flag: str | None = None) -> tuple[list[Path], bool]:
+    """Files of ``items`` (folders: their images; globs; files) and whether any item was a
+    folder or a glob. ``flag`` names the option in errors (None: the command's inputs)."""
     from .data.images import IMG_EXTENSIONS, list_images
 
+    pre = f"{flag}: " if flag else ""
     files: list[Path] = []
+    many = False
     for item in items:
         p = Path(item)
         if p.is_dir():
-            files += list_images(p)
+            found = list_images(p)
+            if not found and flag:
+                raise ConfigError(f"{flag}: no images in {p}")
+            files += found
+            many = True
         elif p.is_file():
             files.append(p)
         elif any(c in item for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             matches = [m for m in matches if m.is_file() and m.suffix.lower() in IMG_EXTENSIONS]
             if not matches:
-                raise ConfigError(f"no images match {item}")
+                raise ConfigError(f"{pre}no images match {item}")
             files += matches
+            many = True
         else:
-            raise ConfigError(f"input not found: {item}")
-    return files
+            raise ConfigError(f"{pre}{'file' if flag else 'input'} not found: {item}")
+    return files, many
+
+
+def _collect_inputs(items: list[str]) -> list[Path]:
+    return expand_inputs(items)[0]
 
 
 def output_name(src: Path) -> str:

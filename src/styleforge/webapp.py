@@ -294,16 +294,20 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         finally:
             await form.close()
 
-    async def _cartoonize(form):
-        from .errors import NoFaceError
-
+    def _model_upload(form) -> tuple[Model, object]:
+        """The form's model (default the first) and its ``image`` upload, or a 4xx."""
         model_id = form.get("model") or next(iter(models))
         if model_id not in models:
             raise HTTPProblem(422, f"unknown model {model_id!r}; models: {', '.join(models)}")
-        model = models[model_id]
         upload = form.get("image")
         if upload is None or isinstance(upload, str):
             raise HTTPProblem(400, "no image: send the file in the form field 'image'")
+        return models[model_id], upload
+
+    async def _cartoonize(form):
+        from .errors import NoFaceError
+
+        model, upload = _model_upload(form)
         values, file_fields = model.parse_inputs(form)
         if file_fields:
             raise HTTPProblem(422, "cartoonize takes no image inputs besides the photo")
@@ -352,17 +356,11 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
             await form.close()
 
     async def _translate(form):
-        model_id = form.get("model") or next(iter(models))
-        if model_id not in models:
-            raise HTTPProblem(422, f"unknown model {model_id!r}; models: {', '.join(models)}")
-        model = models[model_id]
+        model, upload = _model_upload(form)
         direction = form.get("direction") or form.get("option.direction") or None
         if direction is not None and direction not in model.pipe.directions:
-            raise HTTPProblem(422, f"model {model_id} translates {', '.join(model.pipe.directions)}; "
+            raise HTTPProblem(422, f"model {model.id} translates {', '.join(model.pipe.directions)}; "
                               f"got direction {direction!r}")
-        upload = form.get("image")
-        if upload is None or isinstance(upload, str):
-            raise HTTPProblem(400, "no image: send the file in the form field 'image'")
         values, file_fields = model.parse_inputs(form)
         try:
             n = model.pipe.check_num_outputs(form.get("num_outputs") or 1, "num_outputs")
@@ -372,7 +370,7 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         extra = [o.strip() for o in (form.get("outputs") or "").split(",") if o.strip()]
         bad = [o for o in extra if o not in known]
         if bad:
-            raise HTTPProblem(422, f"model {model_id} gives no output {bad[0]!r}; its outputs: {', '.join(known)}")
+            raise HTTPProblem(422, f"model {model.id} gives no output {bad[0]!r}; its outputs: {', '.join(known)}")
         wanted = ("image", *[o for o in extra if o != "image"])
         as_json = n > 1 or len(wanted) > 1 or form.get("format") == "json"
         name = Path(upload.filename or "image").name

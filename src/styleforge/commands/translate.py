@@ -14,7 +14,6 @@ together (a blend). Every bad value is a one-line error naming the flag.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 from pathlib import Path
@@ -122,31 +121,9 @@ def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
 
 
 def _expand(items: list[str], flag: str) -> tuple[list[Path], bool]:
-    """Files of ``items`` (folders, globs, files) and whether any item was a folder or glob."""
-    from ..data.images import IMG_EXTENSIONS, list_images
+    from ..cli import expand_inputs
 
-    files: list[Path] = []
-    many = False
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                raise ConfigError(f"{flag}: no images in {p}")
-            files += found
-            many = True
-        elif p.is_file():
-            files.append(p)
-        elif any(c in item for c in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            matches = [m for m in matches if m.is_file() and m.suffix.lower() in IMG_EXTENSIONS]
-            if not matches:
-                raise ConfigError(f"{flag}: no images match {item}")
-            files += matches
-            many = True
-        else:
-            raise ConfigError(f"{flag}: file not found: {item}")
-    return files, many
+    return expand_inputs(items, flag)
 
 
 def _is_number(s: str) -> bool:
