@@ -80,7 +80,7 @@ def test_plain_text_removes_rest_markup():
 def test_commands_that_write_take_out_o_and_overwrite():
     """(export's flags are built from the model it loads: tests/commands/test_export_command.py)"""
     by_prog = {p.prog: p for p in _parsers()}
-    for cmd in ("import", "report", "evaluate", "demo"):
+    for cmd in ("train", "import", "report", "evaluate", "demo"):
         opts = by_prog[f"styleforge {cmd}"]._option_string_actions
         assert "--out" in opts and "-o" in opts, cmd
     for cmd in ("import", "report", "evaluate"):

@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="a YAML config file instead of a preset")
     t.add_argument("--data", help="dataset folder (e.g. with trainA/ trainB/ testA/ testB/); with --resume: "
                    "the same data at another path")
-    t.add_argument("--out", help="run folder (default runs/PRESET)")
+    t.add_argument("--out", "-o", help="run folder (default runs/PRESET)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint "
                    "(from step 0 if it has none yet), with its config.yaml")
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N (with --resume too)")
