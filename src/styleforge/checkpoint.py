@@ -29,8 +29,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .errors import CheckpointError
 from .registry import get_method_class
-# atomic writes live in utils.atomic; these names stay importable from here for older callers
-from .utils.atomic import FILE_MODE, atomic_write_bytes, atomic_write_text, temp_dir_into  # noqa: F401
+from .utils.atomic import FILE_MODE, atomic_write_bytes, temp_dir_into
 
 FORMAT = "styleforge-model"
 FORMAT_VERSION = 1

@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_bytes, load_model, resolve_model_dir
+from .checkpoint import load_model, resolve_model_dir
+from .utils.atomic import atomic_write_bytes
 from .errors import CheckpointError, ConfigError
 from .methods.base import TENSOR_KINDS, Input, Output
 from .pipeline import declared_inputs, declared_outputs

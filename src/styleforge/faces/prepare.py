@@ -76,7 +76,7 @@ REJECTS_HEADER = "# image\treason (styleforge prepare faces)"
 
 def write_rejects(path: Path, rejects: dict[str, str]) -> None:
     """Write the whole list, sorted, atomically (temp file + rename)."""
-    from ..checkpoint import atomic_write_text
+    from ..utils.atomic import atomic_write_text
 
     lines = [REJECTS_HEADER] + [f"{k}\t{v}" for k, v in sorted(rejects.items())]
     atomic_write_text(path, "\n".join(lines) + "\n")
