@@ -13,7 +13,6 @@ from styleforge.data.images import load_rgb
 from styleforge.data.transforms import to_tensor
 from styleforge.errors import CheckpointError, ConfigError
 from styleforge.methods.munit import MUNIT, import_munit, interpolate_styles
-from styleforge.nn.norms import AdaIN, LayerNormStd
 from styleforge.registry import build_method, get_importer
 
 TINY = dict(dim=4, mlp_dim=8, n_res=1, dis_dim=4, dis_n_layer=2)
@@ -34,22 +33,6 @@ def test_parameter_counts_equal_the_authors_networks(monkeypatch):
                                     "dis_a": 8_271_171, "dis_b": 8_271_171}
     parts = {n: sum(p.numel() for p in c.parameters()) for n, c in m.gen_a.named_children()}
     assert parts == {"enc_style": 2_764_936, "enc_content": 5_385_856, "dec": 5_754_627, "mlp": 1_120_768}
-
-
-def test_layer_norm_and_adain_follow_the_authors_formulas():
-    x = torch.randn(3, 5, 4, 6, dtype=torch.float64)
-    ln = LayerNormStd(5).double()
-    flat = x.reshape(3, -1)
-    mean, std = flat.mean(1), flat.std(1)  # unbiased std, eps on the std
-    want = (x - mean.view(3, 1, 1, 1)) / (std.view(3, 1, 1, 1) + 1e-5)
-    want = want * ln.gamma.view(1, 5, 1, 1) + ln.beta.view(1, 5, 1, 1)
-    assert torch.allclose(ln(x), want, atol=1e-12)
-    assert torch.allclose(ln(x[:1]), want[:1], atol=1e-12)  # their N = 1 branch: same values
-    w, b = torch.rand(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
-    m = x.mean(dim=(2, 3), keepdim=True)
-    v = x.var(dim=(2, 3), keepdim=True, unbiased=False)  # biased, eps inside the sqrt
-    want = (x - m) / torch.sqrt(v + 1e-5) * w[:, :, None, None] + b[:, :, None, None]
-    assert torch.allclose(AdaIN(5)(x, w, b), want, atol=1e-12)
 
 
 def test_generator_phase_has_the_authors_terms_and_order(h2z):
