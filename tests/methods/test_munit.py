@@ -129,7 +129,9 @@ def test_reference_image_style_comes_from_the_target_style_encoder(tiny_munit_di
         assert torch.equal(m.encode("style", ref), code)
         assert torch.equal(m.encode("style", ref, "BtoA"), m.gen_a.enc_style(ref).flatten(1))
         want = m.translate(x, "AtoB", style=code)
+        back = m.translate(x, "BtoA", style=m.gen_a.enc_style(ref).flatten(1))
     assert torch.allclose(pipe(x, style=zebra), want, atol=1e-5)
+    assert torch.allclose(pipe(x, direction="BtoA", style=zebra), back, atol=1e-5)
 
 
 def test_interpolation_strip_runs_between_the_two_codes(tiny_munit_dir, h2z):
