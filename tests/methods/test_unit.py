@@ -162,3 +162,16 @@ def test_import_rejects_other_files_in_one_line(tmp_path):
         import_unit(munit)
     with pytest.raises(CheckpointError, match="not found"):
         import_unit(tmp_path / "missing.pt")
+
+
+def test_perceptual_loss_without_vgg_weights_is_a_one_line_error(h2z, tmp_path, monkeypatch):
+    """vgg_w > 0 (their gta2city config) reads a VGG-16 file at the first generator step."""
+    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    m = UNIT(**TINY, vgg_w=1.0)
+    assert m.frozen_modules == ()
+    a = real_images(h2z / "trainA", 1)
+    steps = m.training_step({"A": a, "B": a})
+    next(steps)
+    with pytest.raises(CheckpointError, match="vgg16"):
+        next(steps)
