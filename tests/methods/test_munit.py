@@ -248,20 +248,20 @@ def test_domain_invariant_perceptual_loss_with_a_vgg16_file(h2z, tmp_path):
 
 
 def test_style_encoder_learns_to_recover_the_codes_the_decoder_was_given(h2z):
-    """100 steps of the MUNIT objective (adversarial term off, 2-d style code, 32 px real images,
+    """60 steps of the MUNIT objective (adversarial term off, 2-d style code, 32 px real images,
     Adam 1e-3): E_s(G(c, s)) recovers s better than chance. Chance is the error of the same
     recovered codes against the codes shuffled, i.e. of an encoder that ignores s (at
     initialisation both are 0.86). Measured with this procedure for seeds 0, 1, 2: error/chance
-    0.84, 0.58, 0.89, the error 9, 8 and 5.5 standard deviations of the shuffled errors below
-    their mean. The test asks for a 3-standard-deviation gap (under 1 in 700 for an encoder that
-    ignores s, the shuffled errors being near normal) and a ratio under 0.95."""
+    0.80, 0.78, 0.83, the error 5.3, 7.2 and 6.2 standard deviations of the shuffled errors
+    below their mean. The test asks for a 3-standard-deviation gap (under 1 in 700 for an
+    encoder that ignores s, the shuffled errors being near normal) and a ratio under 0.92."""
     torch.manual_seed(0)
     m = MUNIT(**{**TINY, "mlp_dim": 16}, style_dim=2, gan_w=0)
     opt = {k: torch.optim.Adam(v, 1e-3, betas=(0.5, 0.999), weight_decay=1e-4)
            for k, v in m.optimizer_groups().items()}
     a, b = real_images(h2z / "trainA", 16), real_images(h2z / "trainB", 16)
     g = torch.Generator().manual_seed(0)
-    for _ in range(100):
+    for _ in range(60):
         idx = torch.randint(0, 16, (2,), generator=g)
         for ph in m.training_step({"A": a[idx], "B": b[idx]}):
             sum(ph.losses.values()).backward()
@@ -274,4 +274,4 @@ def test_style_encoder_learns_to_recover_the_codes_the_decoder_was_given(h2z):
     err = (found - codes).abs().mean()
     chance = torch.stack([(found - codes[torch.randperm(64, generator=g)]).abs().mean() for _ in range(20)])
     assert err < chance.mean() - 3 * chance.std()
-    assert err < 0.95 * chance.mean()
+    assert err < 0.92 * chance.mean()
