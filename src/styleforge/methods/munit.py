@@ -5,16 +5,17 @@ Paper symbol -> code name:
   E^c_1, E^s_1, G_1 (domain X_1)   gen_a.enc_content, gen_a.enc_style, gen_a.dec (+ gen_a.mlp)
   E^c_2, E^s_2, G_2 (domain X_2)   gen_b.*                     D_1, D_2   dis_a, dis_b
   c_1, s_1 (Sec. 3.1)              c_a, s_a_prime (the encoded style), s_a (drawn from N(0, I))
-  style code, 8-dim (Sec. B)       style_dim = 8
+  style code, 8-dim (Sec. 5.1)     style_dim = 8
   x_{1->2} = G_2(c_1, s_2)         x_ab;  x_{2->1}: x_ba
-  lambda_x, lambda_c, lambda_s      recon_x_w = 10, recon_c_w = 1, recon_s_w = 1 (Sec. 3.2, B)
-  L_GAN (LSGAN, Sec. B)            gan_w = 1, gan_type = "lsgan"
-  style-augmented cycle (Sec. 3.2 "explicit" x_{1->2->1}, shipped summer2winter/synthia configs)
+  lambda_x, lambda_c, lambda_s     recon_x_w = 10, recon_c_w = 1, recon_s_w = 1 (Sec. 3.2;
+                                   the values of their shipped configs)
+  L_GAN (LSGAN, Sec. 5.1)          gan_w = 1, gan_type = "lsgan"
+  explicit style-augmented cycle x_{1->2->1} (their summer2winter/synthia configs use it)
                                    recon_x_cyc_w (0 by default)
-  domain-invariant perceptual loss (Sec. 5.1, Appendix C: VGG-16 relu5_3 after instance norm)
+  domain-invariant perceptual loss (Sec. 5.1: VGG-16 relu5_3 after instance norm)
                                    vgg_w (0 by default), vgg_path (a VGG-16 weight file)
 
-Networks (Appendix B): the content encoder is a 7×7 conv, ``n_downsample`` stride-2 4×4 convs and
+Networks (Sec. 5.1, as their networks.py): the content encoder is a 7×7 conv, ``n_downsample`` stride-2 4×4 convs and
 ``n_res`` residual blocks, all with instance norm; the style encoder has the same stem, four
 stride-2 convs without normalisation, global average pooling and a 1×1 conv to the style code;
 the decoder's residual blocks use AdaIN whose per-channel parameters a 3-layer MLP computes from

@@ -6,9 +6,10 @@ Paper symbol -> code name:
   E_2, G_2 (domain X_2)        gen_b.enc, gen_b.dec
   z ~ q(z|x) = N(E(x), I)      h (the mean, "hiddens"), z = h + eps, eps ~ N(0, I) (Sec. 2,
                                the reparameterisation trick; the variance is fixed to I)
-  lambda_0 (GAN, Eq. 2)        gan_w = 1
-  lambda_1 (KL, Eq. 3)         recon_kl_w = 0.01   lambda_2 (reconstruction)   recon_x_w = 10
-  lambda_3 (cycle KL, Eq. 5)   recon_kl_cyc_w = 0.01  lambda_4 (cycle recon.)  recon_x_cyc_w = 10
+  objective weights (Sec. 2: VAE, GAN and cycle-consistency terms)
+    lambda_0 (GAN)             gan_w = 1
+    lambda_1 (VAE KL)          recon_kl_w = 0.01      lambda_2 (VAE reconstruction)  recon_x_w = 10
+    lambda_3 (cycle KL)        recon_kl_cyc_w = 0.01  lambda_4 (cycle reconstruction) recon_x_cyc_w = 10
   weight sharing (Sec. 2)      share_latent, shared_blocks
 The weights are those of the authors' shipped configs (``configs/unit_*.yaml``), with the
 mean-reduced losses of their ``trainer.py``. KL: with unit variance, KL(N(h, I) || N(0, I)) =
