@@ -280,6 +280,7 @@ def cmd_stylize(args, overrides) -> int:
     pre.add_argument("--model")
     pre.add_argument("--method")
     pre.add_argument("--vgg")
+    pre.add_argument("--encoder")
     pre.add_argument("--device")
     known, _ = pre.parse_known_args(rest)
     if bool(known.model) == bool(known.method):
@@ -287,7 +288,7 @@ def cmd_stylize(args, overrides) -> int:
             print("usage: styleforge stylize CONTENT... --style STYLE... --out DIR (--model DIR | --method NAME)\n\n"
                   "Paint content images in a style: a trained style-transfer model (--model: AdaIN, Johnson, "
                   "conditional instance norm) or an optimisation method (--method gatys|photo; --vgg FILE "
-                  "gives the VGG weights). " + GENERIC_HELP.replace("translate MODEL", "stylize --model DIR"))
+                  "gives the VGG weights; --encoder inception: gatys with the FID Inception, no VGG file). " + GENERIC_HELP.replace("translate MODEL", "stylize --model DIR"))
             return 0
         raise ConfigError("stylize needs --model DIR (a trained network) or --method NAME (gatys, photo), not both")
     if known.model:
@@ -299,7 +300,14 @@ def cmd_stylize(args, overrides) -> int:
         from ..pipeline import Pipeline
         from ..registry import build_method
 
-        cfg = C.resolve(known.method)
+        preset = known.method
+        if known.encoder and known.encoder != "vgg19":
+            # an encoder other than VGG has its own layers and loss weights: its preset
+            preset = f"{known.method}-{known.encoder}"
+            if preset not in C.list_presets():
+                raise ConfigError(f"--encoder {known.encoder}: no such encoder for --method {known.method} "
+                                  "(gatys takes vgg19 or inception)")
+        cfg = C.resolve(preset)
         if known.vgg:
             if "vgg_weights" not in cfg["model"]:
                 raise ConfigError(f"--vgg: the {known.method} preset takes no VGG weights")
@@ -309,6 +317,8 @@ def cmd_stylize(args, overrides) -> int:
     parser.add_argument("--model", help="a trained style-transfer model directory")
     parser.add_argument("--method", help="an optimisation method's preset (gatys, photo)")
     parser.add_argument("--vgg", help="VGG weights for --method (see the README)")
+    parser.add_argument("--encoder", help="feature network of --method gatys: vgg19 (default) or inception "
+                        "(the FID Inception-v3 as a stand-in when no VGG file exists)")
     if "-h" in rest or "--help" in rest:
         parser.print_help()
         return 0

