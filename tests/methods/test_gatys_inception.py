@@ -161,3 +161,17 @@ def test_inception_encoder_bad_options_are_one_line_errors(tmp_path):
     m = _preset(inception_weights=str(tmp_path / "missing.pt"))
     with pytest.raises(CheckpointError, match="missing.pt: no such file"):
         m.stylize(torch.zeros(1, 3, 80, 80), style=[torch.zeros(1, 3, 80, 80)])
+
+
+def test_stylize_encoder_flag_reaches_the_inception_encoder(tmp_path, monkeypatch, capsys):
+    from styleforge.cli import main
+
+    content, style = ROOT / "content" / "flowers.jpg", ROOT / "style" / "wave.jpg"
+    args = ["stylize", str(content), "--style", str(style), "--out", str(tmp_path / "out"), "--method"]
+    # the Inception file is looked up (and found missing) only when the flag chose that encoder
+    monkeypatch.setenv("STYLEFORGE_FID_NET", str(tmp_path / "none.pt"))
+    assert main(args + ["gatys", "--encoder", "inception", "--iterations", "0"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "encoder inception" in err[0] and "none.pt" in err[0]
+    assert main(args + ["photo", "--encoder", "inception"]) != 0
+    assert "no such encoder for --method photo" in capsys.readouterr().err
