@@ -317,6 +317,10 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        if isinstance(getattr(args, "rest", None), list):
+            # commands that parse their own arguments (translate, stylize, export: the model's
+            # inputs are flags) get every token; options before the first positional come here
+            args.rest, unknown = unknown + args.rest, []
         overrides = _overrides(parser, args, unknown)
         return args.func(args, overrides)
     except StyleforgeError as e:
