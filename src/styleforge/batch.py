@@ -203,6 +203,8 @@ class Job:
 
 
 def _stem(v) -> str:
+    if isinstance(v, (list, tuple)):  # a several-image input's value: its files' stems
+        return "+".join(_stem(x) for x in v)
     return Path(str(v)).stem if isinstance(v, (str, Path)) else str(v)
 
 

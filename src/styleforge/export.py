@@ -418,7 +418,12 @@ class ExportedMethod:
             v = inputs.pop(name, None)
             if v is None:
                 raise ConfigError(f"{self.path} needs the input {name}")
-            tensors.append(v[0] if isinstance(v, list) else v)
+            if isinstance(v, list):
+                if len(v) != 1:
+                    raise ConfigError(f"{self.path} takes one image for {name} (an exported file does not blend "
+                                      f"several); got {len(v)}: use the model directory to blend them")
+                v = v[0]
+            tensors.append(v)
         for name, v in inputs.items():
             if name in self.fixed and v == self.fixed[name] or name == "seed":
                 continue

@@ -87,9 +87,13 @@ def parse_bool(v, label: str) -> bool:
     raise ConfigError(f"{label} must be true or false, got {v!r}")
 
 
+def _fmt(v) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
 def _range_text(inp: Input) -> str:
-    lo = "-inf" if inp.min is None else f"{inp.min:g}"
-    hi = "inf" if inp.max is None else f"{inp.max:g}"
+    lo = "-inf" if inp.min is None else _fmt(inp.min)
+    hi = "inf" if inp.max is None else _fmt(inp.max)
     return f"[{lo}, {hi}]"
 
 
@@ -431,6 +435,11 @@ class Pipeline:
             if o not in known:
                 raise ConfigError(f"{self.method.method_name} gives no {o!r} output"
                                   f" (its outputs: {', '.join(known)})")
+        if num_outputs > 1 and not any(i.kind == "seed" and i.name in self._own for i in self.inputs) and all(
+                values.get(i.name) is not None for i in self.inputs if i.kind == "code"):
+            given = ", ".join(i.name for i in self.inputs if i.kind == "code")
+            raise ConfigError(f"{(labels or {}).get('num_outputs', 'num_outputs')} {num_outputs}: {given} is given, "
+                              "so every output would be the same; leave it out to draw one per output")
         prep = self._prepare_image(x)
         seed_name = next((i.name for i in self.inputs if i.kind == "seed"), None)
         base = values.pop(seed_name, None) if seed_name else None

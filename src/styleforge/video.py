@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ConfigError, ImageLoadError
+from .utils.atomic import FILE_MODE
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -55,6 +56,7 @@ def translate_video(pipe, src, dst, size: int | None = None, progress: bool = Tr
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=".tmp.mp4")
     os.close(fd)
+    os.chmod(tmp, FILE_MODE)  # mkstemp makes it 0600; a finished video gets a plain file's mode
     frames = 0
     bar = None
     if progress:

@@ -365,8 +365,13 @@ def test_every_kind_on_the_bundled_sample(tmp_path, h2z, facades):
     assert len(single) == 8 and single[0]["image"].shape == (3, 128, 128)
     cs = build_dataset("content_style", h2z, "train", tf, content_dir=h2z / "testA", style_dir=h2z / "testB")
     assert len(cs) == 8
-    classes = build_dataset("class_folders", h2z, "train", tf)
-    assert classes.classes == ["testA", "testB", "trainA", "trainB"] and len(classes) == 136
+    animals = h2z.parent / "animals"
+    classes = build_dataset("class_folders", animals, "train", tf)
+    assert classes.classes == sorted(d.name for d in animals.iterdir() if d.is_dir())
+    assert len(classes) == sum(len(list_images(d)) for d in animals.iterdir() if d.is_dir())
+    # an unpaired layout's trainA/ testA/ ... are splits, not classes: refused, naming the layout
+    with pytest.raises(DataError, match="looks like an unpaired dataset"):
+        build_dataset("class_folders", h2z, "train", tf)
 
     for ds in (train, test, ab, pf, single, cs, classes):
         batch = torch.utils.data.default_collate([ds[i] for i in range(2)])

@@ -42,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 
             bad = next((u.split("=")[0] for u in unknown if u.startswith("-")), unknown[0])
             flags = [a for action in self._actions for a in action.option_strings]
-            close = difflib.get_close_matches(bad, flags, n=1)
+            close = difflib.get_close_matches(bad, [f for f in flags if f not in ("-h", "--help")], n=1, cutoff=0.75)
             hint = f" (did you mean {close[0]}?)" if close else ""
             own = f"; this {self.model_name} model's inputs: {', '.join(self.model_flags) or 'none'}" \
                 if self.model_name else ""
@@ -98,8 +98,15 @@ def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
         flag = flag_name(inp.name)
         labels[inp.name] = flag
         kw = {"dest": f"in_{inp.name}", "help": _input_help(inp)}
-        if inp.kind in ("reference", "images", "mask", "code", "floats"):
-            group.add_argument(flag, nargs="+", metavar="FILE" if inp.kind != "floats" else "X", **kw)
+        if inp.kind == "choice" and len(inp.choices) < 2:
+            continue  # nothing to choose (a one-direction model's direction)
+        if inp.kind == "mask" and not inp.multiple:
+            group.add_argument(flag, metavar="FILE", **kw)
+        elif inp.kind == "reference" and not inp.multiple:
+            group.add_argument(flag, nargs="+", metavar="FILE", **kw)  # several files or a folder: a grid
+        elif inp.kind in ("reference", "images", "mask", "code", "floats"):
+            metavar = {"floats": "X", "code": "FILE_OR_X"}.get(inp.kind, "FILE")
+            group.add_argument(flag, nargs="+", metavar=metavar, **kw)
         elif inp.kind == "flag":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **kw)
         else:
@@ -126,6 +133,23 @@ def _expand(items: list[str], flag: str) -> tuple[list[Path], bool]:
     return expand_inputs(items, flag)
 
 
+def _readable(files: list[Path], flag: str) -> list[Path]:
+    """The files of a grid that can be read; each one that cannot is skipped with one line."""
+    from ..data.images import check_image
+    from ..errors import ImageLoadError
+
+    good = []
+    for f in files:
+        try:
+            check_image(f)
+            good.append(f)
+        except ImageLoadError as e:
+            print(f"skipped ({flag}): {e}", file=sys.stderr)
+    if not good:
+        raise ConfigError(f"{flag}: none of the {len(files)} file(s) can be read")
+    return good
+
+
 def _is_number(s: str) -> bool:
     try:
         float(s)
@@ -150,6 +174,7 @@ def input_values(args, pipe, labels: dict) -> tuple[dict, dict]:
             elif len(files) == 1 and not many:
                 values[inp.name] = files[0]
             else:
+                files = _readable(files, flag)
                 grid[inp.name] = [[f] if inp.multiple else f for f in files]
         elif inp.kind == "images":
             files, _ = _expand(raw, flag)
@@ -162,7 +187,7 @@ def input_values(args, pipe, labels: dict) -> tuple[dict, dict]:
                 files = files[:k]
             values[inp.name] = files
         elif inp.kind == "mask":
-            files, _ = _expand(raw, flag)
+            files, _ = _expand(raw if isinstance(raw, list) else [raw], flag)
             if not inp.multiple and len(files) != 1:
                 raise ConfigError(f"{flag} takes one mask, got {len(files)}")
             values[inp.name] = files if inp.multiple else files[0]
@@ -233,7 +258,8 @@ def _translate_videos(pipe, videos, args, values: dict, grid: dict, single: bool
     from ..video import translate_video, video_output_name
 
     if videos and grid:
-        raise ConfigError("a style grid (a folder or several files) applies to images; give videos one style")
+        raise ConfigError("a style folder or glob (one output per style) applies to images; give videos one "
+                          "style, or several files to blend")
     if videos and getattr(args, "num_outputs", 1) != 1:
         raise ConfigError("--num-outputs applies to images, not videos")
     out = Path(args.out)
@@ -290,7 +316,8 @@ def cmd_stylize(args, overrides) -> int:
                   "conditional instance norm) or an optimisation method (--method gatys|photo; --vgg FILE "
                   "gives the VGG weights; --encoder inception: gatys with the FID Inception, no VGG file). " + GENERIC_HELP.replace("translate MODEL", "stylize --model DIR"))
             return 0
-        raise ConfigError("stylize needs --model DIR (a trained network) or --method NAME (gatys, photo), not both")
+        raise ConfigError("stylize needs one of --model DIR (a trained network) and --method NAME (gatys, photo)"
+                          + (", not both" if known.model else ""))
     if known.model:
         from ..pipeline import load
 
@@ -312,7 +339,12 @@ def cmd_stylize(args, overrides) -> int:
             if "vgg_weights" not in cfg["model"]:
                 raise ConfigError(f"--vgg: the {known.method} preset takes no VGG weights")
             cfg["model"]["vgg_weights"] = known.vgg
-        pipe = Pipeline(build_method(cfg["method"], **cfg["model"]), device=known.device)
+        method = build_method(cfg["method"], **cfg["model"])
+        if getattr(method, "not_trainable", None) is None:
+            raise ConfigError(f"--method {known.method}: a method that trains a network (train it with "
+                              f"'styleforge train --preset {known.method}', then give --model DIR); --method takes "
+                              "the optimisation methods gatys and photo")
+        pipe = Pipeline(method, device=known.device)
     parser, labels = _full_parser("styleforge stylize", pipe, False)
     parser.add_argument("--model", help="a trained style-transfer model directory")
     parser.add_argument("--method", help="an optimisation method's preset (gatys, photo)")

@@ -489,9 +489,17 @@ _FACTORY = {
     "paired_folders": lambda root, phase, tf, seed, **kw: PairedFolderDataset(root, phase, tf, seed, **kw),
     "single": lambda root, phase, tf, seed, **kw: SingleFolderDataset(_phase_dir(root, phase), tf, seed, **kw),
     "content_style": _content_style,
-    "class_folders": lambda root, phase, tf, seed, **kw: ClassFolderDataset(
-        _phase_dir(root, phase, need_subdirs=True), tf, seed, **kw),
+    "class_folders": lambda root, phase, tf, seed, **kw: _class_folders(root, phase, tf, seed, **kw),
 }
+
+
+def _class_folders(root: Path, phase: str, transform, seed, **kw):
+    # trainA/ trainB/ testA/ testB/ are domains and splits, not classes: training on them as four
+    # classes would also train on the test images
+    if detect_layout(root) in ("unpaired", "paired_folders", "paired_ab", "content_style"):
+        raise _layout_error(root, "class_folders", "expected one subfolder of images per class "
+                            "(or train/<class>/ and test/<class>/)")
+    return ClassFolderDataset(_phase_dir(root, phase, need_subdirs=True), transform, seed, **kw)
 _OPTIONS = {
     "unpaired": UnpairedDataset, "paired_ab": PairedABDataset, "paired_folders": PairedFolderDataset,
     "single": SingleFolderDataset, "content_style": _content_style, "class_folders": ClassFolderDataset,

@@ -150,7 +150,7 @@ class Pix2Pix(Method):
             InferenceOption("batch_stats", "bool", self.test_batch_stats,
                             help="batch norm with the image's own statistics (the paper) or the "
                             "training running averages"),
-            InferenceOption("seed", "int", None, 0, 2 ** 31 - 1, help="repeatable dropout noise"),
+            InferenceOption("seed", "seed", None, 0, 2 ** 31 - 1, help="repeatable dropout noise"),
         ]
 
     def export_module(self, direction=None):
