@@ -63,6 +63,25 @@ def median_time(fn, warmup: int, iters: int, sync=None) -> float:
     return statistics.median(ts)
 
 
+def cpu_time(fn, warmup: int, iters: int, sync=None) -> float:
+    """Median process CPU time of ``fn`` (use with one thread: a busy shared machine inflates the
+    wall clock of two threads 2-4×, one thread's CPU time barely; two threads also count spinning)."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(iters):
+        t = time.process_time()
+        fn()
+        ts.append(time.process_time() - t)
+    return statistics.median(ts)
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
 def peak_memory_mb(device: str = "cpu") -> float:
     if device.startswith("cuda"):
         import torch

@@ -55,19 +55,7 @@ def _vgg16_features():
     return nn.Sequential(*layers)
 
 
-def cpu_time(fn, warmup: int, iters: int, sync=None) -> float:
-    """Median process CPU time of ``fn`` (with one thread: a busy shared machine inflates the wall
-    clock of two threads 2-4×, one thread's CPU time barely)."""
-    import time
-
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(iters):
-        t = time.process_time()
-        fn()
-        ts.append(time.process_time() - t)
-    return statistics.median(ts)
+cpu_time = common.cpu_time
 
 
 def child(variant, official, size, batch, device, warmup, iters, clock="wall"):

@@ -56,23 +56,10 @@ METHODS = {
 }
 
 
-def cpu_time(fn, warmup: int, iters: int, sync=None) -> float:
-    """Median process CPU time of ``fn`` (use with one thread: two threads also count spinning)."""
-    import time
-
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(iters):
-        t = time.process_time()
-        fn()
-        ts.append(time.process_time() - t)
-    return statistics.median(ts)
+cpu_time = common.cpu_time
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+_rss_mb = common.rss_mb
 
 
 def _count(*modules) -> int:
