@@ -99,7 +99,7 @@ def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
         labels[inp.name] = flag
         kw = {"dest": f"in_{inp.name}", "help": _input_help(inp)}
         if inp.kind == "choice" and len(inp.choices) < 2:
-            continue  # nothing to choose (a one-direction model's direction)
+            kw["help"] = argparse.SUPPRESS  # nothing to choose (a one-direction model): accepted, not listed
         if inp.kind == "mask" and not inp.multiple:
             group.add_argument(flag, metavar="FILE", **kw)
         elif inp.kind == "reference" and not inp.multiple:
@@ -222,7 +222,8 @@ def _full_parser(prog: str, pipe, positional_model: bool) -> tuple[argparse.Argu
                        "(default auto: by what MODEL is)")
     labels = add_input_flags(p, pipe)
     p.model_name = pipe.method.method_name
-    p.model_flags = tuple(a for action in p._action_groups[-1]._group_actions for a in action.option_strings)
+    p.model_flags = tuple(a for action in p._action_groups[-1]._group_actions for a in action.option_strings
+                          if action.help != argparse.SUPPRESS)
     return p, labels
 
 
