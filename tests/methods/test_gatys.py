@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from styleforge.checkpoint import load_model, save_model
 from styleforge.data.images import load_rgb
-from styleforge.data.transforms import to_tensor
+from styleforge.data.transforms import resize_longer_side, to_tensor
 from styleforge.errors import CheckpointError, ConfigError
 from styleforge.losses.guided import guided_gram
 from styleforge.nn.color import color_stats, match_color, rgb_to_yiq
@@ -21,10 +21,7 @@ SHALLOW = dict(content_layers=["relu2_1"], style_layers=["relu1_1", "relu2_1"], 
 
 
 def _load(path, size):
-    img = load_rgb(path)
-    w, h = img.size
-    s = size / max(w, h)
-    return to_tensor(img.resize((round(w * s), round(h * s))))[None]
+    return to_tensor(resize_longer_side(load_rgb(path), size))[None]
 
 
 @pytest.fixture(scope="module")

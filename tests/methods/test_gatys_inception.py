@@ -11,7 +11,7 @@ import styleforge
 from styleforge import config as C
 from styleforge.checkpoint import load_model, save_model
 from styleforge.data.images import load_rgb
-from styleforge.data.transforms import to_tensor
+from styleforge.data.transforms import resize_longer_side, to_tensor
 from styleforge.errors import CheckpointError, ConfigError, EvaluationError
 from styleforge.losses.guided import guided_gram
 from styleforge.metrics.features import default_net_path, jit_load
@@ -31,10 +31,7 @@ def net_path():
 
 
 def _load(path, size):
-    img = load_rgb(path)
-    w, h = img.size
-    s = size / max(w, h)
-    return to_tensor(img.resize((round(w * s), round(h * s))))[None]
+    return to_tensor(resize_longer_side(load_rgb(path), size))[None]
 
 
 @pytest.fixture(scope="module")
