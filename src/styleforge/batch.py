@@ -135,13 +135,6 @@ def shard_from_env() -> Shard:
     return Shard(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
 
 
-def load_translator(model_dir, device=None, runtime: str = "torch"):
-    """The pipeline that runs the network: :func:`styleforge.load` (kept for older callers)."""
-    from .pipeline import load
-
-    return load(model_dir, device=device, runtime=runtime)
-
-
 # ---- reading ---------------------------------------------------------------------------------
 class _BlockDataset(Dataset):
     """Item ``i``: the decoded images of block ``i`` as ``(index, uint8 C×H×W or None,
