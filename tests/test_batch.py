@@ -180,5 +180,22 @@ def test_torchrun_two_processes_write_each_output_once_and_equal_one_process(ref
     assert r.stdout.count("translated ") == 1  # one summary, from rank 0
     assert sum("skipped: cannot read image" in line for line in r.stderr.splitlines()) == len(BAD)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())
-    for p in ref.iterdir():
-        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+    assert_same_outputs(ref, out)
+
+
+def assert_same_outputs(ref: Path, out: Path) -> None:
+    """Every output in ``out`` is the single-process one. Two processes form the same batches, but
+    a CPU BLAS need not round a float32 sum the same way in another process (oneDNN and MKL pick
+    kernels and thread splits at run time; CI once saw one JPEG of 300 differ): a last-bit
+    difference flips an 8-bit level now and then, and JPEG spreads such a flip over its block. A
+    wrong shard (another image, another direction, a missed or doubled batch) differs by tens of
+    levels everywhere."""
+    for p in sorted(ref.iterdir()):
+        with Image.open(p) as a, Image.open(out / p.name) as b:
+            want, got = np.asarray(a, dtype=int), np.asarray(b, dtype=int)
+        assert got.shape == want.shape, p.name
+        diff = np.abs(got - want)
+        if p.suffix == ".png":
+            assert diff.max() <= 1 and (diff > 0).mean() < 0.01, p.name
+        else:
+            assert diff.mean() < 0.05, p.name
