@@ -213,7 +213,7 @@ def test_onnx_export_equals_pytorch_through_the_declared_inputs(name, saved, tmp
     r = export_model(d, tmp_path / "m.onnx", "onnx", **fixed)
     onnx_pipe = styleforge.load(r.path, runtime="onnx")
     assert [i for i in r.inputs] == [i.name for i in torch_pipe.inputs
-                                     if i.is_tensor and (i.kind in ("image", "code") or i.required)]
+                                     if i.is_tensor and (i.kind == "image" or i.drawn or i.required)]
     img = content_image(torch_pipe)
     seed = {"seed": 3} if torch_pipe.stochastic else {}
     y_t = np.asarray(torch_pipe.run(img, size=48, **values, **fixed, **seed)[0]["image"], dtype=np.int16)

@@ -65,8 +65,8 @@ class ExportResult:
 
 def graph_inputs(method, include=()) -> list[Input]:
     """The declared inputs that become graph inputs: the image, every required tensor input
-    (a style image, K class images), every code (drawn outside the graph), and the optional
-    tensor inputs named in ``include`` (a mask). Numbers, choices and flags are fixed at export."""
+    (a style image, K class images), every code drawn at random (outside the graph), and the
+    optional tensor inputs named in ``include`` (a mask; a code that replaces another input). Numbers, choices and flags are fixed at export."""
     declared = declared_inputs(method)
     names = {i.name for i in declared}
     bad = [n for n in include if n not in names or not next(i for i in declared if i.name == n).is_tensor]
@@ -74,7 +74,7 @@ def graph_inputs(method, include=()) -> list[Input]:
         tensors = [i.name for i in declared[1:] if i.is_tensor]
         raise ConfigError(f"--with {bad[0]}: not an image or code input of {method.method_name}"
                           f" (its tensor inputs: {', '.join(tensors) or 'none'})")
-    return [i for i in declared if i.is_tensor and (i.kind in ("image", "code") or i.required or i.name in include)]
+    return [i for i in declared if i.is_tensor and (i.kind == "image" or i.drawn or i.required or i.name in include)]
 
 
 class TranslateModule(nn.Module):
@@ -382,7 +382,8 @@ class ExportedMethod:
         self._inputs = []
         for name, d in declared.items():
             if name in self.graph or d["kind"] == "seed" and any(
-                    declared[g]["kind"] == "code" for g in self.graph if g in declared):
+                    declared[g]["kind"] == "code" and not declared[g].get("replaces")
+                    for g in self.graph if g in declared):
                 self._inputs.append(Input(**{k: v for k, v in d.items() if k in Input.__dataclass_fields__}))
             elif name == "direction":
                 self._inputs.append(Input("direction", "choice", default=self.directions[0],

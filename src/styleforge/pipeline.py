@@ -60,7 +60,7 @@ def declared_inputs(method) -> list[Input]:
     inputs = list(method.inference_inputs())
     if not inputs or inputs[0].kind != "image":
         raise TypeError(f"{getattr(method, 'method_name', method)}: inference_inputs() must start with the image")
-    if any(i.kind == "code" for i in inputs) and not any(i.kind == "seed" for i in inputs):
+    if any(i.drawn for i in inputs) and not any(i.kind == "seed" for i in inputs):
         inputs.append(Input("seed", "seed", help="seed of the random codes (output k of N uses seed + k)"))
     return inputs
 
@@ -71,7 +71,7 @@ def declared_outputs(method) -> list[Output]:
 
 def is_stochastic(inputs) -> bool:
     """Several outputs per input make sense: there is a code drawn at random or a seed."""
-    return any(i.kind in ("code", "seed") for i in inputs)
+    return any(i.drawn or i.kind == "seed" for i in inputs)
 
 
 def parse_bool(v, label: str) -> bool:
@@ -329,6 +329,23 @@ class Pipeline:
         takes = "direction" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
         return self.method.encode(name, ref, **({"direction": direction} if takes and direction else {}))
 
+    def encode_images(self, name: str, images, direction=None, label: str | None = None) -> torch.Tensor:
+        """The code input ``name`` of each of ``images`` (paths, PIL images, tensors) -> K×size,
+        each image prepared as the pipeline prepares it for that code (as given; a code that
+        replaces K images: as those images, square)."""
+        inp, label = self.input(name), label or name
+        if inp.kind != "code" or not inp.encoder:
+            raise ConfigError(f"{label}: {self.method.method_name} cannot compute it from an image"
+                              + ("" if inp.kind != "code" else f" (it is a code of {inp.size} numbers)"))
+        rule = next((i for i in self.inputs if i.name == inp.replaces and i.kind == "images"), None)
+        codes = []
+        for v in images:
+            ref = (_square_tensor(v, label, self._ref_size(rule, {})) if rule is not None
+                   else _image_tensor(v, label)).to(self.device)
+            with torch.inference_mode():
+                codes.append(self._encode(inp.name, ref, direction).float())
+        return torch.cat(codes)
+
     def _code(self, inp: Input, v, n: int, seed: int, label: str, direction=None) -> torch.Tensor:
         size = int(inp.size or 0)
         if v is None:
@@ -342,10 +359,7 @@ class Pipeline:
                 c in "0123456789.,-+eE " for c in v):
             code = torch.tensor(check_value(Input(inp.name, "floats"), v, label)).reshape(1, -1)
         else:  # an image: the method's encoder computes the code
-            if not inp.encoder:
-                raise ConfigError(f"{label} is a code of {size} numbers; this model cannot compute it from an image")
-            ref = _image_tensor(v, label).to(self.device)
-            code = self._encode(inp.name, ref, direction).float()
+            code = self.encode_images(inp.name, [v], direction, label)
         if size and code.shape[-1] != size:
             raise ConfigError(f"{label} must hold {size} numbers per image, got {code.shape[-1]}")
         code = code.to(self.device)
@@ -368,8 +382,9 @@ class Pipeline:
                 continue
             label = labels.get(inp.name, inp.name)
             v = values.get(inp.name)
-            if v is None and inp.kind not in ("code",):
-                if inp.required:
+            if v is None and not inp.drawn:
+                if inp.required and not any(values.get(j.name) is not None
+                                            for j in self.inputs if j.replaces == inp.name):
                     raise ConfigError(f"{label} is required: {inp.help or inp.kind}")
                 if inp.kind == "seed":
                     if seed is not None and inp.name in self._own:
@@ -436,8 +451,8 @@ class Pipeline:
                 raise ConfigError(f"{self.method.method_name} gives no {o!r} output"
                                   f" (its outputs: {', '.join(known)})")
         if num_outputs > 1 and not any(i.kind == "seed" and i.name in self._own for i in self.inputs) and all(
-                values.get(i.name) is not None for i in self.inputs if i.kind == "code"):
-            given = ", ".join(i.name for i in self.inputs if i.kind == "code")
+                values.get(i.name) is not None for i in self.inputs if i.drawn):
+            given = ", ".join(i.name for i in self.inputs if i.drawn)
             raise ConfigError(f"{(labels or {}).get('num_outputs', 'num_outputs')} {num_outputs}: {given} is given, "
                               "so every output would be the same; leave it out to draw one per output")
         prep = self._prepare_image(x)

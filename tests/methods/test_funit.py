@@ -182,7 +182,9 @@ def test_class_code_is_the_mean_over_the_k_images_whatever_their_order(animals):
     with torch.no_grad():
         y = m.translate(x, class_images=cats)
         for perm in ([3, 2, 1, 0], [1, 3, 0, 2]):
-            assert torch.allclose(m.translate(x, class_images=cats[perm]), y, atol=1e-6)
+            # the same up to float32 summation order of the mean (~1e-7 in the code, a few 1e-6
+            # after the decoder); another K or class moves the output by > 1e-4 (below)
+            assert torch.allclose(m.translate(x, class_images=cats[perm]), y, atol=2e-5)
         z = m.class_codes(cats)
         assert z.shape == (4, 6)
         assert torch.allclose(m.decode_code(x, z.mean(0, keepdim=True)), y, atol=1e-6)

@@ -65,7 +65,9 @@ class Input:
     * ``code``: a vector of ``size`` floats per image, N×size. Not given: drawn from N(0, 1) by
       the pipeline with the ``seed`` input's generator (outside the network, so an export takes
       the code as an input); given as an image (path/PIL/tensor): ``method.encode(name, image)``
-      computes it (``encoder=True``); given as numbers: used as they are.
+      computes it (``encoder=True``); given as numbers: used as they are. A code with
+      ``replaces`` (FUNIT's class code, in place of its K class images) is never drawn: it
+      stands for the input it names, which, though required, may then be left out.
     * ``float`` / ``int`` (within ``min``..``max``), ``floats`` (a list of numbers, e.g. blend
       weights), ``choice`` (one of ``choices``; the translation direction is one, named
       ``direction``), ``flag`` (a bool).
@@ -88,6 +90,7 @@ class Input:
     size: int | str | None = None
     channels: int = 1
     encoder: bool = False
+    replaces: str | None = None
     fixed: bool = False
 
     def __post_init__(self):
@@ -102,6 +105,11 @@ class Input:
     @property
     def is_tensor(self) -> bool:
         return self.kind in TENSOR_KINDS
+
+    @property
+    def drawn(self) -> bool:
+        """A code the pipeline draws from N(0, 1) when it is not given."""
+        return self.kind == "code" and self.replaces is None
 
 
 InferenceOption = Input  # the earlier name (kinds "bool" and "image" are read as "flag"/"reference")

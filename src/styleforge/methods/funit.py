@@ -209,6 +209,7 @@ class FUNIT(Method):
         self.num_classes = num_classes
         self.class_image_size = class_image_size
         self.max_shots = max_shots
+        self.latent_dim = latent_dim
 
     # ---- training --------------------------------------------------------------------
     def optimizer_groups(self):
@@ -275,7 +276,16 @@ class FUNIT(Method):
     def inference_options(self):
         return [Input("class_images", "images", required=True, size=self.class_image_size, min=1,
                       max=self.max_shots,
-                      help="K images of the target class (their class codes are averaged)")]
+                      help="K images of the target class (their class codes are averaged)"),
+                Input("class_code", "code", size=self.latent_dim, encoder=True, replaces="class_images",
+                      help=f"the target class's code ({self.latent_dim} numbers, e.g. one written by "
+                           "styleforge codes) instead of its images, or one image whose code is used")]
+
+    def encode(self, name, x, direction=None):
+        """``class_code`` of each image of ``x`` (N×3×s×s): N×latent_dim (``gen_test``)."""
+        if name != "class_code":
+            return super().encode(name, x)
+        return self.class_codes(x)
 
     def class_codes(self, images: torch.Tensor, net: str = "gen_test") -> torch.Tensor:
         """K×3×s×s in [-1, 1] -> K×latent_dim class codes (one per image)."""
@@ -286,10 +296,12 @@ class FUNIT(Method):
         g = self.gen_test
         return g.decode(g.enc_content(x), code)
 
-    def translate(self, x, direction=None, class_images=None, **kw):
+    def translate(self, x, direction=None, class_images=None, class_code=None, **kw):
         self.check_direction(direction)
+        if class_code is not None:
+            return self.decode_code(x, class_code.to(x.dtype))
         if class_images is None:
-            raise ConfigError("funit needs class_images: K images of the target class")
+            raise ConfigError("funit needs class_images: K images of the target class (or its class_code)")
         if class_images.dim() == 3:
             class_images = class_images.unsqueeze(0)
         code = self.class_codes(class_images).mean(0, keepdim=True)  # z_y, averaged over K shots
