@@ -54,7 +54,7 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _input_help(inp) -> str:
+def _input_help(inp, inputs=()) -> str:
     text = inp.help or inp.kind
     if inp.kind in ("float", "int", "floats") and (inp.min is not None or inp.max is not None):
         lo = "-inf" if inp.min is None else f"{inp.min:g}"
@@ -65,7 +65,8 @@ def _input_help(inp) -> str:
     if inp.default is not None and inp.kind not in ("reference", "images", "mask"):
         text += f"; default {inp.default}"
     if inp.required:
-        text += "; required"
+        text += "; required" + "".join(f" unless {flag_name(j.name)} is given" for j in inputs
+                                        if j.replaces == inp.name)
     return text.replace("%", "%%")
 
 
@@ -97,7 +98,7 @@ def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
     for inp in pipe.inputs[1:]:
         flag = flag_name(inp.name)
         labels[inp.name] = flag
-        kw = {"dest": f"in_{inp.name}", "help": _input_help(inp)}
+        kw = {"dest": f"in_{inp.name}", "help": _input_help(inp, pipe.inputs)}
         if inp.kind == "choice" and len(inp.choices) < 2:
             kw["help"] = argparse.SUPPRESS  # nothing to choose (a one-direction model): accepted, not listed
         if inp.kind == "mask" and not inp.multiple:
@@ -133,8 +134,9 @@ def _expand(items: list[str], flag: str) -> tuple[list[Path], bool]:
     return expand_inputs(items, flag)
 
 
-def _readable(files: list[Path], flag: str) -> list[Path]:
-    """The files of a grid that can be read; each one that cannot is skipped with one line."""
+def readable(files: list[Path], flag: str, require: bool = True) -> list[Path]:
+    """The files that can be read; each one that cannot is skipped with one line naming ``flag``
+    (``require``: none readable is an error)."""
     from ..data.images import check_image
     from ..errors import ImageLoadError
 
@@ -145,7 +147,7 @@ def _readable(files: list[Path], flag: str) -> list[Path]:
             good.append(f)
         except ImageLoadError as e:
             print(f"skipped ({flag}): {e}", file=sys.stderr)
-    if not good:
+    if not good and require:
         raise ConfigError(f"{flag}: none of the {len(files)} file(s) can be read")
     return good
 
@@ -174,7 +176,7 @@ def input_values(args, pipe, labels: dict) -> tuple[dict, dict]:
             elif len(files) == 1 and not many:
                 values[inp.name] = files[0]
             else:
-                files = _readable(files, flag)
+                files = readable(files, flag)
                 grid[inp.name] = [[f] if inp.multiple else f for f in files]
         elif inp.kind == "images":
             files, _ = _expand(raw, flag)
@@ -192,8 +194,9 @@ def input_values(args, pipe, labels: dict) -> tuple[dict, dict]:
                 raise ConfigError(f"{flag} takes one mask, got {len(files)}")
             values[inp.name] = files if inp.multiple else files[0]
         elif inp.kind == "code":
-            if all(_is_number(r) for r in raw):
-                values[inp.name] = [float(r) for r in raw]
+            nums = [x for r in raw for x in r.replace(",", " ").split()]
+            if nums and all(_is_number(x) for x in nums):  # X X ... or X,X,...
+                values[inp.name] = [float(x) for x in nums]
             elif len(raw) == 1:
                 files, many = _expand(raw, flag)
                 if many or len(files) > 1:
