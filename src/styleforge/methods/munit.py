@@ -182,24 +182,13 @@ class MUNIT(Method):
         return torch.randn(n, self.style_dim, 1, 1, device=like.device, dtype=like.dtype)
 
     def training_step(self, batch):
-        x_a, x_b = batch["A"], batch["B"]
-        # D first, on translations with fresh random styles (the authors' dis_update)
-        with torch.no_grad():
-            c_a, c_b = self.gen_a.enc_content(x_a), self.gen_b.enc_content(x_b)
-            x_ba = self.gen_a.decode(c_b, self.random_styles(x_b.shape[0], x_b))
-            x_ab = self.gen_b.decode(c_a, self.random_styles(x_a.shape[0], x_a))
-        gw = self.w["gan"]
-        yield Phase("D", {
-            "D_a": gw * (self.gan_loss(self.dis_a(x_ba), False) + self.gan_loss(self.dis_a(x_a), True)),
-            "D_b": gw * (self.gan_loss(self.dis_b(x_ab), False) + self.gan_loss(self.dis_b(x_b), True)),
-        })
-        del x_ab, x_ba
-        discs = (self.dis_a, self.dis_b)
-        requires_grad(discs, False)
-        try:
-            yield Phase("G", self.generator_losses(x_a, x_b))
-        finally:
-            requires_grad(discs, True)
+        yield from dis_then_gen_step(self, batch, self.discriminator_fakes)
+
+    def discriminator_fakes(self, x_a, x_b):
+        """(x_ba, x_ab) for the authors' ``dis_update``: translations with fresh random styles."""
+        c_a, c_b = self.gen_a.enc_content(x_a), self.gen_b.enc_content(x_b)
+        return (self.gen_a.decode(c_b, self.random_styles(x_b.shape[0], x_b)),
+                self.gen_b.decode(c_a, self.random_styles(x_a.shape[0], x_a)))
 
     def generator_losses(self, x_a, x_b) -> dict[str, torch.Tensor]:
         """The weighted terms of the authors' ``gen_update`` (a weight of 0 skips its term)."""
@@ -283,6 +272,27 @@ class MUNIT(Method):
             # the same codes at every call, as the authors' fixed display noise
             out[f"fake_{tag}"] = other.decode(c, self.draw_styles(x.shape[0], 1, x.device))
         return out
+
+
+def dis_then_gen_step(method, batch, fakes):
+    """One step of NVlabs' UNIT/MUNIT trainers: ``dis_update`` on the detached translations
+    ``fakes(x_a, x_b) -> (x_ba, x_ab)`` (``gan_w`` × LSGAN/NSGAN of ``dis_a``, ``dis_b``), then
+    ``gen_update`` (``method.generator_losses``) with both discriminators frozen."""
+    x_a, x_b = batch["A"], batch["B"]
+    with torch.no_grad():
+        x_ba, x_ab = fakes(x_a, x_b)
+    gw, loss = method.w["gan"], method.gan_loss
+    yield Phase("D", {
+        "D_a": gw * (loss(method.dis_a(x_ba), False) + loss(method.dis_a(x_a), True)),
+        "D_b": gw * (loss(method.dis_b(x_ab), False) + loss(method.dis_b(x_b), True)),
+    })
+    del x_ab, x_ba
+    discs = (method.dis_a, method.dis_b)
+    requires_grad(discs, False)
+    try:
+        yield Phase("G", method.generator_losses(x_a, x_b))
+    finally:
+        requires_grad(discs, True)
 
 
 def interpolate_styles(method: MUNIT, x: torch.Tensor, code_a, code_b, steps: int = 8,

@@ -40,10 +40,9 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..losses.adversarial import GANLoss
 from ..nn.munit_blocks import ContentEncoder, Decoder, ResBlocks
-from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
-from .base import Method, Phase
-from .munit import (GAN_TYPES, build_discriminator, build_vgg, content_encoder_options,
+from .base import Method
+from .munit import (GAN_TYPES, build_discriminator, build_vgg, content_encoder_options, dis_then_gen_step,
                     domain_invariant_perceptual, init_nvlabs, load_generator,
                     load_nvlabs_generators, recon_criterion)
 
@@ -137,22 +136,12 @@ class UNIT(Method):
                 "D": [*self.dis_a.parameters(), *self.dis_b.parameters()]}
 
     def training_step(self, batch):
-        x_a, x_b = batch["A"], batch["B"]
-        with torch.no_grad():  # the authors' dis_update: fakes from z = h + eps, detached
-            x_ba = self.decode(self.gen_a, reparameterize(self.encode_mean(self.gen_b, x_b)))
-            x_ab = self.decode(self.gen_b, reparameterize(self.encode_mean(self.gen_a, x_a)))
-        gw = self.w["gan"]
-        yield Phase("D", {
-            "D_a": gw * (self.gan_loss(self.dis_a(x_ba), False) + self.gan_loss(self.dis_a(x_a), True)),
-            "D_b": gw * (self.gan_loss(self.dis_b(x_ab), False) + self.gan_loss(self.dis_b(x_b), True)),
-        })
-        del x_ab, x_ba
-        discs = (self.dis_a, self.dis_b)
-        requires_grad(discs, False)
-        try:
-            yield Phase("G", self.generator_losses(x_a, x_b))
-        finally:
-            requires_grad(discs, True)
+        yield from dis_then_gen_step(self, batch, self.discriminator_fakes)
+
+    def discriminator_fakes(self, x_a, x_b):
+        """(x_ba, x_ab) for the authors' ``dis_update``: decoded from z = h + eps."""
+        return (self.decode(self.gen_a, reparameterize(self.encode_mean(self.gen_b, x_b))),
+                self.decode(self.gen_b, reparameterize(self.encode_mean(self.gen_a, x_a))))
 
     def generator_losses(self, x_a, x_b) -> dict[str, torch.Tensor]:
         """The weighted terms of the authors' ``gen_update`` (a weight of 0 skips its term)."""
