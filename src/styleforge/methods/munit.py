@@ -197,12 +197,14 @@ class MUNIT(Method):
         s_b = self.random_styles(x_b.shape[0], x_b)
         c_a, s_a_prime = self.gen_a.encode(x_a)
         c_b, s_b_prime = self.gen_b.encode(x_b)
-        x_ba = self.gen_a.decode(c_b, s_a)
-        x_ab = self.gen_b.decode(c_a, s_b)
         losses = {}
-        if w["recon_x"]:
-            losses["recon_x_a"] = w["recon_x"] * recon_criterion(self.gen_a.decode(c_a, s_a_prime), x_a)
-            losses["recon_x_b"] = w["recon_x"] * recon_criterion(self.gen_b.decode(c_b, s_b_prime), x_b)
+        if w["recon_x"]:  # each generator's translation and reconstruction in one decode
+            x_ba, x_a_recon = decode_together(self.gen_a.decode, (c_b, s_a), (c_a, s_a_prime))
+            x_ab, x_b_recon = decode_together(self.gen_b.decode, (c_a, s_b), (c_b, s_b_prime))
+            losses["recon_x_a"] = w["recon_x"] * recon_criterion(x_a_recon, x_a)
+            losses["recon_x_b"] = w["recon_x"] * recon_criterion(x_b_recon, x_b)
+        else:
+            x_ba, x_ab = self.gen_a.decode(c_b, s_a), self.gen_b.decode(c_a, s_b)
         if w["recon_s"] or w["recon_c"] or w["recon_x_cyc"]:
             c_b_recon, s_a_recon = self.gen_a.encode(x_ba)
             c_a_recon, s_b_recon = self.gen_b.encode(x_ab)
@@ -272,6 +274,18 @@ class MUNIT(Method):
             # the same codes at every call, as the authors' fixed display noise
             out[f"fake_{tag}"] = other.decode(c, self.draw_styles(x.shape[0], 1, x.device))
         return out
+
+
+def decode_together(decode, *calls):
+    """``[decode(*args) for args in calls]`` as one call on the concatenated arguments, split back
+    (one larger batch runs faster than several batches of one). The same values: every layer of
+    these decoders works per sample (AdaIN, instance and layer norm; no batch norm). Calls whose
+    tensors differ in shape beyond the batch run one by one."""
+    first = calls[0]
+    if any(len(c) != len(first) or any(t.shape[1:] != f.shape[1:] for t, f in zip(c, first)) for c in calls):
+        return [decode(*c) for c in calls]
+    sizes = [c[0].shape[0] for c in calls]
+    return list(decode(*(torch.cat(ts) for ts in zip(*calls))).split(sizes))
 
 
 def dis_then_gen_step(method, batch, fakes):

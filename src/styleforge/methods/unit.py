@@ -42,8 +42,8 @@ from ..losses.adversarial import GANLoss
 from ..nn.munit_blocks import ContentEncoder, Decoder, ResBlocks
 from ..registry import register_importer, register_method
 from .base import Method
-from .munit import (GAN_TYPES, build_discriminator, build_vgg, content_encoder_options, dis_then_gen_step,
-                    domain_invariant_perceptual, init_nvlabs, load_generator,
+from .munit import (GAN_TYPES, build_discriminator, build_vgg, content_encoder_options, decode_together,
+                    dis_then_gen_step, domain_invariant_perceptual, init_nvlabs, load_generator,
                     load_nvlabs_generators, recon_criterion)
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -148,11 +148,14 @@ class UNIT(Method):
         w = self.w
         h_a, h_b = self.encode_mean(self.gen_a, x_a), self.encode_mean(self.gen_b, x_b)
         z_a, z_b = reparameterize(h_a), reparameterize(h_b)
-        x_ba, x_ab = self.decode(self.gen_a, z_b), self.decode(self.gen_b, z_a)
         losses = {}
-        if w["recon_x"]:
-            losses["recon_x_a"] = w["recon_x"] * recon_criterion(self.decode(self.gen_a, z_a), x_a)
-            losses["recon_x_b"] = w["recon_x"] * recon_criterion(self.decode(self.gen_b, z_b), x_b)
+        if w["recon_x"]:  # each generator's translation and reconstruction in one decode
+            x_ba, x_a_recon = decode_together(lambda z: self.decode(self.gen_a, z), (z_b,), (z_a,))
+            x_ab, x_b_recon = decode_together(lambda z: self.decode(self.gen_b, z), (z_a,), (z_b,))
+            losses["recon_x_a"] = w["recon_x"] * recon_criterion(x_a_recon, x_a)
+            losses["recon_x_b"] = w["recon_x"] * recon_criterion(x_b_recon, x_b)
+        else:
+            x_ba, x_ab = self.decode(self.gen_a, z_b), self.decode(self.gen_b, z_a)
         if w["recon_kl"]:
             losses["recon_kl_a"] = w["recon_kl"] * kl_loss(h_a)
             losses["recon_kl_b"] = w["recon_kl"] * kl_loss(h_b)
