@@ -11,8 +11,11 @@ not depend on the values) and stylise the bundled ``golden_gate.jpg`` with ``sta
 from the content (their ``-init image``), with their default layers and weights. Their script
 imports ``torchvision.transforms`` only to load and save images: it is given a small stand-in
 that does the same steps with PIL and torch. Each process runs the whole job with 1 and with 1+k
-iterations (after a warm-up run); the difference divided by k is the time per iteration, so
-loading and saving cancel. Rounds alternate the variants; the median is reported. pystiche is
+iterations (after a warm-up run) and counts the loss evaluations (forward + backward) of each
+run by wrapping ``torch.optim.LBFGS.step``'s closure: the time difference divided by the
+difference in evaluations is the time per iteration, so loading and saving cancel. (Counting
+matters: their loop, ``while num_calls <= 1: optimizer.step(feval)``, makes ``-num_iterations 1``
+evaluate twice, so dividing by k alone undercounts theirs by a third.) Rounds alternate the variants; the median is reported. pystiche is
 not run: it needs torchvision, which styleforge does not install.
 """
 from __future__ import annotations
@@ -33,7 +36,7 @@ import common  # noqa: E402
 
 CONTENT = REPO / "data" / "style_transfer" / "content" / "golden_gate.jpg"
 STYLE = REPO / "data" / "style_transfer" / "style" / "starry_night.jpg"
-VARIANTS = ("theirs", "ours")
+VARIANTS = ("theirs", "ours", "ours-cl")  # ours-cl: VGG in channels_last (NHWC)
 
 
 def _random_caffe_vgg(path: Path) -> None:
@@ -116,7 +119,7 @@ def _child(args) -> dict:
         from styleforge.registry import build_method
 
         m = build_method("gatys", vgg_weights=str(vgg), sizes=[args.size], iterations=[1], progress=False,
-                         stall_tol=0.0)
+                         stall_tol=0.0, channels_last=args.variant == "ours-cl")
         pipe = Pipeline(m, args.device)
 
         def run(n):
@@ -126,16 +129,28 @@ def _child(args) -> dict:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
 
+    evals = [0]
+    step = torch.optim.LBFGS.step
+
+    def counting_step(self, closure):
+        def counted():
+            evals[0] += 1
+            return closure()
+        return step(self, counted)
+
+    torch.optim.LBFGS.step = counting_step
     run(1)  # warm-up: kernels, caches
-    times = {}
+    times, counts = {}, {}
     for n in (1, 1 + args.k):
         sync()
+        evals[0] = 0
         t = time.perf_counter()
         run(n)
         sync()
-        times[n] = time.perf_counter() - t
-    return {"variant": args.variant, "s_per_iter": (times[1 + args.k] - times[1]) / args.k,
-            "peak_mb": round(common.peak_memory_mb(args.device), 1)}
+        times[n], counts[n] = time.perf_counter() - t, evals[0]
+    return {"variant": args.variant,
+            "s_per_iter": (times[1 + args.k] - times[1]) / (counts[1 + args.k] - counts[1]),
+            "evals": [counts[1], counts[1 + args.k]], "peak_mb": round(common.peak_memory_mb(args.device), 1)}
 
 
 def main():
