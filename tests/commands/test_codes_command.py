@@ -100,7 +100,13 @@ def test_a_class_code_stands_for_the_class_images_it_was_made_from(funit_dir, tm
         assert rc == 0, res.err
     a, b = (np.asarray(Image.open(tmp_path / d / content.name), dtype=int) for d in ("t_code", "t_img"))
     assert np.abs(a - b).mean() < 0.5
-    # a code is never drawn for FUNIT: without images or a code it is an error, not noise
+    # a code is never drawn for FUNIT: no seed, one output, not a graph input unless asked;
+    # without images or a code it is an error, not noise
+    from styleforge.export import graph_inputs
+
+    assert not pipe.stochastic and "seed" not in [i.name for i in pipe.inputs]
+    assert [i.name for i in graph_inputs(pipe.method)] == ["image", "class_images"]
+    assert [i.name for i in graph_inputs(pipe.method, include=("class_code",))] == ["image", "class_images", "class_code"]
     rc, res = _run(capsys, "translate", funit_dir, content, "-o", tmp_path / "u")
     assert rc == 2 and "--class-images is required" in res.err
 

@@ -141,11 +141,11 @@ def run_codes(args, overrides) -> int:
             codes.append(pipe.encode_images(inp.name, fs[start:start + 16], direction, "DATA").cpu().numpy())
             labels += [k] * len(fs[start:start + 16])
     codes = np.concatenate(codes)
+    if not args.no_plot and len(codes) < 3:
+        raise ConfigError(f"t-SNE needs at least 3 codes, DATA gave {len(codes)}; use --no-plot")
     save_codes(targets[0], codes, np.asarray(labels), names)
     plot = None
     if not args.no_plot:
-        if len(codes) < 3:
-            raise ConfigError(f"t-SNE needs at least 3 codes, DATA gave {len(codes)}; use --no-plot")
         tsne_plot(targets[1], codes, labels, names, seed=args.seed, perplexity=args.perplexity)
         plot = targets[1]
     if not args.quiet:
