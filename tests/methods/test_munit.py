@@ -281,17 +281,23 @@ def _one_by_one(decode, *calls):
     return [decode(*c) for c in calls]
 
 
-def test_one_decode_for_translation_and_reconstruction_changes_no_loss_or_gradient(h2z, monkeypatch):
+@pytest.mark.parametrize("name", ["munit", "unit"])
+def test_one_decode_for_translation_and_reconstruction_changes_no_loss_or_gradient(name, h2z, monkeypatch):
     """Each generator decodes its translation and its reconstruction in one call (a speed-up):
     the G phase's losses and gradients equal those of one decode per image set (float32
-    rounding apart), because every decoder layer works per sample."""
+    rounding apart), because every decoder layer works per sample (MUNIT: AdaIN and layer norm;
+    UNIT: instance and layer norm)."""
+    from styleforge.methods.unit import UNIT
+
+    build = {"munit": lambda: MUNIT(**TINY, recon_x_cyc_w=1.0),
+             "unit": lambda: UNIT(dim=4, n_res=1, dis_dim=4, dis_n_layer=2)}[name]
     a, b = real_images(h2z / "trainA", 2), real_images(h2z / "trainB", 2)
     got = []
     for together in (True, False):
         if not together:
-            monkeypatch.setattr("styleforge.methods.munit.decode_together", _one_by_one)
+            monkeypatch.setattr(f"styleforge.methods.{name}.decode_together", _one_by_one)
         torch.manual_seed(0)
-        m = MUNIT(**TINY, recon_x_cyc_w=1.0)
+        m = build()
         losses = m.generator_losses(a, b)
         sum(losses.values()).backward()
         got.append(({k: v.item() for k, v in losses.items()}, torch.cat([p.grad.flatten() for p in m.gen_a.parameters()])))
