@@ -66,3 +66,39 @@ def test_bad_or_existing_video_is_a_one_line_error(clip, tiny_cyclegan_dir, tmp_
     capsys.readouterr()
     assert main(["translate", str(tiny_cyclegan_dir), str(clip), "-o", str(out), "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_folder_gives_its_videos_too_and_skips_what_cannot_go_to_a_video(clip, tiny_cyclegan_dir, h2z, tmp_path,
+                                                                          capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / clip.name).write_bytes(clip.read_bytes())
+    photo = sorted((h2z / "testA").iterdir())[0]
+    (folder / photo.name).write_bytes(photo.read_bytes())
+    out = tmp_path / "out"
+    assert main(["translate", str(tiny_cyclegan_dir), str(folder), "-o", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([photo.name, "clip.mp4"])
+    assert len(read(out / "clip.mp4")[1]) == 6
+    # a broken video in a folder is skipped with one line, the rest is translated
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    capsys.readouterr()
+    assert main(["translate", str(tiny_cyclegan_dir), str(folder), "-o", str(tmp_path / "o2"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "broken.mp4" in err and (tmp_path / "o2" / "clip.mp4").is_file()
+    # N outputs per input apply to images: the folder's videos are skipped with one line
+    import torch
+
+    from styleforge import config as C
+    from styleforge.checkpoint import save_model
+    from styleforge.registry import build_method
+
+    torch.manual_seed(0)
+    cfg = C.resolve("tiny/munit")
+    munit = save_model(tmp_path / "munit", build_method(cfg["method"], **cfg["model"]).eval())
+    (folder / "broken.mp4").unlink()
+    capsys.readouterr()
+    out3 = tmp_path / "o3"
+    assert main(["translate", str(munit), str(folder), "-o", str(out3), "--num-outputs", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 video(s) found in folders (e.g. clip.mp4)" in err
+    assert sorted(p.name for p in out3.iterdir()) == sorted(f"{photo.stem}_{k}{photo.suffix}" for k in (0, 1))

@@ -105,11 +105,14 @@ def cmd_train(args, overrides) -> int:
     return 0
 
 
-def expand_inputs(items: list[str], flag: str | None = None) -> tuple[list[Path], bool]:
-    """Files of ``items`` (folders: their images; globs; files) and whether any item was a
-    folder or a glob. ``flag`` names the option in errors (None: the command's inputs)."""
+def expand_inputs(items: list[str], flag: str | None = None, videos: bool = False) -> tuple[list[Path], bool]:
+    """Files of ``items`` (folders: their images, and their videos with ``videos``; globs;
+    files) and whether any item was a folder or a glob. ``flag`` names the option in errors
+    (None: the command's inputs)."""
     from .data.images import IMG_EXTENSIONS, list_images
+    from .video import VIDEO_EXTENSIONS
 
+    exts = set(IMG_EXTENSIONS) | (set(VIDEO_EXTENSIONS) if videos else set())
     pre = f"{flag}: " if flag else ""
     files: list[Path] = []
     many = False
@@ -117,6 +120,9 @@ def expand_inputs(items: list[str], flag: str | None = None) -> tuple[list[Path]
         p = Path(item)
         if p.is_dir():
             found = list_images(p)
+            if videos:  # after the images, by name: translate sends them to the video path
+                found += sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS
+                                and f.is_file() and not f.name.startswith("."))
             if not found and flag:
                 raise ConfigError(f"{flag}: no images in {p}")
             files += found
@@ -125,7 +131,7 @@ def expand_inputs(items: list[str], flag: str | None = None) -> tuple[list[Path]
             files.append(p)
         elif any(c in item for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            matches = [m for m in matches if m.is_file() and m.suffix.lower() in IMG_EXTENSIONS]
+            matches = [m for m in matches if m.is_file() and m.suffix.lower() in exts]
             if not matches:
                 raise ConfigError(f"{pre}no images match {item}")
             files += matches
@@ -135,8 +141,8 @@ def expand_inputs(items: list[str], flag: str | None = None) -> tuple[list[Path]
     return files, many
 
 
-def _collect_inputs(items: list[str]) -> list[Path]:
-    return expand_inputs(items)[0]
+def _collect_inputs(items: list[str], videos: bool = False) -> list[Path]:
+    return expand_inputs(items, videos=videos)[0]
 
 
 def output_name(src: Path) -> str:

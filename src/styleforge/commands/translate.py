@@ -236,10 +236,17 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
     from ..cli import _collect_inputs, output_name
 
     values, grid = input_values(args, pipe, labels)
-    files = _collect_inputs(args.inputs)
+    files = _collect_inputs(args.inputs, videos=True)
     videos = [f for f in files if is_video(f)]
     files = [f for f in files if not is_video(f)]
-    done_videos = _translate_videos(pipe, videos, args, values, grid, single=len(args.inputs) == 1)
+    named = {Path(i) for i in args.inputs if Path(i).is_file()}
+    if (grid or getattr(args, "num_outputs", 1) != 1) and any(v not in named for v in videos):
+        found = [v for v in videos if v not in named]
+        print(f"skipped {len(found)} video(s) found in folders (e.g. {found[0].name}): a style grid and "
+              "--num-outputs apply to images; give a video by name with one style", file=sys.stderr)
+        videos = [v for v in videos if v in named]
+    done_videos = _translate_videos(pipe, videos, args, values, grid,
+                                    single=len(args.inputs) == 1 and bool(named))
     if videos and not files:
         return 0 if done_videos else 1
     names = [output_name(f) for f in files]
