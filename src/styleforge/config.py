@@ -79,6 +79,8 @@ LR_POLICIES = ("constant", "linear", "step", "inverse_time", "cosine")
 OPTIMIZER_TYPES = ("adam", "adamw", "rmsprop", "sgd")
 # what train.optimizers.<group> may set (the rest comes from the train: section)
 OPTIMIZER_KEYS = ("type", "lr", "betas", "weight_decay", "momentum", "alpha", "eps")
+# and the group's own LR schedule (the rest of it from the train: section)
+SCHEDULE_KEYS = ("lr_policy", "lr_step", "lr_gamma", "lr_decay_rate")
 
 SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS}
 PRESET_ROOT = resources.files("styleforge") / "configs"
@@ -245,17 +247,25 @@ def _check_values(cfg: dict) -> None:
     for group, spec in opts.items():
         where = f"train.optimizers.{group}"
         if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be a mapping of {', '.join(OPTIMIZER_KEYS)}, got {spec!r}")
-        _check_keys(where, spec, OPTIMIZER_KEYS)
+            raise ConfigError(f"{where} must be a mapping of {', '.join(OPTIMIZER_KEYS + SCHEDULE_KEYS)}, "
+                              f"got {spec!r}")
+        _check_keys(where, spec, OPTIMIZER_KEYS + SCHEDULE_KEYS)
         for k, v in spec.items():
             spec[k] = _number(v)
         if "type" in spec:
             _check_choice(f"{where}.type", spec["type"], OPTIMIZER_TYPES)
         if "betas" in spec:
             _check_betas(f"{where}.betas", spec["betas"])
-        for k in ("lr", "weight_decay", "eps", "momentum", "alpha"):
+        for k in ("lr", "weight_decay", "eps", "momentum", "alpha", "lr_gamma", "lr_decay_rate"):
             if k in spec and (not isinstance(spec[k], (int, float)) or isinstance(spec[k], bool) or spec[k] < 0):
                 raise ConfigError(f"{where}.{k} must be a non-negative number, got {spec[k]!r}")
+        if "lr_policy" in spec:
+            _check_choice(f"{where}.lr_policy", spec["lr_policy"], LR_POLICIES)
+        if "lr_step" in spec:
+            if isinstance(spec["lr_step"], float) and spec["lr_step"].is_integer():
+                spec["lr_step"] = int(spec["lr_step"])
+            if not isinstance(spec["lr_step"], int) or isinstance(spec["lr_step"], bool) or spec["lr_step"] < 1:
+                raise ConfigError(f"{where}.lr_step must be a positive integer (steps), got {spec['lr_step']!r}")
     for key in ("batch_size", "crop_size", "load_size"):
         if not isinstance(d[key], int) or d[key] < 1:
             raise ConfigError(f"data.{key} must be a positive integer, got {d[key]!r}")

@@ -96,6 +96,23 @@ def test_per_group_optimizers_override_the_section(toy_cfg, tmp_path):
     assert (rec["lr_G"], rec["lr_D"]) == (1e-4, 3e-4)  # steps_decay 0: linear stays constant
 
 
+def test_a_group_can_have_its_own_lr_schedule(toy_cfg, tmp_path):
+    """train.optimizers.<group> may set the group's lr_policy (and lr_step, lr_gamma,
+    lr_decay_rate): here G decays by step while D keeps the section's constant rate; the
+    schedules resume exactly."""
+    over = {"train.steps": 4, "train.lr": 1e-3, "train.lr_policy": "constant",
+            "train.optimizers": "{G: {lr_policy: step, lr_step: 2, lr_gamma: 0.5}}"}
+    T.Trainer(toy_cfg(**over), tmp_path / "run").fit()
+    log = read_log(tmp_path / "run")
+    assert [r["lr_G"] for r in log] == pytest.approx([1e-3 * 0.5 ** (s // 2) for s in range(1, 5)])
+    assert [r["lr_D"] for r in log] == pytest.approx([1e-3] * 4)
+    # stopped after 2 steps and resumed: the same rates as the uninterrupted run
+    T.Trainer(toy_cfg(**{**over, "train.steps": 2}), tmp_path / "half").fit()
+    cut = toy_cfg(**over)
+    T.Trainer(cut, tmp_path / "half", resume=True).fit()
+    assert [r["lr_G"] for r in read_log(tmp_path / "half")][-2:] == pytest.approx([r["lr_G"] for r in log][-2:])
+
+
 @pytest.mark.parametrize("override, message", [
     ("train.optimizers={G: {tpye: sgd}}", r"unknown option train.optimizers.G.tpye \(did you mean train.optimizers.G.type\?\)"),
     ("train.optimizers={G: {type: rmsporp}}", r"train.optimizers.G.type must be one of .* got 'rmsporp' \(did you mean rmsprop\?\)"),
@@ -105,6 +122,8 @@ def test_per_group_optimizers_override_the_section(toy_cfg, tmp_path):
     ("train.betas=[0.5]", r"train.betas must be two numbers"),
     ("train.ema_decay=1.5", r"train.ema_decay must be a number in \[0, 1\)"),
     ("train.lr_step=0", r"train.lr_step must be a positive integer"),
+    ("train.optimizers={D: {lr_policy: stepp}}", r"train.optimizers.D.lr_policy must be one of .* \(did you mean step\?\)"),
+    ("train.optimizers={D: {lr_step: 0}}", r"train.optimizers.D.lr_step must be a positive integer"),
 ])
 def test_bad_optimizer_settings_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message):

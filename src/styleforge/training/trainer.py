@@ -20,6 +20,7 @@ uninterrupted run on CPU.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..checkpoint import load_module_state, load_training_state, save_model, save_training_state, write_model_files
-from ..config import dump
+from ..config import SCHEDULE_KEYS, dump
 from ..errors import ConfigError, DataError, StyleforgeError, TrainingError
 from ..registry import build_method
 from ..runs import RunFolder
@@ -219,7 +220,7 @@ class Trainer:
         else:
             self.total_steps = (t["epochs"] + t["epochs_decay"]) * self.steps_per_epoch
         self.schedulers = {
-            name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_lambda)
+            name: torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(self._lr_lambda, group=name))
             for name, opt in self.optimizers.items()
         }
         self.step = 0
@@ -230,12 +231,16 @@ class Trainer:
 
             self.evaluator = PeriodicEvaluator(cfg, self.device)
 
-    def _lr_lambda(self, step: int) -> float:
+    def _lr_lambda(self, step: int, group: str | None = None) -> float:
+        """The LR multiplier at ``step`` for optimizer ``group``: the ``train:`` section's schedule,
+        or what ``train.optimizers.<group>`` sets of it (``lr_policy``, ``lr_step``, ...)."""
         t = self.cfg["train"]
-        kw = {"step": step, "lr_step": t["lr_step"], "lr_gamma": t["lr_gamma"], "lr_decay_rate": t["lr_decay_rate"]}
+        own = (t.get("optimizers") or {}).get(group, {}) if group else {}
+        s = {k: own.get(k, t[k]) for k in SCHEDULE_KEYS}
+        kw = {"step": step, "lr_step": s["lr_step"], "lr_gamma": s["lr_gamma"], "lr_decay_rate": s["lr_decay_rate"]}
         if t["steps"] is not None:
-            return lr_multiplier(t["lr_policy"], step, t["steps"], t["steps_decay"], **kw)
-        return lr_multiplier(t["lr_policy"], step // self.steps_per_epoch, t["epochs"], t["epochs_decay"], **kw)
+            return lr_multiplier(s["lr_policy"], step, t["steps"], t["steps_decay"], **kw)
+        return lr_multiplier(s["lr_policy"], step // self.steps_per_epoch, t["epochs"], t["epochs_decay"], **kw)
 
     def _sample_batch(self) -> dict:
         k = min(self.cfg["data"]["num_samples"], len(self.sample_set))
