@@ -66,7 +66,8 @@ class ExportResult:
 def graph_inputs(method, include=()) -> list[Input]:
     """The declared inputs that become graph inputs: the image, every required tensor input
     (a style image, K class images), every code drawn at random (outside the graph), and the
-    optional tensor inputs named in ``include`` (a mask; a code that replaces another input). Numbers, choices and flags are fixed at export."""
+    optional tensor inputs named in ``include`` (a mask; a code that replaces another input).
+    Numbers, choices and flags are fixed at export."""
     declared = declared_inputs(method)
     names = {i.name for i in declared}
     bad = [n for n in include if n not in names or not next(i for i in declared if i.name == n).is_tensor]

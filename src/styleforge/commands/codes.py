@@ -198,8 +198,8 @@ def run_interpolate(args, overrides) -> int:
     za = code_value(pipe, inp, args.a, direction, "--from")
     zb = code_value(pipe, inp, args.b, direction, "--to")
     extra = {"direction": direction} if direction else {}
-    frames = [pipe.run(args.image, size=args.size, labels={"image": "IMAGE"}, **{inp.name: z[None]}, **extra)[0]["image"]
-              for z in interpolate_codes(za[0], zb[0], args.steps)]
+    frames = [pipe.run(args.image, size=args.size, labels={"image": "IMAGE"}, **{inp.name: z[None]},
+                       **extra)[0]["image"] for z in interpolate_codes(za[0], zb[0], args.steps)]
     w, h = frames[0].size
     strip = Image.new("RGB", (w * len(frames), h))
     for k, f in enumerate(frames):
