@@ -79,6 +79,11 @@ def test_a_folder_gives_its_videos_too_and_skips_what_cannot_go_to_a_video(clip,
     assert main(["translate", str(tiny_cyclegan_dir), str(folder), "-o", str(out), "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted([photo.name, "clip.mp4"])
     assert len(read(out / "clip.mp4")[1]) == 6
+    only = tmp_path / "only_videos"  # a folder of videos alone is an input too
+    only.mkdir()
+    (only / clip.name).write_bytes(clip.read_bytes())
+    assert main(["translate", str(tiny_cyclegan_dir), str(only), "-o", str(tmp_path / "ov"), "--quiet"]) == 0
+    assert [p.name for p in (tmp_path / "ov").iterdir()] == ["clip.mp4"]
     # a broken video in a folder is skipped with one line, the rest is translated
     (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
     capsys.readouterr()

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, StyleforgeError
+from .errors import ConfigError, DataError, StyleforgeError
 
 EPILOG_OVERRIDES = ("Any config value can be overridden: key=value (e.g. train.lr=1e-4 "
                     "model.ngf=32) or --key value (e.g. --train.steps 500).")
@@ -119,10 +119,15 @@ def expand_inputs(items: list[str], flag: str | None = None, videos: bool = Fals
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = list_images(p)
-            if videos:  # after the images, by name: translate sends them to the video path
-                found += sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS
-                                and f.is_file() and not f.name.startswith("."))
+            # videos after the images, by name: translate sends them to the video path
+            vids = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS
+                          and f.is_file() and not f.name.startswith(".")) if videos else []
+            try:
+                found = list_images(p) + vids
+            except DataError:  # no images: a folder of videos only is fine
+                if not vids:
+                    raise
+                found = vids
             if not found and flag:
                 raise ConfigError(f"{flag}: no images in {p}")
             files += found
