@@ -346,11 +346,16 @@ class Pipeline:
                 codes.append(self._encode(inp.name, ref, direction).float())
         return torch.cat(codes)
 
+    def draw_code(self, inp: Input, n: int, seed: int) -> torch.Tensor:
+        """The N×size code the pipeline draws for ``inp`` when none is given: N(0, 1) from a
+        generator seeded with ``seed`` (on the CPU, so every device draws the same)."""
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.randn(n, int(inp.size or 0), generator=g).to(self.device)
+
     def _code(self, inp: Input, v, n: int, seed: int, label: str, direction=None) -> torch.Tensor:
         size = int(inp.size or 0)
         if v is None:
-            g = torch.Generator().manual_seed(int(seed))
-            return torch.randn(n, size, generator=g).to(self.device)
+            return self.draw_code(inp, n, seed)
         if isinstance(v, torch.Tensor) and v.ndim <= 2 and v.dtype.is_floating_point:
             code = v.float().reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
         elif isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v):

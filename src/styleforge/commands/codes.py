@@ -136,10 +136,9 @@ def run_codes(args, overrides) -> int:
     pipe, inp, direction = _setup(args, overrides, "codes")
     names, files, bad = class_files(Path(args.data))
     codes, labels = [], []
-    for k, fs in enumerate(files):
-        for start in range(0, len(fs), 16):
-            codes.append(pipe.encode_images(inp.name, fs[start:start + 16], direction, "DATA").cpu().numpy())
-            labels += [k] * len(fs[start:start + 16])
+    for k, fs in enumerate(files):  # one image at a time (sizes differ), codes kept on the CPU
+        codes.append(pipe.encode_images(inp.name, fs, direction, "DATA").cpu().numpy())
+        labels += [k] * len(fs)
     codes = np.concatenate(codes)
     if not args.no_plot and len(codes) < 3:
         raise ConfigError(f"t-SNE needs at least 3 codes, DATA gave {len(codes)}; use --no-plot")
@@ -168,8 +167,7 @@ def code_value(pipe, inp, spec: str, direction, flag: str):
     if spec.startswith("seed:"):
         if not inp.drawn:
             raise ConfigError(f"{flag} {spec}: {inp.name} is not drawn from a seed; give images or numbers")
-        seed = check_value(Input("seed", "seed"), spec[5:], flag)
-        return torch.randn(1, size, generator=torch.Generator().manual_seed(seed))
+        return pipe.draw_code(inp, 1, check_value(Input("seed", "seed"), spec[5:], flag)).cpu()
     path = Path(spec)
     if path.is_dir():
         files = readable(list_images(path), flag)
@@ -197,9 +195,12 @@ def run_interpolate(args, overrides) -> int:
     pipe, inp, direction = _setup(args, overrides, "interpolate")
     za = code_value(pipe, inp, args.a, direction, "--from")
     zb = code_value(pipe, inp, args.b, direction, "--to")
+    from ..data.images import load_rgb
+
+    image = load_rgb(args.image)  # read once for every step
     extra = {"direction": direction} if direction else {}
-    frames = [pipe.run(args.image, size=args.size, labels={"image": "IMAGE"}, **{inp.name: z[None]},
-                       **extra)[0]["image"] for z in interpolate_codes(za[0], zb[0], args.steps)]
+    frames = [pipe.run(image, size=args.size, **{inp.name: z[None]}, **extra)[0]["image"]
+              for z in interpolate_codes(za[0], zb[0], args.steps)]
     w, h = frames[0].size
     strip = Image.new("RGB", (w * len(frames), h))
     for k, f in enumerate(frames):
