@@ -229,10 +229,7 @@ def _check_values(cfg: dict) -> None:
         raise ConfigError(f"train.steps must be a non-negative integer, got {t['steps']!r}")
     _check_choice("train.lr_policy", t["lr_policy"], LR_POLICIES)
     _check_choice("train.optimizer", t["optimizer"], OPTIMIZER_TYPES)
-    if isinstance(t["lr_step"], float) and t["lr_step"].is_integer():
-        t["lr_step"] = int(t["lr_step"])  # 1e5
-    if not isinstance(t["lr_step"], int) or isinstance(t["lr_step"], bool) or t["lr_step"] < 1:
-        raise ConfigError(f"train.lr_step must be a positive integer (steps), got {t['lr_step']!r}")
+    t["lr_step"] = _check_lr_step("train.lr_step", t["lr_step"])
     for key in ("lr_gamma", "lr_decay_rate", "weight_decay", "eps", "momentum", "alpha"):
         if not isinstance(t[key], (int, float)) or isinstance(t[key], bool) or t[key] < 0:
             raise ConfigError(f"train.{key} must be a non-negative number, got {t[key]!r}")
@@ -262,10 +259,7 @@ def _check_values(cfg: dict) -> None:
         if "lr_policy" in spec:
             _check_choice(f"{where}.lr_policy", spec["lr_policy"], LR_POLICIES)
         if "lr_step" in spec:
-            if isinstance(spec["lr_step"], float) and spec["lr_step"].is_integer():
-                spec["lr_step"] = int(spec["lr_step"])
-            if not isinstance(spec["lr_step"], int) or isinstance(spec["lr_step"], bool) or spec["lr_step"] < 1:
-                raise ConfigError(f"{where}.lr_step must be a positive integer (steps), got {spec['lr_step']!r}")
+            spec["lr_step"] = _check_lr_step(f"{where}.lr_step", spec["lr_step"])
     for key in ("batch_size", "crop_size", "load_size"):
         if not isinstance(d[key], int) or d[key] < 1:
             raise ConfigError(f"data.{key} must be a positive integer, got {d[key]!r}")
@@ -280,6 +274,14 @@ def _check_choice(name: str, value, choices) -> None:
         close = difflib.get_close_matches(str(value), list(choices), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}{hint}")
+
+
+def _check_lr_step(name: str, value) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e5
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer (steps), got {value!r}")
+    return value
 
 
 def _check_betas(name: str, value) -> None:
