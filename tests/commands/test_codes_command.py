@@ -13,7 +13,7 @@ import styleforge
 from styleforge import config as C
 from styleforge.checkpoint import save_model
 from styleforge.cli import main
-from styleforge.metrics.codes import load_codes
+from styleforge.metrics.codes import class_colors, load_codes
 from styleforge.registry import build_method
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data"
@@ -64,7 +64,12 @@ def test_codes_writes_every_images_class_code_with_its_class_and_a_tsne_map(funi
         want = torch.cat([m.class_codes(_square(f)) for f in files]).numpy()
     assert np.abs(codes - want).max() < 1e-5
     with Image.open(tmp_path / "out" / "tsne.png") as im:
-        assert im.format == "PNG" and min(im.size) >= 300
+        assert im.format == "PNG"
+        px = np.asarray(im.convert("RGB"), dtype=int).reshape(-1, 3)
+    # every class's points are drawn in its own colour (~35 pixels a point with its legend entry;
+    # a class left out would have none)
+    for k, rgb in enumerate(class_colors(len(names))):
+        assert (np.abs(px - np.round(np.asarray(rgb) * 255)).max(1) <= 8).sum() >= 15 * (labels == k).sum()
     # nothing overwritten without --overwrite; a method with no code says so in one line
     rc, res = _run(capsys, "codes", funit_dir, data, "--out", tmp_path / "out")
     assert rc == 2 and res.err.strip().endswith("codes.npz exists; use --overwrite to replace it")
