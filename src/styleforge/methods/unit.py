@@ -42,8 +42,8 @@ from ..losses.adversarial import GANLoss
 from ..nn.munit_blocks import ContentEncoder, Decoder, ResBlocks
 from ..registry import register_importer, register_method
 from .base import Method
-from .munit import (GAN_TYPES, build_discriminator, build_vgg, content_encoder_options, decode_together,
-                    dis_then_gen_step, domain_invariant_perceptual, init_nvlabs, load_generator,
+from .munit import (GAN_TYPES, build_discriminator, build_vgg, check_vgg_arch, content_encoder_options,
+                    decode_together, dis_then_gen_step, domain_invariant_perceptual, init_nvlabs, load_generator,
                     load_nvlabs_generators, recon_criterion)
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -85,7 +85,7 @@ class UNIT(Method):
                  dis_norm="none", dis_activ="lrelu", dis_n_layer=4, num_scales=3,
                  dis_pad_type="reflect", gan_type="lsgan", init="kaiming", gan_w=1.0,
                  recon_x_w=10.0, recon_kl_w=0.01, recon_x_cyc_w=10.0, recon_kl_cyc_w=0.01,
-                 vgg_w=0.0, vgg_path=None):
+                 vgg_w=0.0, vgg_path=None, vgg_arch="vgg16"):
         super().__init__()
         if gan_type not in GAN_TYPES:
             raise ConfigError(f"unit: unknown gan_type {gan_type!r}; choose one of {', '.join(GAN_TYPES)}")
@@ -111,7 +111,7 @@ class UNIT(Method):
                       recon_kl_cyc=recon_kl_cyc_w, vgg=vgg_w)
         if vgg_w > 0 and (input_dim_a != 3 or input_dim_b != 3):
             raise ConfigError("unit: vgg_w > 0 needs RGB images in both domains")
-        self.vgg_path = vgg_path
+        self.vgg_path, self.vgg_arch = vgg_path, check_vgg_arch("unit", vgg_arch)
 
     @property
     def frozen_modules(self):
@@ -175,7 +175,7 @@ class UNIT(Method):
             losses["adv_b"] = w["gan"] * self.gan_loss(self.dis_b(x_ab), True, for_discriminator=False)
         if w["vgg"]:
             if "vgg" not in self._modules:  # read at the first step that needs it (see MUNIT)
-                self.vgg = build_vgg(self.vgg_path).to(x_a.device)
+                self.vgg = build_vgg(self.vgg_path, self.vgg_arch).to(x_a.device)
             losses["vgg_a"] = w["vgg"] * domain_invariant_perceptual(self.vgg, x_ba, x_b)
             losses["vgg_b"] = w["vgg"] * domain_invariant_perceptual(self.vgg, x_ab, x_a)
         return losses

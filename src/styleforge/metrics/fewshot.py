@@ -10,9 +10,9 @@ translation", section 4, "Performance metrics").
 * **Content preservation**: the domain-invariant perceptual distance (DIPD) between each input
   and its output: the mean squared difference of instance-normalised feature maps of a VGG
   network (FUNIT/MUNIT use VGG conv5 features). styleforge takes the feature network as a
-  TorchScript file returning an N×C×H×W map for N×3×H×W input in [0, 1], or VGG weights by
-  path (:func:`vgg_content_net`, through the VGG loader of the style-transfer methods); VGG
-  weights are not bundled.
+  TorchScript file returning an N×C×H×W map for N×3×H×W input in [0, 1] (``evaluate
+  --content-net``); without one, ``evaluate --metrics content`` scores the VGG-19 relu4_2
+  feature MSE instead (:mod:`.perceptual`).
 * **mFID**: the FID between the real and the translated images of each target class,
   averaged over the classes (:mod:`.fid`).
 """
@@ -124,29 +124,6 @@ def content_distance(net, inputs: Sequence[Image.Image], outputs: Sequence[Image
         fb = net(tensor(outputs[i:i + batch_size]))
         vals.append(instance_norm_distance(fa, fb))
     return float(torch.cat(vals).mean())
-
-
-VGG_LOADER = "styleforge.losses.perceptual.vgg_content_features"
-
-
-def vgg_content_net(weights):
-    """FUNIT's content network from a VGG weight file, built by the VGG loader that the
-    style-transfer methods share: ``styleforge.losses.perceptual.vgg_content_features(path)``,
-    expected to return a callable mapping N×3×H×W in [0, 1] to the N×C×H×W conv5 features.
-    Until that loader exists this raises :class:`EvaluationError` saying so."""
-    path = Path(weights)
-    if not path.is_file():
-        raise EvaluationError(f"VGG weights not found: {path}")
-    try:
-        from ..losses import perceptual
-        loader = perceptual.vgg_content_features
-    except (ImportError, AttributeError):
-        raise EvaluationError(
-            f"content preservation from VGG weights ({path}) needs styleforge's VGG loader {VGG_LOADER}, "
-            "which this version does not have yet (it comes with the style-transfer methods); give "
-            "--content-net PATH instead: a TorchScript network mapping N×3×H×W in [0, 1] to N×C×H×W "
-            "features") from None
-    return loader(path)
 
 
 def mean_fid(real_by_class: Sequence[np.ndarray], fake_by_class: Sequence[np.ndarray],
