@@ -257,11 +257,13 @@ def test_visuals_use_the_samples_styles_once_known(h2z, style_folder, vgg16_file
 
 
 def test_widths_and_residual_blocks_are_constructor_arguments(h2z, tmp_path):
-    assert (CIN(num_styles=2).config["channels"], CIN(num_styles=2).config["num_residual"]) == ([32, 64, 128, 64, 32], 5)
+    paper = CIN(num_styles=2).config
+    assert (paper["channels"], paper["num_residual"]) == ([32, 64, 128, 64, 32], 5)
     m = randomised(CIN(num_styles=2, channels=[8, 6, 4, 5, 3], num_residual=2))
     net = m.transformer
-    widths = [(l.conv.in_channels, l.conv.out_channels) for l in (*net.contract.values(), *net.expand.values())]
-    assert widths == [(3, 8), (8, 6), (6, 4), (4, 5), (5, 3), (3, 3)] and list(net.residual) == ["residual1", "residual2"]
+    widths = [(c.conv.in_channels, c.conv.out_channels) for c in (*net.contract.values(), *net.expand.values())]
+    assert widths == [(3, 8), (8, 6), (6, 4), (4, 5), (5, 3), (3, 3)]
+    assert list(net.residual) == ["residual1", "residual2"]
     assert m.parameter_counts()["transformer"] == sum(k * k * i * o + 2 * 2 * o for k, i, o in (
         (9, 3, 8), (3, 8, 6), (3, 6, 4), *[(3, 4, 4)] * 4, (3, 4, 5), (3, 5, 3), (9, 3, 3)))
     save_model(tmp_path / "m", m)

@@ -174,15 +174,18 @@ GRAPH_EDITS = {  # what is changed -> (edit, the error's words)
                      "at layer res.3.0: Pad constant"),
     "bilinear up-sampling": (lambda m: _set_attr(_node(m, "/expand.1/Resize"), "mode", "linear"),
                              "at layer expand.1: Resize ('linear'"),
-    "eps 1e-3": (lambda m: _const(m, "/contract.2/norm/Constant_3", 1e-3), "at layer contract.2: instance norm eps 0.001"),
+    "eps 1e-3": (lambda m: _const(m, "/contract.2/norm/Constant_3", 1e-3),
+                 "at layer contract.2: instance norm eps 0.001"),
     "a residual block without its skip": (lambda m: _swap_inputs(_node(m, "/Add_2"), "/Add_1_output_0",
                                                                  "/res.2.0/Relu_output_0"),
                                           "at layer res.2.1: the residual block adds"),
     "gamma and beta swapped": (lambda m: [_swap_inputs(n, "contract.0.norm.gamma", "contract.0.norm.beta")
-                                          for n in m.graph.node], "at layer contract.0"),
+                                          for n in m.graph.node],
+                               "at layer contract.0: the normalised tensor is not multiplied"),
     "a relu output": (lambda m: setattr(_node(m, "/expand.2/Sigmoid"), "op_type", "Relu"),
-                      "at layer expand.2"),
-    "stride 1": (lambda m: _set_attr(_node(m, "/contract.1/Conv"), "strides", [1, 1]), "at layer contract.1: Conv strides"),
+                      "at layer expand.2: /expand.2/norm/Add_1_output_0 goes to ['Relu'], expected one Sigmoid"),
+    "stride 1": (lambda m: _set_attr(_node(m, "/contract.1/Conv"), "strides", [1, 1]),
+                 "at layer contract.1: Conv strides"),
 }
 
 

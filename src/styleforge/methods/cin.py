@@ -395,7 +395,8 @@ def _read_onnx(path: Path):
     except Exception as e:  # protobuf's DecodeError, a missing external-data file, ...
         raise CheckpointError(f"cannot read {path} as an ONNX model: {str(e).splitlines()[0]}") from None
     if not model.graph.node:
-        raise CheckpointError(f"{path} is not an ONNX model (no graph{': empty file' if not path.stat().st_size else ''})")
+        empty = ": empty file" if not path.stat().st_size else ""
+        raise CheckpointError(f"{path} is not an ONNX model (no graph{empty})")
     return model
 
 
@@ -420,8 +421,8 @@ def _cin_initializers(model, path) -> tuple[dict, dict]:
     blocks = 0
     while f"res.{blocks}.0.w" in inits:
         blocks += 1
-    options = {"num_styles": dim("contract.0.norm.gamma", 0), "num_residual": blocks,
-               "channels": [dim(f"contract.{i}.w", 0) for i in range(3)] + [dim(f"expand.{i}.w", 0) for i in range(2)]}
+    channels = [dim(f"contract.{i}.w", 0) for i in range(3)] + [dim(f"expand.{i}.w", 0) for i in range(2)]
+    options = {"num_styles": dim("contract.0.norm.gamma", 0), "num_residual": blocks, "channels": channels}
     return inits, options
 
 
@@ -457,7 +458,8 @@ class _OnnxGraph:
             try:
                 run = ReferenceEvaluator(helper.make_model(sub, opset_imports=model.opset_import)).run(None, {})
             except Exception as e:  # an op the reference evaluator lacks, a malformed constant, ...
-                raise CheckpointError(f"{path}: cannot evaluate the graph's constants: {str(e).splitlines()[0]}") from None
+                raise CheckpointError(f"{path}: cannot evaluate the graph's constants: "
+                                      f"{str(e).splitlines()[0]}") from None
             self.consts = dict(zip(outs, run))
 
     def fail(self, where, what):
@@ -515,8 +517,9 @@ class _OnnxGraph:
         if self.axes(s, where) != [0] or self.attr(s, "keepdims", 1) != 0:
             self.fail(where, f"{param} is summed over axes {self.axes(s, where)}, expected the style axis 0")
         r = self.only_consumer(s.output[0], "Reshape", where)
-        if self.const(r.input[1], where).tolist() != [1, -1, 1, 1]:
-            self.fail(where, f"{param} is reshaped to {self.const(r.input[1], where).tolist()}, expected [1, -1, 1, 1]")
+        shape = self.const(r.input[1], where).tolist()
+        if shape != [1, -1, 1, 1]:
+            self.fail(where, f"{param} is reshaped to {shape}, expected [1, -1, 1, 1]")
         return r.output[0]
 
     def conv(self, name, layer: ConvCIN, x, styles):
@@ -576,7 +579,8 @@ class _OnnxGraph:
         var = next((t for t in plus.input if t not in self.consts), "")
         eps = np.float32(self.const(self.other(plus, var, where), where))
         if eps != np.float32(layer.norm.eps):
-            self.fail(where, f"instance norm eps {eps:g}, styleforge's ConditionalInstanceNorm uses {layer.norm.eps:g}")
+            self.fail(where, f"instance norm eps {eps:g}, styleforge's ConditionalInstanceNorm uses "
+                             f"{layer.norm.eps:g}")
         mean_sq = self.node(var, "ReduceMean", where)
         pw = self.node(mean_sq.input[0], "Pow", where)
         if pw.input[0] != d or self.const(pw.input[1], where).tolist() != 2.0 or self.axes(mean_sq, where) != [2, 3]:
@@ -611,7 +615,8 @@ class _OnnxGraph:
             else:
                 x = self.only_consumer(out, {"relu": "Relu", "sigmoid": "Sigmoid"}[layer.act], where).output[0]
         if [o.name for o in g.output] != [x]:
-            self.fail("its output", f"the outputs are {[o.name for o in g.output]}, expected the last layer's sigmoid {x}")
+            self.fail("its output", f"the outputs are {[o.name for o in g.output]}, expected the last "
+                                    f"layer's sigmoid {x}")
 
 
 @register_importer("cin")
@@ -628,7 +633,8 @@ def import_cin(path=None):
     inits, options = _cin_initializers(model, path)
     method = ConditionalStyleTransfer(**options, style_names=[f"style{k}" for k in range(options["num_styles"])])
     expected = {f"{name}.{key}": p for name, layer in onnx_layers(method.transformer)
-                for key, p in (("w", layer.conv.weight), ("norm.gamma", layer.norm.gamma), ("norm.beta", layer.norm.beta))}
+                for key, p in (("w", layer.conv.weight), ("norm.gamma", layer.norm.gamma),
+                               ("norm.beta", layer.norm.beta))}
     net = (f"a CIN network of {options['num_styles']} styles, channels {options['channels']} and "
            f"{options['num_residual']} residual blocks")
     for name, value in inits.items():  # in the file's order: the first that does not fit is named
