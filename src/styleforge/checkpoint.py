@@ -161,6 +161,13 @@ def save_training_state(folder: Path, state: dict) -> None:
     atomic_write_bytes(Path(folder) / STATE_FILE, buf.getvalue())
 
 
+def _reason(e: BaseException) -> str:
+    """The first line of an exception's message, or its type where it has none (``torch.load``
+    of an empty file raises a bare ``EOFError``)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def load_training_state(folder: Path) -> dict:
     f = Path(folder) / STATE_FILE
     if not f.is_file():
@@ -168,7 +175,7 @@ def load_training_state(folder: Path) -> dict:
     try:
         return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read {f}: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read {f}: {_reason(e)}") from None
 
 
 # ---- the authors' checkpoints (.pth / .pt), for importers -------------------------------
@@ -182,10 +189,12 @@ def read_pth(path, what: str = "checkpoint"):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: the file is empty")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or a pickle that holds more than tensors
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {_reason(e)}") from None
 
 
 def is_state_dict(obj) -> bool:
