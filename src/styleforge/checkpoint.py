@@ -182,6 +182,8 @@ def read_pth(path, what: str = "checkpoint"):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: the file is empty")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or a pickle that holds more than tensors
