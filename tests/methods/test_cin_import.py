@@ -145,6 +145,14 @@ def test_cli_import_writes_a_model_directory(onnx_file, tmp_path, capsys):
     assert load_model(tmp_path / "m").config["num_residual"] == 6
 
 
+def test_cli_import_takes_the_packaged_file_by_name(onnx_file, imported, tmp_path, capsys):
+    assert main(["import", "cin", "cin-multistyle26", str(tmp_path / "m"), "--quiet"]) == 0
+    m = load_model(tmp_path / "m")
+    x = torch.rand(1, 3, 32, 40) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(m.translate(x, style_index=4), imported.translate(x, style_index=4))
+
+
 def test_default_file_is_the_packaged_one(onnx_file, imported):
     assert import_cin().config == imported.config
 

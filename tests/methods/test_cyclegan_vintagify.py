@@ -33,8 +33,9 @@ def theirs():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
+    # by the name 'styleforge weights' lists: the CLI finds the unpacked file itself
     out = tmp_path_factory.mktemp("vintagify") / "model"
-    r = subprocess.run([sys.executable, "-m", "styleforge", "import", "cyclegan", str(PTH), str(out)],
+    r = subprocess.run([sys.executable, "-m", "styleforge", "import", "cyclegan", "cyclegan-vintagify", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return out
