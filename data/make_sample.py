@@ -17,6 +17,8 @@ writes new thumbnails (existing images in the target folders are deleted first):
   example (128x128), resized to 64x64, bicubic, JPEG quality 90, names unchanged.
 * style_transfer/{content,style}: named AdaIN example photos without people and paintings
   (adain_examples, msgnet_styles), longer side -> 128 (bicubic, aspect kept), JPEG quality 90.
+* style_transfer_512/{content,style}: the same files with the longer side -> 512 (the demo's
+  pictures; photos already 512 px are only re-encoded).
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ DEFAULT_SRC = HERE.parent.parent / "shared" / "data"
 EXTS = {".jpg", ".jpeg", ".png"}
 QUALITY = 90
 SIZE = 128
+# the demo's pictures: the same style-transfer photos and paintings at a size worth looking at
+LARGE_SIDE = 512
 
 HORSE2ZEBRA = {"trainA": 60, "trainB": 60, "testA": 8, "testB": 8}
 FACADES = {"train": 40, "test": 8}
@@ -110,7 +114,7 @@ def make_animals(src: Path, dst: Path) -> int:
     return n
 
 
-def make_style_transfer(src: Path, dst: Path) -> int:
+def make_style_transfer(src: Path, dst: Path, side: int = SIZE) -> int:
     n = 0
     for split, files in (("content", STYLE_CONTENT), ("style", STYLE_STYLE)):
         out = dst / split
@@ -118,7 +122,7 @@ def make_style_transfer(src: Path, dst: Path) -> int:
         for folder, name in files:
             img = read_rgb(src / folder / name)
             w, h = img.size
-            scale = SIZE / max(w, h)
+            scale = side / max(w, h)
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             save(img.resize(size, Image.Resampling.BICUBIC), out / name)
             n += 1
@@ -136,6 +140,7 @@ def main(argv=None) -> int:
     n2 = make_facades(args.src / "facades", args.dst / "facades")
     n3 = make_animals(args.src, args.dst / "animals")
     n4 = make_style_transfer(args.src, args.dst / "style_transfer")
+    n4 += make_style_transfer(args.src, args.dst / "style_transfer_512", LARGE_SIDE)
     print(f"wrote {n1} horse2zebra, {n2} facades, {n3} animals and {n4} style-transfer images "
           f"under {args.dst}")
     return 0

@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .registry import get_method_class
 from .utils.atomic import FILE_MODE, atomic_write_bytes, temp_dir_into
 
@@ -168,7 +168,7 @@ def load_training_state(folder: Path) -> dict:
     try:
         return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read {f}: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read {f}: {first_line(e)}") from None
 
 
 # ---- the authors' checkpoints (.pth / .pt), for importers -------------------------------
@@ -182,10 +182,12 @@ def read_pth(path, what: str = "checkpoint"):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: the file is empty")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or a pickle that holds more than tensors
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {first_line(e)}") from None
 
 
 def is_state_dict(obj) -> bool:

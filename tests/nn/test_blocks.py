@@ -44,6 +44,12 @@ def test_norms_normalise_what_they_should():
     x = torch.randn(4, 6, 9, 9) * 3 + 5
     inst = norm_layer("instance", 6)(x)
     assert torch.allclose(inst.mean((2, 3)), torch.zeros(4, 6), atol=1e-5)
+    affine = norm_layer("instance_affine", 6)  # the same, then a learned per-channel scale and shift
+    assert set(affine.state_dict()) == {"weight", "bias"}
+    with torch.no_grad():
+        affine.weight.copy_(torch.arange(1.0, 7.0))
+        affine.bias.copy_(-torch.arange(6.0))
+    assert torch.allclose(affine(x), inst * affine.weight[:, None, None] + affine.bias[:, None, None], atol=1e-5)
     ln = LayerNorm2d(6)(x)
     assert torch.allclose(ln.mean((1, 2, 3)), torch.zeros(4), atol=1e-5)
     assert torch.allclose(ln.std((1, 2, 3), unbiased=False), torch.ones(4), atol=1e-3)

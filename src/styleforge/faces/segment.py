@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, first_line
 from .detect import _cv2
 
 Box = tuple[float, float, float, float]
@@ -151,7 +151,7 @@ class OnnxMatting:
         try:
             self.session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for bad files
-            raise CheckpointError(f"cannot load the ONNX matting model {path}: {str(e).splitlines()[0]}") from e
+            raise CheckpointError(f"cannot load the ONNX matting model {path}: {first_line(e)}") from e
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)

@@ -9,7 +9,9 @@ Paper symbol -> code name:
   LSGAN (Sec. 4, Mao et al.)                  gan_mode = "lsgan"
   history of 50 images (Sec. 4)               pool_size = 50
 Networks (Appendix 7.2): ResNet generator with 6 (128 px) or 9 (256 px) residual blocks,
-70×70 PatchGAN discriminator; instance norm; weights N(0, 0.02).
+70×70 PatchGAN discriminator; instance norm; weights N(0, 0.02). ``norm="instance_affine"``
+(instance norm with a learned per-channel weight and bias) is the variant some ports train
+(vintagify's modern -> vintage generator); the importer reads it from the keys.
 
 One training step, in the authors' order: G_A and G_B are updated with D frozen (adversarial +
 cycle + identity), then D_A and D_B on real images and on pooled generated ones (each
@@ -154,40 +156,80 @@ class CycleGAN(Method):
 
 
 # ---- the authors' checkpoints -----------------------------------------------------------
-def resnet_generator_options(sd: dict, path) -> dict:
-    """Infer ResnetGenerator options (ngf, blocks, norm, dropout, channels) from its keys."""
+IMPORT_NORMS = ("instance", "instance_affine", "batch", "none")
+_PORT_BLOCK = re.compile(r"^(model\.\d+\.)block\.")
+
+
+def authors_layout(sd: dict) -> dict:
+    """Keys in the authors' layout. Ports that keep their ``model.N`` indices but call each
+    residual block's Sequential ``block`` (vintagify's ``ResnetGenerator``: same layers, same
+    indices 0-6 inside, no dropout) get it renamed to ``conv_block``."""
+    if any(".conv_block." in k for k in sd):
+        return sd
+    return {_PORT_BLOCK.sub(r"\1conv_block.", k): v for k, v in sd.items()}
+
+
+def generator_norm(sd: dict) -> str:
+    """The norm of a ResnetGenerator state dict, from its first norm layer (``model.2``) and the
+    conv before it (``model.1``). Only batch norm and affine instance norm have weights there;
+    they are told apart by batch norm's running statistics (always saved, with
+    ``num_batches_tracked`` since PyTorch 0.4.1) and by the conv bias, which the authors' code
+    (and its ports) give the convs before instance norms only. PyTorch < 0.4 also saved running
+    statistics for instance norms; the conv bias decides those."""
+    conv_bias = "model.1.bias" in sd
+    if "model.2.weight" not in sd:
+        return "instance" if conv_bias else "none"
+    if "model.2.num_batches_tracked" in sd:
+        return "batch"
+    if "model.2.running_mean" not in sd:
+        return "instance_affine"
+    return "instance_affine" if conv_bias else "batch"
+
+
+def resnet_generator_options(sd: dict, path, norm: str | None = None) -> dict:
+    """Infer ResnetGenerator options (ngf, blocks, norm, dropout, channels) from its keys
+    (``sd`` in the authors' layout: see :func:`authors_layout`); ``norm`` overrides the norm
+    read from the keys."""
     if "model.1.weight" not in sd or sd["model.1.weight"].ndim != 4:
         raise CheckpointError(f"{path} is not a CycleGAN ResNet generator (no model.1.weight conv)")
     blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
     if not blocks:
         raise CheckpointError(f"{path} has no residual blocks: is it a U-Net (pix2pix) generator?")
     last_conv = max(int(k.split(".")[1]) for k in sd if k.endswith(".weight") and sd[k].ndim == 4)
-    norm = "batch" if "model.2.weight" in sd else "instance" if "model.1.bias" in sd else "none"
+    # with dropout, conv_block.4 is the Dropout and the second conv moves from 5 to 6
+    sixth = sd.get(f"model.{blocks[0]}.conv_block.6.weight")
     return {
         "in_channels": sd["model.1.weight"].shape[1],
         "out_channels": sd[f"model.{last_conv}.weight"].shape[0],
         "ngf": sd["model.1.weight"].shape[0],
         "netG": {9: "resnet_9blocks", 6: "resnet_6blocks"}.get(len(blocks), f"{len(blocks)} blocks"),
-        "norm": norm,
-        "dropout": f"model.{blocks[0]}.conv_block.6.weight" in sd,
+        "norm": norm or generator_norm(sd),
+        "dropout": sixth is not None and sixth.ndim == 4,
     }
 
 
 @register_importer("cyclegan")
-def import_cyclegan(path, reverse=None):
-    """``path``: the A->B generator (``latest_net_G_A.pth`` or a released ``horse2zebra.pth``);
-    ``reverse``: optionally the B->A one (``latest_net_G_B.pth``)."""
-    sd_a = read_state_dict(path)
-    opts = resnet_generator_options(sd_a, path)
+def import_cyclegan(path, reverse=None, norm=None):
+    """``path``: the A->B generator (``latest_net_G_A.pth``, a released ``horse2zebra.pth``, or
+    a port in the same layout such as vintagify's ``G_A2B_epoch33.pth``); ``reverse``:
+    optionally the B->A one (``latest_net_G_B.pth``); ``norm``: the generators' norm
+    (``instance``, ``instance_affine``, ``batch``, ``none``) when the keys should not decide it."""
+    if norm is not None and norm not in IMPORT_NORMS:
+        raise ConfigError(f"import cyclegan: norm must be one of {', '.join(IMPORT_NORMS)}, got {norm!r}")
+    sd_a = authors_layout(read_state_dict(path))
+    opts = resnet_generator_options(sd_a, path, norm)
     if opts["netG"] not in GENERATORS:
         raise CheckpointError(f"{path}: a ResNet generator with {opts['netG']}; expected 6 or 9")
     dirs = ("AtoB",)
     sd_b = None
     if reverse is not None:
-        sd_b = read_state_dict(reverse)
-        other = resnet_generator_options(sd_b, reverse)
-        if (other["ngf"], other["netG"], other["norm"]) != (opts["ngf"], opts["netG"], opts["norm"]):
+        sd_b = authors_layout(read_state_dict(reverse))
+        other = resnet_generator_options(sd_b, reverse, norm)
+        if (other["ngf"], other["netG"]) != (opts["ngf"], opts["netG"]):
             raise CheckpointError(f"{path} and {reverse} are generators of different shapes")
+        if other["norm"] != opts["norm"]:
+            raise CheckpointError(f"{path} has {opts['norm']} norm and {reverse} {other['norm']} norm; "
+                                  "the two generators must share one")
         dirs = DIRECTIONS
     model = CycleGAN(**opts, lambda_identity=0.0 if opts["in_channels"] != opts["out_channels"] else 0.5,
                      inference_directions=dirs)

@@ -35,7 +35,7 @@ from ..losses.adversarial import GANLoss
 from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator
 from ..nn.generators import UnetGenerator
 from ..nn.init import init_weights
-from ..nn.norms import NORMS
+from ..nn.norms import INSTANCE_NORMS, NORMS
 from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
 from .base import InferenceOption, Method, Phase
@@ -71,7 +71,7 @@ class Pix2Pix(Method):
             raise ConfigError(f"pix2pix: unknown netD {netD!r}; choose one of {', '.join(DISCRIMINATORS)}")
         if norm not in NORMS:
             raise ConfigError(f"pix2pix: unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
-        if channels_last and norm == "instance":
+        if channels_last and norm in INSTANCE_NORMS:
             raise ConfigError("pix2pix: channels_last needs norm batch, layer or none (instance norm's "
                               "input gradient is wrong for channels_last tensors in torch 2.13 on CPU)")
         if direction not in DIRECTIONS:

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import EvaluationError
+from ..errors import EvaluationError, first_line
 
 # torchvision's weight files that lpips.LPIPS(net=...) loads through torch.hub
 LPIPS_BACKBONES = {
@@ -66,7 +66,7 @@ def load_lpips(net: str = "alex", device=None):
     except Exception as e:  # ImportError, or torchvision failing to load its operators
         raise EvaluationError(
             f"LPIPS diversity needs the lpips package and a working torchvision; importing lpips "
-            f"failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Use the "
+            f"failed ({type(e).__name__}: {first_line(e)}). Use the "
             "feature diversity (always available) instead") from None
     if not weights.is_file():
         raise EvaluationError(

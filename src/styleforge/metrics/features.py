@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import EvaluationError, ImageLoadError
+from ..errors import EvaluationError, ImageLoadError, first_line
 
 DEFAULT_NET_FILE = "default_1.pt"
 DEFAULT_NET_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
@@ -159,7 +159,7 @@ class FeatureNet:
             module = jit_load(path)
         except Exception as e:  # RuntimeError / ValueError of many kinds for a non-TorchScript file
             raise EvaluationError(f"{path} is not a TorchScript module (torch.jit.load failed: "
-                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+                                  f"{first_line(e)})") from None
         return cls(module, str(path), _sha1(path), size, input_range, device)
 
     # ---- the pass ------------------------------------------------------------------------

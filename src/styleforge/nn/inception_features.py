@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, first_line
 
 LAYERS = ("conv", "conv_1", "conv_2", "pool0", "conv_3", "conv_4", "pool1", "mixed", "mixed_1", "mixed_2",
           "mixed_3", "mixed_4", "mixed_5", "mixed_6", "mixed_7", "mixed_8", "mixed_9", "mixed_10")
@@ -86,7 +86,7 @@ class InceptionFeatures(nn.Module):
                 warnings.filterwarnings("ignore", message=".*torch.jit", category=DeprecationWarning)
                 module = torch.jit.load(str(path), map_location="cpu")
         except (RuntimeError, ValueError, OSError) as e:
-            raise CheckpointError(f"{path}: not a TorchScript file ({str(e).splitlines()[0][:120]})") from None
+            raise CheckpointError(f"{path}: not a TorchScript file ({first_line(e, 120)})") from None
         seq = getattr(getattr(module, "net", None), "layers", None)
         found = [] if seq is None else [n for n, _ in seq.named_children()]
         if found[:len(self.names)] != self.names:

@@ -1,7 +1,9 @@
 """Normalisation layers by name: ``norm_layer("instance", 64)``.
 
 ``batch``, ``instance`` (no affine, no running stats, as the CycleGAN/pix2pix code uses it),
-``layer`` (per-sample over C×H×W with a per-channel affine, as UNIT/MUNIT use it) and ``none``.
+``instance_affine`` (the same with a learned per-channel weight and bias,
+``InstanceNorm2d(affine=True)``, as CycleGAN ports such as vintagify's train it), ``layer``
+(per-sample over C×H×W with a per-channel affine, as UNIT/MUNIT use it) and ``none``.
 Adaptive norms (AdaIN, AdaLIN, conditional instance norm) follow below.
 """
 from __future__ import annotations
@@ -12,7 +14,8 @@ from torch import nn
 
 from ..errors import ConfigError
 
-NORMS = ("batch", "instance", "layer", "none")
+NORMS = ("batch", "instance", "instance_affine", "layer", "none")
+INSTANCE_NORMS = ("instance", "instance_affine")
 
 
 class LayerNorm2d(nn.Module):
@@ -92,8 +95,8 @@ def norm_layer(name: str, channels: int) -> nn.Module:
     check_norm(name)
     if name == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
-    if name == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if name in INSTANCE_NORMS:
+        return nn.InstanceNorm2d(channels, affine=name == "instance_affine", track_running_stats=False)
     if name == "layer":
         return LayerNorm2d(channels)
     return nn.Identity()
@@ -101,9 +104,10 @@ def norm_layer(name: str, channels: int) -> nn.Module:
 
 def conv_bias(norm: str) -> bool:
     """Whether a conv followed by ``norm`` has a bias, following the CycleGAN/pix2pix code:
-    only before instance norm (batch norm's shift makes a bias redundant; their ``none`` norm
-    also drops it, and parameter counts depend on this)."""
-    return check_norm(norm) == "instance"
+    only before instance norm, affine or not (their ``use_bias`` test is on the layer's class;
+    batch norm's shift makes a bias redundant; their ``none`` norm also drops it, and parameter
+    counts depend on this)."""
+    return check_norm(norm) in INSTANCE_NORMS
 
 
 def spectral_norm(module: nn.Module) -> nn.Module:
