@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from styleforge import config as C
-from styleforge.cli import DEMO_DURATION, build_parser, main, plain_text
+from styleforge.cli import CYCLEGAN_DEMO_DURATION, DEMO_DURATION, build_parser, main, plain_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,9 @@ def test_the_demo_duration_is_said_the_same_way_everywhere():
     assert DEMO_DURATION in build_parser()._subparsers._group_actions[0].choices["demo"].description
     assert DEMO_DURATION in (REPO / "README.md").read_text()
     assert DEMO_DURATION in (REPO / "scripts" / "demo.sh").read_text()
-    assert DEMO_DURATION in C.resolve("cyclegan/demo")["description"]
+    cyclegan = build_parser()._subparsers._group_actions[0].choices["demo"]._option_string_actions["--cyclegan"]
+    assert CYCLEGAN_DEMO_DURATION in cyclegan.help and CYCLEGAN_DEMO_DURATION in (REPO / "README.md").read_text()
+    assert CYCLEGAN_DEMO_DURATION in C.resolve("cyclegan/demo")["description"]
 
 
 def test_import_writes_to_out_given_either_way(tmp_path, capsys):

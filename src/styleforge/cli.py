@@ -21,7 +21,8 @@ EPILOG_OVERRIDES = ("Any config value can be overridden: key=value (e.g. train.l
                     "model.ngf=32) or --key value (e.g. --train.steps 500).")
 # the commands whose extra arguments are config overrides; every other one refuses them
 TAKES_OVERRIDES = ("train", "demo")
-DEMO_DURATION = "about 3 minutes on 2 CPU cores"  # as the README says (1,200 steps at 64 px)
+DEMO_DURATION = "about 4 minutes on 2 CPU cores"  # as the README says (measured: docs/style_transfer.md)
+CYCLEGAN_DEMO_DURATION = "about 3 minutes on 2 CPU cores"  # demo --cyclegan (1,200 steps at 64 px)
 
 
 def _did_you_mean(tok: str, options) -> str:
@@ -318,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", "-o", help="results folder (default results/demo, with --cyclegan results/demo-cyclegan)")
     d.add_argument("--data", help="a folder with content/ and style/ (with --cyclegan: an unpaired dataset) instead "
                    "of the bundled sample")
-    d.add_argument("--cyclegan", action="store_true", help="the CycleGAN demo (horse2zebra, 64 px)")
+    d.add_argument("--cyclegan", action="store_true",
+                   help=f"the CycleGAN demo (horse2zebra, 64 px; {CYCLEGAN_DEMO_DURATION})")
     d.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     d.set_defaults(func=cmd_demo)
 

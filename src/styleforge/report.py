@@ -21,7 +21,7 @@ from .utils.atomic import atomic_write_bytes, atomic_write_text
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1200px}"
          "table{border-collapse:collapse}td,th{padding:4px 8px;text-align:center}"
          "table.metrics td,table.metrics th{border-bottom:1px solid #ddd}"
-         "td img{width:192px;image-rendering:auto}pre{background:#f4f4f4;padding:1em;overflow:auto}"
+         "td img{width:192px;image-rendering:auto}h2+p,h2+p+p{max-width:900px}pre{background:#f4f4f4;padding:1em;overflow:auto}"
          ".warn{color:#8a5300}")
 
 
@@ -75,6 +75,27 @@ def plot_losses(run_dir, path, title: str | None = None) -> Path | None:
     return _save_fig(fig, path)
 
 
+def plot_curves(series: dict, path, xlabel: str, ylabel: str, log: bool = False,
+                title: str | None = None) -> Path | None:
+    """``series``: {label: [y at x = 1, 2, ...]} as lines in one panel."""
+    if not any(series.values()):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    for label, ys in series.items():
+        ax.plot(range(1, len(ys) + 1), ys, label=label, linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save_fig(fig, path)
+
+
 def plot_eval_curves(runs: Sequence[tuple[str, Path]], path) -> Path | None:
     """The periodic-evaluation values (``eval_*`` in log.jsonl) of several runs, one plot."""
     series = []
@@ -99,7 +120,8 @@ def plot_eval_curves(runs: Sequence[tuple[str, Path]], path) -> Path | None:
 
 # ---- pages ------------------------------------------------------------------------------------
 def _img(src: str, alt: str) -> str:
-    return f"<img src='{html.escape(src)}' alt='{html.escape(alt)}'>"
+    """An image that opens at full size when clicked."""
+    return f"<a href='{html.escape(src)}'><img src='{html.escape(src)}' alt='{html.escape(alt)}'></a>"
 
 
 def render_page(out_dir, title: str, sections: list[dict], config_text: str | None = None,
@@ -108,7 +130,8 @@ def render_page(out_dir, title: str, sections: list[dict], config_text: str | No
     """Write ``out_dir/index.html``.
 
     ``sections``: ``{"title", "columns": [...], "rows": [[relative image paths]], "labels": [...]}``,
-    ``{"title", "image": relative path}`` or ``{"title", "html": raw}``. ``metric_table``:
+    ``{"title", "image": relative path}`` or ``{"title", "html": raw}``; any of them may have a
+    ``"text"``: a paragraph under the title saying what the section shows. ``metric_table``:
     ``{"columns": [...], "rows": [[cells]]}`` (text cells), shown first."""
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
@@ -127,6 +150,8 @@ def render_page(out_dir, title: str, sections: list[dict], config_text: str | No
         parts.append(f"<p class='warn'>warning: {e(w)}</p>")
     for s in sections:
         parts.append(f"<h2>{e(s['title'])}</h2>")
+        if s.get("text"):
+            parts.append(f"<p>{e(s['text'])}</p>")
         if "image" in s:
             parts.append(_img(s["image"], s["title"]))
             continue
