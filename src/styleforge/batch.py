@@ -272,6 +272,9 @@ def translate_files(translator, files: list[Path], names: list[str], out, opts: 
         values.setdefault("direction", opts.direction)
     if hasattr(translator, "check_num_outputs"):
         translator.check_num_outputs(opts.num_outputs, opts.labels.get("num_outputs", "--num-outputs"))
+    if hasattr(translator, "check_call"):  # a code a mode ignores, N outputs of nothing random: before any write
+        translator.check_call({**values, **{k: vs[0] for k, vs in (grid or {}).items() if vs}}, opts.num_outputs,
+                              opts.labels)
     if grid:
         for k, vs in grid.items():
             if not vs:

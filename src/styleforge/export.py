@@ -63,11 +63,15 @@ class ExportResult:
     inputs: tuple = ("image",)  # the graph's inputs, in order
 
 
-def graph_inputs(method, include=()) -> list[Input]:
+def graph_inputs(method, include=(), values=None) -> list[Input]:
     """The declared inputs that become graph inputs: the image, every required tensor input
     (a style image, K class images), every code drawn at random (outside the graph), and the
     optional tensor inputs named in ``include`` (a mask; a code that replaces another input).
-    Numbers, choices and flags are fixed at export."""
+    Numbers, choices and flags are fixed at export (``values``: those fixed; missing ones at
+    their defaults); an input that they leave unused (``used_when``: MIXGAN's ``z`` outside
+    ``mode=sample``) is no graph input, and naming it in ``include`` is an error."""
+    from .pipeline import input_used
+
     declared = declared_inputs(method)
     names = {i.name for i in declared}
     bad = [n for n in include if n not in names or not next(i for i in declared if i.name == n).is_tensor]
@@ -75,7 +79,15 @@ def graph_inputs(method, include=()) -> list[Input]:
         tensors = [i.name for i in declared[1:] if i.is_tensor]
         raise ConfigError(f"--with {bad[0]}: not an image or code input of {method.method_name}"
                           f" (its tensor inputs: {', '.join(tensors) or 'none'})")
-    return [i for i in declared if i.is_tensor and (i.kind == "image" or i.drawn or i.required or i.name in include)]
+    values = values or {}
+    for i in declared:
+        if i.name in include and not input_used(i, declared, values):
+            name, want = i.used_when
+            got = values.get(name, next(j.default for j in declared if j.name == name))
+            raise ConfigError(f"--with {i.name}: {method.method_name} uses it only with --{name.replace('_', '-')} "
+                              f"{want}, and the file is exported with {name}={got}")
+    return [i for i in declared if i.is_tensor and input_used(i, declared, values)
+            and (i.kind == "image" or i.drawn or i.required or i.name in include)]
 
 
 class TranslateModule(nn.Module):
@@ -90,7 +102,7 @@ class TranslateModule(nn.Module):
         self.nets = nn.ModuleDict({n: getattr(method, n) for n in names})
         object.__setattr__(self, "_method", method)  # not a submodule
         self.direction, self.options, self.include = direction, options, tuple(include)
-        self.tensor_inputs = [i for i in graph_inputs(method, include)[1:]]
+        self.tensor_inputs = [i for i in graph_inputs(method, include, options)[1:]]
 
     def forward(self, x, *tensors):
         kw = dict(self.options)
@@ -222,10 +234,29 @@ def _onnx_bytes(module, examples, inputs, dynamic: bool, meta: dict) -> bytes:
                           input_names=[i.name for i in inputs], output_names=["output"],
                           dynamic_axes=_dynamic_axes(inputs, dynamic), do_constant_folding=False)
     proto = onnx.load_from_string(buf.getvalue())
+    _name_output_axes(proto, module, examples, dynamic)
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
     proto.producer_name = "styleforge"
     return proto.SerializeToString()
+
+
+def _name_output_axes(proto, module, examples, dynamic: bool) -> None:
+    """The output's declared shape as the file computes it: ``batch``, the channels, then
+    ``height``/``width`` (dynamic) or the fixed numbers. Without constant folding the exporter's
+    own shape inference loses the spatial sizes after a padding and names them by guesswork (a
+    MIXGAN file's height came out as "batch")."""
+    with torch.no_grad():
+        y = module(*examples)
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    if y.ndim != 4 or len(dims) != 4:
+        return
+    names = {0: "batch", 2: "height", 3: "width"} if dynamic else {0: "batch"}
+    for k, d in enumerate(dims):
+        if k in names:
+            d.dim_param = names[k]
+        else:
+            d.dim_value = int(y.shape[k])
 
 
 def _torchscript_bytes(module, examples, meta: dict) -> bytes:
@@ -289,7 +320,7 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; use --overwrite to replace it")
     fixed = _fixed_values(method, direction, values)
-    inputs = graph_inputs(method, include)
+    inputs = graph_inputs(method, include, fixed)
     channels = _in_channels(method)
     side, other = _sizes(method)
     dynamic = other is not None

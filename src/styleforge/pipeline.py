@@ -18,13 +18,19 @@ Conversions, done once here:
   longer side resized to the input's ``size`` rule; K images (``images``: a folder, a list, a
   K×3×H×W tensor): each resized (shorter side) and centre-cropped to ``size`` × ``size``;
   masks: [0, 1], resized (nearest) to the main image and padded like it.
-* codes: a tensor or numbers as given, an image through ``method.encode``, or drawn from
-  N(0, 1) with a generator seeded by the ``seed`` input — outside the network.
+* codes: a tensor or numbers as given, an image through ``method.encode`` (resized to the
+  input's ``encoder_size`` where the encoder takes one size), or drawn from N(0, 1) with a CPU
+  generator seeded by the ``seed`` input alone — outside the network, the same code for every
+  image of a call, so an output never depends on its batch, its place in a folder or the device
+  (``methods.base.draw_code``). A code declared ``used_when`` a choice has a value (MIXGAN's
+  ``z``: ``mode=sample``) selects that value when given, is an error with another, and is not
+  drawn where unused.
 * numbers, choices, flags: strings are parsed (front ends pass what a user typed) and checked
   against the declared range; a bad value is a :class:`ConfigError` naming the input (front
   ends give the name they show: ``--alpha``, ``option alpha``).
 * ``num_outputs`` N (methods with a code or seed input): output k is made with seed
-  ``seed + k`` (default seed 0: repeatable).
+  ``seed + k`` (default seed 0: repeatable); a call with nothing random in it (every code
+  given or unused) is an error for N > 1, not N identical outputs.
 """
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ from PIL import Image
 
 from .checkpoint import load_model, save_model
 from .errors import CheckpointError, ConfigError
-from .methods.base import Input, Output
+from .methods.base import Input, Output, draw_code
 from .utils.device import pick_device
 
 MAX_OUTPUTS = 64
@@ -54,6 +60,14 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, i
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
+def resize_square(x: torch.Tensor, side: int) -> torch.Tensor:
+    """N×C×H×W -> N×C×side×side (bicubic, clamped to [-1, 1]): how an image is brought to a
+    network's fixed input size (``fixed_size``, a code's ``encoder_size``)."""
+    if tuple(x.shape[-2:]) == (side, side):
+        return x
+    return F.interpolate(x, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
 # ---- declarations ------------------------------------------------------------------------------
 def declared_inputs(method) -> list[Input]:
     """The method's inputs (an exported file's come from its metadata); the main image first."""
@@ -63,6 +77,18 @@ def declared_inputs(method) -> list[Input]:
     if any(i.drawn for i in inputs) and not any(i.kind == "seed" for i in inputs):
         inputs.append(Input("seed", "seed", help="seed of the random codes (output k of N uses seed + k)"))
     return inputs
+
+
+def input_used(inp: Input, inputs, values: dict) -> bool:
+    """Whether ``translate`` uses ``inp`` when called with ``values`` (missing ones at their
+    defaults): false where ``inp.used_when`` names a choice whose value is another."""
+    if not inp.used_when:
+        return True
+    name, want = inp.used_when
+    v = values.get(name)
+    if v is None:
+        v = next((i.default for i in inputs if i.name == name), None)
+    return str(v) == str(want)
 
 
 def declared_outputs(method) -> list[Output]:
@@ -282,7 +308,7 @@ class Pipeline:
                               f"longer side (memory): resize it first (size={limit}, --size {limit})")
         fixed = self.method.fixed_size
         if fixed:
-            xin = F.interpolate(x, size=(fixed, fixed), mode="bicubic", align_corners=False).clamp(-1, 1)
+            xin = resize_square(x, fixed)
 
             def restore(t):
                 return F.interpolate(t.float(), size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
@@ -342,15 +368,49 @@ class Pipeline:
         for v in images:
             ref = (_square_tensor(v, label, self._ref_size(rule, {})) if rule is not None
                    else _image_tensor(v, label)).to(self.device)
+            if inp.encoder_size:  # an encoder with fully-connected layers: resized as the main image
+                ref = resize_square(ref, int(inp.encoder_size))
             with torch.inference_mode():
                 codes.append(self._encode(inp.name, ref, direction).float())
         return torch.cat(codes)
 
     def draw_code(self, inp: Input, n: int, seed: int) -> torch.Tensor:
-        """The N×size code the pipeline draws for ``inp`` when none is given: N(0, 1) from a
-        generator seeded with ``seed`` (on the CPU, so every device draws the same)."""
-        g = torch.Generator().manual_seed(int(seed))
-        return torch.randn(n, int(inp.size or 0), generator=g).to(self.device)
+        """The N×size code the pipeline draws for ``inp`` when none is given: the same code,
+        N(0, 1) from a CPU generator seeded with ``seed`` alone, for each of the ``n`` images
+        (:func:`styleforge.methods.base.draw_code`): an image's code does not depend on the
+        batch it is in, so ``interpolate --from seed:N`` and ``translate --seed N`` agree."""
+        return draw_code(int(inp.size or 0), seed, n, self.device)
+
+    def used(self, inp: Input, values: dict) -> bool:
+        """Whether ``translate`` uses ``inp`` with these ``values`` (its ``used_when``)."""
+        return input_used(inp, self.inputs, values)
+
+    def select_modes(self, values: dict, labels=None) -> dict:
+        """``values`` with each choice that a given input is ``used_when`` set to the value that
+        uses it (MIXGAN: a given ``z`` selects ``mode=sample``); a one-line error where that
+        choice was given another value (the input would be ignored). A seed selects nothing:
+        front ends pass one to every stochastic model."""
+        labels = labels or {}
+        out = dict(values)
+        for inp in self.inputs:
+            if not inp.used_when or inp.kind == "seed" or values.get(inp.name) is None:
+                continue
+            name, want = inp.used_when
+            if values.get(name) is None:
+                out[name] = want
+            elif str(values[name]) != str(want):
+                ln = labels.get(name, name)
+                raise ConfigError(f"{labels.get(inp.name, inp.name)} is used only with {ln} {want}; "
+                                  f"got {ln} {values[name]} (leave {ln} out, or give {ln} {want})")
+        return out
+
+    def random_inputs(self, values: dict) -> list[Input]:
+        """The inputs that make this call random: drawn codes that are used and not given; in a
+        method that declares no drawn code, its own seed input (Pix2Pix's dropout noise)."""
+        drawn = [i for i in self.inputs if i.drawn]
+        if drawn:
+            return [i for i in drawn if values.get(i.name) is None and self.used(i, values)]
+        return [i for i in self.inputs if i.kind == "seed" and i.name in self._own and self.used(i, values)]
 
     def _code(self, inp: Input, v, n: int, seed: int, label: str, direction=None) -> torch.Tensor:
         size = int(inp.size or 0)
@@ -385,6 +445,8 @@ class Pipeline:
         for inp in self.inputs[1:]:
             if random_only and inp.kind not in ("code", "seed"):
                 continue
+            if inp.kind in ("code", "seed") and not self.used(inp, values):
+                continue  # (a given code has selected the mode that uses it: select_modes)
             label = labels.get(inp.name, inp.name)
             v = values.get(inp.name)
             if v is None and not inp.drawn:
@@ -455,11 +517,7 @@ class Pipeline:
             if o not in known:
                 raise ConfigError(f"{self.method.method_name} gives no {o!r} output"
                                   f" (its outputs: {', '.join(known)})")
-        if num_outputs > 1 and not any(i.kind == "seed" and i.name in self._own for i in self.inputs) and all(
-                values.get(i.name) is not None for i in self.inputs if i.drawn):
-            given = ", ".join(i.name for i in self.inputs if i.drawn)
-            raise ConfigError(f"{(labels or {}).get('num_outputs', 'num_outputs')} {num_outputs}: {given} is given, "
-                              "so every output would be the same; leave it out to draw one per output")
+        values = self.check_call(values, num_outputs, labels)
         prep = self._prepare_image(x)
         seed_name = next((i.name for i in self.inputs if i.kind == "seed"), None)
         base = values.pop(seed_name, None) if seed_name else None
@@ -485,6 +543,30 @@ class Pipeline:
                 item[name] = prep.restore(t)
             samples.append(item)
         return samples
+
+    def check_call(self, values: dict, num_outputs: int = 1, labels=None) -> dict:
+        """``values`` with the modes that given codes select (:meth:`select_modes`), or a one-line
+        error for what cannot run: ``num_outputs`` > 1 where nothing in the call is random (every
+        code given, or unused in the chosen mode). Front ends call it before they write anything."""
+        values = self.select_modes(values, labels)
+        if num_outputs > 1 and not self.random_inputs(values):
+            lab = labels or {}
+            flag = lab.get("num_outputs", "num_outputs")
+            drawn = [i for i in self.inputs if i.drawn]
+            given = [lab.get(i.name, i.name) for i in drawn if values.get(i.name) is not None]
+            if given:
+                raise ConfigError(f"{flag} {num_outputs}: {', '.join(given)} is given, so every output would be the "
+                                  "same; leave it out to draw one per output")
+            unused = next((i for i in self.inputs if (i.drawn or i.kind == "seed") and not self.used(i, values)), None)
+            if unused is None:
+                raise ConfigError(f"{flag} {num_outputs}: {self.method.method_name} gives one output per input here")
+            name, want = unused.used_when
+            ln = lab.get(name, name)
+            got = values.get(name, self.input(name).default)
+            raise ConfigError(f"{flag} {num_outputs}: {self.method.method_name} with {ln} {got} gives one output per "
+                              f"input ({lab.get(unused.name, unused.name)}, its random code, is used only with "
+                              f"{ln} {want})")
+        return values
 
     def check_num_outputs(self, n, label: str = "num_outputs") -> int:
         n = _number(Input("n", "int", min=1, max=MAX_OUTPUTS), n, label, True)
@@ -590,4 +672,4 @@ def pil_outputs_name(name: str, k: int | None = None, output: str = "image", sty
 
 
 __all__ = ["Pipeline", "load", "check_value", "declared_inputs", "declared_outputs", "pad_to_multiple",
-           "is_stochastic"]
+           "is_stochastic", "input_used", "resize_square"]

@@ -160,3 +160,92 @@ def test_interpolate_between_two_drawn_styles_starts_and_ends_at_translate_with_
     rc, res = _run(capsys, "interpolate", munit_dir, content, "--from", "1,2", "--to", "seed:2", "--out",
                    tmp_path / "y.png")
     assert rc == 2 and "style holds 8 numbers, got 2" in res.err
+
+
+# ---- MIXGAN: a code of 2048 (here 8) numbers that an encoder with fully-connected layers gives ----
+@pytest.fixture(scope="module")
+def mixgan_dir(tmp_path_factory):
+    return _tiny("mixgan", tmp_path_factory)  # 32 px: the sample's 64 px images are not its size
+
+
+def _mixgan_code(m, path) -> torch.Tensor:
+    """E of the image brought to the model's 32×32 as the main image is (bicubic on the tensor)."""
+    from styleforge.pipeline import resize_square
+
+    with Image.open(path) as im:
+        a = np.asarray(im.convert("RGB"), np.float32)
+    x = torch.from_numpy(a).permute(2, 0, 1)[None] / 127.5 - 1
+    with torch.no_grad():
+        return m.E(m.content(resize_square(x, 32)))
+
+
+def test_mixgan_codes_of_images_of_another_size_are_the_encoders_codes_of_the_resized_images(mixgan_dir, tmp_path,
+                                                                                            capsys):
+    """Before: "internal error: mat1 and mat2 shapes cannot be multiplied" (a 64 px image fed to
+    linear layers sized for 32 px). The code input declares encoder_size and the pipeline resizes."""
+    rc, res = _run(capsys, "codes", mixgan_dir, ANIMALS, "--out", tmp_path / "out")
+    assert rc == 0, res.err
+    codes, labels, names = load_codes(tmp_path / "out" / "codes.npz")
+    files = [f for c in names for f in sorted((ANIMALS / c).iterdir())]
+    assert codes.shape == (len(files), 8)
+    m = styleforge.load(mixgan_dir, device="cpu").method
+    want = torch.cat([_mixgan_code(m, f) for f in files]).numpy()
+    scale = np.abs(want).max()  # an untrained encoder's codes are small (~1e-4): compare relatively
+    assert np.abs(codes - want).max() < 1e-4 * scale
+    assert np.abs(codes[0] - codes[-1]).max() > 0.1 * scale  # images give different codes
+    # a direct call with the wrong size is a one-line error, not a shape mismatch inside
+    from styleforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="the encoder takes 32×32 images"):
+        m.encode("z", torch.zeros(1, 3, 64, 64))
+
+
+def test_mixgan_z_from_an_image_selects_sample_mode_and_equals_what_translate_mode_encodes(mixgan_dir, tmp_path,
+                                                                                          capsys):
+    content = sorted((ANIMALS / "dog").iterdir())[0]  # 64 px
+    other = sorted((ANIMALS / "cat").iterdir())[0]
+    out = {}
+    for key, flags in (("z_other", ["--z", other]), ("sample_other", ["--mode", "sample", "--z", other]),
+                       ("z_self", ["--z", content]), ("plain", [])):
+        rc, res = _run(capsys, "translate", mixgan_dir, content, *flags, "-o", tmp_path / key, "--quiet")
+        assert rc == 0, res.err
+        out[key] = np.asarray(Image.open(tmp_path / key / content.name), dtype=int)
+    # --z alone selects mode=sample (the only mode that uses it)
+    assert np.array_equal(out["z_other"], out["sample_other"])
+    # the code of the image itself gives what mode=translate makes of it (the same resize, the same E)
+    assert np.abs(out["z_self"] - out["plain"]).max() <= 1
+    assert np.abs(out["z_other"] - out["plain"]).mean() > 0.5  # another image: another code
+    # a code the chosen mode would ignore, and N outputs of a mode that draws nothing: one-line errors
+    rc, res = _run(capsys, "translate", mixgan_dir, content, "--mode", "translate", "--z", other, "-o", tmp_path / "e")
+    assert rc == 2 and res.err.count("\n") == 1 and "--z is used only with --mode sample" in res.err
+    rc, res = _run(capsys, "translate", mixgan_dir, content, "--num-outputs", "3", "-o", tmp_path / "e")
+    assert rc == 2 and res.err.count("\n") == 1
+    assert "mixgan with --mode translate gives one output per input" in res.err
+    assert not (tmp_path / "e").exists()
+    rc, res = _run(capsys, "translate", mixgan_dir, content, "--mode", "sample", "--num-outputs", "3",
+                   "-o", tmp_path / "three", "--quiet")
+    assert rc == 0, res.err
+    three = [np.asarray(Image.open(tmp_path / "three" / f"{content.stem}_{k}{content.suffix}"), dtype=int)
+             for k in range(3)]
+    assert min(np.abs(three[i] - three[j]).mean() for i, j in ((0, 1), (0, 2), (1, 2))) > 0.5
+
+
+def test_interpolate_on_mixgan_moves_between_its_codes_and_ends_at_their_translations(mixgan_dir, tmp_path, capsys):
+    """Before: 8 identical frames (the default mode ignores the code). A code selects mode=sample."""
+    content = sorted((ANIMALS / "dog").iterdir())[1]
+    a, b = sorted((ANIMALS / "cat").iterdir())[0], sorted((ANIMALS / "wild").iterdir())[0]
+    pipe = styleforge.load(mixgan_dir, device="cpu")
+    for spec_a, spec_b, want_a, want_b in (
+            ("seed:1", "seed:2", dict(mode="sample", seed=1), dict(mode="sample", seed=2)),
+            (a, b, dict(z=a), dict(z=b))):
+        out = tmp_path / "strip.png"
+        rc, res = _run(capsys, "interpolate", mixgan_dir, content, "--from", spec_a, "--to", spec_b, "--steps", "4",
+                       "--out", out, "--overwrite")
+        assert rc == 0, res.err
+        frames = _frames(out, 4)
+        for k, values in ((0, want_a), (3, want_b)):
+            want = np.asarray(pipe.run(content, **values)[0]["image"], dtype=int)
+            assert np.abs(frames[k] - want).max() <= 1
+        steps = [np.abs(frames[k] - frames[k + 1]).mean() for k in range(3)]
+        assert min(steps) > 0.1  # every step moves
+        assert np.abs(frames[0] - frames[3]).mean() > 0.5

@@ -172,6 +172,8 @@ def test_translate_encodes_the_content_image_and_sample_decodes_a_code():
         assert (s - m.translate(x, mode="sample", z=z + 1)).abs().max() > 1e-4
     names = [i.name for i in m.inference_inputs()]
     assert names == ["image", "direction", "mode", "z", "seed"]
+    with pytest.raises(ConfigError, match="z is used only with mode=sample"):  # not silently ignored
+        m.translate(x, z=z)
     with pytest.raises(ConfigError, match="mode"):
         m.translate(x, mode="mix")
     with pytest.raises(ConfigError, match="8 values"):
@@ -180,3 +182,36 @@ def test_translate_encodes_the_content_image_and_sample_decodes_a_code():
         MIXGAN(image_size=40)
     with pytest.raises(ConfigError, match="prior"):
         MIXGAN(prior="laplace")
+
+
+def test_export_has_the_graph_inputs_it_says_and_named_output_axes(tmp_path):
+    """Before: the default export (mode=translate) printed "inputs: image, z" but the file had only
+    ``image`` (z is unused there), and the output's height axis was named "batch". A code unused in
+    the exported mode is no graph input (asking for it is an error); mode=sample takes it."""
+    import onnx
+
+    from styleforge.export import export_model
+    from styleforge.pipeline import load
+
+    m = tiny().eval()
+
+    def axes(values):
+        return [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values]
+
+    r = export_model(m, tmp_path / "t.onnx", "onnx")
+    proto = onnx.load(str(r.path))
+    assert r.inputs == ("image",) and [i.name for i in proto.graph.input] == ["image"]
+    assert axes(proto.graph.output) == [["batch", 3, 32, 32]]
+    pipe = load(r.path)
+    assert not pipe.stochastic  # no seed or code to give it: one output per input
+    r = export_model(m, tmp_path / "s.onnx", "onnx", mode="sample")
+    proto = onnx.load(str(r.path))
+    assert r.inputs == ("image", "z") and [i.name for i in proto.graph.input] == ["image", "z"]
+    assert axes(proto.graph.input) == [["batch", 3, 32, 32], ["batch", 8]]
+    assert axes(proto.graph.output) == [["batch", 3, 32, 32]]
+    x = torch.rand(1, 3, 48, 40) * 2 - 1
+    a = load(r.path).run_tensor(x, num_outputs=2, seed=3)
+    b = load(tmp_path / "s.onnx").run_tensor(x, seed=4)[0]["image"]
+    assert (a[0]["image"] - a[1]["image"]).abs().max() > 1e-3 and torch.allclose(a[1]["image"], b, atol=1e-5)
+    with pytest.raises(ConfigError, match="--with z: mixgan uses it only with --mode sample"):
+        export_model(m, tmp_path / "w.onnx", "onnx", include=("z",))

@@ -1,6 +1,9 @@
 """``styleforge codes`` and ``styleforge interpolate``: a model's latent codes, for any method that
 declares a code input an image can give (``Input(kind="code", encoder=True)``: MUNIT's style,
-FUNIT's class code). Both read the declaration only, as every front end does.
+FUNIT's class code, MIXGAN's z). Both read the declaration only, as every front end does: the
+pipeline resizes each image to the code's ``encoder_size`` where the encoder needs one size
+(MIXGAN's fully-connected layers), and a code used only in one mode (MIXGAN's z, ``used_when``
+mode=sample) makes ``interpolate`` run in that mode.
 
 * ``codes MODEL DATA --out DIR``: the code of every image of DATA (one subfolder per class, or
   one flat folder = one class) -> ``DIR/codes.npz`` (codes, labels, class names) and a t-SNE map
@@ -8,7 +11,7 @@ FUNIT's class code). Both read the declaration only, as every front end does.
 * ``interpolate MODEL IMAGE --from A --to B --out FILE``: IMAGE translated with the codes on
   the straight line from A to B, side by side in one strip. A and B are each an image (its
   code), a folder (its images' codes averaged: FUNIT's K-shot class code), numbers, or
-  ``seed:N`` (the code ``translate --seed N`` draws).
+  ``seed:N`` (the code ``translate --seed N`` draws, for every image in any batch).
 """
 from __future__ import annotations
 
@@ -28,8 +31,8 @@ def _common(p) -> None:
 
 def register(sub) -> None:
     c = sub.add_parser("codes", help="export a model's latent codes of a folder and plot their t-SNE per class",
-                       description="Compute the code (MUNIT's style, FUNIT's class code) of every image of DATA "
-                       "and write DIR/codes.npz (arrays codes N×D, labels N, class_names) and DIR/tsne.png, a "
+                       description="Compute the code (MUNIT's style, FUNIT's class code, MIXGAN's z) of every image "
+                       "of DATA and write DIR/codes.npz (arrays codes N×D, labels N, class_names) and DIR/tsne.png, a "
                        "t-SNE map with one colour per class. DATA holds one subfolder of images per class, or "
                        "images (one class). Unreadable images are skipped and counted.")
     _common(c)
@@ -81,7 +84,7 @@ def code_input(pipe, name: str | None):
         return inp
     if not codes:
         raise ConfigError(f"{method} has no latent code that images give (no code input with an encoder; "
-                          "MUNIT and FUNIT have one)")
+                          "MUNIT, FUNIT and MIXGAN have one)")
     if len(codes) > 1:
         raise ConfigError(f"{method} has several codes ({', '.join(i.name for i in codes)}): choose one with --input")
     return codes[0]

@@ -62,17 +62,33 @@ class Input:
       ``size`` × ``size``; ``min``/``max`` bound K.
     * ``mask``: N×``channels``×H×W in [0, 1] at the main image's (padded) size (nearest resize);
       ``channels`` 1 for a grey mask, 3 for colour-coded labels. ``multiple``: a list of masks.
-    * ``code``: a vector of ``size`` floats per image, N×size. Not given: drawn from N(0, 1) by
-      the pipeline with the ``seed`` input's generator (outside the network, so an export takes
-      the code as an input); given as an image (path/PIL/tensor): ``method.encode(name, image)``
-      computes it (``encoder=True``); given as numbers: used as they are. A code with
-      ``replaces`` (FUNIT's class code, in place of its K class images) is never drawn: it
-      stands for the input it names, which, though required, may then be left out.
+    * ``code``: a vector of ``size`` floats per image, N×size. Not given: drawn by the pipeline
+      (outside the network, so an export takes the code as an input) with :func:`draw_code`:
+      the first ``size`` numbers of N(0, 1) from a CPU generator seeded with the seed of the
+      output alone, the same code for every image of a call. So an image's code depends on the
+      seed and nothing else: not on the batch it meets, its place in a folder, the device or
+      the other images (``translate --seed 3`` gives every image the style of ``seed:3``).
+      Given as an image (path/PIL/tensor): ``method.encode(name, image)`` computes it
+      (``encoder=True``), the image first resized to ``encoder_size`` × ``encoder_size`` where
+      the encoder needs one size (fully-connected layers; resized as the main image is for
+      ``fixed_size``); given as numbers: used as they are. A code with ``replaces`` (FUNIT's
+      class code, in place of its K class images) is never drawn: it stands for the input it
+      names, which, though required, may then be left out.
     * ``float`` / ``int`` (within ``min``..``max``), ``floats`` (a list of numbers, e.g. blend
       weights), ``choice`` (one of ``choices``; the translation direction is one, named
       ``direction``), ``flag`` (a bool).
-    * ``seed``: an int seeding the method's random draws (codes, dropout noise); the pipeline
-      gives output k of ``num_outputs`` the seed ``seed + k``.
+    * ``seed``: an int seeding the random draws (codes, dropout noise); the pipeline gives
+      output k of ``num_outputs`` the seed ``seed + k``, and a method given a seed gives every
+      image of the batch the same noise (Pix2Pix: one dropout stream per image, each seeded
+      with it), so an output depends on its image, the seed and k alone. In a method that
+      declares drawn codes, the seed is theirs: a call whose codes are all given (or unused)
+      has one output.
+
+    ``used_when``: ``(name, value)``: the input is used only when the ``choice`` input ``name``
+    has ``value`` (MIXGAN's code ``z`` only in ``mode=sample``). A code given while that choice
+    is not given selects the value; given with another value, it is an error (the code would be
+    ignored); a drawn code that is unused is not drawn, so ``num_outputs`` > 1 is then an error
+    too; an export leaves an unused code out of the graph.
 
     ``required``: the method cannot run without it (a style image); else ``default`` applies.
     ``fixed``: set when an exported file was written (its only value is ``default``).
@@ -92,6 +108,8 @@ class Input:
     encoder: bool = False
     replaces: str | None = None
     fixed: bool = False
+    encoder_size: int | None = None
+    used_when: tuple = ()
 
     def __post_init__(self):
         kind = _KIND_ALIASES.get(self.kind, self.kind)
@@ -101,6 +119,10 @@ class Input:
             raise ValueError(f"input {self.name!r}: unknown kind {self.kind!r}; kinds: {', '.join(INPUT_KINDS)}")
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "choices", tuple(self.choices))
+        used_when = tuple(self.used_when or ())  # a list when read back from an export's JSON
+        if used_when and len(used_when) != 2:
+            raise ValueError(f"input {self.name!r}: used_when is (input name, value), got {self.used_when!r}")
+        object.__setattr__(self, "used_when", used_when)
 
     @property
     def is_tensor(self) -> bool:
@@ -110,6 +132,14 @@ class Input:
     def drawn(self) -> bool:
         """A code the pipeline draws from N(0, 1) when it is not given."""
         return self.kind == "code" and self.replaces is None
+
+
+def draw_code(size: int, seed: int, n: int = 1, device=None) -> torch.Tensor:
+    """The code the pipeline draws for seed ``seed`` (see :class:`Input`): the first ``size``
+    numbers of N(0, 1) from a CPU generator seeded with ``seed`` (so every device draws the
+    same), repeated for the ``n`` images of a call: a function of the seed alone."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randn(1, int(size), generator=g).to(device or "cpu").repeat(n, 1)
 
 
 InferenceOption = Input  # the earlier name (kinds "bool" and "image" are read as "flag"/"reference")

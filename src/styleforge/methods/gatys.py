@@ -323,7 +323,7 @@ class GatysStyleTransfer(Method):
         with torch.inference_mode(False), torch.enable_grad():
             x = _plain(x).float()
             for n in range(x.shape[0]):
-                gen = torch.Generator().manual_seed(int(seed) + n)
+                gen = torch.Generator().manual_seed(int(seed))  # every image the same seed: batch-independent
                 y, hist = self._stylize_one(x[n:n + 1], styles, weights, masks, style_masks, _plain(style_fine),
                                             preserve_color, histogram_mode, init, iters, gen, opts)
                 outs.append(y)

@@ -34,7 +34,9 @@ as their released loop does). docs/latent_translation.md lists every choice the 
 
 Inference (``translate``): ``mode="translate"`` maps a content image x to Gm(Gc(E(x))) (their
 image-to-image application); ``mode="sample"`` generates from the code input ``z`` (drawn from
-N(0, 1) by the pipeline from ``seed``, or E of an image): mixture generation from the prior.
+N(0, 1) by the pipeline from ``seed``, or E of an image resized to ``image_size``): mixture
+generation from the prior. ``z`` is declared ``used_when=("mode", "sample")``: given, it selects
+that mode; the pipeline draws it (and takes a seed or ``num_outputs``) only there.
 """
 from __future__ import annotations
 
@@ -332,15 +334,23 @@ class MIXGAN(Method):
 
     # ---- inference --------------------------------------------------------------------
     def inference_options(self):
+        # z is used in mode=sample only (given, it selects that mode); the encoder's linear layers
+        # take image_size × image_size, so an image given for z is resized to it
         return [Input("mode", "choice", default="translate", choices=MODES,
-                      help="translate: the mixed image of the content image's code; sample: of the code z"),
-                Input("z", "code", size=self.z_dim, encoder=True,
-                      help="content code for mode=sample (drawn from N(0, 1) with the seed when not given)"),
-                Input("seed", "seed", default=0, help="seed of the drawn code z")]
+                      help="translate: the mixed image of the content image's code; sample: of the code z "
+                           "(giving z selects it)"),
+                Input("z", "code", size=self.z_dim, encoder=True, encoder_size=self.fixed_size,
+                      used_when=("mode", "sample"),
+                      help="content code for mode=sample: numbers, or a content image (its code E(x)); "
+                           "drawn from N(0, 1) with the seed when not given"),
+                Input("seed", "seed", default=0, used_when=("mode", "sample"), help="seed of the drawn code z")]
 
     def encode(self, name, x):
         if name != "z":
             return super().encode(name, x)
+        if tuple(x.shape[-2:]) != (self.fixed_size, self.fixed_size):
+            raise ConfigError(f"mixgan: the encoder takes {self.fixed_size}×{self.fixed_size} images (fully-connected "
+                              f"layers), got {x.shape[-1]}×{x.shape[-2]}")
         return self.E(self.content(x))
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -357,6 +367,8 @@ class MIXGAN(Method):
             if z.shape[-1] != self.z_dim:
                 raise ConfigError(f"mixgan: z must have {self.z_dim} values per image, got {z.shape[-1]}")
             return self.generate(z.reshape(-1, self.z_dim).expand(x.shape[0], -1))
+        if z is not None:
+            raise ConfigError("mixgan: z is used only with mode=sample (mode=translate encodes the image)")
         return self.generate(self.E(self.content(x)))
 
     @torch.no_grad()

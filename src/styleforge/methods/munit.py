@@ -51,7 +51,7 @@ from ..nn.init import init_weights
 from ..nn.munit_blocks import MLP, ContentEncoder, Decoder, StyleEncoder, drop_norm_buffers
 from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
-from .base import Input, Method, Phase
+from .base import Input, Method, Phase, draw_code
 
 DIRECTIONS = ("AtoB", "BtoA")
 GAN_TYPES = {"lsgan": "lsgan", "nsgan": "vanilla"}
@@ -260,7 +260,9 @@ class MUNIT(Method):
                 Input("seed", "seed", default=0, help="seed of the drawn style code")]
 
     def draw_styles(self, n: int, seed: int | None = 0, device="cpu") -> torch.Tensor:
-        """N×style_dim codes from N(0, I), repeatable for a seed (what the pipeline draws too)."""
+        """N different style codes from N(0, I), repeatable for a seed (the fixed display noise of
+        ``visuals``). ``translate`` and the pipeline draw one code per seed instead, the same for
+        every image (``base.draw_code``)."""
         g = torch.Generator().manual_seed(int(seed or 0))
         return torch.randn(n, self.style_dim, generator=g).to(device)
 
@@ -272,8 +274,8 @@ class MUNIT(Method):
 
     def translate(self, x, direction=None, style=None, seed=None):
         src, dst = self._nets(direction)
-        if style is None:
-            style = self.draw_styles(x.shape[0], seed, x.device)
+        if style is None:  # the pipeline's draw: one code for every image, a function of the seed alone
+            style = draw_code(self.style_dim, 0 if seed is None else seed, x.shape[0], x.device)
         style = style.to(x.dtype).reshape(style.shape[0], -1)
         if style.shape[1] != self.style_dim:
             raise ConfigError(f"munit: style must hold {self.style_dim} numbers per image, got {style.shape[1]}")

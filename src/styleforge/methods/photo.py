@@ -116,7 +116,7 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
             cseg = None if content_seg is None else _plain(content_seg).float()
             sseg = None if style_seg is None else _plain(style_seg).float()
             for n in range(x.shape[0]):
-                gen = torch.Generator().manual_seed(int(seed) + n)
+                gen = torch.Generator().manual_seed(int(seed))  # every image the same seed: batch-independent
                 cs = None if cseg is None else cseg[min(n, cseg.shape[0] - 1)][None]
                 y, hist = self._photo_one(x[n:n + 1], s, cs, sseg, iters, opts, lam, photorealism, gen)
                 outs.append(y)

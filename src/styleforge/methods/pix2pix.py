@@ -135,12 +135,11 @@ class Pix2Pix(Method):
     def translate(self, x, direction=None, dropout=None, batch_stats=None, seed=None):
         """``x``: N×C×H×W in [-1, 1], H and W multiples of ``size_multiple``. ``dropout`` and
         ``batch_stats`` override ``test_dropout`` / ``test_batch_stats`` for this call; ``seed``
-        makes the dropout noise repeatable (the global RNG is left as it was)."""
+        makes the dropout noise repeatable: each image draws its masks from its own CPU
+        generator seeded with ``seed``, so its output is the same in any batch, at any place
+        in it and on any device (the global RNG is not used). ``seed`` None: fresh noise."""
         self.check_direction(direction)
-        rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
-        with rng, self.test_mode(dropout, batch_stats):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with self.test_mode(dropout, batch_stats), self.G.seeded_noise(seed, x.shape[0]):
             return self.G(x.contiguous(memory_format=self.memory_format)).contiguous()
 
     def inference_options(self):
@@ -150,7 +149,8 @@ class Pix2Pix(Method):
             InferenceOption("batch_stats", "bool", self.test_batch_stats,
                             help="batch norm with the image's own statistics (the paper) or the "
                             "training running averages"),
-            InferenceOption("seed", "seed", None, 0, 2 ** 31 - 1, help="repeatable dropout noise"),
+            InferenceOption("seed", "seed", None, 0, 2 ** 31 - 1,
+                            help="repeatable dropout noise (each image its own: the same in any batch)"),
         ]
 
     def export_module(self, direction=None):

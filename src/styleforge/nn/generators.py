@@ -11,6 +11,7 @@ batch norm with each test image's statistics).
 """
 from __future__ import annotations
 
+import contextlib
 from itertools import islice
 
 import torch
@@ -67,12 +68,24 @@ class TestTimeBatchNorm2d(nn.BatchNorm2d):
 
 
 class TestTimeDropout(nn.Dropout):
-    """``Dropout`` that stays on in eval mode when ``active`` is set (pix2pix's noise source)."""
+    """``Dropout`` that stays on in eval mode when ``active`` is set (pix2pix's noise source).
+
+    ``generators`` (one CPU ``torch.Generator`` per sample, set by
+    :meth:`UnetGenerator.seeded_noise`): in eval mode each sample's mask is drawn from its own
+    generator on the CPU, so a sample's noise depends on its generator alone — not on the batch
+    it is in, its place there, or the device. Unset: ``F.dropout`` on the global RNG."""
 
     active = False
+    generators: list | None = None
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training or self.active, self.inplace)
+        gens = self.generators
+        if gens is None or self.training or not self.active or self.p == 0:
+            return F.dropout(x, self.p, self.training or self.active, self.inplace)
+        if len(gens) != x.shape[0]:
+            raise ValueError(f"seeded dropout: {len(gens)} generators for a batch of {x.shape[0]}")
+        keep = torch.stack([torch.rand(x.shape[1:], generator=g) >= self.p for g in gens])
+        return x * keep.to(x.device, x.dtype) * (1.0 / (1.0 - self.p))
 
 
 def _unet_norm(norm: str, ch: int) -> nn.Module:
@@ -149,6 +162,22 @@ class UnetGenerator(nn.Module):
                 m.active = dropout
             elif isinstance(m, TestTimeBatchNorm2d):
                 m.sample_stats = sample_stats
+
+    @contextlib.contextmanager
+    def seeded_noise(self, seed: int | None, n: int):
+        """Within it, the test-time dropout of sample i of an ``n``-image batch draws from its
+        own CPU generator seeded with ``seed`` (every sample the same seed: an image's noise
+        is a function of the seed alone); ``seed`` None: the global RNG, as ``F.dropout``."""
+        drops = [m for m in self.modules() if isinstance(m, TestTimeDropout)]
+        if seed is not None:
+            gens = [torch.Generator().manual_seed(int(seed)) for _ in range(n)]
+            for m in drops:
+                m.generators = gens
+        try:
+            yield
+        finally:
+            for m in drops:
+                m.generators = None
 
     def forward(self, x):
         return self.model(x)
