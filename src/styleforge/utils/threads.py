@@ -1,0 +1,35 @@
+"""CPU threads, decided before torch starts its OpenMP pool.
+
+torch's CPU build uses GNU OpenMP, whose threads spin at the end of every parallel region by
+default. Beside other busy processes a spinning thread holds a core another process needs, and a
+2-thread run can be many times slower than a 1-thread one (benchmarks/threads.py: 5-19x on a
+2-core machine with 2-4 other busy processes). With the passive wait policy a waiting thread
+sleeps instead; on an idle machine it costs little (same benchmark). So the CLI sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the user set a policy, and ``--threads N`` /
+``$STYLEFORGE_THREADS`` choose the number of threads (default: torch's, one per core).
+Only effective before torch is imported: the CLI calls :func:`configure_threads` first thing.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def configure_threads(threads: int | None = None) -> int | None:
+    """Set the OpenMP wait policy default and, if given (or in ``$STYLEFORGE_THREADS``), the number
+    of threads; returns that number or None. Raises ValueError for a number below 1."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if threads is None and os.environ.get("STYLEFORGE_THREADS"):
+        value = os.environ["STYLEFORGE_THREADS"]
+        try:
+            threads = int(value)
+        except ValueError:
+            raise ValueError(f"STYLEFORGE_THREADS must be a whole number of threads, got {value!r}") from None
+    if threads is None:
+        return None
+    if threads < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {threads}")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:  # already started (an in-process call): set it there too
+        sys.modules["torch"].set_num_threads(threads)
+    return threads
