@@ -140,3 +140,77 @@ def test_legacy_readers_say_what_the_file_is_not(tmp_path):
                                               r"genA2B and genB2A, found \['genA2B', 'disGA'\] \(hint\)"):
         read_state_dicts(tmp_path / "params.pt", ("genA2B",), ("genA2B", "genB2A"), "a test checkpoint",
                          lambda obj: " (hint)")
+
+
+# ---- config.json is validated before anything is built (issue 20) ---------------------------
+def _set(key, value):
+    return lambda m: {**m, key: value}
+
+
+def _set_cfg(key, value):
+    return lambda m: {**m, "config": {**m["config"], key: value}}
+
+
+BAD_CONFIGS = {
+    # case: (method saved, change to config.json, words the one-line error must hold)
+    "no method key": ("cyclegan", lambda m: {k: v for k, v in m.items() if k != "method"}, "'method'"),
+    "string format_version": ("cyclegan", _set("format_version", "1"), "format_version"),
+    "unknown method": ("cyclegan", _set("method", "nosuch"), "nosuch"),
+    "modules names a missing network": ("cyclegan", _set("modules", ["G_A", "G_X"]), "G_X"),
+    "modules not a list": ("cyclegan", _set("modules", "G_A"), "modules"),
+    "config is a list": ("cyclegan", lambda m: [m], "list"),
+    "config key is a list": ("cyclegan", _set("config", [4]), "'config'"),
+    "string network size": ("cyclegan", _set_cfg("ngf", "4"), "ngf"),
+    "float network size": ("johnson", _set_cfg("ngf", 4.5), "ngf"),
+    "bool network size": ("johnson", _set_cfg("n_blocks", True), "n_blocks"),
+    "negative network size": ("cyclegan", _set_cfg("ngf", -4), "ngf"),
+    "string loss weight": ("cyclegan", _set_cfg("lambda_A", "ten"), "lambda_A"),
+    "unknown config key": ("cyclegan", _set_cfg("bogus", 1), "bogus"),
+    "constructor refuses a value": ("cyclegan", _set_cfg("netG", "nosuch_net"), "netG"),
+}
+
+
+@pytest.fixture(scope="module")
+def saved_tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("saved")
+    torch.manual_seed(0)
+    save_model(root / "cyclegan", build_method("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks"))
+    save_model(root / "johnson", build_method("johnson", ngf=4, n_blocks=1))
+    return root
+
+
+def _bad_model(saved_tiny, tmp_path, case):
+    import shutil
+
+    method, change, words = BAD_CONFIGS[case]
+    d = tmp_path / "bad"
+    shutil.copytree(saved_tiny / method, d)
+    meta = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps(change(meta)))
+    return d, words
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_a_bad_config_json_is_one_styleforge_error_through_load(case, saved_tiny, tmp_path):
+    from styleforge.errors import StyleforgeError
+
+    d, words = _bad_model(saved_tiny, tmp_path, case)
+    with pytest.raises(StyleforgeError) as e:
+        styleforge.load(d)
+    msg = str(e.value)
+    assert "\n" not in msg and words in msg and "config.json" in msg, msg
+
+
+@pytest.mark.parametrize("case", ["no method key", "modules names a missing network", "config is a list",
+                                  "float network size", "negative network size", "constructor refuses a value"])
+def test_a_bad_config_json_is_one_error_line_through_translate(case, saved_tiny, tmp_path, capsys):
+    from PIL import Image
+
+    from styleforge.cli import main
+
+    d, words = _bad_model(saved_tiny, tmp_path, case)
+    Image.new("RGB", (16, 16), (90, 120, 30)).save(tmp_path / "a.png")
+    assert main(["translate", str(d), str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

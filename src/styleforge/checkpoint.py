@@ -18,7 +18,9 @@ and renamed into place.
 """
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import os
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .errors import CheckpointError, first_line
+from .errors import CheckpointError, ConfigError, first_line
 from .registry import get_method_class
 from .utils.atomic import FILE_MODE, atomic_write_bytes, temp_dir_into
 
@@ -107,12 +109,59 @@ def read_model_config(path) -> dict:
         meta = json.loads(cfg_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{cfg_file} is not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{cfg_file} holds a JSON {type(meta).__name__}, not the object of a styleforge model config")
+    if meta.get("format") != FORMAT:
         raise CheckpointError(f"{cfg_file} is not a styleforge model config (format is not {FORMAT!r})")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not _is_int(version):
+        raise CheckpointError(f"{cfg_file}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has model format {meta['format_version']}; this styleforge reads up to {FORMAT_VERSION}")
+            f"{path} has model format {version}; this styleforge reads up to {FORMAT_VERSION}")
+    for key, ok, what in (("method", lambda v: isinstance(v, str) and v, "a method name"),
+                          ("config", lambda v: isinstance(v, dict), "an object of constructor arguments")):
+        if key not in meta:
+            raise CheckpointError(f"{cfg_file} has no {key!r} key ({what})")
+        if not ok(meta[key]):
+            raise CheckpointError(f"{cfg_file}: {key!r} must be {what}, got {_short(meta[key])}")
+    modules = meta.get("modules")
+    if modules is not None and not (isinstance(modules, list) and all(isinstance(m, str) for m in modules)):
+        raise CheckpointError(f"{cfg_file}: 'modules' must be a list of network names, got {_short(modules)}")
     return meta
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def check_method_config(cls, config: dict, source) -> None:
+    """``config`` against the constructor of ``cls``, cheaply, before anything is built: every
+    key a parameter, every parameter without a default given, and a value whose default is an
+    int an int >= 0 (or None: "off"; every int argument of a method is a count or a size) and
+    one whose default is a float a number. A :class:`CheckpointError` naming ``source`` and the key."""
+    params = {p.name: p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]}
+    unknown = sorted(set(config) - set(params))
+    if unknown:
+        raise CheckpointError(f"{source}: unknown config key{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(unknown)} for {cls.method_name}")
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in config]
+    if missing:
+        raise CheckpointError(f"{source}: config lacks {', '.join(missing)}, which {cls.method_name} needs")
+    for name, v in config.items():
+        default = params[name].default
+        if v is None or default is params[name].empty:
+            continue
+        if _is_int(default) and not (_is_int(v) and v >= 0):
+            raise CheckpointError(f"{source}: config {name} must be an integer >= 0, got {_short(v)}")
+        if isinstance(default, float) and not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               and math.isfinite(v)):
+            raise CheckpointError(f"{source}: config {name} must be a finite number, got {_short(v)}")
 
 
 def load_model(path, device="cpu", expect_method: str | None = None):
@@ -121,16 +170,29 @@ def load_model(path, device="cpu", expect_method: str | None = None):
     meta = read_model_config(path)
     if expect_method is not None and meta["method"] != expect_method:
         raise CheckpointError(f"{path} holds a {meta['method']} model, expected {expect_method}")
-    cls = get_method_class(meta["method"])
-    method = cls(**meta["config"])
+    cfg_file = path / CONFIG_FILE
+    try:
+        cls = get_method_class(meta["method"])
+    except ConfigError as e:
+        raise CheckpointError(f"{cfg_file}: {e}") from None
+    check_method_config(cls, meta["config"], cfg_file)
+    try:
+        method = cls(**meta["config"])
+    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, ConfigError) as e:
+        # what the signature check cannot see (a width of 0, a bad choice): one line, the file named
+        raise CheckpointError(f"{cfg_file}: cannot build {meta['method']} from its config: {first_line(e)}") from None
+    modules = meta.get("modules") or list(method.inference_modules)
+    for name in modules:
+        if not isinstance(getattr(method, name, None), torch.nn.Module):
+            raise CheckpointError(f"{cfg_file}: modules names {name!r}, which {meta['method']} does not have")
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{path} has no {WEIGHTS_FILE}")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {weights}: {e}") from None
-    load_module_state(method, state, meta.get("modules") or list(method.inference_modules), weights)
+        raise CheckpointError(f"cannot read {weights}: {first_line(e)}") from None
+    load_module_state(method, state, modules, weights)
     return method.to(device).eval()
 
 

@@ -39,7 +39,7 @@ from .checkpoint import load_model, resolve_model_dir
 from .utils.atomic import atomic_write_bytes
 from .errors import CheckpointError, ConfigError, first_line
 from .methods.base import TENSOR_KINDS, Input, Output
-from .pipeline import declared_inputs, declared_outputs
+from .pipeline import declared_inputs, declared_outputs, min_side
 
 FORMATS = ("onnx", "torchscript")
 RUNTIMES = ("auto", "torch", "onnx", "torchscript")
@@ -217,7 +217,7 @@ def _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed: di
             "method": method.method_name, "direction": direction, "dynamic": dynamic,
             "size_multiple": int(method.size_multiple),
             "fixed_size": int(method.fixed_size) if method.fixed_size else None,
-            "max_side": getattr(method, "max_side", None),
+            "max_side": getattr(method, "max_side", None), "min_side": min_side(method),
             "input_size": side, "in_channels": channels, "opset": OPSET if fmt == "onnx" else None,
             "graph_inputs": [i.name for i in inputs], "fixed_inputs": _json_ready(fixed),
             "inputs": _json_ready(declared),
@@ -406,6 +406,7 @@ class ExportedMethod:
         self.size_multiple = int(meta["size_multiple"])
         self.fixed_size = meta["fixed_size"]
         self.max_side = meta.get("max_side")
+        self.min_side = meta.get("min_side")  # None in older files: the default rule
         self.config = meta.get("config", {})
         self.graph = meta.get("graph_inputs", ["image"])
         self.fixed = meta.get("fixed_inputs", {})

@@ -13,7 +13,8 @@ Conversions, done once here:
   multiple of their down-sampling factor and the result cropped back; networks with a fixed
   input size (``method.fixed_size``) get it resized and the result resized back. ``size``
   resizes the longer side first (the output is brought back to the original size); a method's
-  ``max_side`` refuses larger images with a message naming ``size``.
+  ``max_side`` refuses larger images with a message naming ``size``, its ``min_side`` (default
+  ``size_multiple + 1``) smaller ones.
 * reference images (path, PIL image or tensor; a list where ``multiple``): RGB, [-1, 1],
   longer side resized to the input's ``size`` rule; K images (``images``: a folder, a list, a
   K×3×H×W tensor): each resized (shorter side) and centre-cropped to ``size`` × ``size``;
@@ -34,6 +35,7 @@ Conversions, done once here:
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,13 @@ from .methods.base import Input, Output, draw_code
 from .utils.device import pick_device
 
 MAX_OUTPUTS = 64
+# the largest magnitude a given code may hold: codes are drawn from N(0, 1), and a network fed
+# 1e30 gives a flat image (or inf) rather than an error
+MAX_CODE = 1e4
+
+
+def _first_bad(t: torch.Tensor, ok: torch.Tensor) -> str:
+    return f"{float(t[~ok].flatten()[0]):g}"
 
 
 def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -58,6 +67,18 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, i
     # reflection needs the pad smaller than the side; tiny images fall back to replication
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def min_side(method) -> int:
+    """The smallest side of the main image ``method`` can take (``Method.min_side``; 1 where it
+    resizes the image to its ``fixed_size``)."""
+    if getattr(method, "fixed_size", None):
+        return 1
+    declared = getattr(method, "min_side", None)
+    if declared:
+        return int(declared)
+    m = int(getattr(method, "size_multiple", 1) or 1)
+    return m + 1 if m > 1 else 1
 
 
 def resize_square(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -135,9 +156,20 @@ def _number(inp: Input, v, label: str, integer: bool):
             x = float(v)
     except (TypeError, ValueError):
         raise ConfigError(f"{label} must be a{'n integer' if integer else ' number'}, got {v!r}") from None
-    if x != x or (inp.min is not None and x < inp.min) or (inp.max is not None and x > inp.max):
+    if not math.isfinite(x):
+        raise ConfigError(f"{label} must be a finite number, got {v}")
+    if (inp.min is not None and x < inp.min) or (inp.max is not None and x > inp.max):
         raise ConfigError(f"{label} must be in {_range_text(inp)}, got {v}")
     return x
+
+
+def _numbers_text(v: str) -> bool:
+    """``v`` is numbers as a user types them ("0.1, -2 1e3", also "nan" and "inf", refused later)."""
+    items = v.replace(",", " ").split()
+    try:
+        return bool(items) and all(float(e) is not None for e in items)
+    except ValueError:
+        return False
 
 
 def check_value(inp: Input, v, label: str | None = None):
@@ -307,6 +339,10 @@ class Pipeline:
             raise ConfigError(f"the image is {w}×{h}; {self.method.method_name} takes at most {limit} px on the "
                               f"longer side (memory): resize it first (size={limit}, --size {limit})")
         fixed = self.method.fixed_size
+        least = min_side(self.method)
+        if min(h, w) < least:
+            raise ConfigError(f"the image is {w}×{h}; {self.method.method_name} takes at least {least} px on the "
+                              f"shorter side: give a larger image")
         if fixed:
             xin = resize_square(x, fixed)
 
@@ -420,13 +456,17 @@ class Pipeline:
             code = v.float().reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
         elif isinstance(v, (list, tuple)) and all(isinstance(e, (int, float)) for e in v):
             code = torch.tensor([float(e) for e in v]).reshape(1, -1)
-        elif isinstance(v, str) and not Path(v).exists() and all(
-                c in "0123456789.,-+eE " for c in v):
+        elif isinstance(v, str) and not Path(v).exists() and _numbers_text(v):
             code = torch.tensor(check_value(Input(inp.name, "floats"), v, label)).reshape(1, -1)
         else:  # an image: the method's encoder computes the code
             code = self.encode_images(inp.name, [v], direction, label)
         if size and code.shape[-1] != size:
             raise ConfigError(f"{label} must hold {size} numbers per image, got {code.shape[-1]}")
+        if not bool(torch.isfinite(code).all()):
+            raise ConfigError(f"{label} must hold finite numbers, got {_first_bad(code, torch.isfinite(code))}")
+        if bool((code.abs() > MAX_CODE).any()):
+            raise ConfigError(f"{label} holds {_first_bad(code, code.abs() <= MAX_CODE)}; a code is drawn from "
+                              f"N(0, 1): its numbers must be within ±{MAX_CODE:g}")
         code = code.to(self.device)
         return code.expand(n, -1) if code.shape[0] == 1 else code
 

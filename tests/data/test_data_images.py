@@ -231,3 +231,31 @@ def test_bytes_and_file_objects_load_like_the_file(tmp_path, good_bytes):
             load_rgb(data, "up.jpg", **kw)
         assert e.value.kind == kind and e.value.path == "up.jpg" and needle in str(e.value), str(e.value)
     assert load_rgb(jpg, "up.jpg", max_pixels=w * h, modes=("RGB",)).size == (w, h)
+
+
+def test_list_images_follows_a_symlink_loop_once_and_counts_dangling_links(tmp_path, caplog):
+    import logging
+    import os
+
+    root = tmp_path / "set"
+    (root / "sub").mkdir(parents=True)
+    for p in (root / "a.png", root / "sub" / "b.png"):
+        Image.new("RGB", (8, 8)).save(p)
+    os.symlink(".", root / "loop")  # loop -> .: evaluate counted the folder 41 times
+    os.symlink("..", root / "sub" / "up")
+    os.symlink(root / "sub", root / "again")  # a second link to a folder already listed
+    os.symlink(tmp_path / "gone.png", root / "dangling.png")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (8, 8)).save(outside / "c.png")
+    os.symlink(outside, root / "linked")  # a linked folder seen once is listed
+    with caplog.at_level(logging.WARNING, logger="styleforge"):
+        rec = list_images(root, recursive=True)
+    # each file once, under its real folder (not under the link "again" that sorts first)
+    assert [p.relative_to(root).as_posix() for p in rec] == ["a.png", "linked/c.png", "sub/b.png"]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1 and "1 dangling link" in msgs[0] and "3 symlinked folder(s)" in msgs[0], msgs
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="styleforge"):
+        assert [p.name for p in list_images(root)] == ["a.png"]
+    assert ["1 dangling link" in r.getMessage() for r in caplog.records] == [True]

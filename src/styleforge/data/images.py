@@ -23,6 +23,7 @@ file and the problem), never a half-read one:
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import warnings
@@ -32,6 +33,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError, ImageLoadError
+
+log = logging.getLogger(__name__)
 
 IMG_EXTENSIONS: tuple[str, ...] = (
     ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm",
@@ -61,16 +64,38 @@ def list_images(folder, recursive: bool = False) -> list[Path]:
         raise DataError(f"image folder not found: {folder}")
     if not folder.is_dir():
         raise DataError(f"not a folder: {folder} (expected a folder of images)")
+    repeated = 0
     if recursive:
+        # a symlinked folder is followed once, unless it leads to a folder of the tree itself or
+        # one already listed (``loop -> .``, a second link): so a file keeps its real path
+        def key(path):
+            st = os.stat(path)
+            return st.st_dev, st.st_ino
+
+        seen = {key(d) for d, _, _ in os.walk(folder)}  # the real folders, links not followed
         found = []
         for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            seen.add(key(dirpath))  # a folder inside a linked one
+            keep = []
+            for d in sorted(d for d in dirnames if not d.startswith(".")):
+                full = os.path.join(dirpath, d)
+                if os.path.islink(full):
+                    if key(full) in seen:
+                        repeated += 1
+                        continue
+                    seen.add(key(full))
+                keep.append(d)
+            dirnames[:] = keep
             found += [Path(dirpath) / f for f in filenames if is_image_file(f)]
-        found = [p for p in found if p.is_file()]
         found.sort(key=lambda p: p.relative_to(folder).as_posix())
     else:
-        found = sorted((p for p in folder.iterdir() if is_image_file(p) and p.is_file()),
-                       key=lambda p: p.name)
+        found = sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+    dangling = sum(1 for p in found if not p.exists() and p.is_symlink())
+    found = [p for p in found if p.is_file()]
+    if repeated or dangling:
+        parts = ([f"{repeated} symlinked folder(s) already listed (a link loop or a second link)"] * bool(repeated)
+                 + [f"{dangling} dangling link(s)"] * bool(dangling))
+        log.warning("skipped %s in %s", " and ".join(parts), folder)
     if not found:
         raise DataError(f"no images in {folder}" + (" (searched subfolders too)" if recursive else ""))
     return found

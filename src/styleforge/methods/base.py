@@ -171,6 +171,10 @@ class Method(nn.Module):
     size_multiple = 1
     # networks with a fixed input size (fully-connected layers) set it: translate resizes
     fixed_size: int | None = None
+    # the smallest side of the main image the networks can take (the pipeline refuses smaller
+    # ones). None: ``size_multiple + 1``: a side of ``size_multiple`` or less is 1 px after the
+    # down-samplings, and the reflection padding there needs a pad smaller than the side
+    min_side: int | None = None
     # translate(x, direction, return_heatmap=True) -> (y, N×1×h×w attention map) is supported
     has_heatmaps = False
     # translate is a network that export can trace (False: an optimisation loop, e.g. Gatys)

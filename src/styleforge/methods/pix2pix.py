@@ -60,6 +60,9 @@ class Pix2Pix(Method):
     inference_modules = ("G",)
     # the model records data.direction (config.py copies it): the mapping it learned
     model_follows_data = ("direction",)
+    # the U-Net pads with zeros (no reflection), so an image of any size works once the
+    # pipeline has padded it to size_multiple
+    min_side = 1
 
     def __init__(self, in_channels=3, out_channels=3, ngf=64, ndf=64, netG="unet_256", netD="basic",
                  n_layers_D=3, norm="batch", dropout=True, gan_mode="vanilla", lambda_L1=100.0,

@@ -1,0 +1,97 @@
+"""The pipeline refuses, with one line, what the networks cannot take: images smaller than a
+method's ``min_side`` and codes that are not finite or far outside N(0, 1) (issue 20)."""
+import pytest
+import torch
+from PIL import Image
+
+import styleforge
+from styleforge import config as C
+from styleforge.checkpoint import save_model
+from styleforge.cli import main
+from styleforge.errors import ConfigError
+from styleforge.registry import build_method
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    for name in ("cyclegan", "adain", "munit"):
+        torch.manual_seed(0)
+        cfg = C.resolve(f"tiny/{name}")
+        save_model(root / name, build_method(cfg["method"], **cfg["model"]))
+    return root
+
+
+def _image(tmp_path, w, h, name="in.png"):
+    path = tmp_path / name
+    Image.new("RGB", (w, h), (120, 80, 40)).save(path)
+    return path
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "internal error" not in err[0], err
+    return err[0]
+
+
+# (method, the largest size it cannot take (w, h), the smallest size it takes, min side)
+SIZES = [("cyclegan", (4, 4), (5, 5), 5), ("cyclegan", (300, 3), (300, 5), 5),
+         ("adain", (8, 8), (9, 9), 9), ("adain", (300, 7), (300, 9), 9)]
+
+
+@pytest.mark.parametrize("name,small,least,side", SIZES)
+def test_an_image_below_min_side_is_one_error_naming_the_smallest_size(name, small, least, side, saved, tmp_path,
+                                                                       capsys):
+    pipe = styleforge.load(saved / name)
+    extra = {"style": _image(tmp_path, 32, 32, "style.png")} if name == "adain" else {}
+    with pytest.raises(ConfigError, match=f"at least {side} px") as e:
+        pipe(Image.new("RGB", small), **extra)
+    assert "\n" not in str(e.value)
+    assert pipe(Image.new("RGB", least), **extra).size == least  # the smallest size still runs
+
+    flags = ["--style", str(extra["style"])] if extra else []
+    assert main(["translate", str(saved / name), str(_image(tmp_path, *small)), "--out", str(tmp_path / "o"),
+                 "--quiet", *flags]) == 2
+    assert f"at least {side} px" in _one_error_line(capsys)
+
+
+def test_a_too_small_image_is_a_4xx_in_the_web_app(saved):
+    import io
+    import warnings
+
+    from styleforge.webapp import Limits, create_app, load_models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, format="PNG")
+    with TestClient(create_app(load_models([saved / "cyclegan"]), Limits())) as client:
+        r = client.post("/api/translate", files={"image": ("x.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 422 and "at least 5 px" in r.json()["error"]
+
+
+BAD_CODES = {"nan": "nan", "inf": "inf", "-inf": "-inf", "1e30": "1e+30", "1e5": "100000"}
+
+
+@pytest.mark.parametrize("bad", list(BAD_CODES))
+def test_a_non_finite_or_absurd_code_is_refused_naming_the_input(bad, saved, tmp_path, capsys):
+    pipe = styleforge.load(saved / "munit")
+    size = pipe.input("style").size
+    x = torch.zeros(1, 3, 16, 16)
+    for given in ([0.0] * (size - 1) + [float(bad)], torch.full((1, size), float(bad))):
+        with pytest.raises(ConfigError, match="style") as e:
+            pipe(x, style=given)
+        assert "\n" not in str(e.value) and BAD_CODES[bad] in str(e.value)
+    flag = "--style=" + ",".join(["0"] * (size - 1) + [bad])
+    assert main(["translate", str(saved / "munit"), str(_image(tmp_path, 16, 16)), "--out", str(tmp_path / "o"),
+                 "--quiet", flag]) == 2
+    assert "--style" in _one_error_line(capsys)
+    assert pipe(x, style=[0.5] * size).shape == x.shape  # an ordinary code still runs
+
+
+def test_a_non_finite_number_input_is_refused(saved):
+    pipe = styleforge.load(saved / "adain")
+    for bad in ("nan", "inf", float("inf")):
+        with pytest.raises(ConfigError, match="finite"):
+            pipe(torch.zeros(1, 3, 16, 16), style=torch.zeros(1, 3, 16, 16), alpha=bad)
