@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo "styleforge demo: style transfer with real weights, about 4 minutes on 2 CPU cores" >&2
+echo "styleforge demo: style transfer with real weights, about 2.5 minutes on 2 CPU cores" >&2
 exec .venv/bin/styleforge demo "$@"

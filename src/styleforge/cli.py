@@ -21,7 +21,7 @@ EPILOG_OVERRIDES = ("Any config value can be overridden: key=value (e.g. train.l
                     "model.ngf=32) or --key value (e.g. --train.steps 500).")
 # the commands whose extra arguments are config overrides; every other one refuses them
 TAKES_OVERRIDES = ("train", "demo")
-DEMO_DURATION = "about 4 minutes on 2 CPU cores"  # as the README says (measured: docs/style_transfer.md)
+DEMO_DURATION = "about 2.5 minutes on 2 CPU cores"  # as the README says (measured: docs/style_transfer.md)
 CYCLEGAN_DEMO_DURATION = "about 3 minutes on 2 CPU cores"  # demo --cyclegan (1,200 steps at 64 px)
 
 

@@ -1,10 +1,10 @@
 """CPU threads, decided before torch starts its OpenMP pool.
 
 torch's CPU build uses GNU OpenMP, whose threads spin at the end of every parallel region by
-default. Beside other busy processes a spinning thread holds a core another process needs, and a
-2-thread run can be many times slower than a 1-thread one (benchmarks/threads.py: 5-19x on a
-2-core machine with 2-4 other busy processes). With the passive wait policy a waiting thread
-sleeps instead; on an idle machine it costs little (same benchmark). So the CLI sets
+default. Beside other busy processes a spinning thread holds a core another process needs: on a
+2-core machine shared with other torch jobs a Gatys call was 3-16x slower with two spinning
+threads than with sleeping ones (docs/benchmarks.md). With the passive wait policy a waiting
+thread sleeps instead; on an idle machine that cost at most 1.3x (benchmarks/threads.py). So the CLI sets
 ``OMP_WAIT_POLICY=PASSIVE`` unless the user set a policy, and ``--threads N`` /
 ``$STYLEFORGE_THREADS`` choose the number of threads (default: torch's, one per core).
 Only effective before torch is imported: the CLI calls :func:`configure_threads` first thing.
