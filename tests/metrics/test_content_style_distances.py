@@ -16,10 +16,17 @@ from styleforge.errors import EvaluationError
 from styleforge.metrics import evaluate as E
 from styleforge.metrics.evaluate import EvalOptions, evaluate_folders
 from styleforge.metrics.features import load_feature_net
-from styleforge.metrics.perceptual import STYLE_LAYERS, VGGDistances, _tensor, gram
+from styleforge.metrics.perceptual import STYLE_LAYERS, VGGDistances, _tensor
 from styleforge.nn.vgg import VGGEncoder
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "style_transfer"
+
+
+def gram(f):
+    """Gatys' Gram matrix with neural-style-pt's normalisation, written out: F Fᵀ / (C·H·W)."""
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
 def small_encoder(seed=0):

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import CheckpointError, EvaluationError
+from ..losses.perceptual import gram_matrix
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -40,12 +41,6 @@ def _tensor(img: Image.Image, hw=None, size: int | None = None) -> torch.Tensor:
         img = img.resize((hw[1], hw[0]), Image.Resampling.BICUBIC)
     arr = np.asarray(img, np.float32)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None] / 127.5 - 1
-
-
-def gram(f: torch.Tensor) -> torch.Tensor:
-    n, c, h, w = f.shape
-    flat = f.reshape(n, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
 class VGGDistances:
@@ -101,7 +96,7 @@ class VGGDistances:
         for out, sty in zip(outputs, styles):
             if id(sty) not in cache:
                 fs = self._features(_tensor(sty, size=self.size), STYLE_LAYERS)
-                cache[id(sty)] = {n: gram(fs[n]) for n in STYLE_LAYERS}
+                cache[id(sty)] = {n: gram_matrix(fs[n]) for n in STYLE_LAYERS}
             fo = self._features(_tensor(out, size=self.size), STYLE_LAYERS)
-            vals.append(sum(float(F.mse_loss(gram(fo[n]), cache[id(sty)][n])) for n in STYLE_LAYERS))
+            vals.append(sum(float(F.mse_loss(gram_matrix(fo[n]), cache[id(sty)][n])) for n in STYLE_LAYERS))
         return float(np.mean(vals))
