@@ -191,8 +191,9 @@ def run_demo(out: Path, data=None, overrides=(), device=None) -> Path:
     mix = [MIX.get(k, 0.0) for k in range(len(names))]
     rows = []
     t0 = time.time()
+    inputs = {f: _save(load_rgb(f), out / "pretrained" / f"{f.stem}_input.jpg") for f in contents}
     for f in contents:
-        row = [_save(load_rgb(f), out / "pretrained" / f"{f.stem}_input.jpg")]
+        row = [inputs[f]]
         for k in PRETRAINED_STYLES:
             row.append(_save(pipe(f, style_index=k), out / "pretrained" / f"{f.stem}_style{k}.jpg"))
         row.append(_save(pipe(f, mix=mix), out / "pretrained" / f"{f.stem}_mix.jpg"))
@@ -214,8 +215,7 @@ def run_demo(out: Path, data=None, overrides=(), device=None) -> Path:
     k_new = len(new.method.style_names) - 1
     rows = []
     for f in contents:
-        rows.append([_save(load_rgb(f), out / "pretrained" / f"{f.stem}_input.jpg"),
-                     _save(new(f, style_index=k_new), out / "new_style" / f"{f.stem}_new.jpg"),
+        rows.append([inputs[f], _save(new(f, style_index=k_new), out / "new_style" / f"{f.stem}_new.jpg"),
                      _save(new(f, style_index=PRETRAINED_STYLES[0]), out / "new_style" / f"{f.stem}_old.jpg")])
     painting_rel = _save(load_rgb(painting), out / "new_style" / f"painting_{painting.stem}.jpg")
     steps = C.resolve(config_file=run.config_file)["train"]["steps"]
