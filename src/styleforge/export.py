@@ -38,7 +38,7 @@ from torch import nn
 from .checkpoint import load_model, resolve_model_dir
 from .utils.atomic import atomic_write_bytes
 from .errors import CheckpointError, ConfigError, first_line
-from .methods.base import TENSOR_KINDS, Input, Output
+from .methods.base import INPUT_KINDS, TENSOR_KINDS, Input, Output
 from .pipeline import declared_inputs, declared_outputs, min_side
 
 FORMATS = ("onnx", "torchscript")
@@ -500,7 +500,7 @@ def read_metadata(path) -> tuple[str, dict]:
             names = [n for n in z.namelist() if n.endswith(f"extra/{META_FILE}")]
             if not names:
                 _not_exported(path, "a zip/TorchScript file without styleforge metadata")
-            return "torchscript", _check_meta(json.loads(z.read(names[0])), path)
+            return "torchscript", _check_meta(_parse_meta(z.read(names[0]), path), path)
     try:
         import onnx
 
@@ -510,12 +510,54 @@ def read_metadata(path) -> tuple[str, dict]:
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in props:
         raise CheckpointError(f"{path} is an ONNX file without styleforge metadata (make it with 'styleforge export')")
-    return "onnx", _check_meta(json.loads(props[META_KEY]), path)
+    return "onnx", _check_meta(_parse_meta(props[META_KEY], path), path)
+
+
+def _parse_meta(text, path):
+    try:
+        return json.loads(text)
+    except ValueError as e:  # JSONDecodeError, or bytes that are no UTF-8
+        raise CheckpointError(f"{path}: its styleforge metadata is not valid JSON ({first_line(e)})") from None
+
+
+def _whole(v, low=1) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
 def _check_meta(meta, path) -> dict:
+    """The description a file carries, checked before anything is built from it: a file whose
+    metadata was edited, truncated or written by another tool gets one line naming the key."""
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{path}: its metadata is not a styleforge export description")
+
+    def bad(key, need):
+        raise CheckpointError(f"{path}: its metadata's {key!r} {need}, found {meta.get(key)!r} "
+                              "(export the model again)")
+
+    for key in ("method", "direction"):
+        if not isinstance(meta.get(key), str) or not meta[key]:
+            bad(key, "must be a name")
+    if not _whole(meta.get("size_multiple")):
+        bad("size_multiple", "must be a whole number of at least 1")
+    for key in ("fixed_size", "min_side", "max_side"):
+        if meta.get(key) is not None and not _whole(meta[key]):
+            bad(key, "must be a whole number of at least 1, or null")
+    graph = meta.get("graph_inputs", ["image"])
+    if not isinstance(graph, list) or not graph or graph[0] != "image" or not all(isinstance(g, str) for g in graph):
+        bad("graph_inputs", "must be a list of input names starting with 'image'")
+    inputs = meta.get("inputs", [])
+    if not isinstance(inputs, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("name"), str) and d.get("kind") in INPUT_KINDS for d in inputs):
+        bad("inputs", "must be a list of declared inputs (each with a name and a known kind)")
+    missing = [g for g in graph[1:] if g not in {d["name"] for d in inputs}]
+    if missing:
+        bad("graph_inputs", f"names undeclared inputs ({', '.join(missing)})")
+    for key, typ, need in (("fixed_inputs", dict, "must be a mapping"), ("config", dict, "must be a mapping"),
+                           ("outputs", list, "must be a list")):
+        if not isinstance(meta.get(key, typ()), typ):
+            bad(key, need)
+    if not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in meta.get("outputs", [])):
+        bad("outputs", "must be a list of declared outputs (each with a name)")
     return meta
 
 
@@ -525,9 +567,19 @@ def load_exported(path, runtime: str = "auto"):
     fmt, meta = read_metadata(path)
     if runtime != "auto" and fmt != runtime:
         raise ConfigError(f"{path} is a {fmt} file, not {runtime}")
-    if fmt == "onnx":
-        return ExportedMethod(meta, _onnx_runner(path), "onnx", path), "cpu"
-    return ExportedMethod(meta, _torchscript_runner(str(path)), "torchscript", path), None
+    try:
+        run = _onnx_runner(path) if fmt == "onnx" else _torchscript_runner(str(path))
+    except ImportError:
+        raise
+    except Exception as e:  # a graph onnxruntime rejects; a zip that is no TorchScript program
+        raise CheckpointError(f"{path}: its {fmt} graph cannot be loaded ({first_line(e)}); "
+                              "export the model again") from None
+    try:
+        method = ExportedMethod(meta, run, fmt, path)
+    except (TypeError, ValueError) as e:  # a declared input whose fields do not fit
+        raise CheckpointError(f"{path}: its metadata does not describe the inputs ({first_line(e)}); "
+                              "export the model again") from None
+    return method, ("cpu" if fmt == "onnx" else None)
 
 
 def load_runtime(path, runtime: str = "auto", device=None):
