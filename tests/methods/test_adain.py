@@ -391,3 +391,15 @@ def test_an_adain_format_file_is_refused_for_the_caffe_encoder(port_files, isola
     m = AdaIN(vgg_weights=str(d / "vgg_normalised.pth"), encoder_format="caffe")
     with pytest.raises(CheckpointError, match="adain-format VGG weights; encoder_format is caffe"):
         m.ensure_encoder(training=True)
+
+
+def test_a_style_image_too_thin_once_resized_is_refused_with_the_size_it_needs(tiny):
+    """A 3000×7 style is brought to style_size on its longer side (512×1): AdaIN's reflection-
+    padded encoder cannot take one row, which was a padding RuntimeError ("internal error")."""
+    from styleforge.pipeline import Pipeline
+
+    pipe = Pipeline(tiny)
+    with pytest.raises(ConfigError, match=r"512×1 px.*at least 9 px"):
+        pipe(content(), style=[torch.zeros(1, 3, 7, 3000)])
+    out = pipe(content(), style=[torch.zeros(1, 3, 9, 9)])  # tiny but square: resized up, fine
+    assert out.shape == content().shape

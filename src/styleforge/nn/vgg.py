@@ -220,11 +220,34 @@ class VGGEncoder(nn.Module):
             x = self.prep(x)
         return x
 
+    def min_side(self, layer: str) -> int:
+        """The smallest input side that reaches ``layer`` with every map at least 1 px, and at
+        least 2 px before a reflection-padded convolution (found by following a side through the
+        poolings, floor or ceil as built)."""
+        mods = list(self.features.named_children())[:self.names.index(layer) + 1]
+
+        def reaches(side: int) -> bool:
+            for _, m in mods:
+                if isinstance(m, nn.Conv2d) and side < (2 if m.padding_mode == "reflect" else 1):
+                    return False
+                if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+                    side = -(-side // 2) if self.ceil_mode else side // 2
+            return side >= 1
+
+        return next(s for s in range(1, 1 << 12) if reaches(s))
+
     def forward(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
         layers = self.layers if layers is None else ((layers,) if isinstance(layers, str) else tuple(layers))
         missing = [n for n in layers if n not in self.names]
         if missing:
             raise ConfigError(f"VGGEncoder built to {self.names[-1]} cannot return {missing[0]}")
+        deepest = max(layers, key=self.names.index)
+        least = self.min_side(deepest)
+        if min(x.shape[-2:]) < least:
+            h, w = x.shape[-2:]
+            raise ConfigError(f"an image of {w}×{h} px reached the VGG encoder; its layers up to {deepest} need at "
+                              f"least {least} px on each side: give a larger or less elongated image (or a larger "
+                              "size)")
         want, out = set(layers), {}
         x = self.preprocess(x)
         for name, mod in self.features.named_children():
