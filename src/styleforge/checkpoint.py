@@ -19,6 +19,7 @@ and renamed into place.
 from __future__ import annotations
 
 import inspect
+import errno
 import json
 import math
 import os
@@ -31,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .errors import CheckpointError, ConfigError, first_line
 from .registry import get_method_class
-from .utils.atomic import FILE_MODE, atomic_write_bytes, temp_dir_into
+from .utils.atomic import FILE_MODE, atomic_write_bytes, naming, temp_dir_into
 
 FORMAT = "styleforge-model"
 FORMAT_VERSION = 1
@@ -71,10 +72,15 @@ def write_model_files(folder: Path, method, modules: str | list = "inference") -
             "config": _json_ready(method.config), "modules": list(modules),
             "styleforge_version": __version__}
     weights = Path(folder) / WEIGHTS_FILE
-    save_file(module_state(method, modules), str(weights),
-              metadata={"format": "pt", "method": method.method_name})
-    os.chmod(weights, FILE_MODE)  # safetensors creates it 0600
-    (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    with naming(weights):
+        try:
+            save_file(module_state(method, modules), str(weights),
+                      metadata={"format": "pt", "method": method.method_name})
+        except SafetensorError as e:  # how safetensors reports a failed write (a full disk)
+            raise OSError(errno.EIO, f"cannot write the weights ({first_line(e)})", str(weights)) from None
+        os.chmod(weights, FILE_MODE)  # safetensors creates it 0600
+    with naming(Path(folder) / CONFIG_FILE):
+        (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def save_model(path, method, modules: str | list = "inference") -> Path:
