@@ -244,6 +244,23 @@ def load_training_state(folder: Path) -> dict:
 _LEGACY_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 
+def read_onnx(path: Path):
+    """An ONNX model (the ``onnx`` package's ModelProto), or a one-line CheckpointError for a
+    missing, unreadable or empty file (the ONNX importers' first step)."""
+    import onnx
+
+    if not path.is_file():
+        raise CheckpointError(f"ONNX file not found: {path}")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf's DecodeError, a missing external-data file, ...
+        raise CheckpointError(f"cannot read {path} as an ONNX model: {str(e).splitlines()[0]}") from None
+    if not model.graph.node:
+        empty = ": empty file" if not path.stat().st_size else ""
+        raise CheckpointError(f"{path} is not an ONNX model (no graph{empty})")
+    return model
+
+
 def read_pth(path, what: str = "checkpoint"):
     """``torch.load(weights_only=True)`` on the CPU: tensors and plain containers only, no
     pickled code runs. ``what`` names the file in the not-found message."""
