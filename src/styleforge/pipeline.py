@@ -677,7 +677,7 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
     run by PyTorch, or a file made by ``styleforge export`` (ONNX through onnxruntime,
     TorchScript through torch.jit). ``device``: auto (default; under ``torchrun`` with CUDA each
     process takes ``cuda:LOCAL_RANK``), cpu, cuda, cuda:N."""
-    from .export import RUNTIMES, load_exported
+    from .runtime import RUNTIMES, load_exported
 
     p = Path(path)
     if not p.exists():
