@@ -234,7 +234,9 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
     from ..batch import BatchOptions, translate_files
 
     from ..cli import _collect_inputs, output_name
+    from . import output_folder
 
+    output_folder(args.out, what.removesuffix("d"))
     values, grid = input_values(args, pipe, labels)
     files = _collect_inputs(args.inputs, videos=True)
     videos = [f for f in files if is_video(f)]

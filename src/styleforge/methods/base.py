@@ -159,6 +159,20 @@ class Output:
     optional: bool = False
 
 
+@dataclass(frozen=True)
+class TrainingSides:
+    """What a method's networks need of a training image's side (``data.crop_size``): at least
+    ``min_side``, a multiple of ``multiple`` (a generator's output must have its input's size for
+    the pixel losses), exactly ``fixed`` where a fully-connected layer sees the whole map.
+    ``why``/``fixed_why`` end the error messages (which network needs it)."""
+
+    min_side: int = 1
+    multiple: int = 1
+    fixed: int | None = None
+    why: str = ""
+    fixed_why: str = ""
+
+
 class Method(nn.Module):
     method_name = "?"  # set by @register_method
     # dataset kind the method trains on (styleforge.data.datasets.build_dataset)
@@ -218,6 +232,17 @@ class Method(nn.Module):
             init(self, *args, **kwargs)
 
         cls.__init__ = wrapped
+
+    @classmethod
+    def training_sides(cls, config: dict) -> TrainingSides:
+        """What a training crop needs, from the constructor's arguments ``config`` (defaults
+        filled in), before any network is built: ``config.resolve`` checks ``data.crop_size``
+        against it. Default: the class's ``size_multiple`` and ``min_side`` (else two multiples:
+        one multiple is 1 px after the down-samplings); a method whose discriminator or
+        generator needs more says so here."""
+        m = max(1, int(cls.size_multiple or 1))
+        least = int(cls.min_side or (2 * m if m > 1 else 1))
+        return TrainingSides(least, m, None, f"{m}× down-sampling" if m > 1 else "")
 
     # ---- training -------------------------------------------------------------------
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:

