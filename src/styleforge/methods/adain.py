@@ -95,6 +95,7 @@ def _init_random_encoder(enc: VGGEncoder, seed: int = 0) -> None:
 @register_method("adain")
 class AdaIN(Method):
     data_kind = "content_style"
+    fit_terms = ("content", "style")
     directions = ("stylize",)
     inference_modules = ("encoder", "decoder")
     frozen_modules = ("encoder",)

@@ -46,6 +46,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 @register_method("cyclegan")
 class CycleGAN(Method):
     data_kind = "unpaired"
+    fit_terms = ("cycle_A", "cycle_B", "idt_A", "idt_B")
     directions = DIRECTIONS
     size_multiple = 4
 

@@ -57,6 +57,7 @@ def unet_downs(netG: str) -> int:
 @register_method("pix2pix")
 class Pix2Pix(Method):
     data_kind = "paired_ab"
+    fit_terms = ("G_L1",)
     inference_modules = ("G",)
     # the model records data.direction (config.py copies it): the mapping it learned
     model_follows_data = ("direction",)
@@ -161,7 +162,7 @@ class Pix2Pix(Method):
             InferenceOption("batch_stats", "bool", self.test_batch_stats,
                             help="batch norm with the image's own statistics (the paper) or the "
                             "training running averages"),
-            InferenceOption("seed", "seed", None, 0, 2 ** 31 - 1,
+            InferenceOption("seed", "seed", None, 0, 2 ** 31 - 1, used_when=("dropout", True),
                             help="repeatable dropout noise (each image its own: the same in any batch)"),
         ]
 

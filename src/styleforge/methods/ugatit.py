@@ -117,6 +117,7 @@ class UGATITGenerator(nn.Module):
 @register_method("ugatit")
 class UGATIT(Method):
     data_kind = "unpaired"
+    fit_terms = ("cycle_A", "cycle_B", "idt_A", "idt_B")
     directions = DIRECTIONS
     inference_modules = ("genA2B", "genB2A")
     size_multiple = 4
