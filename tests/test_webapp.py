@@ -59,7 +59,8 @@ def test_page_and_model_listing(client):
     assert page.status_code == 200 and 'id="file"' in page.text and "/api/translate" in page.text
     j = client.get("/api/models").json()
     assert [(m["id"], m["method"], m["directions"]) for m in j["models"]] == [("h2z", "cyclegan", ["AtoB", "BtoA"])]
-    assert j["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 90_000, "max_side": 256}
+    assert j["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 90_000, "max_request_pixels": 50_000_000,
+                           "max_side": 256, "max_iterations": 1000, "max_seconds": 120.0}
 
 
 @pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
