@@ -4,7 +4,7 @@ back 2xx / 4xx / 503 / other 5xx, how many 4xx lacked the JSON ``{"error": ...}`
 server's resident memory before, half-way and after.
 
     python benchmarks/serve_load.py [--models munit,funit] [--requests 600] [--concurrency 6]
-        [--seconds 300] [--seed 0] [--json] [-- extra serve options]
+        [--seconds 300] [--seed 0] [--json] [--src OTHER_CHECKOUT/src] [-- extra serve options]
 
 The models are the tiny presets (``configs/tiny``; random weights: speed and robustness do not
 depend on their values), saved to a temporary folder. Requests go only to 127.0.0.1, stop after
@@ -225,8 +225,8 @@ def build_models(names: list[str], folder: Path) -> list[Path]:
     return out
 
 
-def start_server(models: list[Path], port: int, extra: list[str], log: Path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "STYLEFORGE_DEVICE": "cpu", "PYTHONPATH": str(REPO / "src")}
+def start_server(models: list[Path], port: int, extra: list[str], log: Path, src: Path = REPO / "src"):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STYLEFORGE_DEVICE": "cpu", "PYTHONPATH": str(src)}
     out = open(log, "w")
     proc = subprocess.Popen([sys.executable, "-m", "styleforge", "serve", *map(str, models), "--port", str(port),
                              *extra], stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -249,7 +249,8 @@ def wait_ready(url: str, proc, log: Path, timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
-def run(models: list[str], requests: int, concurrency: int, seconds: float, seed: int, extra: list[str]) -> dict:
+def run(models: list[str], requests: int, concurrency: int, seconds: float, seed: int, extra: list[str],
+        src: Path = REPO / "src") -> dict:
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -258,7 +259,7 @@ def run(models: list[str], requests: int, concurrency: int, seconds: float, seed
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = tmp / "server.log"
-        proc = start_server(paths, port, extra, log)
+        proc = start_server(paths, port, extra, log, src)
         try:
             wait_ready(url, proc, log)
             headers = {"Authorization": f"Bearer {os.environ['STYLEFORGE_TOKEN']}"} \
@@ -294,6 +295,8 @@ def run(models: list[str], requests: int, concurrency: int, seconds: float, seed
             wall = time.time() - t0
             time.sleep(0.5)
             rss["end"] = rss_mb(proc.pid)
+            errors = [line for line in log.read_text(errors="replace").splitlines()
+                      if line and not line.startswith(("INFO", "serving", " "))][-6:]
         finally:
             proc.terminate()
             try:
@@ -310,7 +313,8 @@ def run(models: list[str], requests: int, concurrency: int, seconds: float, seed
             "other_5xx": sum(v for k, v in counts.items() if k >= 500 and k != 503),
             "unexpected": len(unexpected), "4xx_not_json": len(not_json),
             "rss_start_mb": round(rss["start"]), "rss_half_mb": round(rss.get("half", 0)),
-            "rss_end_mb": round(rss["end"]), "examples": (unexpected + not_json)[:8]}
+            "rss_end_mb": round(rss["end"]), "examples": (unexpected + not_json)[:8],
+            "server_errors": errors if unexpected else []}
 
 
 def _json_error(r) -> bool:
@@ -328,9 +332,11 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=300, help="stop sending after this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.add_argument("--src", type=Path, default=REPO / "src",
+                   help="the styleforge source the server runs (another checkout's src/: before/after)")
     args, extra = p.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
-    res = run(args.models.split(","), args.requests, args.concurrency, args.seconds, args.seed, extra)
+    res = run(args.models.split(","), args.requests, args.concurrency, args.seconds, args.seed, extra, args.src)
     if args.json:
         print(json.dumps(res))
     else:
@@ -340,6 +346,8 @@ def main(argv=None) -> int:
         print("| " + " | ".join(str(res[c]) for c in cols) + " |")
         for label, status, body in res["examples"]:
             print(f"  {status} {label}: {body[:160]}")
+        for line in res["server_errors"]:
+            print(f"  server: {line[:200]}")
     return 0 if res["unexpected"] == 0 and res["4xx_not_json"] == 0 else 1
 
 

@@ -270,3 +270,17 @@ def test_adain_file_under_the_readmes_spelling_is_found(files, tmp_path, monkeyp
     (tmp_path / "vgg" / "vgg_normalized.pth").write_bytes(paths["adain"].read_bytes())
     monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path))
     assert find_vgg_weights("vgg19", "adain") == tmp_path / "vgg" / "vgg_normalized.pth"
+
+
+def test_a_bare_file_name_as_saved_configs_record_it_is_found_in_the_weights_folder(files, tmp_path, monkeypatch,
+                                                                                      isolated_weights):
+    _, paths = files
+    (tmp_path / "vgg").mkdir()
+    (tmp_path / "vgg" / "vgg16-397923af.pth").write_bytes(paths["tv16"].read_bytes())
+    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # not found beside the current folder: the weights folder has it
+    assert find_vgg_weights("vgg16", "torchvision", "vgg16-397923af.pth") == tmp_path / "vgg" / "vgg16-397923af.pth"
+    enc = vgg_encoder("vgg16", "relu1_1", weights="vgg16-397923af.pth")
+    torch.testing.assert_close(enc.features.conv1_1.weight, files[0]["tv16"][0].weight)
+    with pytest.raises(CheckpointError, match=r"VGG weights not found: other\.pth \(nor in "):
+        vgg_encoder("vgg16", "relu1_1", weights="other.pth")
