@@ -140,3 +140,22 @@ def test_a_tensor_outside_its_declared_range_is_refused_naming_the_conversion(ti
         pipe((x + 1) / 2 + 0.01)  # 0..1 (shifted off 0 so that no value is negative)
     with pytest.raises(ConfigError, match="NaN"):
         pipe(torch.full_like(x, float("nan")))
+
+
+def test_a_few_pixel_reference_is_a_config_error_naming_it_not_a_crash():
+    """Reflection padding on a 3×3 style image (AdaIN's style_size 3, MUNIT's style encoder):
+    the user's input, said in one line (the web app answers 422, was 500)."""
+    from PIL import Image
+
+    from styleforge import config as C
+    from styleforge.errors import ConfigError
+    from styleforge.pipeline import Pipeline
+    from styleforge.registry import build_method
+
+    img = Image.new("RGB", (64, 64), (100, 50, 20))
+    for preset, kw, label in [("adain", {"style": img, "style_size": 3}, "style[0]: the image is 3×3"),
+                              ("munit", {"style": Image.new("RGB", (3, 3))}, "style: the image is 3×3")]:
+        cfg = C.resolve(f"tiny/{preset}")
+        pipe = Pipeline(build_method(cfg["method"], **cfg["model"]), "cpu")
+        with pytest.raises(ConfigError, match=label.replace("[", r"\[").replace("]", r"\]") + ".*too small"):
+            pipe(img, **kw)

@@ -198,7 +198,7 @@ def _dynamic_axes(inputs: list[Input], dynamic: bool) -> dict:
 
 def _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed: dict) -> dict:
     from . import __version__
-    from .checkpoint import _json_ready
+    from .checkpoint import _json_ready, shareable_config
 
     declared = [asdict(i) for i in declared_inputs(method)]
     return {"format": EXPORT_FORMAT, "format_version": 2, "export_format": fmt,
@@ -210,7 +210,7 @@ def _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed: di
             "graph_inputs": [i.name for i in inputs], "fixed_inputs": _json_ready(fixed),
             "inputs": _json_ready(declared),
             "outputs": [_json_ready(asdict(o)) for o in declared_outputs(method)][:1],
-            "config": _json_ready(method.config), "styleforge_version": __version__}
+            "config": shareable_config(method.config), "styleforge_version": __version__}
 
 
 def _onnx_bytes(module, examples, inputs, dynamic: bool, meta: dict) -> bytes:

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import load_model, save_model
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, first_line
 from .methods.base import Input, Output, draw_code
 from .utils.device import pick_device
 
@@ -470,8 +470,27 @@ class Pipeline:
             if inp.encoder_size:  # an encoder with fully-connected layers: resized as the main image
                 ref = resize_square(ref, int(inp.encoder_size))
             with torch.inference_mode():
-                codes.append(self._encode(inp.name, ref, direction).float())
+                try:
+                    codes.append(self._encode(inp.name, ref, direction).float())
+                except RuntimeError as e:
+                    raise self._too_small(e, {label: ref}) from None
         return torch.cat(codes)
+
+    # an image input smaller than this on a side may fail inside a network (reflection padding or
+    # pooling on a few pixels): such a failure is the user's input, said as such
+    SMALL_SIDE = 64
+
+    def _too_small(self, e: RuntimeError, images: dict) -> Exception:
+        """A network's RuntimeError on the images ``{label: tensor}``: a one-line ConfigError
+        naming the smallest of them where one is small, else ``e`` itself (a real failure)."""
+        small = [(min(t.shape[-2:]), label, t) for label, t in images.items()
+                 if isinstance(t, torch.Tensor) and t.ndim >= 3 and min(t.shape[-2:]) < self.SMALL_SIDE]
+        if not small:
+            return e
+        _, label, t = min(small, key=lambda s: s[0])
+        h, w = t.shape[-2:]
+        return ConfigError(f"{label}: the image is {w}×{h} (as given to the network), too small for "
+                           f"{self.method.method_name} ({first_line(e)}): give a larger image")
 
     def draw_code(self, inp: Input, n: int, seed: int) -> torch.Tensor:
         """The N×size code the pipeline draws for ``inp`` when none is given: the same code,
@@ -598,7 +617,12 @@ class Pipeline:
         optional = [o.name for o in self.outputs[1:] if o.optional and o.name in want]
         for name in optional:
             kw[f"return_{name}"] = True
-        out = self.method.translate(xin, **kw)
+        try:
+            out = self.method.translate(xin, **kw)
+        except RuntimeError as e:
+            images = {"image": xin, **{k: v for k, v in kw.items() if isinstance(v, torch.Tensor)},
+                      **{f"{k}[{i}]": t for k, v in kw.items() if isinstance(v, list) for i, t in enumerate(v)}}
+            raise self._too_small(e, images) from None
         if isinstance(out, dict):
             return out
         if isinstance(out, (tuple, list)):

@@ -67,6 +67,7 @@ from ..nn.inception_features import LAYERS as INCEPTION_NAMES
 from ..nn.inception_features import InceptionFeatures
 from ..nn.vgg import FORMATS, POOLINGS, VGGEncoder, layer_names, resolve_vgg_weights
 from ..registry import register_method
+from ..utils.budget import spend_iteration
 from .base import Input, Method
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -486,6 +487,8 @@ class GatysStyleTransfer(Method):
         tol, patience = cfg["stall_tol"], cfg["stall_patience"]
         try:
             for _ in range(n_iter):
+                if spend_iteration():  # a caller's budget (utils/budget.py: the web app's) is spent
+                    break
                 before = pixels.detach().clone()
                 opt.step(closure)  # evaluates at ``before``, then moves
                 value = last["loss"]

