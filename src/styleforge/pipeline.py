@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import load_model, save_model
-from .errors import CheckpointError, ConfigError, first_line
+from .errors import CheckpointError, ConfigError, ImageTooSmallError, first_line
 from .methods.base import Input, Output, draw_code
 from .utils.device import pick_device
 
@@ -472,7 +472,7 @@ class Pipeline:
             with torch.inference_mode():
                 try:
                     codes.append(self._encode(inp.name, ref, direction).float())
-                except RuntimeError as e:
+                except (RuntimeError, ImageTooSmallError) as e:
                     raise self._too_small(e, {label: ref}) from None
         return torch.cat(codes)
 
@@ -480,9 +480,9 @@ class Pipeline:
     # pooling on a few pixels): such a failure is the user's input, said as such
     SMALL_SIDE = 64
 
-    def _too_small(self, e: RuntimeError, images: dict) -> Exception:
-        """A network's RuntimeError on the images ``{label: tensor}``: a one-line ConfigError
-        naming the smallest of them where one is small, else ``e`` itself (a real failure)."""
+    def _too_small(self, e: Exception, images: dict) -> Exception:
+        """A network's RuntimeError (or an encoder's ImageTooSmallError) on the images
+        ``{label: tensor}``: a one-line ConfigError naming the smallest of them where one is small, else ``e`` itself (a real failure)."""
         small = [(min(t.shape[-2:]), label, t) for label, t in images.items()
                  if isinstance(t, torch.Tensor) and t.ndim >= 3 and min(t.shape[-2:]) < self.SMALL_SIDE]
         if not small:
@@ -619,7 +619,7 @@ class Pipeline:
             kw[f"return_{name}"] = True
         try:
             out = self.method.translate(xin, **kw)
-        except RuntimeError as e:
+        except (RuntimeError, ImageTooSmallError) as e:
             images = {"image": xin, **{k: v for k, v in kw.items() if isinstance(v, torch.Tensor)},
                       **{f"{k}[{i}]": t for k, v in kw.items() if isinstance(v, list) for i, t in enumerate(v)}}
             raise self._too_small(e, images) from None

@@ -56,7 +56,7 @@ from torch import nn
 from .. import weights as W
 from ..checkpoint import read_pth
 from ..checkpoint import read_state_dict as read_pth_state_dict
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, ImageTooSmallError
 
 # convolution widths per block (configurations E and D of the paper, Table 1)
 _BLOCKS = {"vgg19": ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4),
@@ -245,7 +245,7 @@ class VGGEncoder(nn.Module):
         least = self.min_side(deepest)
         if min(x.shape[-2:]) < least:
             h, w = x.shape[-2:]
-            raise ConfigError(f"an image of {w}×{h} px reached the VGG encoder; its layers up to {deepest} need at "
+            raise ImageTooSmallError(f"an image of {w}×{h} px reached the VGG encoder; its layers up to {deepest} need at "
                               f"least {least} px on each side: give a larger or less elongated image (or a larger "
                               "size)")
         want, out = set(layers), {}
