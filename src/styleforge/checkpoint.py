@@ -51,6 +51,23 @@ def _json_ready(value):
     return value
 
 
+# config keys naming a VGG file: a saved config (config.json, an export's metadata) keeps only the
+# file's name, never a path of the machine that wrote it; nn.vgg finds a bare name in its weights
+# folders when the file is needed (a model directory holds the weights it runs with)
+PATH_KEYS = ("vgg_weights",)
+
+
+def shareable_config(config: dict) -> dict:
+    """``config`` ready for JSON, with the VGG file named by its file name alone (a path written
+    by older versions still loads: it is used as it stands)."""
+    out = _json_ready(dict(config))
+    for key in PATH_KEYS:
+        v = out.get(key)
+        if isinstance(v, (str, os.PathLike)) and str(v) != "random" and Path(v).name != str(v):
+            out[key] = Path(v).name
+    return out
+
+
 # ---- model directories -------------------------------------------------------------------
 def module_state(method, modules) -> dict[str, torch.Tensor]:
     out = {}
@@ -69,7 +86,7 @@ def write_model_files(folder: Path, method, modules: str | list = "inference") -
         modules = [n for n, m in method.named_children()
                    if n not in frozen and any(True for _ in m.state_dict())]
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method.method_name,
-            "config": _json_ready(method.config), "modules": list(modules),
+            "config": shareable_config(method.config), "modules": list(modules),
             "styleforge_version": __version__}
     weights = Path(folder) / WEIGHTS_FILE
     with naming(weights):

@@ -286,3 +286,17 @@ def test_an_image_too_thin_for_the_deepest_layer_is_a_one_line_error_not_a_pooli
             enc(torch.zeros(1, 3, 300, least - 1))
         assert f"{least - 1}×300" in str(e.value) and f"at least {least} px" in str(e.value)
         assert "\n" not in str(e.value)
+
+
+def test_a_bare_file_name_as_saved_configs_record_it_is_found_in_the_weights_folder(files, tmp_path, monkeypatch,
+                                                                                      isolated_weights):
+    _, paths = files
+    (tmp_path / "vgg").mkdir()
+    (tmp_path / "vgg" / "vgg16-397923af.pth").write_bytes(paths["tv16"].read_bytes())
+    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # not found beside the current folder: the weights folder has it
+    assert find_vgg_weights("vgg16", "torchvision", "vgg16-397923af.pth") == tmp_path / "vgg" / "vgg16-397923af.pth"
+    enc = vgg_encoder("vgg16", "relu1_1", weights="vgg16-397923af.pth")
+    torch.testing.assert_close(enc.features.conv1_1.weight, files[0]["tv16"][0].weight)
+    with pytest.raises(CheckpointError, match=r"VGG weights not found: other\.pth \(nor in "):
+        vgg_encoder("vgg16", "relu1_1", weights="other.pth")
