@@ -119,6 +119,7 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
     are taken over; the recorded config then keeps ``base_model`` None)."""
 
     data_kind = "content_style"
+    fit_terms = ("content", "style")
     directions = ("stylize",)
     inference_modules = ("predictor", "transformer")
     size_multiple = 4
