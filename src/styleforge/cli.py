@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (any command, anywhere on the line; default one per core, or "
                         "$STYLEFORGE_THREADS). The CLI also makes waiting threads sleep (OMP_WAIT_POLICY=PASSIVE "
-                        "unless set): on a busy machine spinning threads made runs 5-19x slower")
+                        "unless set): on a busy machine spinning threads made Gatys 3-16x slower, docs/benchmarks.md")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model from a preset or config file",
