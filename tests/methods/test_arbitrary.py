@@ -1,7 +1,8 @@
 """Ghiasi et al.'s arbitrary style transfer (Magenta's arbitrary_image_stylization) on a tiny
 seeded model: α interpolates the style vector with the content's own, blend weights mix style
 vectors, a mask splits two styles, fine-tuning starts from a base model; training and export are
-the shared contract tests (tests/test_method_contract.py, tests/test_export.py, ``-k arbitrary``)."""
+the shared contract tests (tests/test_method_contract.py, ``-k arbitrary``); the import from the
+wheel: test_arbitrary_import.py."""
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ DATA = REPO / "data" / "style_transfer"
 
 
 def image(kind, name, size):
-    return to_tensor(Image.open(DATA / kind / f"{name}.jpg").convert("RGB").resize(size, Image.Resampling.BICUBIC))[None]
+    img = Image.open(DATA / kind / f"{name}.jpg").convert("RGB")
+    return to_tensor(img.resize(size, Image.Resampling.BICUBIC))[None]
 
 
 @pytest.fixture(scope="module")

