@@ -129,3 +129,22 @@ def test_fine_tuning_starts_from_the_base_models_networks(model, tmp_path, photo
     (tmp_path / "cin" / "config.json").write_text('{"method": "cin", "config": {}, "format": 1}')
     with pytest.raises(CheckpointError):
         ArbitraryStyleTransfer(base_model=str(tmp_path / "cin"))
+
+
+def test_an_exported_file_crops_portrait_and_landscape_styles_as_pytorch(model, tmp_path, photos):
+    """The style's centre square is cut in the graph from the style's own shape: the exporter
+    traces a square/landscape example, and a portrait painting must not get that crop."""
+    pytest.importorskip("onnxruntime")
+    from styleforge.export import export_model
+    from styleforge.runtime import onnx_runner
+
+    x, _, _ = photos
+    path = export_model(model, tmp_path / "arbitrary.onnx").path
+    run_file = onnx_runner(path)
+    painting = image("style", "starry_night", (64, 48))  # landscape, 64 wide, 48 high
+    outs = []
+    for s in (painting, painting.transpose(2, 3), painting[..., :40, :40]):  # landscape, portrait, square
+        outs.append(tr(model, x, style=[s]))
+        d = (run_file(x, s) - outs[-1]).abs().max()
+        assert d < 1e-3, (tuple(s.shape), d)  # the exporter's own check's bound
+    assert min((outs[0] - outs[1]).abs().mean(), (outs[0] - outs[2]).abs().mean()) > 0.01  # crops differ

