@@ -173,3 +173,44 @@ def test_johnson_styles_come_out_of_one_archive_and_translate_takes_the_name(mod
     # export reaches the model directory by name too
     assert main(["export", "johnson/udnie", "--format", "torchscript", "--out", str(tmp_path / "u.pt")]) == 0
     assert (tmp_path / "u.pt").stat().st_size > 0
+
+
+def test_ctrl_c_during_a_download_keeps_only_the_part_and_the_next_pull_resumes(model_server, tmp_path,
+                                                                                 monkeypatch, capsys):
+    data = cyclegan_generator_bytes(seed=3)
+    key = model_server.put(H2Z, data)
+    monkeypatch.setattr(pull, "CHUNK", 4096)
+    real = pull._progress
+
+    class Stop:  # the progress bar sees the first chunk, then Ctrl-C arrives
+        def __init__(self, *a):
+            self.bar = real(*a)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.bar.close()
+
+        def update(self, n):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pull, "_progress", Stop)
+    assert main(["pull", "cyclegan/horse2zebra"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
+    models = tmp_path / "weights" / "models"
+    assert [p.rsplit(".", 1)[-1] for p in left_in(models)] == ["part"] and not (models / "cyclegan").exists()
+    monkeypatch.setattr(pull, "_progress", real)
+    assert main(["pull", "cyclegan/horse2zebra"]) == 0
+    assert model_server.requests[-1] == (key, "bytes=4096-")
+    assert read_card(models / "cyclegan" / "horse2zebra")["styleforge"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_vgg_file_is_pulled_into_the_vgg_folder_under_its_own_name(model_server, tmp_path):
+    url = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth"
+    model_server.put(url, b"vgg weights" * 50)
+    got = pull.pull("vgg/vgg_normalised", progress=False, say=lambda s: None)
+    assert got == tmp_path / "weights" / "vgg" / "vgg_normalised.pth" and got.read_bytes() == b"vgg weights" * 50
+    assert pull.status(zoo.get("vgg/vgg_normalised")) == "here"
+    with pytest.raises(CheckpointError, match="VGG weight file, not a model"):
+        styleforge.load("vgg/vgg19-caffe")
