@@ -149,9 +149,10 @@ def test_cli_pull_of_a_non_commercial_model_prints_the_licence_first_and_keeps_i
     m = build_method("unit", dim=8, n_res=2, n_downsample=2)
     torch.save({"a": m.gen_a.state_dict(), "b": m.gen_b.state_dict()}, tmp_path / "unit_gta2city.pt")
     assert main(["pull", "unit/gta2city", "--file", str(tmp_path / "unit_gta2city.pt")]) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert err.startswith("unit/gta2city: NON-COMMERCIAL licence: CC BY-NC-SA 4.0")
     d = tmp_path / "weights" / "models" / "unit" / "gta2city"
+    assert out == f"{d}\n"  # stdout: the model directory, for scripts
     card = read_card(d)
     assert card["license"] == "cc-by-nc-sa-4.0" and card["styleforge"]["non_commercial"] is True
     assert "Non-commercial licence" in (d / "README.md").read_text()

@@ -290,5 +290,4 @@ def pull(name: str, file=None, overwrite: bool = False, progress: bool = True, s
     finally:
         for p in cleanup:
             p.unlink(missing_ok=True)
-    say(f"{name}: {dest}")
     return dest

@@ -77,8 +77,9 @@ def run_pull(args, overrides) -> int:
 
     from ..pull import pull
 
-    pull(args.name, file=args.file, overwrite=args.overwrite, progress=not args.quiet and sys.stderr.isatty(),
-         say=lambda line: print(line, file=sys.stderr))
+    dest = pull(args.name, file=args.file, overwrite=args.overwrite, progress=not args.quiet and sys.stderr.isatty(),
+                say=lambda line: print(line, file=sys.stderr))
+    print(dest)  # stdout: the model directory (a VGG file: its path), for scripts
     return 0
 
 
