@@ -6,6 +6,8 @@ A model directory (what ``styleforge.load`` reads and ``save_model`` writes)::
                          "method": "cyclegan", "config": {constructor arguments},
                          "modules": ["G_A", "G_B"], "styleforge_version": ...}
     model.safetensors   the weights of those modules, keys "<module>.<parameter>"
+    README.md           the model card (``card.card_text``): method, paper, how it was made,
+                        source and licence, in front matter the Hugging Face Hub reads
 
 By default only the method's ``inference_modules`` are kept (an inference snapshot);
 ``modules="all"`` keeps discriminators too (the trainer's checkpoints do), but not the
@@ -30,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .card import CARD_FILE, card_text
 from .errors import CheckpointError, ConfigError, first_line
 from .registry import get_method_class
 from .utils.atomic import FILE_MODE, atomic_write_bytes, naming, temp_dir_into
@@ -77,8 +80,10 @@ def module_state(method, modules) -> dict[str, torch.Tensor]:
     return out
 
 
-def write_model_files(folder: Path, method, modules: str | list = "inference") -> None:
-    """Write config.json + model.safetensors into an existing folder (not atomic by itself)."""
+def write_model_files(folder: Path, method, modules: str | list = "inference", card: dict | None = None) -> None:
+    """Write config.json + model.safetensors + README.md (the card; ``card``: what is known of
+    the model's making, see :func:`styleforge.card.card_text`) into an existing folder (not
+    atomic by itself)."""
     if modules == "inference":
         modules = list(method.inference_modules)
     elif modules == "all":  # a training checkpoint: every network but the frozen ones
@@ -98,12 +103,14 @@ def write_model_files(folder: Path, method, modules: str | list = "inference") -
         os.chmod(weights, FILE_MODE)  # safetensors creates it 0600
     with naming(Path(folder) / CONFIG_FILE):
         (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    with naming(Path(folder) / CARD_FILE):
+        (Path(folder) / CARD_FILE).write_text(card_text(method.method_name, card), encoding="utf-8")
 
 
-def save_model(path, method, modules: str | list = "inference") -> Path:
+def save_model(path, method, modules: str | list = "inference", card: dict | None = None) -> Path:
     path = Path(path)
     with temp_dir_into(path) as tmp:
-        write_model_files(tmp, method, modules)
+        write_model_files(tmp, method, modules, card)
     return path
 
 

@@ -790,16 +790,17 @@ class Pipeline:
 
 # ---- loading -----------------------------------------------------------------------------------
 def load(path, device=None, runtime: str = "auto") -> Pipeline:
-    """The one loader every front end uses: a model directory (or a run folder: its ``model/``)
-    run by PyTorch, or a file made by ``styleforge export`` (ONNX through onnxruntime,
+    """The one loader every front end uses: a model directory (or a run folder: its ``model/``;
+    or a model's name, ``cyclegan/horse2zebra`` once pulled or ``hf:org/name``) run by PyTorch, or a file made by ``styleforge export`` (ONNX through onnxruntime,
     TorchScript through torch.jit). ``device``: auto (default; under ``torchrun`` with CUDA each
     process takes ``cuda:LOCAL_RANK``), cpu, cuda, cuda:N."""
     from .runtime import RUNTIMES, load_exported
+    from .pull import resolve
 
-    p = Path(path)
+    p = resolve(path)  # a name: cyclegan/horse2zebra (pulled), hf:org/name
     if not p.exists():
-        raise CheckpointError(f"model not found: {path} (a model directory, a run folder, or a file "
-                              "made by 'styleforge export')")
+        raise CheckpointError(f"model not found: {path} (a model directory, a run folder, a file made by "
+                              "'styleforge export', or a model's name: 'styleforge models' lists them)")
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if (device in (None, "auto") and not os.environ.get("STYLEFORGE_DEVICE")

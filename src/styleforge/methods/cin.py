@@ -90,7 +90,9 @@ def _check_channels(channels) -> tuple[int, ...]:
 
 
 def _read_base(path) -> tuple[dict, dict]:
-    path = resolve_model_dir(Path(path).expanduser())
+    from ..pull import resolve
+
+    path = resolve_model_dir(resolve(Path(path).expanduser()))  # a name too: cin/multistyle26
     meta = read_model_config(path)
     if meta["method"] != "cin":
         raise CheckpointError(f"cin: base_model {path} holds a {meta['method']} model, not a cin model")

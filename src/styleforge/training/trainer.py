@@ -441,7 +441,9 @@ class Trainer:
                 self.save_checkpoint()
                 if self.step >= self.total_steps:
                     self._write_samples(logger)
-                    save_model(self.run.model_dir, self.method)
+                    save_model(self.run.model_dir, self.method, card={
+                        "how": f"trained with 'styleforge train' for {self.step} steps on {self.cfg['data']['root']} "
+                               f"(run folder {self.run.root}; its config.yaml has every setting)"})
             finished = True
         finally:
             for s, h in old_handlers.items():
