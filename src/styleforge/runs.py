@@ -7,8 +7,9 @@
     log.jsonl          every logged value, one JSON record per line
     tb/                TensorBoard events (train.tensorboard)
     samples/step_XXXXXXXX.png
-    checkpoints/step_XXXXXXXX/{config.json, model.safetensors, training_state.pt}
+    checkpoints/step_XXXXXXXX/{config.json, model.safetensors, training_state.pt, rank_R.pt}
     checkpoints/latest   the name of the newest complete checkpoint
+    checkpoints/.step_XXXXXXXX.tmp-*   a checkpoint being written (left by a kill: removed on resume)
     checkpoints/best/    inference snapshot + eval.json, kept by periodic evaluation
     model/             the inference snapshot written when the run finishes
 
@@ -17,6 +18,7 @@ The trainer writes it; ``report``, ``demo`` and few-shot stage 2 read it. Nothin
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -111,6 +113,27 @@ class RunFolder:
         """Delete all but the ``keep`` newest step checkpoints (0: keep all)."""
         for p in self.checkpoints()[:-keep] if keep else []:
             shutil.rmtree(p, ignore_errors=True)
+
+    def remove_incomplete(self) -> list[str]:
+        """Remove what a kill during a checkpoint write leaves: ``.step_N.tmp-*`` folders (never
+        committed, so never the latest) and, of a checkpoint being replaced, ``.step_N.old-*``
+        (put back when the kill fell between the two renames, else removed). Returns the names
+        removed. Only for a run no process is writing to (the trainer calls it on resume)."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        removed = []
+        for p in sorted(self.checkpoints_dir.glob(f".{CHECKPOINT_PREFIX}*")):
+            name, sep, _ = p.name[1:].rpartition(".")
+            if not p.is_dir() or not sep or not name.startswith(CHECKPOINT_PREFIX):
+                continue
+            final = self.checkpoints_dir / name
+            if p.name.startswith(f".{name}.old-") and not final.exists():
+                os.replace(p, final)
+                continue
+            if p.name.startswith((f".{name}.tmp-", f".{name}.old-")):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+        return removed
 
     def inference_model(self) -> Path:
         """The model to translate with: ``model/``, else ``checkpoints/best``, else the latest
