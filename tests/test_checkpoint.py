@@ -214,3 +214,27 @@ def test_a_bad_config_json_is_one_error_line_through_translate(case, saved_tiny,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_saved_config_and_export_metadata_name_the_vgg_file_without_its_path(tmp_path):
+    """A model directory is shared: config.json records the VGG file's name, not the folder of
+    the machine that saved it; an older config with a full path still loads."""
+    from styleforge.checkpoint import shareable_config
+
+    vgg = tmp_path / "private" / "weights" / "vgg19-d01eb7cb.pth"
+    m = build_method("gatys", vgg_weights=str(vgg), sizes=[32], iterations=[1], progress=False)
+    save_model(tmp_path / "m", m)
+    text = (tmp_path / "m" / "config.json").read_text()
+    assert str(vgg.parent) not in text and json.loads(text)["config"]["vgg_weights"] == "vgg19-d01eb7cb.pth"
+    assert shareable_config({"vgg_weights": "random", "lr": 1})["vgg_weights"] == "random"
+    assert load_model(tmp_path / "m").config["vgg_weights"] == "vgg19-d01eb7cb.pth"
+    meta = json.loads(text)
+    meta["config"]["vgg_weights"] = str(vgg)  # as older versions wrote it
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    assert load_model(tmp_path / "m").config["vgg_weights"] == str(vgg)
+    from styleforge import config as C
+    from styleforge.export import _metadata
+
+    cfg = C.resolve("tiny/johnson")
+    johnson = build_method(cfg["method"], **{**cfg["model"], "vgg_weights": str(vgg)})
+    assert _metadata(johnson, "AtoB", "onnx", True, None, 3, [], {})["config"]["vgg_weights"] == "vgg19-d01eb7cb.pth"

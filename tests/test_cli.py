@@ -198,3 +198,16 @@ def test_translate_mistyped_model_path_says_model_not_found(h2z, tmp_path, capsy
     assert main(["translate", str(tmp_path / "no_such_model"), str(f), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: model not found: {tmp_path / 'no_such_model'}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("data.num_samples=null", "data.num_samples"),
+    ("data.crop_size=8", "data.crop_size=8 is too small for cyclegan"),
+    ("model.ngf=abc", "model.ngf must be a whole number"),
+])
+def test_train_bad_config_exits_2_before_the_run_folder_exists(override, needle, h2z, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny/cyclegan", "--data", str(h2z), "--out", str(out), override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    assert not out.exists()

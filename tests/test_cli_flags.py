@@ -121,3 +121,74 @@ def test_import_writes_to_out_given_either_way(tmp_path, capsys):
     assert "give the model directory to write" in _error_line(capsys)
     assert main(["import", "cyclegan", str(tmp_path / "latest_net_G_A.pth"), "-o", str(tmp_path / "m1")]) == 2
     assert "use --overwrite" in _error_line(capsys)
+
+
+def test_out_of_the_one_file_commands_says_file_and_refuses_a_folder(tiny_cyclegan_dir, h2z, tmp_path, capsys):
+    """The README's rule: --out is a folder, except for export, evaluate and interpolate, which
+    write one file: their help says FILE and a folder is a one-line error naming the command."""
+    by_prog = {p.prog: p for p in _parsers()}
+    for prog in ("styleforge evaluate", "styleforge interpolate"):
+        out = by_prog[prog]._option_string_actions["--out"]
+        assert out.metavar == "FILE" and "file" in out.help, prog
+    folder = tmp_path / "results"
+    folder.mkdir()
+    assert main(["export", str(tiny_cyclegan_dir), "-o", str(folder), "--quiet"]) == 2
+    assert "--out " + str(folder) + " is a folder; export writes one file" in _error_line(capsys)
+    assert main(["export", str(tiny_cyclegan_dir), "--help"]) == 0
+    assert "-o FILE" in capsys.readouterr().out
+    assert main(["evaluate", "--real", str(h2z / "testA"), "--fake", str(h2z / "testB"), "-o", str(folder),
+                 "--overwrite"]) == 2
+    assert "is a folder; evaluate writes one file" in _error_line(capsys)
+    assert main(["interpolate", str(tiny_cyclegan_dir), str(next((h2z / "testA").iterdir())), "--from", "0",
+                 "--to", "1", "-o", str(tmp_path / "new") + "/"]) == 2
+    assert "is a folder; interpolate writes one file" in _error_line(capsys)
+    assert list(folder.iterdir()) == []
+
+
+def test_out_of_the_folder_commands_refuses_an_existing_file(tiny_cyclegan_dir, h2z, tmp_path, capsys):
+    f = tmp_path / "out.png"
+    f.write_bytes(b"keep")
+    assert main(["translate", str(tiny_cyclegan_dir), str(next((h2z / "testA").iterdir())), "-o", str(f)]) == 2
+    assert f"--out {f} is a file; translate writes into a folder" in _error_line(capsys)
+    assert f.read_bytes() == b"keep"
+
+
+def test_evaluate_seed_is_named_kid_seed_and_the_old_name_says_so(h2z, tmp_path, capsys):
+    by_prog = {p.prog: p for p in _parsers()}
+    assert "KID" in by_prog["styleforge evaluate"]._option_string_actions["--kid-seed"].help
+    assert main(["evaluate", "--real", str(h2z / "testA"), "--fake", str(h2z / "testB"), "--seed", "3"]) == 2
+    assert "evaluate --seed is now --kid-seed 3" in _error_line(capsys)
+    tsne = by_prog["styleforge codes"]._option_string_actions["--tsne-seed"]
+    assert by_prog["styleforge codes"]._option_string_actions["--seed"] is tsne  # the old name still works
+
+
+def test_train_takes_bf16_as_translate_does(capsys):
+    assert main(["train", "--preset", "tiny/cyclegan", "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out.split("# parameters")[0])["train"]["amp"] is False
+    assert main(["train", "--preset", "tiny/cyclegan", "--bf16", "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out.split("# parameters")[0])["train"]["amp"] is True
+
+
+def test_an_interrupted_translate_says_how_to_resume(tiny_cyclegan_dir, h2z, tmp_path, monkeypatch, capsys):
+    import styleforge.batch
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(styleforge.batch, "translate_files", interrupted)
+    argv = ["translate", str(tiny_cyclegan_dir), str(h2z / "testA"), "-o", str(tmp_path / "o"), "--overwrite"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted; the outputs written so far are kept") and err.count("\n") == 0
+    assert err.endswith(f"styleforge translate {tiny_cyclegan_dir} {h2z / 'testA'} -o {tmp_path / 'o'} --resume")
+
+
+def test_presets_piped_into_a_reader_that_stops_early_ends_quietly():
+    import subprocess
+    import sys
+
+    # a reader that takes one line and leaves, as 'styleforge presets --all | head -1'
+    r = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m styleforge presets --all | head -1"],
+                       capture_output=True, text=True, timeout=120)
+    assert len(r.stdout.splitlines()) == 1 and r.stderr == "", r.stderr
+    assert r.returncode in (0, 141)  # 141: stopped by the closed pipe, as a Unix tool is

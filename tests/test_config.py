@@ -49,3 +49,45 @@ def test_every_preset_resolves_and_builds():
         c = C.resolve(name)
         if name.startswith("tiny/"):
             assert build_method(c["method"], **c["model"]) is not None
+
+
+@pytest.mark.parametrize("preset,overrides,msg", [
+    ("tiny/cyclegan", ["data.num_samples=null"], "data.num_samples .* must be a positive integer, got None"),
+    ("tiny/cyclegan", ["data.max_size=-1"], "data.max_size must be a positive integer"),
+    ("tiny/cyclegan", ["data.flip=maybe"], "data.flip must be true or false, got 'maybe'"),
+    ("tiny/cyclegan", ["data.preprocess=cropp"], r"data.preprocess must be one of .*\(did you mean crop\?\)"),
+    ("tiny/cyclegan", ["data.crop_size=40"], r"data.load_size \(36\) must be at least data.crop_size \(40\)"),
+    ("tiny/cyclegan", ["model.ngf=null"], r"model.ngf must be a whole number \(default 64\), got None"),
+    ("tiny/cyclegan", ["model.lambda_A=high"], "model.lambda_A must be a number"),
+    ("tiny/ugatit", ["model.light=maybe"], "model.light must be true or false"),
+])
+def test_resolve_refuses_wrong_types_of_data_and_model_values(preset, overrides, msg):
+    with pytest.raises(ConfigError, match=msg):
+        C.resolve(preset, overrides=overrides)
+
+
+@pytest.mark.parametrize("preset,overrides,msg", [
+    # the PatchGAN's 3 stride-2 convs and the normalised conv after them: 3 * 2**3
+    ("tiny/cyclegan", ["data.crop_size=16"], "data.crop_size=16 is too small for cyclegan: it needs at least 24 px"),
+    ("tiny/cyclegan", ["data.crop_size=30"], "data.crop_size=30: cyclegan needs a multiple of 4 .* e.g. 32"),
+    ("tiny/cyclegan", ["data.crop_size=32", "model.netD=n_layers", "model.n_layers_D=4"],
+     "needs at least 48 px"),
+    # the 7-layer global discriminator: 3 * 2**5
+    ("tiny/ugatit-light", ["data.crop_size=64", "data.load_size=70", "model.img_size=64"],
+     "data.crop_size=64 is too small for ugatit: it needs at least 96 px .*n_dis_global"),
+    ("tiny/photo2cartoon", ["data.crop_size=80", "data.load_size=90", "model.img_size=80"],
+     "too small for photo2cartoon: it needs at least 96 px"),
+    ("tiny/ugatit", ["data.crop_size=128", "data.load_size=140"], "ugatit takes 96 px crops"),
+    ("tiny/pix2pix", ["data.crop_size=96", "data.load_size=100"], "pix2pix needs a multiple of 64 .* e.g. 128"),
+])
+def test_crop_smaller_than_the_networks_take_is_refused_at_resolve(preset, overrides, msg):
+    with pytest.raises(ConfigError, match=msg):
+        C.resolve(preset, overrides=overrides)
+
+
+def test_crops_the_networks_take_pass_and_every_preset_resolves():
+    for name in C.list_presets():
+        C.resolve(name)
+    assert C.resolve("tiny/cyclegan", overrides=["data.crop_size=24"])["data"]["crop_size"] == 24
+    assert C.resolve("tiny/ugatit-light", overrides=["data.crop_size=96"])["data"]["crop_size"] == 96
+    assert C.resolve("tiny/cyclegan", overrides=["model.pool_size=1e1"])["model"]["pool_size"] == 10

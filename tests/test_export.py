@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,7 +127,7 @@ def test_export_writes_atomically_and_keeps_the_old_file_on_failure(tmp_path, mo
     out = tmp_path / "g.onnx"
     out.write_bytes(b"previous export")
     bad = lambda data: (lambda x: x + 1)  # a runtime that departs from PyTorch
-    monkeypatch.setattr(E, "_onnx_runner", bad)
+    monkeypatch.setattr(E, "onnx_runner", bad)
     with pytest.raises(CheckpointError, match="departs from PyTorch"):
         export_model(tiny_method("tiny/cyclegan"), out, "onnx")
     assert out.read_bytes() == b"previous export"
@@ -190,3 +191,79 @@ def test_cli_translate_runtime_onnx_matches_the_pytorch_api(cyclegan_dir, sample
             ref = np.asarray(pipe(a, "BtoA"), np.int16)
             diff = np.abs(np.asarray(b, np.int16) - ref)
         assert diff.max() <= 1  # 1e-4 in [-1, 1] can still cross a rounding step
+
+
+def _edited_onnx(src, dst, meta=None, graph=None):
+    """A copy of an exported ONNX file with its styleforge metadata replaced by ``meta`` (a
+    string, written as is) or its graph edited by ``graph(proto.graph)``."""
+    import onnx
+
+    proto = onnx.load(str(src))
+    if meta is not None:
+        for p in proto.metadata_props:
+            if p.key == "styleforge":
+                p.value = meta
+    if graph is not None:
+        graph(proto.graph)
+    onnx.save(proto, str(dst))
+    return dst
+
+
+def _fake_torchscript(dst, meta: str):
+    import zipfile
+
+    with zipfile.ZipFile(dst, "w") as z:
+        z.writestr("model/extra/styleforge.json", meta)
+        z.writestr("model/data.pkl", b"not a pickle")
+    return dst
+
+
+def test_exported_files_with_bad_metadata_or_graphs_are_one_line_errors_naming_the_file(cyclegan_dir, tmp_path):
+    """Edited, truncated or forged exported files: each a CheckpointError naming the file and
+    what is wrong, never a KeyError/TypeError or onnxruntime's own exception, from the API and
+    from `translate`."""
+    import json
+
+    good = tmp_path / "good.onnx"
+    export_model(cyclegan_dir, good, "onnx", "AtoB", check=False)
+    meta = json.loads(dict((p.key, p.value) for p in __import__("onnx").load(str(good)).metadata_props)["styleforge"])
+
+    def with_(**changes):
+        m = {k: v for k, v in meta.items() if k not in changes or changes[k] is not ...}
+        m.update({k: v for k, v in changes.items() if v is not ...})
+        return json.dumps(m)
+
+    def drop_first_node(g):
+        del g.node[0]
+
+    cases = {
+        "not_json": (dict(meta="{not json"), "not valid JSON"),
+        "no_method": (dict(meta=with_(method=...)), "'method'"),
+        "text_multiple": (dict(meta=with_(size_multiple="4")), "'size_multiple'"),
+        "negative_side": (dict(meta=with_(fixed_size=-3)), "'fixed_size'"),
+        "inputs_not_list": (dict(meta=with_(inputs="image")), "'inputs'"),
+        "unknown_kind": (dict(meta=with_(inputs=[{"name": "image", "kind": "video"}])), "'inputs'"),
+        "undeclared_graph_input": (dict(meta=with_(graph_inputs=["image", "style"])), "style"),
+        "bad_input_field": (dict(meta=with_(inputs=[{"name": "image", "kind": "image", "choices": 5}])),
+                            "inputs"),
+        "broken_graph": (dict(graph=drop_first_node), "graph cannot be loaded"),
+    }
+    for name, (edit, expected) in cases.items():
+        f = _edited_onnx(good, tmp_path / f"{name}.onnx", **edit)
+        try:
+            load_runtime(f, "onnx")(torch.zeros(1, 3, 32, 32))
+        except CheckpointError as e:
+            message = str(e)
+        else:
+            pytest.fail(f"{name}: no error")
+        assert str(f) in message and expected in message and "\n" not in message, (name, message)
+    fake = _fake_torchscript(tmp_path / "fake.pt", json.dumps(meta))
+    bad_json = _fake_torchscript(tmp_path / "badjson.pt", "{")
+    for f, expected in ((fake, "graph cannot be loaded"), (bad_json, "not valid JSON")):
+        with pytest.raises(CheckpointError, match=expected):
+            load_runtime(f)
+    photo = sorted((Path(__file__).resolve().parents[1] / "data" / "horse2zebra" / "testA").glob("*.jpg"))[0]
+    for f in (tmp_path / "no_method.onnx", tmp_path / "broken_graph.onnx", fake):
+        r = _cli("translate", f, photo, "-o", tmp_path / "out")
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and str(f) in r.stderr, r.stderr
+        assert "internal error" not in r.stderr

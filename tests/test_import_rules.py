@@ -61,3 +61,50 @@ def test_nothing_in_the_library_imports_the_cli():
            if f.parent.name != "commands" and f.name not in ("cli.py", "__main__.py")
            for m in _imports(f) if m.startswith(("styleforge.cli", "styleforge.commands"))]
     assert not bad, bad
+
+
+FRONT_ENDS = ("styleforge.export", "styleforge.batch", "styleforge.webapp", "styleforge.report",
+              "styleforge.demo", "styleforge.demo_cyclegan", "styleforge.video", "styleforge.cli",
+              "styleforge.commands", "styleforge.web")
+PUBLIC_API = ("__init__.py", "pipeline.py", "runtime.py", "checkpoint.py", "registry.py", "config.py")
+
+
+def test_the_public_api_imports_no_front_end():
+    """styleforge.load and the pipeline (and the runtime of exported files below them) sit under
+    the front ends: an import of one, even inside a function, would make a circle."""
+    bad = [f"{name} imports {m}" for name in PUBLIC_API for m in _imports(PKG / name)
+           if m.startswith(FRONT_ENDS)]
+    assert not bad, bad
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """module -> the styleforge modules it imports anywhere in the file ("from pkg import mod"
+    counts as mod; a submodule's imports of its own packages, which run first anyway, do not)."""
+    mods = {}
+    for f in PKG.rglob("*.py"):
+        name = ".".join(f.relative_to(PKG.parent).with_suffix("").parts)
+        mods[name.removesuffix(".__init__")] = f
+    graph = {}
+    for name, f in mods.items():
+        found = _imports(f)
+        graph[name] = {m for m in found if m in mods and m != name and not name.startswith(m + ".")
+                       and not any(o.startswith(m + ".") and o in mods for o in found)}
+    return graph
+
+
+def test_no_two_modules_import_each_other_through_any_path():
+    graph, cycles = _module_graph(), []
+    done: set[str] = set()
+
+    def visit(node, path):
+        for nxt in sorted(graph[node]):
+            if nxt in path:
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in done:
+                visit(nxt, path + [nxt])
+        done.add(node)
+
+    for start in sorted(graph):
+        if start not in done:
+            visit(start, [start])
+    assert not cycles, "import circles: " + "; ".join(sorted(set(cycles))[:5])

@@ -95,3 +95,67 @@ def test_a_non_finite_number_input_is_refused(saved):
     for bad in ("nan", "inf", float("inf")):
         with pytest.raises(ConfigError, match="finite"):
             pipe(torch.zeros(1, 3, 16, 16), style=torch.zeros(1, 3, 16, 16), alpha=bad)
+
+
+def test_numpy_images_are_accepted_and_given_back_as_arrays(tiny_cyclegan_dir, h2z):
+    import numpy as np
+
+    pipe = styleforge.load(tiny_cyclegan_dir, device="cpu")
+    img = Image.open(sorted((h2z / "testA").iterdir())[0]).convert("RGB")
+    want = np.asarray(pipe(img))
+    got = pipe(np.asarray(img))  # H×W×3 uint8
+    assert got.dtype == np.uint8 and got.shape == want.shape and np.array_equal(got, want)
+    got = pipe(np.asarray(img).astype(np.float64) / 255)  # H×W×3 float in [0, 1]
+    assert got.dtype == np.float32 and np.array_equal(np.rint(got * 255).astype(np.uint8), want)
+    assert np.array_equal(np.asarray(pipe.run(np.asarray(img))[0]["image"]), want)
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ("float255", "a float numpy image holds values in [0, 1], found 0 .. 255"),
+    ("two_channels", "a numpy image must be H×W×3 (or H×W), got shape"),
+    ("int16", "an integer numpy image holds values in 0..255"),
+])
+def test_numpy_images_of_another_shape_or_range_are_one_line_errors(bad, needle, tiny_cyclegan_dir):
+    import numpy as np
+
+    pipe = styleforge.load(tiny_cyclegan_dir, device="cpu")
+    a = np.arange(32 * 32 * 3).reshape(32, 32, 3) % 256
+    a = {"float255": a.astype(np.float32), "two_channels": a[..., :2].astype(np.uint8),
+         "int16": (a * 4).astype(np.int16)}[bad]
+    with pytest.raises(ConfigError) as e:
+        pipe(a)
+    assert str(e.value).startswith("image: ") and needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_tensor_outside_its_declared_range_is_refused_naming_the_conversion(tiny_cyclegan_dir, h2z):
+    from styleforge.data.transforms import to_tensor
+
+    pipe = styleforge.load(tiny_cyclegan_dir, device="cpu")
+    x = to_tensor(Image.open(sorted((h2z / "testA").iterdir())[0]).convert("RGB"))[None]  # [-1, 1]
+    assert pipe(x).shape == x.shape
+    with pytest.raises(ConfigError, match=r"^image: a tensor image holds values in \[-1, 1\], found .* "
+                       r"\(a 0\.\.255 image: x / 127\.5 - 1\)$"):
+        pipe((x + 1) * 127.5)
+    with pytest.raises(ConfigError, match=r"\(a 0\.\.1 image: x \* 2 - 1\)$"):
+        pipe((x + 1) / 2 + 0.01)  # 0..1 (shifted off 0 so that no value is negative)
+    with pytest.raises(ConfigError, match="NaN"):
+        pipe(torch.full_like(x, float("nan")))
+
+
+def test_a_few_pixel_reference_is_a_config_error_naming_it_not_a_crash():
+    """Reflection padding on a 3×3 style image (AdaIN's style_size 3, MUNIT's style encoder):
+    the user's input, said in one line (the web app answers 422, was 500)."""
+    from PIL import Image
+
+    from styleforge import config as C
+    from styleforge.errors import ConfigError
+    from styleforge.pipeline import Pipeline
+    from styleforge.registry import build_method
+
+    img = Image.new("RGB", (64, 64), (100, 50, 20))
+    for preset, kw, label in [("adain", {"style": img, "style_size": 3}, "style[0]: the image is 3×3"),
+                              ("munit", {"style": Image.new("RGB", (3, 3))}, "style: the image is 3×3")]:
+        cfg = C.resolve(f"tiny/{preset}")
+        pipe = Pipeline(build_method(cfg["method"], **cfg["model"]), "cpu")
+        with pytest.raises(ConfigError, match=label.replace("[", r"\[").replace("]", r"\]") + ".*too small"):
+            pipe(img, **kw)

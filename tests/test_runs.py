@@ -55,3 +55,10 @@ def test_sessions_append_and_survive_a_broken_file(tmp_path):
     assert [s["seed"] for s in run.sessions()] == [1, 2]
     run.info_file.write_text("{cut")
     assert run.sessions() == []
+
+
+def test_run_json_names_the_program_not_the_path_it_ran_from(tmp_path):
+    run = RunFolder(tmp_path)
+    run.add_session({"command": ["/home/someone/venv/bin/styleforge", "train", "tiny/cyclegan"]})
+    assert run.sessions()[0]["command"] == ["styleforge", "train", "tiny/cyclegan"]
+    assert "/home/someone" not in run.info_file.read_text()

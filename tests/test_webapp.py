@@ -59,7 +59,8 @@ def test_page_and_model_listing(client):
     assert page.status_code == 200 and 'id="file"' in page.text and "/api/translate" in page.text
     j = client.get("/api/models").json()
     assert [(m["id"], m["method"], m["directions"]) for m in j["models"]] == [("h2z", "cyclegan", ["AtoB", "BtoA"])]
-    assert j["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 90_000, "max_side": 256}
+    assert j["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 90_000, "max_request_pixels": 50_000_000,
+                           "max_side": 256, "max_iterations": 1000, "max_seconds": 120.0}
 
 
 @pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
@@ -318,3 +319,148 @@ def test_cartoonize_endpoint_finds_the_face_and_pastes_it_back(model_dir, shared
 def test_cartoonize_endpoint_without_a_face_is_a_422(client, horse):
     r = client.post("/api/cartoonize", files={"image": (horse.name, horse.read_bytes())})
     assert r.status_code == 422 and "no face found" in r.json()["error"]
+
+
+# ---- limits per request (issue 20 item 3) ------------------------------------------------
+def tiny_model(tmp_path, preset, **over):
+    from styleforge import config as C
+
+    torch.manual_seed(0)
+    cfg = C.resolve(f"tiny/{preset}")
+    d = save_model(tmp_path / preset, build_method(cfg["method"], **{**cfg["model"], **over}))
+    return load_models([d])
+
+
+def test_optimisation_stops_at_the_servers_iteration_and_time_budget(tmp_path, horse):
+    models = tiny_model(tmp_path, "gatys", stall_tol=0.0)
+    style = png_bytes(Image.open(horse).convert("RGB").rotate(90).resize((32, 32)))
+    files = {"image": ("c.png", png_bytes(Image.open(horse).convert("RGB").resize((32, 32)))),
+             "style": ("s.png", style)}
+    with TestClient(create_app(models, Limits(max_iterations=40, max_seconds=60))) as c:
+        listed = {o["name"]: o for o in c.get("/api/models").json()["models"][0]["inputs"]}
+        assert listed["iterations"]["max"] == 40  # the method allows 100,000
+        r = c.post("/api/translate", files=files, data={"iterations": "41"})
+        assert r.status_code == 422 and "at most 40 (its --max-iterations)" in r.json()["error"]
+        r = c.post("/api/translate", files=files, data={"iterations": "40"})
+        assert r.status_code == 200 and "x-styleforge-stopped" not in r.headers
+    with TestClient(create_app(models, Limits(max_iterations=100_000, max_seconds=1.0))) as c:
+        got = []  # in a thread: an unbounded optimisation (minutes) fails the test instead of hanging it
+        t = threading.Thread(target=lambda: got.append(
+            c.post("/api/translate", files=files, data={"iterations": "100000"})), daemon=True)
+        t.start()
+        t.join(15)
+        assert got, "100,000 iterations went on past the server's --max-seconds 1"
+    assert got[0].status_code == 200 and got[0].headers["x-styleforge-stopped"].startswith("time")
+
+
+def test_size_inputs_are_capped_at_max_side(tmp_path, horse):
+    """AdaIN's style_size (the method allows 4096) cannot make the server process a style image
+    larger than --max-side: above it is a 422, and the model's default is lowered to it."""
+    models = tiny_model(tmp_path, "adain")
+    seen = []
+    method = models["adain"].pipe.method
+    real = method.translate
+    method.translate = lambda x, **kw: seen.append(kw["style"][0].shape[-2:]) or real(x, **kw)
+    with Image.open(horse) as im:
+        content, style = png_bytes(im.convert("RGB").resize((64, 64))), png_bytes(im.convert("RGB").resize((200, 100)))
+    files = {"image": ("c.png", content), "style": ("s.png", style)}
+    with TestClient(create_app(models, Limits(max_side=128))) as c:
+        listed = {o["name"]: o for o in c.get("/api/models").json()["models"][0]["inputs"]}
+        assert listed["style_size"]["max"] == 128 and listed["style_size"]["default"] <= 128
+        r = c.post("/api/translate", files=files, data={"style_size": "4096"})
+        assert r.status_code == 422 and "at most 128 (its --max-side)" in r.json()["error"], r.text
+        assert c.post("/api/translate", files=files).status_code == 200
+        assert c.post("/api/translate", files=files, data={"style_size": "100"}).status_code == 200
+    assert [max(s) for s in seen] == [128, 100]  # the default (512) lowered to 128
+
+
+def test_pixels_are_bounded_per_request_before_any_decode(tmp_path, monkeypatch):
+    """Many small, highly compressible class images: refused from their headers (413), none decoded."""
+    import styleforge.webapp as W
+
+    models = tiny_model(tmp_path, "funit")
+    decoded = []
+    real = W.decode_upload
+    monkeypatch.setattr(W, "decode_upload", lambda *a: decoded.append(a[1]) or real(*a))
+    flat = png_bytes(Image.new("RGB", (1000, 1000), (90, 140, 200)))  # 1 MP in a few kB
+    files = [("image", ("c.png", flat))] + [("class_images", (f"k{i}.png", flat)) for i in range(8)]
+    with TestClient(create_app(models, Limits(max_pixels=2_000_000, max_request_pixels=5_000_000,
+                                              max_side=64))) as c:
+        r = c.post("/api/translate", files=files)
+        assert r.status_code == 413 and "9 images of this request hold 9,000,000 pixels" in r.json()["error"]
+        assert "--max-request-megapixels" in r.json()["error"] and decoded == []
+        r = c.post("/api/translate", files=files[:4])
+        assert r.status_code == 200, r.text
+
+
+def test_too_many_files_and_unknown_routes_answer_the_json_error(client, horse):
+    files = [("image", ("a.png", horse.read_bytes()))] + [("x", (f"{i}.png", b"1")) for i in range(70)]
+    r = client.post("/api/translate", files=files)
+    assert r.status_code == 400 and "at most 64 files" in r.json()["error"], r.text
+    r = client.get("/api/translate")
+    assert r.status_code == 405 and r.json() == {"error": "Method Not Allowed"}
+
+
+def test_listing_names_no_server_path(client, model_dir):
+    text = client.get("/api/models").text
+    assert str(model_dir) not in text and str(model_dir.parent) not in text and '"path"' not in text
+
+
+def test_token_is_required_by_the_api_when_set(model_dir, horse):
+    token = "s3cret-token-of-16+chars"
+    with TestClient(create_app(load_models([model_dir]), LIMITS, token=token)) as c:
+        assert c.get("/").status_code == 200 and c.get("/api/health").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": token}):
+            r = c.get("/api/models", headers=headers)
+            assert r.status_code == 401 and "needs its token" in r.json()["error"]
+        r = c.post("/api/translate", files={"image": (horse.name, horse.read_bytes())})
+        assert r.status_code == 401
+        assert c.get("/api/models", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        r = c.post("/api/translate", files={"image": (horse.name, horse.read_bytes())},
+                   headers={"X-Styleforge-Token": token})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+
+
+def test_a_client_that_leaves_stops_its_optimisation(tmp_path, horse):
+    """A real server (uvicorn in a thread): the client gives up after 1 s on a 100,000-iteration
+    request; the worker is free again within seconds, and the next request is answered."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    from styleforge.utils import budget as B
+
+    models = tiny_model(tmp_path, "gatys", stall_tol=0.0)
+    spent = []
+    real_spend = B.Budget.spend
+    B_spend = lambda self: spent.append(self) or real_spend(self)  # noqa: E731
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(models, Limits(max_iterations=100_000, max_seconds=300))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    img = png_bytes(Image.open(horse).convert("RGB").resize((32, 32)))
+    files = {"image": ("c.png", img), "style": ("s.png", img)}
+    try:
+        t0 = time.time()
+        while not server.started:
+            assert time.time() - t0 < 20
+            time.sleep(0.05)
+        B.Budget.spend = B_spend
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/api/translate", files=files, data={"iterations": "100000"}, timeout=1.5)
+        t1 = time.time()
+        while httpx.get(url + "/api/health").json()["busy"]:
+            assert time.time() - t1 < 10, "the optimisation went on after its client left"
+            time.sleep(0.1)
+        assert spent and spent[-1].stopped == "cancelled" and spent[-1].iterations < 100_000
+        r = httpx.post(url + "/api/translate", files=files, data={"iterations": "2"}, timeout=30)
+        assert r.status_code == 200
+    finally:
+        B.Budget.spend = real_spend
+        server.should_exit = True
+        thread.join(10)

@@ -21,6 +21,7 @@ and renamed into place.
 from __future__ import annotations
 
 import inspect
+import errno
 import json
 import math
 import os
@@ -33,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .errors import CheckpointError, ConfigError, first_line
 from .registry import get_method_class
-from .utils.atomic import FILE_MODE, atomic_write_bytes, temp_dir_into
+from .utils.atomic import FILE_MODE, atomic_write_bytes, naming, temp_dir_into
 
 FORMAT = "styleforge-model"
 FORMAT_VERSION = 1
@@ -51,6 +52,23 @@ def _json_ready(value):
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
     return value
+
+
+# config keys naming a VGG file: a saved config (config.json, an export's metadata) keeps only the
+# file's name, never a path of the machine that wrote it; nn.vgg finds a bare name in its weights
+# folders when the file is needed (a model directory holds the weights it runs with)
+PATH_KEYS = ("vgg_weights",)
+
+
+def shareable_config(config: dict) -> dict:
+    """``config`` ready for JSON, with the VGG file named by its file name alone (a path written
+    by older versions still loads: it is used as it stands)."""
+    out = _json_ready(dict(config))
+    for key in PATH_KEYS:
+        v = out.get(key)
+        if isinstance(v, (str, os.PathLike)) and str(v) != "random" and Path(v).name != str(v):
+            out[key] = Path(v).name
+    return out
 
 
 # ---- model directories -------------------------------------------------------------------
@@ -71,13 +89,18 @@ def write_model_files(folder: Path, method, modules: str | list = "inference") -
         modules = [n for n, m in method.named_children()
                    if n not in frozen and any(True for _ in m.state_dict())]
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method.method_name,
-            "config": _json_ready(method.config), "modules": list(modules),
+            "config": shareable_config(method.config), "modules": list(modules),
             "styleforge_version": __version__}
     weights = Path(folder) / WEIGHTS_FILE
-    save_file(module_state(method, modules), str(weights),
-              metadata={"format": "pt", "method": method.method_name})
-    os.chmod(weights, FILE_MODE)  # safetensors creates it 0600
-    (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    with naming(weights):
+        try:
+            save_file(module_state(method, modules), str(weights),
+                      metadata={"format": "pt", "method": method.method_name})
+        except SafetensorError as e:  # how safetensors reports a failed write (a full disk)
+            raise OSError(errno.EIO, f"cannot write the weights ({first_line(e)})", str(weights)) from None
+        os.chmod(weights, FILE_MODE)  # safetensors creates it 0600
+    with naming(Path(folder) / CONFIG_FILE):
+        (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def save_model(path, method, modules: str | list = "inference") -> Path:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from .data.datasets import DATASET_KINDS
+from .data.transforms import PREPROCESS_OPTIONS
 from .errors import ConfigError, first_line
 from .registry import get_method_class
 
@@ -213,7 +215,51 @@ def resolve(preset: str | None = None, config_file=None, overrides=None) -> dict
                               f"{out['data'][key]}; set data.{key} (the model follows it)")
         out["model"][key] = out["data"][key]
     _check_values(out)
+    _check_model_types(cls, out["model"])
+    _check_training_sides(cls, out)
     return out
+
+
+def _constructor_defaults(cls) -> dict:
+    return {p.name: p.default for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+            if p.default is not inspect.Parameter.empty}
+
+
+def _check_model_types(cls, model: dict) -> None:
+    """Each model.* value has the type of the constructor's default: a flag (bool), a whole
+    number (int; 1e5 counts), a number (float). Other defaults (strings, lists, None) are the
+    method's own to check."""
+    defaults = _constructor_defaults(cls)
+    for k, v in model.items():
+        d = defaults.get(k)
+        if isinstance(d, bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f"model.{k} must be true or false, got {v!r}")
+        elif isinstance(d, int):
+            if isinstance(v, float) and v.is_integer():
+                model[k] = v = int(v)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ConfigError(f"model.{k} must be a whole number (default {d}), got {v!r}")
+        elif isinstance(d, float):
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise ConfigError(f"model.{k} must be a number (default {d:g}), got {v!r}")
+
+
+def _check_training_sides(cls, cfg: dict) -> None:
+    """``data.crop_size`` against what the method's networks need (``Method.training_sides``):
+    a crop they cannot take would fail at the first training step, inside torch."""
+    name, crop = cfg["method"], cfg["data"]["crop_size"]
+    rule = cls.training_sides({**_constructor_defaults(cls), **cfg["model"]})
+    if crop < rule.min_side:
+        raise ConfigError(f"data.crop_size={crop} is too small for {name}: it needs at least "
+                          f"{rule.min_side} px ({rule.why})")
+    if rule.fixed is not None and crop != rule.fixed:
+        raise ConfigError(f"data.crop_size={crop}: {name} takes {rule.fixed} px crops ({rule.fixed_why}); "
+                          f"set data.crop_size={rule.fixed}")
+    if crop % rule.multiple:
+        up = -(-crop // rule.multiple) * rule.multiple
+        raise ConfigError(f"data.crop_size={crop}: {name} needs a multiple of {rule.multiple} (its networks "
+                          f"down-sample by {rule.multiple} and the output must keep the input's size), e.g. {up}")
 
 
 def _check_values(cfg: dict) -> None:
@@ -261,12 +307,28 @@ def _check_values(cfg: dict) -> None:
         if "lr_step" in spec:
             spec["lr_step"] = _check_lr_step(f"{where}.lr_step", spec["lr_step"])
     for key in ("batch_size", "crop_size", "load_size"):
-        if not isinstance(d[key], int) or d[key] < 1:
+        if not isinstance(d[key], int) or isinstance(d[key], bool) or d[key] < 1:
             raise ConfigError(f"data.{key} must be a positive integer, got {d[key]!r}")
     if not isinstance(d["num_workers"], int) or d["num_workers"] < 0:
         raise ConfigError(f"data.num_workers must be an integer >= 0, got {d['num_workers']!r}")
     if d["direction"] not in ("AtoB", "BtoA"):
         raise ConfigError(f"data.direction must be AtoB or BtoA, got {d['direction']!r}")
+    _check_choice("data.dataset", d["dataset"], DATASET_KINDS)
+    _check_choice("data.preprocess", d["preprocess"], PREPROCESS_OPTIONS)
+    if d["preprocess"] in ("resize_and_crop", "scale_width_and_crop") and d["load_size"] < d["crop_size"]:
+        raise ConfigError(f"data.load_size ({d['load_size']}) must be at least data.crop_size "
+                          f"({d['crop_size']}) with data.preprocess={d['preprocess']}")
+    if d["root"] is not None and not isinstance(d["root"], str):
+        d["root"] = str(d["root"])  # a folder named 2024
+    for key in ("flip", "serial", "pairs"):
+        if not isinstance(d[key], bool):
+            raise ConfigError(f"data.{key} must be true or false, got {d[key]!r}")
+    if not isinstance(d["num_samples"], int) or isinstance(d["num_samples"], bool) or d["num_samples"] < 1:
+        raise ConfigError(f"data.num_samples (test images in the sample grids) must be a positive integer, "
+                          f"got {d['num_samples']!r}")
+    m = d["max_size"]
+    if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
+        raise ConfigError(f"data.max_size must be a positive integer (or null: every image), got {m!r}")
 
 
 def _check_choice(name: str, value, choices) -> None:

@@ -149,7 +149,9 @@ def _gatys(out: Path, content: Path, painting: Path, device) -> tuple[list[str],
     if record.is_file() and all((out / n).is_file() for n in names.values()):
         return list(names.values()), json.loads(record.read_text()), 0.0
     cfg = C.resolve("gatys")["model"]
-    cfg.update(sizes=[GATYS_SIZE], iterations=[GATYS_ITERATIONS], progress=True)
+    # from the content and stopping on a stalled loss (the preset's defaults are neural-style's:
+    # from noise, every iteration), so that 100 iterations show the style
+    cfg.update(sizes=[GATYS_SIZE], iterations=[GATYS_ITERATIONS], progress=True, init="content", stall_tol=1e-5)
     method = build_method("gatys", **cfg).to(pick_device(device))
     dev = next(method.buffers()).device
     x = to_tensor(resize_longer_side(load_rgb(content), GATYS_SIZE))[None].to(dev)

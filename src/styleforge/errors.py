@@ -15,6 +15,11 @@ class ConfigError(StyleforgeError):
     """Unknown preset, unknown or malformed option, value of the wrong type."""
 
 
+class ImageTooSmallError(ConfigError):
+    """An image smaller than a network can take (pooling or padding would fail on it); the
+    pipeline adds the name of the input it came from."""
+
+
 class DataError(StyleforgeError):
     """Missing or empty data folder, a layout that does not match the dataset kind."""
 

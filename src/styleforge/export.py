@@ -1,4 +1,5 @@
-"""Export a model directory's generator to ONNX or TorchScript, and run exported files.
+"""Export a model directory's generator to ONNX or TorchScript (the file writer; exported files
+are run by :mod:`styleforge.runtime`).
 
 ``export_model(MODEL_DIR, "model.onnx", "onnx", direction="AtoB")`` writes one file per
 direction: the network that ``method.translate(x, direction)`` runs, traced on an example input,
@@ -15,20 +16,18 @@ only the batch dynamic, and the export says so in one line (:attr:`ExportResult.
 
 Each file carries a small JSON description (method, direction, sizes, the method's config): the
 ONNX file in its ``metadata_props`` under ``styleforge``, the TorchScript file as the extra file
-``styleforge.json``. :func:`load_runtime` reads it back and returns the same
-:class:`~styleforge.pipeline.Pipeline` that ``styleforge.load`` returns (PIL images, paths and
-tensors of any size), running the file through onnxruntime or ``torch.jit``.
+``styleforge.json``. Running a file is :mod:`styleforge.runtime`'s (below the pipeline);
+:func:`load_runtime` returns the same :class:`~styleforge.pipeline.Pipeline` that
+``styleforge.load`` returns (PIL images, paths and tensors of any size), running the file
+through onnxruntime or ``torch.jit``.
 
 Files are written atomically (temporary name in the target folder, then rename).
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
-import warnings
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,16 +37,14 @@ from torch import nn
 from .checkpoint import load_model, resolve_model_dir
 from .utils.atomic import atomic_write_bytes
 from .errors import CheckpointError, ConfigError, first_line
-from .methods.base import TENSOR_KINDS, Input, Output
+from .methods.base import Input
 from .pipeline import declared_inputs, declared_outputs, min_side
+from .runtime import (EXPORT_FORMAT, META_FILE, META_KEY, RUNTIMES, load_exported, onnx_runner, quiet_warnings,
+                      read_metadata, torchscript_runner)
 
 FORMATS = ("onnx", "torchscript")
-RUNTIMES = ("auto", "torch", "onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 OPSET = 17  # onnxruntime >= 1.14 runs it; InstanceNormalization, Resize, ConvTranspose as used here
-META_KEY = "styleforge"
-META_FILE = "styleforge.json"
-EXPORT_FORMAT = "styleforge-export"
 TRACE_SIDE = 64  # example input side for dynamic networks (rounded up to size_multiple)
 
 
@@ -199,18 +196,9 @@ def _dynamic_axes(inputs: list[Input], dynamic: bool) -> dict:
     return axes
 
 
-@contextlib.contextmanager
-def _quiet():
-    """Tracer warnings (shape checks read as constants) and the legacy exporter's notices."""
-    with warnings.catch_warnings():
-        for cat in (torch.jit.TracerWarning, DeprecationWarning, UserWarning, FutureWarning):
-            warnings.simplefilter("ignore", cat)
-        yield
-
-
 def _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed: dict) -> dict:
     from . import __version__
-    from .checkpoint import _json_ready
+    from .checkpoint import _json_ready, shareable_config
 
     declared = [asdict(i) for i in declared_inputs(method)]
     return {"format": EXPORT_FORMAT, "format_version": 2, "export_format": fmt,
@@ -222,14 +210,14 @@ def _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed: di
             "graph_inputs": [i.name for i in inputs], "fixed_inputs": _json_ready(fixed),
             "inputs": _json_ready(declared),
             "outputs": [_json_ready(asdict(o)) for o in declared_outputs(method)][:1],
-            "config": _json_ready(method.config), "styleforge_version": __version__}
+            "config": shareable_config(method.config), "styleforge_version": __version__}
 
 
 def _onnx_bytes(module, examples, inputs, dynamic: bool, meta: dict) -> bytes:
     import onnx
 
     buf = io.BytesIO()
-    with _quiet():  # the TorchScript-based exporter: no onnxscript needed
+    with quiet_warnings():  # the TorchScript-based exporter: no onnxscript needed
         torch.onnx.export(module, tuple(examples), buf, dynamo=False, opset_version=OPSET,
                           input_names=[i.name for i in inputs], output_names=["output"],
                           dynamic_axes=_dynamic_axes(inputs, dynamic), do_constant_folding=False)
@@ -260,10 +248,10 @@ def _name_output_axes(proto, module, examples, dynamic: bool) -> None:
 
 
 def _torchscript_bytes(module, examples, meta: dict) -> bytes:
-    with _quiet():
+    with quiet_warnings():
         traced = torch.jit.trace(module, tuple(examples), check_trace=False)
     buf = io.BytesIO()
-    with _quiet():  # torch.jit.save's deprecation notice
+    with quiet_warnings():  # torch.jit.save's deprecation notice
         torch.jit.save(traced, buf, _extra_files={META_FILE: json.dumps(meta)})
     return buf.getvalue()
 
@@ -341,7 +329,7 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
         xs = [x, *_example_inputs(method, inputs[1:], side, other or side, 1)]
         with torch.no_grad():
             ref = module(*xs)
-        run = _onnx_runner(data) if fmt == "onnx" else _torchscript_runner(io.BytesIO(data))
+        run = onnx_runner(data) if fmt == "onnx" else torchscript_runner(io.BytesIO(data))
         try:
             y = run(*xs)
         except Exception as e:  # a network that only looked dynamic while traced
@@ -358,176 +346,6 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
                 f"exported at the fixed size {side}×{side} (only the batch is dynamic); "
                 f"the runtime resizes inputs to it")
     return ExportResult(out, fmt, direction, dynamic, side, diff, note, tuple(i.name for i in inputs))
-
-
-# ---- running exported files -------------------------------------------------------------
-def _onnx_runner(data_or_path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    threads = torch.get_num_threads()
-    so.intra_op_num_threads = threads
-    src = data_or_path if isinstance(data_or_path, bytes) else str(data_or_path)
-    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    names = [i.name for i in sess.get_inputs()]
-
-    def run(*xs: torch.Tensor) -> torch.Tensor:
-        feed = {n: x.detach().to("cpu", torch.float32).contiguous().numpy() for n, x in zip(names, xs)}
-        y = sess.run(None, feed)[0]
-        return torch.from_numpy(y).to(xs[0].device)
-
-    return run
-
-
-def _torchscript_runner(src, device="cpu"):
-    with _quiet():
-        module = torch.jit.load(src, map_location=device)
-    module.eval()
-
-    def run(*xs: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return module(*xs)
-
-    run.module = module
-    return run
-
-
-class ExportedMethod:
-    """The parts of :class:`~styleforge.methods.base.Method` that a Pipeline uses, backed by an
-    exported file: ``translate``, the declared inputs and outputs (from the file's metadata:
-    the graph inputs, plus each fixed input as a choice of its one value), ``size_multiple``,
-    ``fixed_size``."""
-
-    def __init__(self, meta: dict, run, runtime: str, path: Path):
-        self.meta, self._run, self.runtime, self.path = meta, run, runtime, path
-        self.method_name = meta["method"]
-        self.directions = (meta["direction"],)
-        self.size_multiple = int(meta["size_multiple"])
-        self.fixed_size = meta["fixed_size"]
-        self.max_side = meta.get("max_side")
-        self.min_side = meta.get("min_side")  # None in older files: the default rule
-        self.config = meta.get("config", {})
-        self.graph = meta.get("graph_inputs", ["image"])
-        self.fixed = meta.get("fixed_inputs", {})
-        declared = {d["name"]: d for d in meta.get("inputs", [{"name": "image", "kind": "image"}])}
-        self._tensor_names = {n for n, d in declared.items() if d["kind"] in TENSOR_KINDS and n not in self.graph}
-        self._inputs = []
-        for name, d in declared.items():
-            if name in self.graph or d["kind"] == "seed" and any(
-                    declared[g]["kind"] == "code" and not declared[g].get("replaces")
-                    for g in self.graph if g in declared):
-                self._inputs.append(Input(**{k: v for k, v in d.items() if k in Input.__dataclass_fields__}))
-            elif name == "direction":
-                self._inputs.append(Input("direction", "choice", default=self.directions[0],
-                                          choices=self.directions, help=d.get("help", "")))
-            elif name in self.fixed:
-                v = self.fixed[name]
-                self._inputs.append(Input(name, "choice", default=v, choices=(v,), fixed=True,
-                                          help=d.get("help", "") + " (fixed when the file was exported)"))
-        if not self._inputs or self._inputs[0].name != "image":
-            self._inputs.insert(0, Input("image", "image", required=True))
-        self._outputs = [Output(**o) for o in meta.get("outputs", [])] or [Output("image")]
-
-    def inference_inputs(self):
-        return list(self._inputs)
-
-    def inference_outputs(self):
-        return list(self._outputs)
-
-    def check_direction(self, direction):
-        if direction is None or direction == self.directions[0]:
-            return self.directions[0]
-        raise ConfigError(f"{self.path} was exported for {self.directions[0]}; got direction {direction!r} "
-                          f"(export the model again with --direction {direction})")
-
-    def encode(self, name, x):
-        raise ConfigError(f"{self.path} is an exported file: it cannot compute {name} from an image "
-                          "(give a seed or the code's numbers)")
-
-    def translate(self, x, direction=None, **inputs):
-        self.check_direction(direction)
-        tensors = [x]
-        for name in self.graph[1:]:
-            v = inputs.pop(name, None)
-            if v is None:
-                raise ConfigError(f"{self.path} needs the input {name}")
-            if isinstance(v, list):
-                if len(v) != 1:
-                    raise ConfigError(f"{self.path} takes one image for {name} (an exported file does not blend "
-                                      f"several); got {len(v)}: use the model directory to blend them")
-                v = v[0]
-            tensors.append(v)
-        for name, v in inputs.items():
-            if name in self.fixed and v == self.fixed[name] or name == "seed":
-                continue
-            if name in self._tensor_names:
-                raise ConfigError(f"{self.path} was exported without the input {name}; export the model "
-                                  f"again with --with {name}")
-            raise ConfigError(f"{self.path} was exported with {name}={self.fixed.get(name)}; "
-                              f"export the model again to change it")
-        return self._run(*tensors)
-
-    def to(self, device):
-        if self.runtime == "torchscript":
-            self._run.module.to(device)
-        return self
-
-    def eval(self):
-        return self
-
-    def __call__(self, *xs):
-        return self._run(*xs)
-
-
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".tar", ".bin")
-
-
-def _not_exported(path: Path, what: str):
-    if path.suffix.lower() in CHECKPOINT_SUFFIXES:  # most likely an authors' training checkpoint
-        raise CheckpointError(f"{path} is {what}; an authors' checkpoint is converted first with "
-                              f"'styleforge import METHOD {path.name} OUT_DIR'") from None
-    raise CheckpointError(f"{path} is {what} (make one with 'styleforge export')") from None
-
-
-def read_metadata(path) -> tuple[str, dict]:
-    """(format, metadata) of an exported file; raises a one-line error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"exported model not found: {path}")
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if n.endswith(f"extra/{META_FILE}")]
-            if not names:
-                _not_exported(path, "a zip/TorchScript file without styleforge metadata")
-            return "torchscript", _check_meta(json.loads(z.read(names[0])), path)
-    try:
-        import onnx
-
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        _not_exported(path, "neither an ONNX nor a TorchScript file made by 'styleforge export'")
-    props = {p.key: p.value for p in proto.metadata_props}
-    if META_KEY not in props:
-        raise CheckpointError(f"{path} is an ONNX file without styleforge metadata (make it with 'styleforge export')")
-    return "onnx", _check_meta(json.loads(props[META_KEY]), path)
-
-
-def _check_meta(meta, path) -> dict:
-    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
-        raise CheckpointError(f"{path}: its metadata is not a styleforge export description")
-    return meta
-
-
-def load_exported(path, runtime: str = "auto"):
-    """(the file as a method, its default device) for a file from ``styleforge export``."""
-    path = Path(path)
-    fmt, meta = read_metadata(path)
-    if runtime != "auto" and fmt != runtime:
-        raise ConfigError(f"{path} is a {fmt} file, not {runtime}")
-    if fmt == "onnx":
-        return ExportedMethod(meta, _onnx_runner(path), "onnx", path), "cpu"
-    return ExportedMethod(meta, _torchscript_runner(str(path)), "torchscript", path), None
 
 
 def load_runtime(path, runtime: str = "auto", device=None):

@@ -26,6 +26,10 @@ Conversions, done once here:
   (``methods.base.draw_code``). A code declared ``used_when`` a choice has a value (MIXGAN's
   ``z``: ``mode=sample``) selects that value when given, is an error with another, and is not
   drawn where unused.
+* arrays and tensors: an H×W×3 numpy array (uint8 0..255, float 0..1) is read as an image
+  file would be (``pipe(array)`` gives an array back); a tensor must hold its declared range
+  ([-1, 1] for images, [0, 1] for masks): a 0..255 tensor is a one-line error saying how to
+  convert it, not a washed-out picture.
 * numbers, choices, flags: strings are parsed (front ends pass what a user typed) and checked
   against the declared range; a bad value is a :class:`ConfigError` naming the input (front
   ends give the name they show: ``--alpha``, ``option alpha``).
@@ -45,7 +49,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import load_model, save_model
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, ImageTooSmallError, first_line
 from .methods.base import Input, Output, draw_code
 from .utils.device import pick_device
 
@@ -203,6 +207,37 @@ def check_value(inp: Input, v, label: str | None = None):
 
 
 # ---- images ------------------------------------------------------------------------------------
+def _is_array(v) -> bool:
+    return type(v).__module__ == "numpy" and type(v).__name__ == "ndarray"
+
+
+def array_image(a, label: str) -> Image.Image:
+    """An H×W×3 (or H×W, H×W×1) numpy array -> RGB PIL image: uint8 (and other integer types)
+    holds 0..255, a float array 0..1 (rounded to 8 bits, as an image file is). Another shape,
+    type or range is a one-line error naming ``label``."""
+    import numpy as np
+
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3)) or 0 in a.shape:
+        raise ConfigError(f"{label}: a numpy image must be H×W×3 (or H×W), got shape {a.shape}")
+    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise ConfigError(f"{label}: a numpy image must hold uint8 (0..255) or float (0..1) values, got {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ConfigError(f"{label}: the float array holds NaN or infinite values")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
+            hint = " (a 0..255 image: give it as uint8, or divide by 255)" if hi > 1 else ""
+            raise ConfigError(f"{label}: a float numpy image holds values in [0, 1], found {lo:g} .. {hi:g}{hint}")
+        a = np.rint(a * 255)
+    elif a.dtype != np.uint8 and (int(a.min()) < 0 or int(a.max()) > 255):
+        raise ConfigError(f"{label}: an integer numpy image holds values in 0..255, found "
+                          f"{int(a.min())} .. {int(a.max())}")
+    a = np.ascontiguousarray(a.astype(np.uint8))
+    return Image.fromarray(a, "L" if a.ndim == 2 else "RGB").convert("RGB")
+
+
 def _load_image(v, label: str) -> Image.Image | torch.Tensor:
     from .data.images import load_rgb
 
@@ -212,15 +247,43 @@ def _load_image(v, label: str) -> Image.Image | torch.Tensor:
         return load_rgb(v)
     if isinstance(v, Image.Image):
         return v.convert("RGB")
-    raise ConfigError(f"{label}: give an image file, a PIL image or a tensor, not a {type(v).__name__}")
+    if _is_array(v):
+        return array_image(v, label)
+    raise ConfigError(f"{label}: give an image file, a PIL image, a numpy array or a tensor, not a "
+                      f"{type(v).__name__}")
 
 
-def _as_batch(t: torch.Tensor, label: str) -> torch.Tensor:
+# how far outside its range a float tensor may stray (resampling, float rounding) before it is
+# taken for another convention (0..255, 0..1 for an image) and refused
+RANGE_SLACK = 1e-3
+
+
+def _check_range(t: torch.Tensor, label: str, lo: float = -1.0, hi: float = 1.0) -> None:
+    """A one-line error for a tensor outside [lo, hi] (NaN included) that names the input."""
+    if t.numel() == 0:
+        return
+    lo_found, hi_found = float(t.amin()), float(t.amax())
+    if math.isnan(lo_found) or math.isnan(hi_found):
+        raise ConfigError(f"{label}: the tensor holds NaN values")
+    if lo_found < lo - RANGE_SLACK or hi_found > hi + RANGE_SLACK:
+        hint = ""
+        if hi_found > 1.5:
+            hint = " (a 0..255 image: x / 127.5 - 1)" if lo < 0 else " (a 0..255 mask: m / 255)"
+        elif lo < 0 and lo_found >= 0:
+            hint = " (a 0..1 image: x * 2 - 1)"
+        raise ConfigError(f"{label}: a tensor image holds values in [{lo:g}, {hi:g}], found "
+                          f"{lo_found:.4g} .. {hi_found:.4g}{hint}")
+
+
+def _as_batch(t: torch.Tensor, label: str, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
+    """C×H×W or N×C×H×W -> float N×C×H×W, its values checked against [lo, hi]."""
     if t.ndim == 3:
         t = t[None]
     if t.ndim != 4:
         raise ConfigError(f"{label}: expected a C×H×W or N×C×H×W tensor, got shape {tuple(t.shape)}")
-    return t.float()
+    t = t.float()
+    _check_range(t, label, lo, hi)
+    return t
 
 
 def _image_tensor(v, label: str, longer: int | None = None) -> torch.Tensor:
@@ -366,7 +429,7 @@ class Pipeline:
 
         img = _load_image(v, label)
         if isinstance(img, torch.Tensor):
-            m = _as_batch(img, label)
+            m = _as_batch(img, label, 0.0, 1.0)
         else:
             m = to_tensor(img.convert("L" if inp.channels == 1 else "RGB"), normalize=False)[None]
         if m.shape[1] != inp.channels:
@@ -407,8 +470,27 @@ class Pipeline:
             if inp.encoder_size:  # an encoder with fully-connected layers: resized as the main image
                 ref = resize_square(ref, int(inp.encoder_size))
             with torch.inference_mode():
-                codes.append(self._encode(inp.name, ref, direction).float())
+                try:
+                    codes.append(self._encode(inp.name, ref, direction).float())
+                except (RuntimeError, ImageTooSmallError) as e:
+                    raise self._too_small(e, {label: ref}) from None
         return torch.cat(codes)
+
+    # an image input smaller than this on a side may fail inside a network (reflection padding or
+    # pooling on a few pixels): such a failure is the user's input, said as such
+    SMALL_SIDE = 64
+
+    def _too_small(self, e: Exception, images: dict) -> Exception:
+        """A network's RuntimeError (or an encoder's ImageTooSmallError) on the images
+        ``{label: tensor}``: a one-line ConfigError naming the smallest of them where one is small, else ``e`` itself (a real failure)."""
+        small = [(min(t.shape[-2:]), label, t) for label, t in images.items()
+                 if isinstance(t, torch.Tensor) and t.ndim >= 3 and min(t.shape[-2:]) < self.SMALL_SIDE]
+        if not small:
+            return e
+        _, label, t = min(small, key=lambda s: s[0])
+        h, w = t.shape[-2:]
+        return ConfigError(f"{label}: the image is {w}×{h} (as given to the network), too small for "
+                           f"{self.method.method_name} ({first_line(e)}): give a larger image")
 
     def draw_code(self, inp: Input, n: int, seed: int) -> torch.Tensor:
         """The N×size code the pipeline draws for ``inp`` when none is given: the same code,
@@ -535,7 +617,12 @@ class Pipeline:
         optional = [o.name for o in self.outputs[1:] if o.optional and o.name in want]
         for name in optional:
             kw[f"return_{name}"] = True
-        out = self.method.translate(xin, **kw)
+        try:
+            out = self.method.translate(xin, **kw)
+        except (RuntimeError, ImageTooSmallError) as e:
+            images = {"image": xin, **{k: v for k, v in kw.items() if isinstance(v, torch.Tensor)},
+                      **{f"{k}[{i}]": t for k, v in kw.items() if isinstance(v, list) for i, t in enumerate(v)}}
+            raise self._too_small(e, images) from None
         if isinstance(out, dict):
             return out
         if isinstance(out, (tuple, list)):
@@ -660,15 +747,25 @@ class Pipeline:
 
     def __call__(self, image, direction=None, **kw):
         """A tensor -> a tensor; a path or PIL image -> a PIL image, or a list of them when
-        ``num_outputs`` > 1."""
+        ``num_outputs`` > 1; an H×W×3 numpy array -> an H×W×3 array of the same kind (uint8
+        0..255, or float32 0..1 for a float array)."""
         if isinstance(image, torch.Tensor):
             return self.translate_tensor(image, direction, **kw)
+        array = _is_array(image)
+        if array:
+            import numpy as np
+
+            floats = np.issubdtype(image.dtype, np.floating)
+            image = array_image(image, "image")
         if not isinstance(image, (str, Path, Image.Image)):
-            raise ConfigError(f"cannot translate a {type(image).__name__}: give a PIL image, a path or a tensor")
+            raise ConfigError(f"cannot translate a {type(image).__name__}: give a PIL image, a path, an H×W×3 "
+                              "numpy array or a tensor")
         if direction is not None:
             kw["direction"] = direction
-        samples = self.run(image, **kw)
-        return samples[0]["image"] if len(samples) == 1 else [s["image"] for s in samples]
+        out = [s["image"] for s in self.run(image, **kw)]
+        if array:
+            out = [np.asarray(o, dtype=np.float32) / 255 if floats else np.asarray(o) for o in out]
+        return out[0] if len(out) == 1 else out
 
 
 # ---- loading -----------------------------------------------------------------------------------
@@ -677,7 +774,7 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
     run by PyTorch, or a file made by ``styleforge export`` (ONNX through onnxruntime,
     TorchScript through torch.jit). ``device``: auto (default; under ``torchrun`` with CUDA each
     process takes ``cuda:LOCAL_RANK``), cpu, cuda, cuda:N."""
-    from .export import RUNTIMES, load_exported
+    from .runtime import RUNTIMES, load_exported
 
     p = Path(path)
     if not p.exists():

@@ -195,6 +195,29 @@ def _labels(runs: Sequence[Path]) -> list[str]:
     return out
 
 
+def training_data_warning(run_dirs, data=None) -> str | None:
+    """One sentence when the runs were trained on different data (``data.root`` or
+    ``data.dataset`` of their config.yaml differ): their scores on one test split do not compare
+    like for like. None when they agree, or only one run says what it trained on."""
+    import yaml
+
+    runs = [Path(r) for r in run_dirs]
+    trained = {}
+    for lab, run in zip(_labels(runs), runs):
+        f = run / "config.yaml"
+        if not f.is_file():
+            continue
+        d = (yaml.safe_load(f.read_text()) or {}).get("data") or {}
+        root = d.get("root")
+        trained[lab] = (str(Path(root).expanduser().resolve()) if root else "unknown data", d.get("dataset"))
+    if len(set(trained.values())) < 2:
+        return None
+    each = "; ".join(f"{lab}: {root}" + (f" ({kind})" if kind else "") for lab, (root, kind) in trained.items())
+    scored = data if data is not None else "the first run's data"
+    return (f"these runs were trained on different data ({each}); all are scored on the test split of "
+            f"{scored}, so their scores compare models, not training sets")
+
+
 def _fmt(v, spec=".2f"):
     return "-" if v is None else format(v, spec)
 
@@ -291,6 +314,9 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
                            f"({r0['feature_net']}; {r0['resize']}; FID by {r0['fid_method']}). Lower is better.")
     table = {"columns": cols, "rows": rows, "notes": table_notes}
     warnings = [f"{', '.join(labs)}: {w}" if len(labs) < len(runs) else w for w, labs in warned.items()]
+    mixed = training_data_warning(runs, data)
+    if mixed:
+        warnings.insert(0, mixed)
 
     # the same test inputs translated by each run
     jobs, _, _ = test_split(pipes[0], data, direction)

@@ -168,4 +168,9 @@ class RunFolder:
             return []
 
     def add_session(self, info: dict) -> None:
+        """Append ``info`` to run.json; its ``command`` names the program, not the path it ran
+        from (a run folder is shared: it keeps no path of the machine that ran it)."""
+        cmd = info.get("command")
+        if isinstance(cmd, (list, tuple)) and cmd:
+            info = {**info, "command": [Path(str(cmd[0])).name, *cmd[1:]]}
         atomic_write_text(self.info_file, json.dumps({"sessions": self.sessions() + [info]}, indent=2))

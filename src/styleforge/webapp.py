@@ -17,30 +17,45 @@ Endpoints (docs/serve.md has the details)::
 The form and the API come from the model's declared inputs (``methods/base.py``), so a method
 needs no code here: a reference image is a file field, K images several files, a number a
 slider, a choice a select, a flag a checkbox; N outputs come back as a gallery. Older clients'
-``option.<name>`` fields are read too.
+``option.<name>`` fields are read too. Nothing returned names a file on the server.
 
 Every error is a JSON ``{"error": message}`` with a 4xx status (503 when the queue is full).
 An upload is checked in this order, each check before any costlier step: bytes while the body
-is read (413, the reading stops at the limit), the header's format and size (415 not an image;
-413 more pixels than allowed, before any pixel is decoded: decompression bombs), the mode
-(415), then the decode (422 truncated/corrupt). Decoding and inference run together in worker
-threads, at most ``workers`` at once; up to ``queue`` further requests wait their turn, more
-get 503 with Retry-After, checked before the body is read and again before queueing. Images whose longer side exceeds ``max_side`` are scaled down to it first (CPU
-time and memory grow with the pixels); the result has the processed size.
+is read (413, the reading stops at the limit), the number of files and fields (400), the
+headers' formats and sizes (415 not an image; 413 more pixels than allowed in one image or in
+the whole request, before any pixel is decoded: decompression bombs), the mode (415), then the
+decode (422 truncated/corrupt). Decoding and inference run together in ``workers`` threads of
+the app's own; up to ``queue`` further requests wait their turn, more get 503 with Retry-After,
+checked before the body is read and again before queueing. Images whose longer side exceeds
+``max_side`` are scaled down to it first (CPU time and memory grow with the pixels); the result
+has the processed size, and a size input (AdaIN's ``style_size``: an int that sizes a reference
+image) is capped at ``max_side`` too. Optimisation methods (Gatys, photo) get a budget per
+request (``max_iterations`` over all stages, ``max_seconds``; ``utils/budget.py``): the image
+reached when it is spent is the answer. A request whose client has gone gives up its place in
+the queue, or stops its optimisation at the next iteration.
+
+With a ``token``, every ``/api/`` route but ``/api/health`` needs it (``Authorization: Bearer
+TOKEN`` or ``X-Styleforge-Token``); the page reads it from its address (``/#token=TOKEN``).
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import io
-from dataclasses import asdict, dataclass
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request as StarletteRequest
 
 from .errors import ImageLoadError, StyleforgeError
+from .utils.budget import work_budget
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
@@ -53,10 +68,25 @@ ACCEPTED_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"
 @dataclass
 class Limits:
     max_bytes: int = 20_000_000  # one request's body (all its images together)
-    max_pixels: int = 25_000_000  # width × height from the header, checked before decoding
-    max_side: int = 1024  # longer side is scaled down to this before translating
+    max_pixels: int = 25_000_000  # width × height of one image from its header, checked before decoding
+    max_request_pixels: int = 50_000_000  # the same, summed over every image of one request
+    max_side: int = 1024  # longer side is scaled down to this before translating; size inputs capped at it
+    max_iterations: int = 1000  # optimisation iterations of one request (all stages together)
+    max_seconds: float = 120.0  # optimisation time of one request
     workers: int = 1  # inferences at once
     queue: int = 64  # requests waiting for a worker before 503
+
+    def public(self) -> dict:
+        return {"max_upload_bytes": self.max_bytes, "max_pixels": self.max_pixels,
+                "max_request_pixels": self.max_request_pixels, "max_side": self.max_side,
+                "max_iterations": self.max_iterations, "max_seconds": self.max_seconds}
+
+
+# the server options that set each limit (named in errors)
+OPTION = {"max_side": "--max-side", "max_iterations": "--max-iterations", "max_seconds": "--max-seconds",
+          "max_request_pixels": "--max-request-megapixels"}
+MAX_FILES, MAX_FIELDS = 64, 128  # parts of one form
+POLL_S = 0.25  # how often a waiting or working request looks whether its client is still there
 
 
 class HTTPProblem(Exception):
@@ -102,6 +132,25 @@ def decode_upload(data: bytes, name: str, limits: Limits) -> Image.Image:
         raise HTTPProblem(_STATUS.get(kind, 422), msg) from None  # 422: truncated, corrupt
 
 
+def header_pixels(data: bytes) -> int:
+    """width × height from an image's header, without decoding (0 where it is no image: the
+    decode names the problem)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size[0] * im.size[1]
+    except Exception:  # noqa: BLE001 - any unreadable header: decode_upload says what is wrong
+        return 0
+
+
+def check_request_pixels(items, limits: Limits) -> None:
+    """413 when the images of one request (``items``: (name, bytes)) hold more pixels together
+    than ``limits.max_request_pixels``, from their headers: nothing is decoded."""
+    total = sum(header_pixels(data) for _, data in items)
+    if total > limits.max_request_pixels:
+        raise HTTPProblem(413, f"the {len(items)} images of this request hold {total:,} pixels together, more "
+                          f"than {limits.max_request_pixels:,} (the server's {OPTION['max_request_pixels']})")
+
+
 def fit_side(img: Image.Image, max_side: int) -> Image.Image:
     w, h = img.size
     if max(w, h) <= max_side:
@@ -119,11 +168,35 @@ def _describe_input(inp) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
+def size_inputs(inputs) -> set[str]:
+    """The int inputs that size a reference or K images (AdaIN's ``style_size``)."""
+    return {i.size for i in inputs if isinstance(i.size, str)}
+
+
 class Model:
     def __init__(self, model_id: str, path: str, pipe):
+        # path stays on the server: nothing returned to a client names it
         self.id, self.path, self.pipe = model_id, path, pipe
         self.method_name = getattr(pipe.method, "method_name", type(pipe.method).__name__)
-        self.inputs = {i.name: i for i in pipe.inputs[1:]}
+        self.declared = {i.name: i for i in pipe.inputs[1:]}
+        self.inputs = dict(self.declared)
+        self.caps: dict[str, tuple[int, str]] = {}  # input -> (the server's bound, its option)
+
+    def apply_limits(self, limits: Limits) -> None:
+        """Bound the inputs that decide how much work a request is: size inputs by ``max_side``,
+        ``iterations`` by ``max_iterations``. The listing shows the bounded range; a value above
+        it is a 422 naming the server's option; a default above it is lowered to it."""
+        self.inputs, self.caps = dict(self.declared), {}
+        bounds = {n: (limits.max_side, "max_side") for n in size_inputs(self.declared.values())}
+        if "iterations" in self.declared:
+            bounds["iterations"] = (limits.max_iterations, "max_iterations")
+        for name, (bound, key) in bounds.items():
+            inp = self.declared.get(name)
+            if inp is None or inp.kind != "int" or (inp.max is not None and inp.max <= bound):
+                continue
+            default = inp.default if inp.default is None or inp.default <= bound else bound
+            self.inputs[name] = replace(inp, max=bound, default=default)
+            self.caps[name] = (bound, OPTION[key])
 
     @property
     def options(self) -> dict:
@@ -131,7 +204,7 @@ class Model:
         return {k: v for k, v in self.inputs.items() if k != "direction"}
 
     def describe(self) -> dict:
-        return {"id": self.id, "method": self.method_name, "path": self.path,
+        return {"id": self.id, "method": self.method_name,
                 "directions": list(self.pipe.directions),
                 "inputs": [_describe_input(i) for i in self.inputs.values()],
                 "options": [_describe_input(i) for i in self.options.values()],
@@ -169,13 +242,26 @@ class Model:
                 if inp.kind == "code":
                     values[name] = [float(x) for x in raw.replace(",", " ").split()]
                 else:
-                    from .pipeline import check_value
-
-                    values[name] = check_value(inp, raw, name)
+                    values[name] = self._check(inp, raw)
             except (StyleforgeError, ValueError) as e:
                 raise HTTPProblem(422, str(e) if isinstance(e, StyleforgeError)
                                   else f"{name} must be numbers, got {raw!r}") from None
+        for name, inp in self.inputs.items():  # a default above the server's bound is lowered to it
+            if name in self.caps and name not in values and inp.default != self.declared[name].default:
+                values[name] = inp.default
         return values, files
+
+    def _check(self, inp, raw):
+        from .pipeline import check_value
+
+        if inp.name in self.caps:
+            value = check_value(self.declared[inp.name], raw, inp.name)  # the method's own range first
+            bound, option = self.caps[inp.name]
+            if value > bound:
+                raise HTTPProblem(422, f"{inp.name} {value} is more than this server allows: at most {bound} "
+                                  f"(its {option})")
+            return value
+        return check_value(inp, raw, inp.name)
 
 
 def _flag(v, name: str) -> bool:
@@ -201,11 +287,13 @@ def load_models(paths, device=None, runtime: str = "auto") -> dict[str, Model]:
 
 # ---- the app -----------------------------------------------------------------------------
 class Gate:
-    """At most ``workers`` inferences at once, at most ``queue`` waiting; the rest are told
-    to retry (503) instead of piling up without bound."""
+    """At most ``workers`` inferences at once, in a pool of that many threads of the app's own
+    (so memory does not grow with the default pool's threads), at most ``queue`` waiting; the
+    rest are told to retry (503) instead of piling up without bound."""
 
     def __init__(self, workers: int, queue: int):
         self.sem = asyncio.Semaphore(workers)
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="styleforge-worker")
         self.queue, self.waiting, self.busy = queue, 0, 0
 
     def check(self) -> None:
@@ -214,67 +302,122 @@ class Gate:
             raise HTTPProblem(503, f"server busy: {self.waiting} requests already waiting "
                               f"(the server's --queue); try again shortly", {"Retry-After": "2"})
 
-    async def run(self, fn, *args):
-        """``fn(*args)`` in a worker thread once a worker is free (503 if the queue is full)."""
+    async def run(self, fn, started: dict | None = None):
+        """``fn()`` in a worker thread once a worker is free (503 if the queue is full);
+        ``started["at"]`` is set once it holds a worker."""
         self.check()
         self.waiting += 1
         try:
             await self.sem.acquire()
         finally:
             self.waiting -= 1
+        if started is not None:
+            started["at"] = True
         self.busy += 1
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
         finally:
             self.busy -= 1
             self.sem.release()
 
+    async def run_for(self, request, fn, cancel: threading.Event):
+        """:meth:`run` while the client is connected. A client that leaves while the request
+        waits gives up its place; one that leaves while it runs sets ``cancel`` (an optimisation
+        stops at its next iteration) and frees the worker as soon as ``fn`` returns."""
+        started: dict = {}
+        task = asyncio.ensure_future(self.run(fn, started))
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                cancel.set()
+                if not started:  # still waiting: nothing runs in a thread yet
+                    task.cancel()
+                await asyncio.wait({task})  # a running fn is never abandoned with its worker freed
+                if not task.cancelled():
+                    task.exception()  # retrieved: the client is gone, nobody reads it
+                raise HTTPProblem(400, "the client closed the connection; the work was stopped")
 
-def create_app(models: dict[str, Model], limits: Limits | None = None):
-    """The FastAPI app serving ``models`` (from :func:`load_models`)."""
-    limits = limits or Limits()
-    app = FastAPI(title="styleforge", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
-    gate_holder: dict = {}
 
-    def gate() -> Gate:  # made on first use, inside the server's event loop
-        if "g" not in gate_holder:
-            gate_holder["g"] = Gate(limits.workers, limits.queue)
-        return gate_holder["g"]
+class TokenGate:
+    """ASGI middleware: with a token, ``/api/`` routes (but ``/api/health``) answer 401 unless
+    the request carries it (``Authorization: Bearer TOKEN`` or ``X-Styleforge-Token: TOKEN``)."""
 
-    @app.exception_handler(HTTPProblem)
-    async def _problem(request, exc: HTTPProblem):
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token.encode()
 
-    @app.exception_handler(StyleforgeError)
-    async def _lib_error(request, exc: StyleforgeError):
-        return JSONResponse({"error": str(exc)}, status_code=422)
+    def allowed(self, headers: list) -> bool:
+        for k, v in headers:
+            k = k.lower()
+            if k == b"authorization" and v[:7].lower() == b"bearer ":
+                v = v[7:].strip()
+            elif k != b"x-styleforge-token":
+                continue
+            if hmac.compare_digest(v, self.token):
+                return True
+        return False
 
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if (scope["type"] == "http" and path.startswith("/api/") and path != "/api/health"
+                and not self.allowed(scope.get("headers", []))):
+            resp = JSONResponse({"error": "this server needs its token: send 'Authorization: Bearer TOKEN' "
+                                 "(the page: open it as /#token=TOKEN)"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+            return await resp(scope, receive, send)
+        return await self.app(scope, receive, send)
 
-    @app.get("/api/models")
-    async def list_models():
-        return {"models": [m.describe() for m in models.values()],
-                "limits": {"max_upload_bytes": limits.max_bytes, "max_pixels": limits.max_pixels,
-                           "max_side": limits.max_side}}
 
-    @app.get("/api/health")
-    async def health():
-        g = gate()
-        return {"status": "ok", "busy": g.busy, "waiting": g.waiting}
+def _png(pil) -> bytes:
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
 
-    faces_holder: dict = {}
 
-    def preprocessor():  # the face detector and matte, made once, in a worker thread
-        if "p" not in faces_holder:
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _stopped_headers(stopped: str | None, limits: Limits) -> dict:
+    """A header saying why an optimisation stopped before its iterations were done."""
+    if stopped == "time":
+        return {"X-Styleforge-Stopped": f"time: the server's {OPTION['max_seconds']} {limits.max_seconds:g}"}
+    if stopped == "iterations":
+        return {"X-Styleforge-Stopped": f"iterations: the server's {OPTION['max_iterations']} {limits.max_iterations}"}
+    return {}
+
+
+class App:
+    """What the routes share: the models, the limits, the gate, the face preprocessor."""
+
+    def __init__(self, models: dict[str, Model], limits: Limits):
+        self.models, self.limits = models, limits
+        for m in models.values():
+            m.apply_limits(limits)
+        self._gate: Gate | None = None
+        self._faces = None
+
+    @property
+    def gate(self) -> Gate:  # made on first use, inside the server's event loop
+        if self._gate is None:
+            self._gate = Gate(self.limits.workers, self.limits.queue)
+        return self._gate
+
+    def preprocessor(self):  # the face detector and matte, made once, in a worker thread
+        if self._faces is None:
             from .faces.pipeline import FacePreprocessor
 
-            faces_holder["p"] = FacePreprocessor()
-        return faces_holder["p"]
+            self._faces = FacePreprocessor()
+        return self._faces
 
-    async def _form(request: Request):
-        gate().check()  # a full queue answers 503 before the body is read
+    def listing(self) -> dict:
+        return {"models": [m.describe() for m in self.models.values()], "limits": self.limits.public()}
+
+    # ---- reading a request ---------------------------------------------------------------
+    async def form(self, request: Request):
+        limits = self.limits
+        self.gate.check()  # a full queue answers 503 before the body is read
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limits.max_bytes:
             raise HTTPProblem(413, f"upload too large: {_mb(int(length))}, more than {_mb(limits.max_bytes)} "
@@ -284,79 +427,40 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         async def replay():
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return await StarletteRequest(request.scope, replay).form(max_files=64, max_fields=128)
-
-    @app.post("/api/cartoonize")
-    async def cartoonize(request: Request):
-        form = await _form(request)
         try:
-            return await _cartoonize(form)
-        finally:
-            await form.close()
+            return await StarletteRequest(request.scope, replay).form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+        except StarletteHTTPException as e:  # too many files or fields, a malformed body
+            raise HTTPProblem(e.status_code, f"{e.detail} (a form holds at most {MAX_FILES} files and "
+                              f"{MAX_FIELDS} fields)" if "Maximum" in str(e.detail) else str(e.detail)) from None
 
-    def _model_upload(form) -> tuple[Model, object]:
+    def model_upload(self, form) -> tuple[Model, object]:
         """The form's model (default the first) and its ``image`` upload, or a 4xx."""
-        model_id = form.get("model") or next(iter(models))
-        if model_id not in models:
-            raise HTTPProblem(422, f"unknown model {model_id!r}; models: {', '.join(models)}")
+        model_id = form.get("model") or next(iter(self.models))
+        if model_id not in self.models:
+            raise HTTPProblem(422, f"unknown model {model_id!r}; models: {', '.join(self.models)}")
         upload = form.get("image")
         if upload is None or isinstance(upload, str):
             raise HTTPProblem(400, "no image: send the file in the form field 'image'")
-        return models[model_id], upload
+        return self.models[model_id], upload
 
-    async def _cartoonize(form):
-        from .errors import NoFaceError
+    def load(self, data: bytes, name: str) -> Image.Image:
+        return fit_side(decode_upload(data, name, self.limits), self.limits.max_side)
 
-        model, upload = _model_upload(form)
-        values, file_fields = model.parse_inputs(form)
-        if file_fields:
-            raise HTTPProblem(422, "cartoonize takes no image inputs besides the photo")
-        try:
-            paste = _flag(form.get("paste_back"), "paste_back")
-            every = _flag(form.get("all_faces"), "all_faces")
-        except StyleforgeError as e:
-            raise HTTPProblem(422, str(e)) from None
-        name = Path(upload.filename or "image").name
-        data = await upload.read()
+    async def work(self, request, fn):
+        """``fn()`` under the request budget, in a worker, while the client is there;
+        returns (its result, why an optimisation stopped early or None)."""
+        cancel = threading.Event()
+        limits = self.limits
 
-        def work():
-            from .faces.pipeline import cartoonize_image
+        def budgeted():
+            with work_budget(limits.max_iterations, limits.max_seconds, cancel) as b:
+                return fn(), b.stopped
 
-            img = fit_side(decode_upload(data, name, limits), limits.max_side)
-            direction = values.pop("direction", None)
-            try:
-                res = cartoonize_image(model.pipe, img, preprocessor(), direction=direction, all_faces=every,
-                                       paste_back=paste, source=name, **values)
-            except NoFaceError as e:
-                raise HTTPProblem(422, str(e)) from None
-            pics = [res.image] if paste else res.faces
-            out = []
-            for pic in pics:
-                buf = io.BytesIO()
-                pic.save(buf, format="PNG")
-                out.append(buf.getvalue())
-            return out
+        return await self.gate.run_for(request, budgeted, cancel)
 
-        pngs = await gate().run(work)
-        stem = Path(name).stem or "image"
-        if len(pngs) == 1:
-            return Response(pngs[0], media_type="image/png", headers={
-                "Content-Disposition": f'inline; filename="{stem}_cartoon.png"', "X-Styleforge-Model": model.id})
-        import base64
-
-        return JSONResponse({"model": model.id, "samples": [
-            {"image": "data:image/png;base64," + base64.b64encode(p).decode()} for p in pngs]})
-
-    @app.post("/api/translate")
-    async def translate(request: Request):
-        form = await _form(request)
-        try:
-            return await _translate(form)
-        finally:
-            await form.close()
-
-    async def _translate(form):
-        model, upload = _model_upload(form)
+    # ---- the routes ----------------------------------------------------------------------
+    async def translate(self, request: Request, form):
+        model, upload = self.model_upload(form)
         direction = form.get("direction") or form.get("option.direction") or None
         if direction is not None and direction not in model.pipe.directions:
             raise HTTPProblem(422, f"model {model.id} translates {', '.join(model.pipe.directions)}; "
@@ -376,50 +480,123 @@ def create_app(models: dict[str, Model], limits: Limits | None = None):
         name = Path(upload.filename or "image").name
         data = await upload.read()
         refs = {k: [(Path(f.filename or k).name, await f.read()) for f in fs] for k, fs in file_fields.items()}
+        check_request_pixels([(name, data), *[it for items in refs.values() for it in items]], self.limits)
 
-        def work():  # in a gated worker thread: at most `workers` decodes + inferences at once
-            img = fit_side(decode_upload(data, name, limits), limits.max_side)
+        def run():  # in a gated worker thread: at most `workers` decodes + inferences at once
+            img = self.load(data, name)
             args = dict(values)
             for k, items in refs.items():
-                imgs = [fit_side(decode_upload(rdata, rname, limits), limits.max_side) for rname, rdata in items]
+                imgs = [self.load(rdata, rname) for rname, rdata in items]
                 inp = model.inputs[k]
                 args[k] = imgs if (inp.multiple or inp.kind == "images") else imgs[0]
             if direction is not None:
                 args["direction"] = direction
             samples = model.pipe.run(img, num_outputs=n, outputs=wanted, **args)
-            out = []
-            for sample in samples:
-                pngs = {}
-                for key, pil in sample.items():
-                    buf = io.BytesIO()
-                    pil.save(buf, format="PNG")
-                    pngs[key] = buf.getvalue()
-                out.append(pngs)
-            return out
+            return [{key: _png(pil) for key, pil in sample.items()} for sample in samples]
 
-        samples = await gate().run(work)
+        samples, stopped = await self.work(request, run)
         used = direction or model.pipe.directions[0]
         stem = Path(name).stem or "image"
-        headers = {"X-Styleforge-Model": model.id, "X-Styleforge-Direction": used}
+        headers = {"X-Styleforge-Model": model.id, "X-Styleforge-Direction": used,
+                   **_stopped_headers(stopped, self.limits)}
         if not as_json:
             return Response(samples[0]["image"], media_type="image/png", headers={
                 "Content-Disposition": f'inline; filename="{stem}_{used}.png"', **headers})
-        import base64
-
-        body = {"model": model.id, "direction": used, "samples": [
-            {k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in s.items()} for s in samples]}
+        body = {"model": model.id, "direction": used,
+                "samples": [{k: _data_url(v) for k, v in s.items()} for s in samples]}
+        if stopped:
+            body["stopped"] = headers["X-Styleforge-Stopped"]
         return JSONResponse(body, headers=headers)
 
+    async def cartoonize(self, request: Request, form):
+        from .errors import NoFaceError
+
+        model, upload = self.model_upload(form)
+        values, file_fields = model.parse_inputs(form)
+        if file_fields:
+            raise HTTPProblem(422, "cartoonize takes no image inputs besides the photo")
+        try:
+            paste = _flag(form.get("paste_back"), "paste_back")
+            every = _flag(form.get("all_faces"), "all_faces")
+        except StyleforgeError as e:
+            raise HTTPProblem(422, str(e)) from None
+        name = Path(upload.filename or "image").name
+        data = await upload.read()
+
+        def run():
+            from .faces.pipeline import cartoonize_image
+
+            img = self.load(data, name)
+            direction = values.pop("direction", None)
+            try:
+                res = cartoonize_image(model.pipe, img, self.preprocessor(), direction=direction, all_faces=every,
+                                       paste_back=paste, source=name, **values)
+            except NoFaceError as e:
+                raise HTTPProblem(422, str(e)) from None
+            return [_png(pic) for pic in ([res.image] if paste else res.faces)]
+
+        pngs, _ = await self.work(request, run)
+        stem = Path(name).stem or "image"
+        if len(pngs) == 1:
+            return Response(pngs[0], media_type="image/png", headers={
+                "Content-Disposition": f'inline; filename="{stem}_cartoon.png"', "X-Styleforge-Model": model.id})
+        return JSONResponse({"model": model.id, "samples": [{"image": _data_url(p)} for p in pngs]})
+
+
+def create_app(models: dict[str, Model], limits: Limits | None = None, token: str | None = None):
+    """The FastAPI app serving ``models`` (from :func:`load_models`); with ``token``, the API
+    needs it (:class:`TokenGate`)."""
+    state = App(models, limits or Limits())
+    app = FastAPI(title="styleforge", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    if token:
+        app.add_middleware(TokenGate, token=token)
+
+    @app.exception_handler(HTTPProblem)
+    async def _problem(request, exc: HTTPProblem):
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StyleforgeError)
+    async def _lib_error(request, exc: StyleforgeError):
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)  # 404, 405, ...: the same JSON as every error
+    async def _http_error(request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/models")
+    async def list_models():
+        return state.listing()
+
+    @app.get("/api/health")
+    async def health():
+        g = state.gate
+        return {"status": "ok", "busy": g.busy, "waiting": g.waiting}
+
+    def route(handler):
+        async def endpoint(request: Request):
+            form = await state.form(request)
+            try:
+                return await handler(request, form)
+            finally:
+                await form.close()
+        return endpoint
+
+    app.post("/api/translate")(route(state.translate))
+    app.post("/api/cartoonize")(route(state.cartoonize))
     return app
 
 
 def serve(model_paths, host: str = "127.0.0.1", port: int = 8000, device=None, limits: Limits | None = None,
-          runtime: str = "auto", log_level: str = "info") -> None:
+          runtime: str = "auto", log_level: str = "info", token: str | None = None) -> None:
     """Load the models once, then run the app under uvicorn until interrupted."""
     import uvicorn
 
     models = load_models(model_paths, device=device, runtime=runtime)
-    app = create_app(models, limits)
+    app = create_app(models, limits, token=token)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {', '.join(models)} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

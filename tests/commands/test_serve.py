@@ -165,3 +165,28 @@ def test_page_in_headless_chromium_shows_the_result_and_errors(server, tmp_path)
         assert "notes.png: not an image" in msg[0].text
     finally:
         drv.quit()
+
+
+def test_an_exposed_host_needs_a_token(tmp_path, monkeypatch, capsys):
+    from styleforge.cli import main
+
+    monkeypatch.delenv("STYLEFORGE_TOKEN", raising=False)
+    assert main(["serve", str(tmp_path / "nope"), "--host", "0.0.0.0"]) == 2
+    assert "--host 0.0.0.0 makes the app reachable from other machines: give it a token" in capsys.readouterr().err
+    (tmp_path / "t").write_text("short\n")
+    assert main(["serve", str(tmp_path / "nope"), "--host", "0.0.0.0", "--token-file", str(tmp_path / "t")]) == 2
+    assert "at least 16 characters" in capsys.readouterr().err
+
+
+def test_mixed_good_and_bad_requests_get_no_5xx_and_memory_stays_flat():
+    """A bounded run of benchmarks/serve_load.py (its own server on 127.0.0.1): MUNIT and AdaIN,
+    good requests and bad ones (files, sizes, numbers, codes, too many files)."""
+    import json
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
+    r = subprocess.run([sys.executable, str(script), "--models", "munit,adain", "--requests", "30",
+                        "--concurrency", "4", "--seconds", "60", "--seed", "1", "--json"],
+                       capture_output=True, text=True, timeout=180)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["requests"] == 30 and res["unexpected"] == 0 and res["4xx_not_json"] == 0, res
+    assert res["4xx"] > 5 and res["2xx"] > 3, res  # both kinds were sent

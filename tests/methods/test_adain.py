@@ -150,7 +150,7 @@ def test_import_gives_the_ports_outputs_and_the_model_dir_needs_no_vgg_file(port
 def test_import_errors_are_one_line(port_files, tmp_path, monkeypatch):
     vgg, dec, d = port_files
     monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path / "none"))
-    with pytest.raises(CheckpointError, match="vgg_normalised.pth not found: download"):
+    with pytest.raises(CheckpointError, match=r"vgg_normalised.pth not found \(searched .*\): download"):
         import_adain(d / "decoder.pth")
     torch.save({"model.1.weight": torch.zeros(4, 3, 3, 3)}, tmp_path / "g.pth")
     with pytest.raises(CheckpointError, match="not an AdaIN decoder"):
@@ -300,11 +300,34 @@ def test_a_few_training_steps_lower_the_loss():
     assert set(opts) == {"G"} and all(not p.requires_grad for p in m.encoder.parameters())
 
 
-def test_training_without_vgg_weights_is_a_one_line_error():
+def test_training_without_vgg_weights_is_a_one_line_error_naming_the_folders_searched(isolated_weights):
+    weights_dir, cache_dir = isolated_weights
     m = AdaIN()
     batch = {"content": content(), "style": style()}
-    with pytest.raises(ConfigError, match="model.vgg_weights is not set.*vgg_normalised.pth"):
+    with pytest.raises(ConfigError, match="model.vgg_weights is not set.*vgg_normalised.pth") as e:
         next(m.training_step(batch))
+    assert f"{weights_dir}/" in str(e.value) and f"{cache_dir}/" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("folder", ["weights", "cache"])
+def test_encoder_weights_are_found_in_the_weights_folders(folder, port_files, isolated_weights):
+    """vgg_normalised.pth in $STYLEFORGE_WEIGHTS/vgg or ~/.cache/styleforge/vgg, as the README
+    says, with model.vgg_weights unset: training and inference load it."""
+    _, _, d = port_files
+    target = isolated_weights[0 if folder == "weights" else 1]
+    target.mkdir(parents=True)
+    (target / "vgg_normalised.pth").write_bytes((d / "vgg_normalised.pth").read_bytes())
+    named = AdaIN(vgg_weights=str(d / "vgg_normalised.pth"))
+    named.ensure_encoder()
+    found = AdaIN()
+    found.ensure_encoder(training=True)
+    for (k, a), b in zip(named.encoder.state_dict().items(), found.encoder.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_import_of_a_missing_decoder_names_the_decoder(tmp_path):
+    with pytest.raises(CheckpointError, match="^the AdaIN decoder not found: .*missing_decoder.pth$"):
+        import_adain(tmp_path / "missing_decoder.pth")
 
 
 def test_presets_reach_both_codebases_style_weights():
@@ -391,3 +414,15 @@ def test_an_adain_format_file_is_refused_for_the_caffe_encoder(port_files, isola
     m = AdaIN(vgg_weights=str(d / "vgg_normalised.pth"), encoder_format="caffe")
     with pytest.raises(CheckpointError, match="adain-format VGG weights; encoder_format is caffe"):
         m.ensure_encoder(training=True)
+
+
+def test_a_style_image_too_thin_once_resized_is_refused_with_the_size_it_needs(tiny):
+    """A 3000×7 style is brought to style_size on its longer side (512×1): AdaIN's reflection-
+    padded encoder cannot take one row, which was a padding RuntimeError ("internal error")."""
+    from styleforge.pipeline import Pipeline
+
+    pipe = Pipeline(tiny)
+    with pytest.raises(ConfigError, match=r"512×1 px.*at least 9 px"):
+        pipe(content(), style=[torch.zeros(1, 3, 7, 3000)])
+    out = pipe(content(), style=[torch.zeros(1, 3, 9, 9)])  # tiny but square: resized up, fine
+    assert out.shape == content().shape

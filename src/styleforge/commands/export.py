@@ -16,7 +16,8 @@ DESCRIPTION = ("Write one direction of a model as an ONNX or TorchScript file (b
 
 def _options(p) -> None:
     p.add_argument("--format", "-f", default="onnx", help="onnx (default) or torchscript")
-    p.add_argument("--out", "-o", help="file to write (default: MODEL_DIR/<method>-<direction>.onnx|.pt)")
+    p.add_argument("--out", "-o", metavar="FILE", help="the file to write, not a folder (default: "
+                   "MODEL_DIR/<method>-<direction>.onnx|.pt)")
     p.add_argument("--no-check", action="store_true", help="skip running the file once against PyTorch")
     p.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
     p.add_argument("--quiet", action="store_true", help="print nothing when it succeeds")
@@ -70,6 +71,10 @@ def run(args, overrides) -> int:
         if v is not None:
             values[inp.name] = check_value(inp, v, flag_name(inp.name))
     direction = values.pop("direction", None)
+    if opts.out:
+        from . import output_file
+
+        opts.out = output_file(opts.out, "export", f"{method.method_name}.{'onnx' if opts.format == 'onnx' else 'pt'}")
     r = export_model(method, opts.out or resolve_model_dir(args.model) / f"{method.method_name}-"
                      f"{method.check_direction(direction)}{'.onnx' if opts.format == 'onnx' else '.pt'}",
                      opts.format, direction, check=not opts.no_check, overwrite=opts.overwrite,

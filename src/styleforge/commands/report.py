@@ -1,6 +1,7 @@
 """``styleforge report RUN_DIR... --out DIR``: one static HTML page comparing training runs."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -32,12 +33,15 @@ def register(sub) -> None:
 def run(args, overrides) -> int:
     from ..errors import ConfigError
     from ..metrics.evaluate import EvalOptions
-    from ..report import write_comparison
+    from ..report import training_data_warning, write_comparison
 
     if overrides:
         raise ConfigError(f"report takes no config overrides: {' '.join(overrides)}")
     if args.num_images < 1:
         raise ConfigError(f"--num-images must be a positive integer, got {args.num_images}")
+    from . import output_folder
+
+    output_folder(args.out, "report")
     page = Path(args.out) / "index.html"
     if page.exists() and not args.overwrite:
         raise ConfigError(f"{page} exists; use --overwrite to replace the report")
@@ -52,6 +56,9 @@ def run(args, overrides) -> int:
 
         metrics = parse_metrics(metrics)
         net = load_feature_net(args.feature_net, args.feature_size, device=pick_device(args.device))
+    mixed = training_data_warning(args.runs, args.data)
+    if mixed:
+        print(f"warning: {mixed}", file=sys.stderr)
     path = write_comparison(args.runs, args.out, metrics, args.data, args.num_images, args.direction,
                             opts, net=net, title=args.title, device=args.device)
     if not args.quiet:

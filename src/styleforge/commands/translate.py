@@ -234,7 +234,9 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
     from ..batch import BatchOptions, translate_files
 
     from ..cli import _collect_inputs, output_name
+    from . import output_folder
 
+    output_folder(args.out, what.removesuffix("d"))
     values, grid = input_values(args, pipe, labels)
     files = _collect_inputs(args.inputs, videos=True)
     videos = [f for f in files if is_video(f)]
@@ -319,6 +321,7 @@ def cmd_stylize(args, overrides) -> int:
     pre.add_argument("--vgg")
     pre.add_argument("--encoder")
     pre.add_argument("--device")
+    pre.add_argument("--size", type=int)
     known, _ = pre.parse_known_args(rest)
     if bool(known.model) == bool(known.method):
         if "-h" in rest or "--help" in rest:
@@ -350,6 +353,8 @@ def cmd_stylize(args, overrides) -> int:
             if "vgg_weights" not in cfg["model"]:
                 raise ConfigError(f"--vgg: the {known.method} preset takes no VGG weights")
             cfg["model"]["vgg_weights"] = known.vgg
+        if known.size is not None:
+            optimisation_size(cfg["model"], known.size)
         method = build_method(cfg["method"], **cfg["model"])
         if getattr(method, "not_trainable", None) is None:
             raise ConfigError(f"--method {known.method}: a method that trains a network (train it with "
@@ -366,6 +371,20 @@ def cmd_stylize(args, overrides) -> int:
         parser.print_help()
         return 0
     return run_translate(pipe, parser.parse_args(rest), labels, "stylized")
+
+
+def optimisation_size(model_cfg: dict, size: int) -> None:
+    """``--size N`` of ``stylize --method``: the optimisation runs at N (longer side). The
+    preset's own size (gatys' ``sizes``, photo's ``size``) would otherwise resize the image
+    after --size did; coarse-to-fine stages keep their ratios, the last one at N."""
+    if size < 8:
+        raise ConfigError(f"--size: the optimisation needs at least 8 px (longer side), got {size}")
+    if "sizes" in model_cfg:
+        sizes = list(model_cfg["sizes"])
+        last = sizes[-1]
+        model_cfg["sizes"] = [size if not s or not last else max(8, round(s * size / last)) for s in sizes]
+    elif "size" in model_cfg:
+        model_cfg["size"] = size
 
 
 def register(sub) -> None:

@@ -22,7 +22,7 @@ def run(args, overrides) -> int:
 
     from ..errors import ConfigError
     from ..nn.vgg import preview_vgg_weights, weights_dirs
-    from ..weights import inventory
+    from ..catalog import inventory
 
     if overrides:
         raise ConfigError(f"weights takes no config overrides: {' '.join(overrides)}")

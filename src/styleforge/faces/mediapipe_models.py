@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .detect import Face, Point, _cv2, invert_affine
+from .masks import person_part
 
 MODELS_DIR = Path(__file__).with_name("models")
 DETECTION_MODEL = "face_detection_short_range.onnx"
@@ -291,13 +292,11 @@ class SelfieMatting:
         return np.clip(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
 
     def __call__(self, image: np.ndarray, face_box=None) -> np.ndarray:
-        from .segment import _clean
-
         cv2 = _cv2()
         h, w = image.shape[:2]
         p = self.probability(image)
         hard = (p > self.threshold).astype(np.uint8)
-        part = _clean(hard, face_box)
+        part = person_part(hard, face_box)
         r = max(1, round(0.01 * max(h, w)))
         near = cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
         alpha = np.where(near, p, 0.0).astype(np.float32)

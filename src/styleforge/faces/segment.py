@@ -33,8 +33,8 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError, first_line
 from .detect import _cv2
+from .masks import Box, person_part
 
-Box = tuple[float, float, float, float]
 
 
 class GrabCutMatting:
@@ -94,39 +94,13 @@ class GrabCutMatting:
         cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), mask, None, bgd, fgd, self.iterations,
                     cv2.GC_INIT_WITH_MASK)
         fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
-        fg = _clean(fg, box)
+        fg = person_part(fg, box)
         alpha = fg.astype(np.float32)
         if k != 1.0:
             alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         r = max(1, round(self.feather * max(h, w)))
         alpha = cv2.GaussianBlur(alpha, (2 * r + 1, 2 * r + 1), 0)
         return np.clip(alpha, 0.0, 1.0)
-
-
-def _clean(fg: np.ndarray, face_box: Box | None) -> np.ndarray:
-    """Keep the connected part of ``fg`` that holds the face centre (else the largest); fill
-    its holes (background seen through the part, e.g. between an arm and the body, stays)."""
-    cv2 = _cv2()
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    if n <= 1:
-        return fg
-    h, w = fg.shape
-    keep = 0
-    if face_box is not None:
-        cx = int(min(w - 1, max(0, (face_box[0] + face_box[2]) / 2)))
-        cy = int(min(h - 1, max(0, (face_box[1] + face_box[3]) / 2)))
-        keep = labels[cy, cx]
-    if keep == 0:
-        keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    part = (labels == keep).astype(np.uint8)
-    # holes: background components of the inverse that do not touch the border
-    inv = 1 - part
-    n2, lab2 = cv2.connectedComponents(inv, connectivity=4)
-    border = set(np.unique(np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]])).tolist())
-    for i in range(1, n2):
-        if i not in border:
-            part[lab2 == i] = 1
-    return part
 
 
 class OnnxMatting:

@@ -9,10 +9,22 @@ for an all-ones mask is the plain C·H·W-normalised Gram of ``losses.perceptual
 
 Masks reach each layer by :func:`propagate_mask`:
 
-* ``resize`` (Gatys 2017, section 4.1: the guidance channels downsampled to each layer's size):
-  a bilinear resize of the input mask to the layer's height and width;
+* ``inside`` (Gatys 2017, their released code's ``get_fm_guides`` mode ``inside``, the default of
+  the ``gatys`` method): the input mask is binarised (``threshold`` 0.5: a value ≥ 0.5 is in the
+  region) and a layer's neuron is in the region when its receptive field, within the image,
+  lies inside it; the authors probe this with noise outside the region, here it is walked
+  through VGG's layers (each 3×3 convolution widens the outside by one neuron, each 2×2 pooling
+  keeps a neuron outside if any of its four inputs is; zero padding is never outside). Each
+  layer's guide is then grown by ``extend`` neurons (3: a (2k+1)² window, their ``k``);
+* ``all`` (their mode ``all``): as ``inside`` but a neuron is in the region when its receptive
+  field touches it;
+* ``resize`` (close to their mode ``simple``, which zooms the guide with a cubic spline): a
+  bilinear resize of the input mask to the layer's height and width, not binarised;
 * ``dpst`` (the DPST code): walking the network, a 3×3 mean filter (stride 1, zero padding,
   padded zeros counted) at each convolution and a bilinear halving at each pooling layer.
+
+``inside``, ``all`` and ``dpst`` assume VGG's geometry (3×3 stride-1 convolutions padded by one,
+2×2 stride-2 pooling).
 """
 from __future__ import annotations
 
@@ -21,7 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-PROPAGATIONS = ("resize", "dpst")
+PROPAGATIONS = ("inside", "all", "resize", "dpst")
 
 
 def guided_gram(f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -40,17 +52,24 @@ def guided_gram(f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tens
 
 
 def propagate_mask(mask: torch.Tensor, layer_sequence, sizes: dict[str, tuple[int, int]],
-                   mode: str = "resize") -> dict[str, torch.Tensor]:
+                   mode: str = "inside", threshold: float = 0.5, extend: int = 3,
+                   ceil_mode: bool = False) -> dict[str, torch.Tensor]:
     """The mask (N×1×H×W at the input's size) at each layer of ``sizes`` ({layer: (h, w)}).
     ``layer_sequence``: the network's layer names in order (``conv1_1``, ``relu1_1``, ...,
-    ``pool1``, ...), walked by the ``dpst`` mode."""
+    ``pool1``, ...), walked by the ``inside``, ``all`` and ``dpst`` modes; ``threshold`` and
+    ``extend`` apply to ``inside`` and ``all``; ``ceil_mode``: the network's pooling rounds odd
+    sizes up."""
     if mode not in PROPAGATIONS:
         raise ConfigError(f"mask propagation {mode!r}: choose one of {', '.join(PROPAGATIONS)}")
+    if int(extend) < 0:
+        raise ConfigError(f"mask propagation: guide extension must be ≥ 0 neurons, got {extend}")
     mask = mask.float()
     if mode == "resize":
         return {name: (mask if tuple(mask.shape[-2:]) == tuple(hw) else
                        F.interpolate(mask, size=tuple(hw), mode="bilinear", align_corners=False))
                 for name, hw in sizes.items()}
+    if mode in ("inside", "all"):
+        return _receptive_field_guides(mask >= threshold, layer_sequence, sizes, mode, int(extend), ceil_mode)
     out, m = {}, mask
     for name in layer_sequence:
         if name.startswith("conv"):
@@ -62,6 +81,33 @@ def propagate_mask(mask: torch.Tensor, layer_sequence, sizes: dict[str, tuple[in
             hw = tuple(sizes[name])
             # the encoder may floor where the authors' halving rounds up: crop to its size
             out[name] = m[..., :hw[0], :hw[1]] if tuple(m.shape[-2:]) != hw else m
+        if len(out) == len(sizes):
+            break
+    return out
+
+
+def _receptive_field_guides(region: torch.Tensor, layer_sequence, sizes, mode: str, extend: int,
+                            ceil_mode: bool) -> dict[str, torch.Tensor]:
+    """Binary guides by receptive field. ``inside`` tracks the neurons that see some pixel
+    outside the region (their field is not inside it), ``all`` the neurons that see some pixel
+    of it; max pooling's padding is -inf, so the zero padding of the convolutions counts as
+    neither (it is constant, as in the authors' probe)."""
+    m = (~region if mode == "inside" else region).float()  # N×1×H×W: the set that spreads
+    out = {}
+    for name in layer_sequence:
+        if name.startswith("conv"):
+            m = F.max_pool2d(m, 3, stride=1, padding=1)
+        elif name.startswith("pool"):
+            m = F.max_pool2d(m, 2, stride=2, ceil_mode=ceil_mode)
+        if name in sizes:
+            hw = tuple(sizes[name])
+            if tuple(m.shape[-2:]) != hw:
+                raise ConfigError(f"mask propagation {mode}: the walk reaches {name} at "
+                                  f"{tuple(m.shape[-2:])}, the network's features are {hw}")
+            g = 1 - m if mode == "inside" else m
+            if extend:  # their k: grow by k neurons (a (2k+1)² window)
+                g = F.max_pool2d(g, 2 * extend + 1, stride=1, padding=extend)
+            out[name] = g
         if len(out) == len(sizes):
             break
     return out

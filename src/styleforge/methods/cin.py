@@ -166,6 +166,7 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
     None: the paper's 32, 64, 128, 64, 32) and ``num_residual`` (5 in the paper)."""
 
     data_kind = "content_style"
+    fit_terms = ("content", "style")
     inference_modules = ("transformer",)
     size_multiple = 4
     vgg_pooling = "avg"
@@ -336,7 +337,7 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
         return [
             Input("style_index", "int", default=0, min=0, max=n - 1,
                   help="the style to apply: " + ", ".join(f"{i} {s}" for i, s in enumerate(self.style_names))),
-            Input("mix", "floats", default=None, min=0.0,
+            Input("mix", "floats", default=None, min=0.0, size=n,
                   help=f"{n} weights, one per style, mixing their gamma/beta (normalised to sum 1); "
                        "overrides style_index"),
         ]

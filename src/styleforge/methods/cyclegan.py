@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..errors import CheckpointError, ConfigError
 from ..losses.adversarial import GANLoss
-from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator
+from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator, patchgan_min_side
 from ..nn.generators import ResnetGenerator
 from ..nn.image_pool import ImagePool
 from ..nn.init import init_weights
 from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
-from .base import Method, Phase
+from .base import Method, Phase, TrainingSides
 
 GENERATORS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
@@ -46,6 +46,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 @register_method("cyclegan")
 class CycleGAN(Method):
     data_kind = "unpaired"
+    fit_terms = ("cycle_A", "cycle_B", "idt_A", "idt_B")
     directions = DIRECTIONS
     size_multiple = 4
 
@@ -82,6 +83,13 @@ class CycleGAN(Method):
             raise ConfigError("cyclegan: lambda_identity > 0 needs in_channels == out_channels")
         self.pool_fake_A = ImagePool(pool_size, seed=1)
         self.pool_fake_B = ImagePool(pool_size, seed=2)
+
+    @classmethod
+    def training_sides(cls, config):
+        m, d = cls.size_multiple, patchgan_min_side(config.get("netD"), config.get("n_layers_D"))
+        if d > 2 * m:
+            return TrainingSides(d, m, None, f"its PatchGAN discriminator (netD {config.get('netD')})")
+        return TrainingSides(2 * m, m, None, "the ResNet generator's two down-samplings")
 
     # ---- training --------------------------------------------------------------------
     def optimizer_groups(self):

@@ -20,7 +20,8 @@ Paper symbol -> code name (2016 paper, section 2):
                                   port's L1 sum on 0-255 pixels)
   optimiser (section 2, L-BFGS)   ``optimizer`` lbfgs (history 100, lr 1, no line search, no
                                   tolerances: one function evaluation per iteration) or adam
-  initialisation                  ``init``: content, or noise (the mean pixel + N(0, noise_std²))
+  initialisation                  ``init``: noise (neural-style's ``-init random``: the mean pixel +
+                                  N(0, noise_std²), noise_std 1e-3 on 0-255 pixels), or content
   (speed)                         ``channels_last``: the VGG in NHWC layout (same results up to
                                   float rounding)
   (no VGG-19 at all)              ``encoder`` inception: not the paper's network, a stand-in: the
@@ -29,28 +30,42 @@ Paper symbol -> code name (2016 paper, section 2):
                                   loss weights in the ``gatys-inception`` preset; measured in
                                   docs/style_transfer.md
 
-2017 paper (the controls, translate's inputs):
+2017 paper (the controls, translate's inputs), as the authors' released code
+(leongatys/NeuralImageSynthesis, notebooks SpatialControl, ColourControl, ScaleControl) runs them:
   several styles, blend weights   target Grams Σ_i w_i G^l(a_i), w normalised (neural-style's
                                   ``-style_blend_weights``)
   section 4, spatial control      ``masks`` (one per content region r, T^r) and ``style_masks``:
                                   region r takes its style from ``style[r]``; guided Grams
-                                  G_l^r = (F_l ∘ T_l^r)(F_l ∘ T_l^r)ᵀ; E = Σ_r w_r E_r (``weights``
-                                  are the w_r); masks reach layer l by ``mask_propagation``
+                                  G_l^r = (F_l ∘ T_l^r)(F_l ∘ T_l^r)ᵀ over the guide's area;
+                                  E = Σ_r w_r E_r, w_r = ``weights``, default 1/n (their ``gw``).
+                                  Guides reach layer l by ``mask_propagation``: ``inside`` (their
+                                  mode: binarised at ``guide_threshold`` 0.5, the neurons whose
+                                  receptive field lies inside the region, grown by ``guide_extend``
+                                  3), or ``all`` / ``resize`` / ``dpst`` (``losses.guided``). A
+                                  guide empty at a layer drops that region's term there
   section 5.1, colour control     ``preserve_color``: ``histogram`` (the style recoloured to the
                                   content's colour mean and covariance, ``histogram_mode`` pca |
-                                  cholesky | symmetric) or ``luminance`` (transfer on YIQ
-                                  luminance, the style's matched to the content's mean and std,
-                                  the content's I/Q put back); ``styleforge.nn.color``
-  section 6, scale control        ``style_fine``: the Grams of ``fine_layers`` (relu1_1, relu2_1)
-                                  come from that image, the coarser ones from ``style``
+                                  cholesky | symmetric) or ``luminance`` (transfer on luminance;
+                                  ``luminance_match`` mean: the style's luminance shifted to the
+                                  content's mean, the images clipped to [0, 1], the result's channel
+                                  mean put back as Y with the content's chrominance, as their code;
+                                  mean_std: also scaled to the content's std, the result's Y put
+                                  back); ``styleforge.nn.color``
+  section 6, scale control        ``style_fine``: ``scale_mode`` transfer (their ``transfer_texture``:
+                                  each style image optimised from itself towards the fine style's
+                                  Grams at ``fine_layers``, relu1_1 and relu2_1, for
+                                  ``scale_iterations`` 500 with weight ``scale_weight`` 1e3 over the
+                                  layers, no content or TV term; the result is the style image of
+                                  every layer) or gram_mix (the Grams of ``fine_layers`` from
+                                  ``style_fine``, the coarser ones from ``style``)
   coarse-to-fine (section 6.1)    ``sizes`` (longer side per stage) with ``iterations`` per
                                   stage, each stage starting from the previous result upsampled
                                   (the 2017 code: 500 at 512 px, then 200 at 1024)
 
 No network is trained: ``translate`` optimises the image; training is refused. The optimisation
-stops after the stage's iterations, when the loss stalls (it fell by less than ``stall_tol``,
-relative, over ``stall_patience`` iterations; 0 turns the test off), or at a non-finite loss (the
-last finite image is kept). A tqdm bar shows the loss (``progress``).
+stops after the stage's iterations (neural-style runs them all: ``stall_tol`` 0), when asked
+(``stall_tol`` > 0) once the loss stalls (it fell by less than ``stall_tol``, relative, over
+``stall_patience`` iterations), or at a non-finite loss (the last finite image is kept). A tqdm bar shows the loss (``progress``).
 """
 from __future__ import annotations
 
@@ -67,11 +82,20 @@ from ..nn.inception_features import LAYERS as INCEPTION_NAMES
 from ..nn.inception_features import InceptionFeatures
 from ..nn.vgg import FORMATS, POOLINGS, VGGEncoder, layer_names, resolve_vgg_weights
 from ..registry import register_method
+from ..utils.budget import spend_iteration
 from .base import Input, Method
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 COLOR_MODES = ("none", "luminance", "histogram")
+# luminance-only transfer: mean: the style's luminance shifted to the content's mean, the result's
+# luminance the mean of its channels (the 2017 code); mean_std: also scaled to the content's std,
+# the result's luminance its YIQ Y
+LUMINANCE_MATCHES = ("mean", "mean_std")
+# scale control: transfer: the fine style's texture transferred onto the coarse style image first
+# (the 2017 code's transfer_texture), that image the style target; gram_mix: the fine layers'
+# Grams from the fine image, the others from the coarse one
+SCALE_MODES = ("transfer", "gram_mix")
 # inception: the FID network's blocks (nn/inception_features.py) as a stand-in where no VGG file
 # exists; its layers and weights are those of the gatys-inception preset
 ENCODERS = ("vgg19", "inception")
@@ -132,10 +156,11 @@ class GatysStyleTransfer(Method):
                  style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
                  style_layer_weights=None, style_weight=100.0, tv_weight=1e-3, tv_exponent=1.0,
                  sizes=(512,), iterations=(1000,), style_scale=1.0, optimizer="lbfgs", lr=1.0,
-                 lbfgs_history=100, init="content", noise_std=1e-3, preserve_color="none",
-                 histogram_mode="pca", mask_propagation="resize", fine_layers=("relu1_1", "relu2_1"),
-                 stall_tol=1e-5, stall_patience=20, progress=True, channels_last=False, encoder="vgg19",
-                 inception_weights=None):
+                 lbfgs_history=100, init="noise", noise_std=1e-3, preserve_color="none",
+                 histogram_mode="pca", luminance_match="mean", mask_propagation="inside", guide_threshold=0.5,
+                 guide_extend=3, fine_layers=("relu1_1", "relu2_1"), scale_mode="transfer",
+                 scale_iterations=500, scale_weight=1e3, stall_tol=0.0, stall_patience=20, progress=True,
+                 channels_last=False, encoder="vgg19", inception_weights=None):
         super().__init__()
         if encoder not in ENCODERS:
             raise ConfigError(f"{self.method_name}: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
@@ -172,6 +197,8 @@ class GatysStyleTransfer(Method):
                                     ("optimizer", optimizer, OPTIMIZERS), ("init", init, INITS),
                                     ("preserve_color", preserve_color, COLOR_MODES),
                                     ("histogram_mode", histogram_mode, HISTOGRAM_MODES),
+                                    ("luminance_match", luminance_match, LUMINANCE_MATCHES),
+                                    ("scale_mode", scale_mode, SCALE_MODES),
                                     ("mask_propagation", mask_propagation, PROPAGATIONS)):
             if value not in choices:
                 raise ConfigError(f"{self.method_name}: {opt} must be one of {', '.join(choices)}, got {value!r}")
@@ -181,6 +208,14 @@ class GatysStyleTransfer(Method):
         if encoder == "inception" and mask_propagation == "dpst":
             raise ConfigError(f"{self.method_name}: mask_propagation dpst walks VGG's 3×3 convolutions and "
                               "2× poolings; use resize with encoder inception")
+        scale_iterations = ([int(scale_iterations)] * len(self.sizes) if isinstance(scale_iterations, (int, float))
+                            else [int(i) for i in scale_iterations])
+        if len(scale_iterations) != len(self.sizes) or min(scale_iterations) < 0:
+            raise ConfigError(f"{self.method_name}: scale_iterations must be one number ≥ 0 or one per stage "
+                              f"of sizes {list(sizes)}, got {scale_iterations}")
+        if int(guide_extend) < 0 or not 0 < float(guide_threshold) <= 1:
+            raise ConfigError(f"{self.method_name}: guide_extend must be ≥ 0 and guide_threshold in (0, 1], "
+                              f"got {guide_extend}, {guide_threshold}")
         self.vgg_weights, self.vgg_format = vgg_weights, vgg_format
         # the resolved options the optimisation reads (a subclass's config has other keys)
         self.opts = dict(content_weight=float(content_weight), style_weight=float(style_weight),
@@ -188,7 +223,10 @@ class GatysStyleTransfer(Method):
                          style_scale=float(style_scale), optimizer=optimizer, lr=float(lr),
                          lbfgs_history=int(lbfgs_history), init=init, noise_std=float(noise_std),
                          preserve_color=preserve_color, histogram_mode=histogram_mode,
-                         mask_propagation=mask_propagation, fine_layers=self.fine_layers,
+                         luminance_match=luminance_match, mask_propagation=mask_propagation,
+                         guide_threshold=float(guide_threshold), guide_extend=int(guide_extend),
+                         fine_layers=self.fine_layers, scale_mode=scale_mode, scale_iterations=scale_iterations,
+                         scale_weight=float(scale_weight),
                          stall_tol=float(stall_tol), stall_patience=int(stall_patience), progress=bool(progress),
                          channels_last=bool(channels_last))
         order = sorted(set(self.content_layers + self.style_layers), key=names.index)
@@ -268,12 +306,18 @@ class GatysStyleTransfer(Method):
                   help="keep the content's colours: luminance-only transfer or colour-histogram matching"),
             Input("histogram_mode", "choice", default=c["histogram_mode"], choices=HISTOGRAM_MODES,
                   help="colour-histogram matching variant"),
+            Input("luminance_match", "choice", default=c["luminance_match"], choices=LUMINANCE_MATCHES,
+                  help="luminance-only transfer: the style's luminance shifted to the content's mean (the "
+                  "authors' code) or matched in mean and std"),
             Input("masks", "mask", multiple=True, channels=1,
                   help="content regions, one mask per style: region k is painted in style k"),
             Input("style_masks", "mask", multiple=True, channels=1,
                   help="the part of each style image its region copies (default: all of it)"),
             Input("style_fine", "reference",
                   help="scale control: the fine-scale style (layers " + ", ".join(c["fine_layers"]) + ")"),
+            Input("scale_mode", "choice", default=c["scale_mode"], choices=SCALE_MODES,
+                  help="scale control: transfer the fine style onto the style image first (the authors' "
+                  "code) or mix the two images' Gram matrices"),
             Input("init", "choice", default=c["init"], choices=INITS, help="start from the content or from noise"),
             Input("seed", "seed", default=0, help="seed of the noise initialisation"),
         ]
@@ -284,7 +328,7 @@ class GatysStyleTransfer(Method):
 
     def stylize(self, x, style=None, weights=None, iterations=None, content_weight=None, style_weight=None,
                 tv_weight=None, preserve_color=None, histogram_mode=None, masks=None, style_masks=None,
-                style_fine=None, init=None, seed=0):
+                style_fine=None, init=None, seed=0, luminance_match=None, scale_mode=None):
         """translate's work: returns (N×3×H×W in [-1, 1] at x's size, [per image, per stage: the
         list of losses]); the loss history lets tests and benchmarks see the optimisation."""
         c = self.opts
@@ -312,6 +356,11 @@ class GatysStyleTransfer(Method):
         preserve_color = preserve_color or c["preserve_color"]
         histogram_mode = histogram_mode or c["histogram_mode"]
         init = init or c["init"]
+        opts["luminance_match"] = luminance_match or c["luminance_match"]
+        opts["scale_mode"] = scale_mode or c["scale_mode"]
+        for name, choices in (("luminance_match", LUMINANCE_MATCHES), ("scale_mode", SCALE_MODES)):
+            if opts[name] not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {opts[name]!r}")
         if preserve_color not in COLOR_MODES:
             raise ConfigError(f"preserve_color must be one of {', '.join(COLOR_MODES)}, got {preserve_color!r}")
         if init not in INITS:
@@ -335,7 +384,7 @@ class GatysStyleTransfer(Method):
                      histogram_mode, init, iters, gen, opts):
         h, w = content.shape[-2:]
         result, hist = None, []
-        for size, n_iter in zip(self.sizes, iters):
+        for stage, (size, n_iter) in enumerate(zip(self.sizes, iters)):
             c = resize_longer(content, size)
             style_size = round(max(c.shape[-2:]) * self.opts["style_scale"])
             c01 = (c + 1) / 2
@@ -345,13 +394,15 @@ class GatysStyleTransfer(Method):
                 ss = [match_color(s, c01, histogram_mode).clamp(0, 1) for s in ss]
                 fine = None if fine is None else match_color(fine, c01, histogram_mode).clamp(0, 1)
             elif preserve_color == "luminance":
-                y_c = luminance(c01)
-                ss = [match_luminance(luminance(s), y_c).expand(-1, 3, -1, -1) for s in ss]
-                fine = None if fine is None else match_luminance(luminance(fine), y_c).expand(-1, 3, -1, -1)
-                c01 = y_c.expand(-1, 3, -1, -1)
+                ss, fine, c01 = self._luminance_images(ss, fine, c01, opts["luminance_match"])
             c_used = c01 * 2 - 1
             ss = [s * 2 - 1 for s in ss]
             fine = None if fine is None else fine * 2 - 1
+            if fine is not None and opts["scale_mode"] == "transfer":
+                # section 6 as the authors' ScaleControl notebook runs it: each style image gets the
+                # fine style's texture first; the result is the style image of every layer
+                ss = [self._transfer_texture(s, fine, self.opts["scale_iterations"][stage])[0] for s in ss]
+                fine = None
             if result is None:
                 start = c_used if init == "content" else self._noise(c_used, gen)
             else:
@@ -360,11 +411,53 @@ class GatysStyleTransfer(Method):
             result, losses = self._optimise(c_used, start, regions, n_iter, opts, extra=None,
                                             desc=f"{self.method_name} {max(c_used.shape[-2:])}px")
             hist.append(losses)
-        if preserve_color == "luminance":  # the stylised Y with the content's I and Q
-            result = join_luminance((result + 1) / 2, (c + 1) / 2) * 2 - 1
+        if preserve_color == "luminance":  # the stylised luminance with the content's chrominance
+            out01 = (result + 1) / 2
+            # the 2017 code takes the mean of the result's three channels as its luminance
+            y = out01.mean(dim=1, keepdim=True) if opts["luminance_match"] == "mean" else out01
+            result = join_luminance(y, (c + 1) / 2) * 2 - 1
         if tuple(result.shape[-2:]) != (h, w):
             result = F.interpolate(result, size=(h, w), mode="bicubic", align_corners=False)
         return result.clamp(-1, 1), hist
+
+    @staticmethod
+    def _luminance_images(styles, fine, content01, match):
+        """Section 5.1's luminance-only transfer: every image as its luminance in three channels.
+        ``mean`` (the 2017 code): the styles' luminance shifted by the difference of the means,
+        styles and content clipped to [0, 1]; ``mean_std``: matched in mean and std."""
+        y_c = luminance(content01)
+
+        def restyle(s):
+            y_s = luminance(s)
+            if match == "mean":
+                y_s = (y_s - y_s.mean() + y_c.mean()).clamp(0, 1)
+            else:
+                y_s = match_luminance(y_s, y_c)
+            return y_s.expand(-1, 3, -1, -1)
+
+        if match == "mean":
+            y_c = y_c.clamp(0, 1)
+        return [restyle(s) for s in styles], None if fine is None else restyle(fine), y_c.expand(-1, 3, -1, -1)
+
+    def _transfer_texture(self, coarse: torch.Tensor, fine: torch.Tensor, n_iter: int):
+        """The coarse style image (1×3×H×W in [-1, 1]) optimised from itself towards the fine
+        style's Grams at ``fine_layers`` only (the authors' ``transfer_texture``: no content term,
+        no total variation; each layer weighted ``scale_weight`` / number of layers on Grams
+        divided by H·W, i.e. C times ours). Returns (the image, its loss at each evaluation)."""
+        layers = self.fine_layers
+        per_layer = self.opts["scale_weight"] / len(layers)
+        with torch.no_grad():
+            f = self._features(fine, layers)
+            targets = {l: guided_gram(f[l]) * f[l].shape[1] for l in layers}
+
+        def texture(x):
+            fx = self._features(x, layers)
+            return per_layer * sum(F.mse_loss(guided_gram(fx[l]) * fx[l].shape[1], targets[l]) for l in layers)
+
+        off = dict(content_weight=0.0, style_weight=0.0, tv_weight=0.0)
+        # not clipped: the authors compute the style's features from the unclipped result
+        return self._optimise(coarse, coarse, [], n_iter, off, extra={"texture": texture},
+                              desc=f"{self.method_name} scale transfer")
 
     def _noise(self, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         mean = torch.tensor(MEAN_PIXEL_RGB, dtype=like.dtype).view(1, 3, 1, 1)
@@ -378,8 +471,20 @@ class GatysStyleTransfer(Method):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.vgg(x, layers)
 
+    def _propagate(self, mask: torch.Tensor, sizes) -> dict[str, torch.Tensor]:
+        c = self.opts
+        if self.encoder != "vgg19" and c["mask_propagation"] != "resize":
+            # checked here, not at construction: without masks the option is never used
+            raise ConfigError(f"{self.method_name}: mask_propagation {c['mask_propagation']} walks VGG's 3×3 "
+                              f"convolutions and 2× poolings; use model.mask_propagation=resize with encoder "
+                              f"{self.encoder} (the gatys-inception preset does)")
+        return propagate_mask(mask, self.vgg.names, sizes, c["mask_propagation"], threshold=c["guide_threshold"],
+                              extend=c["guide_extend"], ceil_mode=getattr(self.vgg, "ceil_mode", False))
+
     def _style_targets(self, styles, weights, masks, style_masks, fine, content_hw):
-        """[(content mask at the input size or None, {layer: target Gram}, region weight)]."""
+        """[(content mask at the input size or None, {layer: target Gram, or None where the
+        style's guide is empty at that layer}, region weight)]. ``fine``: the fine style of
+        scale_mode gram_mix (its Grams at ``fine_layers``)."""
         layers = self.style_layers
         fine_layers = set(self.fine_layers) if fine is not None else set()
         with torch.no_grad():
@@ -396,20 +501,22 @@ class GatysStyleTransfer(Method):
                         targets[l] = sum((wi / total) * guided_gram(f[l]) for wi, f in zip(wts, feats))
                 return [(None, targets, 1.0)]
             regions = []
-            wts = weights or [1.0] * len(styles)
+            # the 2017 code weighs each of n regions 1/n
+            wts = weights or [1.0 / len(styles)] * len(styles)
             for r, (f, cm) in enumerate(zip(feats, masks)):
                 cm = self._mask_at(cm, content_hw)
                 sm = None
                 if style_masks:
                     hw = styles[r].shape[-2:]
                     sm = self._mask_at(style_masks[r], hw)
-                    sm = propagate_mask(sm, self.vgg.names, {l: f[l].shape[-2:] for l in layers},
-                                        self.opts["mask_propagation"])
+                    sm = self._propagate(sm, {l: f[l].shape[-2:] for l in layers})
                 targets = {}
                 for l in layers:
                     src = fine_feats[l] if l in fine_layers else f[l]
                     m = None if sm is None or l in fine_layers else sm[l]
-                    targets[l] = guided_gram(src, m)
+                    # an empty guide has no Gram to copy (the authors' code refuses it): the
+                    # region leaves that layer out
+                    targets[l] = None if m is not None and not bool(m.any()) else guided_gram(src, m)
                 regions.append((cm, targets, wts[r]))
             return regions
 
@@ -436,9 +543,12 @@ class GatysStyleTransfer(Method):
         sizes = {l: feats0[l].shape[-2:] for l in self.style_layers}
         prepared = []
         for cm, targets, rw in regions:
-            mks = None if cm is None else propagate_mask(cm.to(start.device), self.vgg.names, sizes,
-                                                         cfg["mask_propagation"])
-            prepared.append((mks, targets, rw))
+            mks = None if cm is None else self._propagate(cm.to(start.device), sizes)
+            # the layers a region's loss reads: a target, and (as the authors' code skips it) a
+            # content guide that is not empty there
+            used = [(l, lw) for l, lw in zip(self.style_layers, self.layer_weights)
+                    if targets[l] is not None and (mks is None or bool(mks[l].any()))]
+            prepared.append((mks, targets, rw, used))
         # contiguous: L-BFGS flattens the gradient with view(), which a permuted input would break
         pixels = ((start.detach() + 1) * (PIXEL / 2)).clone(memory_format=torch.contiguous_format).requires_grad_(True)
         if cfg["optimizer"] == "lbfgs":
@@ -458,8 +568,8 @@ class GatysStyleTransfer(Method):
                 terms["content"] = cw * sum(F.mse_loss(f[l], content_feats[l]) for l in self.content_layers)
             if sw:
                 style = 0.0
-                for mks, targets, rw in prepared:
-                    for l, lw in zip(self.style_layers, self.layer_weights):
+                for mks, targets, rw, used in prepared:
+                    for l, lw in used:
                         m = None if mks is None else mks[l]
                         g = guided_gram(f[l], m)
                         e = F.mse_loss(g, targets[l].expand_as(g))
@@ -486,6 +596,8 @@ class GatysStyleTransfer(Method):
         tol, patience = cfg["stall_tol"], cfg["stall_patience"]
         try:
             for _ in range(n_iter):
+                if spend_iteration():  # a caller's budget (utils/budget.py: the web app's) is spent
+                    break
                 before = pixels.detach().clone()
                 opt.step(closure)  # evaluates at ``before``, then moves
                 value = last["loss"]

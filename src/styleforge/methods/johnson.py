@@ -257,6 +257,7 @@ class Johnson(PerceptualLossMixin, Method):
     ``vgg_format`` (the weight format looked for first: torchvision, their file)."""
 
     data_kind = "content_style"
+    fit_terms = ("content", "style")
     inference_modules = ("transformer",)
     size_multiple = 4
 

@@ -235,6 +235,7 @@ def lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
 @register_method("mixgan")
 class MIXGAN(Method):
     data_kind = "unpaired"
+    fit_terms = ("AE_rec", "G_rec")  # stage 1, stage 2
     inference_modules = ("E", "Gc", "Gm")
 
     def __init__(self, image_size=64, z_dim=2048, ngf=32, ndf=64, content_nc=1, style_nc=3,

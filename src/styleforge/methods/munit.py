@@ -148,6 +148,7 @@ class AdaINGen(nn.Module):
 @register_method("munit")
 class MUNIT(Method):
     data_kind = "unpaired"
+    fit_terms = ("recon_x_a", "recon_x_b", "recon_s_a", "recon_s_b", "recon_c_a", "recon_c_b")
     directions = DIRECTIONS
     inference_modules = ("gen_a", "gen_b")
 

@@ -32,13 +32,13 @@ import torch.nn.functional as F
 from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..errors import CheckpointError, ConfigError
 from ..losses.adversarial import GANLoss
-from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator
+from ..nn.discriminators import NLayerDiscriminator, PixelDiscriminator, patchgan_min_side
 from ..nn.generators import UnetGenerator
 from ..nn.init import init_weights
 from ..nn.norms import INSTANCE_NORMS, NORMS
 from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
-from .base import InferenceOption, Method, Phase
+from .base import InferenceOption, Method, Phase, TrainingSides
 
 DIRECTIONS = ("AtoB", "BtoA")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
@@ -57,12 +57,22 @@ def unet_downs(netG: str) -> int:
 @register_method("pix2pix")
 class Pix2Pix(Method):
     data_kind = "paired_ab"
+    fit_terms = ("G_L1",)
     inference_modules = ("G",)
     # the model records data.direction (config.py copies it): the mapping it learned
     model_follows_data = ("direction",)
     # the U-Net pads with zeros (no reflection), so an image of any size works once the
     # pipeline has padded it to size_multiple
     min_side = 1
+
+    @classmethod
+    def training_sides(cls, config):
+        # the U-Net joins each down-sampling's map with an up-sampling's: crops are multiples
+        m = 2 ** unet_downs(config.get("netG"))
+        d = patchgan_min_side(config.get("netD"), config.get("n_layers_D"))
+        if d > m:
+            return TrainingSides(d, m, None, f"its PatchGAN discriminator (netD {config.get('netD')})")
+        return TrainingSides(m, m, None, f"the U-Net's down-samplings (netG {config.get('netG')})")
 
     def __init__(self, in_channels=3, out_channels=3, ngf=64, ndf=64, netG="unet_256", netD="basic",
                  n_layers_D=3, norm="batch", dropout=True, gan_mode="vanilla", lambda_L1=100.0,
@@ -152,7 +162,7 @@ class Pix2Pix(Method):
             InferenceOption("batch_stats", "bool", self.test_batch_stats,
                             help="batch norm with the image's own statistics (the paper) or the "
                             "training running averages"),
-            InferenceOption("seed", "seed", None, 0, 2 ** 31 - 1,
+            InferenceOption("seed", "seed", None, 0, 2 ** 31 - 1, used_when=("dropout", True),
                             help="repeatable dropout noise (each image its own: the same in any batch)"),
         ]
 

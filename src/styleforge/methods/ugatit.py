@@ -40,12 +40,12 @@ from ..checkpoint import is_state_dict, load_state_dict_strict, read_state_dicts
 from ..errors import CheckpointError, ConfigError
 from ..nn.attention import cam_layers, class_activation_map
 from ..nn.blocks import ResnetAdaLINBlock, ResnetBlock, conv_layers
-from ..nn.discriminators import UGATITDiscriminator
+from ..nn.discriminators import UGATITDiscriminator, ugatit_discriminator_min_side
 from ..nn.norms import LIN, clip_rho_
 from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
 from ..utils.images import heatmap_image
-from .base import Method, Phase
+from .base import Method, Phase, TrainingSides
 
 DIRECTIONS = ("AtoB", "BtoA")
 N_DOWN = 2  # stride-2 convs in the encoder; features at 1/4 of the input size
@@ -117,6 +117,7 @@ class UGATITGenerator(nn.Module):
 @register_method("ugatit")
 class UGATIT(Method):
     data_kind = "unpaired"
+    fit_terms = ("cycle_A", "cycle_B", "idt_A", "idt_B")
     directions = DIRECTIONS
     inference_modules = ("genA2B", "genB2A")
     size_multiple = 4
@@ -143,6 +144,19 @@ class UGATIT(Method):
         self.genB2A = UGATITGenerator(img_ch, img_ch, **gen)
         self._add_discriminators_and_weights(img_ch, ch, n_dis_global, n_dis_local, adv_weight,
                                              cycle_weight, identity_weight, cam_weight)
+
+    @classmethod
+    def training_sides(cls, config):
+        """The global discriminator's depth sets the least side (96 px for n_dis_global 7); the
+        full generator's FC layer takes img_size crops only (Photo2Cartoon shares this)."""
+        m = cls.size_multiple
+        n = config.get("n_dis_global")
+        d = ugatit_discriminator_min_side(n) if isinstance(n, int) and not isinstance(n, bool) else 1
+        fixed = None if config.get("light") else config.get("img_size")
+        why = (f"its {n}-layer global discriminator (model.n_dis_global)" if d > 2 * m
+               else f"the generator's {m}× down-sampling")
+        return TrainingSides(max(d, 2 * m), m, fixed if isinstance(fixed, int) else None, why,
+                             "model.light=false: the generator's fully-connected layer takes model.img_size")
 
     def _add_discriminators_and_weights(self, img_ch, ch, n_dis_global, n_dis_local, adv_weight,
                                         cycle_weight, identity_weight, cam_weight) -> None:

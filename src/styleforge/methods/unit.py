@@ -77,6 +77,7 @@ class VAEGen(nn.Module):
 @register_method("unit")
 class UNIT(Method):
     data_kind = "unpaired"
+    fit_terms = ("recon_x_a", "recon_x_b", "cyc_x_a", "cyc_x_b")  # not the KL terms (regularisers)
     directions = DIRECTIONS
     inference_modules = ("gen_a", "gen_b")
 

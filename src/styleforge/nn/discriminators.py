@@ -12,6 +12,25 @@ from .attention import cam_layers, class_activation_map
 from .norms import conv_bias, norm_layer, spectral_norm
 
 
+def patchgan_min_side(netD: str = "basic", n_layers_D: int = 3) -> int:
+    """The smallest input side of the PatchGAN named as CycleGAN/pix2pix name it (``basic``: 3
+    layers, ``n_layers``: ``n_layers_D``, ``pixel``: 1×1 convs). :class:`NLayerDiscriminator`'s
+    ``n`` stride-2 4×4 convs leave ``side / 2**n``; the stride-1 conv after them takes 1 off, and
+    its norm needs more than one value per channel (2×2), so that map needs 3 px. The pixel one's
+    norm needs 2 px."""
+    if netD == "pixel":
+        return 2
+    n = 3 if netD == "basic" else n_layers_D
+    return 3 * 2 ** n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 1
+
+
+def ugatit_discriminator_min_side(n_layers: int) -> int:
+    """The smallest input side :class:`UGATITDiscriminator` takes: its ``n_layers - 2`` stride-2
+    convs leave ``side / 2**(n_layers-2)``, and the two stride-1 4×4 convs after them (reflection
+    pad 1, which needs a side of 2) need 3 px there: 96 for the global ``n_layers=7``."""
+    return 3 * 2 ** (n_layers - 2)
+
+
 class NLayerDiscriminator(nn.Module):
     def __init__(self, in_ch=3, ndf=64, n_layers=3, norm="instance"):
         super().__init__()

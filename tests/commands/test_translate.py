@@ -1,0 +1,48 @@
+"""``styleforge stylize`` (commands/translate.py): the options that reach the method."""
+from pathlib import Path
+
+import pytest
+
+from styleforge.cli import main
+from styleforge.commands.translate import optimisation_size
+from styleforge.data.images import load_rgb
+from styleforge.errors import ConfigError
+from styleforge.methods.gatys import GatysStyleTransfer
+
+ROOT = Path(__file__).resolve().parents[2] / "data" / "style_transfer"
+
+
+def test_stylize_size_is_the_gatys_optimisation_size(tmp_path, monkeypatch):
+    """--size N: the image is optimised at N px (longer side), not at the preset's size (tiny/gatys:
+    32 px); the output keeps the photo's size."""
+    seen = []
+    orig = GatysStyleTransfer._optimise
+
+    def spy(self, content, start, *a, **k):
+        seen.append(tuple(start.shape[-2:]))
+        return orig(self, content, start, *a, **k)
+
+    monkeypatch.setattr(GatysStyleTransfer, "_optimise", spy)
+    content, style = ROOT / "content" / "golden_gate.jpg", ROOT / "style" / "starry_night.jpg"
+    out = tmp_path / "out"
+    base = ["stylize", str(content), "--style", str(style), "--method", "tiny/gatys", "--iterations", "1", "--quiet"]
+    assert main(base + ["--out", str(out), "--size", "20"]) == 0
+    assert max(seen[-1]) == 20
+    written = next(out.iterdir())
+    assert load_rgb(written).size == load_rgb(content).size
+    assert main(base + ["--out", str(tmp_path / "out2")]) == 0
+    assert max(seen[-1]) == 32  # the preset's own size without --size
+
+
+def test_optimisation_size_keeps_coarse_to_fine_ratios():
+    cfg = {"sizes": [512, 1024]}
+    optimisation_size(cfg, 300)
+    assert cfg["sizes"] == [150, 300]
+    cfg = {"sizes": [None]}
+    optimisation_size(cfg, 300)
+    assert cfg["sizes"] == [300]
+    cfg = {"size": 700}  # photo
+    optimisation_size(cfg, 256)
+    assert cfg["size"] == 256
+    with pytest.raises(ConfigError, match="at least 8 px"):
+        optimisation_size({"sizes": [512]}, 4)
