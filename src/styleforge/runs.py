@@ -9,7 +9,7 @@
     samples/step_XXXXXXXX.png
     checkpoints/step_XXXXXXXX/{config.json, model.safetensors, training_state.pt, rank_R.pt}
     checkpoints/latest   the name of the newest complete checkpoint
-    checkpoints/.step_XXXXXXXX.tmp-*   a checkpoint being written (left by a kill: removed on resume)
+    checkpoints/.step_XXXXXXXX.tmp-*   a checkpoint being written (a kill leaves it: resume removes it)
     checkpoints/best/    inference snapshot + eval.json, kept by periodic evaluation
     model/             the inference snapshot written when the run finishes
 
@@ -115,23 +115,26 @@ class RunFolder:
             shutil.rmtree(p, ignore_errors=True)
 
     def remove_incomplete(self) -> list[str]:
-        """Remove what a kill during a checkpoint write leaves: ``.step_N.tmp-*`` folders (never
-        committed, so never the latest) and, of a checkpoint being replaced, ``.step_N.old-*``
-        (put back when the kill fell between the two renames, else removed). Returns the names
+        """Remove what a kill during a write leaves in ``checkpoints/``: ``.step_N.tmp-*`` and
+        ``.best.tmp-*`` folders (never committed, so never the latest), ``.step_N.old-*`` of a
+        checkpoint being replaced (put back when the kill fell between the two renames of
+        ``utils.atomic.replace_dir``, else removed) and ``.latest.*.tmp`` files. Returns the names
         removed. Only for a run no process is writing to (the trainer calls it on resume)."""
         if not self.checkpoints_dir.is_dir():
             return []
         removed = []
-        for p in sorted(self.checkpoints_dir.glob(f".{CHECKPOINT_PREFIX}*")):
-            name, sep, _ = p.name[1:].rpartition(".")
-            if not p.is_dir() or not sep or not name.startswith(CHECKPOINT_PREFIX):
-                continue
-            final = self.checkpoints_dir / name
-            if p.name.startswith(f".{name}.old-") and not final.exists():
-                os.replace(p, final)
-                continue
-            if p.name.startswith((f".{name}.tmp-", f".{name}.old-")):
-                shutil.rmtree(p, ignore_errors=True)
+        for p in sorted(self.checkpoints_dir.glob(".*")):
+            name, sep, kind = p.name[1:].rpartition(".")
+            if p.is_dir() and sep and (name.startswith(CHECKPOINT_PREFIX) or name == self.best_dir.name):
+                final = self.checkpoints_dir / name
+                if kind.startswith("old-") and not final.exists():
+                    os.replace(p, final)
+                    continue
+                if kind.startswith(("tmp-", "old-")):
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed.append(p.name)
+            elif p.is_file() and p.name.startswith(f".{self.latest_pointer.name}.") and kind == "tmp":
+                p.unlink(missing_ok=True)
                 removed.append(p.name)
         return removed
 

@@ -386,10 +386,10 @@ class Trainer:
         ckpt = None
         run = self.run
         if self.resume:
-            if self.is_main:
-                gone = run.remove_incomplete()
-                if gone:
-                    print(f"note: removed {len(gone)} checkpoint folder(s) a kill left unfinished: {', '.join(gone)}")
+            # rank 0 cleans up; the others wait for it (it may put a checkpoint back into place)
+            gone = distributed.broadcast_object(run.remove_incomplete() if self.is_main else None, self.dist)
+            if gone and self.is_main:
+                print(f"note: removed what a kill left half-written in {run.checkpoints_dir}: {', '.join(gone)}")
             ckpt = run.latest()
             if ckpt is None and self.is_main:
                 print(f"note: {self.run_dir} has no checkpoint yet; starting it from step 0")
