@@ -135,3 +135,32 @@ def test_sigkill_of_a_rank_under_max_restarts_resumes_exactly_and_names_the_rank
     assert [s["torchrun_restart"] for s in sessions] == [0, 1]
     assert sessions[1]["resumed_from"] is not None
     assert first_difference(run, ref) is None and losses(run) == losses(ref)
+
+
+def test_a_sigterm_while_the_peer_loss_is_worded_does_not_end_the_process_silently(h2z, tmp_path, monkeypatch):
+    """torchrun sends SIGTERM to the survivors of a dead rank; it can arrive while the survivor
+    is still finding out which rank died (up to seconds). The trainer's handler must still be in
+    place then, or the default one ends the process without its line (1 in 3 kills during a
+    checkpoint write did)."""
+    from styleforge import config as C
+    from styleforge.training.trainer import Trainer
+
+    cfg = C.resolve("tiny/cyclegan", overrides=["train.steps=2", "train.checkpoint_every=0"])
+    cfg["data"]["root"] = str(h2z)
+    trainer = Trainer(cfg, tmp_path / "run")
+    seen = {}
+
+    def collective_fails(batch, amp):
+        raise RuntimeError("[gloo] Connection reset by peer")
+
+    def lost_peer(info, error):
+        seen["handler"] = signal.getsignal(signal.SIGTERM)
+        return distributed.PeerLost("rank 1 (pid 1) of the 2 processes stopped")
+
+    monkeypatch.setattr(trainer, "_train_step", collective_fails)
+    monkeypatch.setattr(distributed, "lost_peer", lost_peer)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(distributed.PeerLost, match="rank 1"):
+        trainer.fit()
+    assert seen["handler"] == trainer._handle_signal
+    assert signal.getsignal(signal.SIGTERM) == before  # and put back afterwards

@@ -462,8 +462,15 @@ class Trainer:
     def fit(self, stop_at: int | None = None) -> Path:
         """Train to the end (or to step ``stop_at``); returns the model directory written. Under
         torchrun, another process's death ends it with ``distributed.PeerLost`` (one line)."""
-        with distributed.peers_guard(self.dist):
-            return self._fit(stop_at)
+        # _fit's signal handlers stay until the error is worded: torchrun sends SIGTERM to the
+        # survivors of a dead rank, and the default handler would end this one before its line.
+        self._old_handlers = {}
+        try:
+            with distributed.peers_guard(self.dist):
+                return self._fit(stop_at)
+        finally:
+            for s, h in self._old_handlers.items():
+                signal.signal(s, h)
 
     def _fit(self, stop_at: int | None) -> Path:
         self._build()
@@ -475,8 +482,8 @@ class Trainer:
         t = self.cfg["train"]
         logger = RunLogger(self.run_dir, t["tensorboard"]) if self.is_main else None
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
-        old_handlers = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
-            if _in_main_thread() else {}
+        if _in_main_thread():
+            self._old_handlers = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = None
         if self.is_main and t["progress"]:
             from tqdm import tqdm
@@ -525,8 +532,6 @@ class Trainer:
                 save_model(self.run.model_dir, self.method)
             finished = True
         finally:
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
             if bar is not None:
                 bar.close()
             if logger:
