@@ -12,8 +12,10 @@ A model directory (what ``styleforge.load`` reads and ``save_model`` writes)::
 By default only the method's ``inference_modules`` are kept (an inference snapshot);
 ``modules="all"`` keeps discriminators too (the trainer's checkpoints do), but not the
 ``frozen_modules``: the method rebuilds those from its config (a weights path). Training state
-(optimisers, schedulers, RNG states, data position, image pools) is a separate file,
-``training_state.pt``, read back with ``torch.load(weights_only=True)``.
+is apart, read back with ``torch.load(weights_only=True)``: ``training_state.pt`` holds what every
+process shares (step, hence the data position; optimisers; schedulers; the number of processes)
+and ``rank_R.pt`` what each process R has of its own (RNG streams, the method's extra state such
+as image pools): a checkpoint of N processes is complete with ``rank_0.pt`` .. ``rank_{N-1}.pt``.
 
 Every write is atomic (``utils.atomic``): files and folders are written under a temporary name
 and renamed into place.
@@ -42,6 +44,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
+RANK_STATE_FILE = "rank_{rank}.pt"
 
 
 def _json_ready(value):
@@ -257,6 +260,32 @@ def load_training_state(folder: Path) -> dict:
     f = Path(folder) / STATE_FILE
     if not f.is_file():
         raise CheckpointError(f"{folder} has no {STATE_FILE}: not a training checkpoint")
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read {f}: {first_line(e)}") from None
+
+
+def rank_state_file(folder: Path, rank: int) -> Path:
+    return Path(folder) / RANK_STATE_FILE.format(rank=rank)
+
+
+def save_rank_state(folder: Path, rank: int, state: dict) -> None:
+    """One process's own training state (``rank_R.pt``), written atomically."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(rank_state_file(folder, rank), buf.getvalue())
+
+
+def load_rank_state(folder: Path, rank: int, world_size: int) -> dict:
+    """``rank_R.pt`` of a checkpoint written by ``world_size`` processes; a missing one is an
+    incomplete checkpoint (a one-line error naming the file)."""
+    f = rank_state_file(folder, rank)
+    if not f.is_file():
+        raise CheckpointError(f"{folder} is incomplete: no {f.name} (it was written by {world_size} "
+                              f"process{'es' if world_size > 1 else ''}, each leaves a rank_R.pt)")
     try:
         return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:
