@@ -529,9 +529,11 @@ class Trainer:
                 self.save_checkpoint()
             if self.is_main and self.step >= self.total_steps:
                 self._write_samples(logger)
+                # names, not paths: a card is meant to be shared (the run's config.yaml has the rest)
                 save_model(self.run.model_dir, self.method, card={
-                    "how": f"trained with 'styleforge train' for {self.step} steps on {self.cfg['data']['root']} "
-                           f"(run folder {self.run.root}; its config.yaml has every setting)"})
+                    "how": f"trained with 'styleforge train' for {self.step} steps on the data folder "
+                           f"'{Path(str(self.cfg['data']['root'])).name}' (run folder '{self.run.root.name}', "
+                           "whose config.yaml has every setting)"})
             finished = True
         finally:
             if bar is not None:
