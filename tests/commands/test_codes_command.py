@@ -162,6 +162,21 @@ def test_interpolate_between_two_drawn_styles_starts_and_ends_at_translate_with_
     assert rc == 2 and "style holds 8 numbers, got 2" in res.err
 
 
+def test_interpolate_between_two_given_style_codes_passes_through_their_mean(munit_dir, tmp_path, capsys):
+    content = sorted((SAMPLE / "horse2zebra" / "testA").iterdir())[0]
+    a, b = np.linspace(-1, 1, 8), np.linspace(2, -2, 8)
+    out = tmp_path / "strip.png"
+    rc, res = _run(capsys, "interpolate", munit_dir, content, "--from=" + ",".join(map(str, a)),
+                   "--to=" + ",".join(map(str, b)), "--steps", "3", "--out", out)
+    assert rc == 0, res.err
+    frames = _frames(out, 3)
+    pipe = styleforge.load(munit_dir, device="cpu")
+    for k, code in enumerate((a, (a + b) / 2, b)):
+        style = torch.tensor(code, dtype=torch.float32)[None]
+        want = np.asarray(pipe.run(content, style=style)[0]["image"], dtype=int)
+        assert np.abs(frames[k] - want).max() <= 1, k
+
+
 # ---- MIXGAN: a code of 2048 (here 8) numbers that an encoder with fully-connected layers gives ----
 @pytest.fixture(scope="module")
 def mixgan_dir(tmp_path_factory):

@@ -1,5 +1,6 @@
 """FUNIT: official parameter counts, the authors' checkpoint layout and outputs, K-shot class codes,
-the training step on real class folders, class-code t-SNE and interpolation."""
+the training step on real class folders (class codes, interpolation and K-shot evaluation through the
+front ends: tests/commands/test_codes_command.py, tests/metrics/test_evaluate.py)."""
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,7 @@ from styleforge.checkpoint import save_model
 from styleforge.data.datasets import ClassFolderDataset
 from styleforge.data.transforms import Transform
 from styleforge.errors import CheckpointError, ConfigError
-from styleforge.methods.funit import FUNIT, dataset_class_codes, fewshot_translate, import_funit, interpolate_classes
-from styleforge.metrics.codes import interpolate_codes, load_codes, save_codes, tsne_embedding, tsne_plot
+from styleforge.methods.funit import FUNIT, import_funit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -250,70 +250,3 @@ def test_without_pairs_the_rolled_batch_is_the_class_partner_and_weights_zero_sk
     batch["label"] = torch.tensor([0, 1, 2, 9])
     with pytest.raises(ConfigError, match="num_classes"):
         next(m.training_step(batch))
-
-
-# ---- class codes: export, t-SNE, interpolation ------------------------------------------------
-def test_class_codes_export_and_tsne_plot_one_colour_per_class(tmp_path, animals):
-    m = tiny().eval()
-    ds = ClassFolderDataset(animals, Transform(32, 32, "resize"))
-    codes, labels, names = dataset_class_codes(m, ds, batch_size=8)
-    assert codes.shape == (23, 6) and labels.tolist() == ds.targets and names == ["cat", "dog", "meerkat", "wild"]
-    with torch.no_grad():
-        assert torch.allclose(codes[5], m.class_codes(ds[5]["image"][None])[0], atol=1e-6)
-    save_codes(tmp_path / "codes.npz", codes, labels, names)
-    c2, l2, n2 = load_codes(tmp_path / "codes.npz")
-    assert np.allclose(c2, codes.numpy()) and l2.tolist() == labels.tolist() and n2 == names
-
-    png = tmp_path / "tsne.png"
-    emb, colours = tsne_plot(png, codes, labels, names, seed=0)
-    assert emb.shape == (23, 2) and np.isfinite(emb).all() and emb.std() > 0
-    assert np.allclose(emb, tsne_embedding(codes, seed=0))  # seeded
-    assert list(colours) == names and len(set(colours.values())) == 4
-    img = np.asarray(Image.open(png).convert("RGB"), np.float32)
-    for rgb in colours.values():  # every class's colour is drawn
-        near = np.abs(img - np.array(rgb, np.float32) * 255).max(axis=2) < 8
-        assert near.sum() > 20
-
-
-def test_interpolation_between_two_class_codes(animals):
-    m = tiny().eval()
-    x = load_images(sorted((animals / "dog").glob("*.jpg"))[:2])
-    cats = load_images(sorted((animals / "cat").glob("*.jpg"))[:3])
-    wild = load_images(sorted((animals / "wild").glob("*.jpg"))[:3])
-    strip = interpolate_classes(m, x, cats, wild, steps=5)
-    assert strip.shape == (5, 2, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.allclose(strip[0], m.translate(x, class_images=cats), atol=1e-5)
-        assert torch.allclose(strip[-1], m.translate(x, class_images=wild), atol=1e-5)
-    steps = [(strip[i + 1] - strip[i]).abs().mean() for i in range(4)]
-    assert all(s > 0 for s in steps)
-    a, b = torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0])
-    assert torch.allclose(interpolate_codes(a, b, 3), torch.tensor([[0.0, 2.0], [2.0, 0.0], [4.0, -2.0]]))
-    with pytest.raises(ConfigError, match="2 steps"):
-        interpolate_codes(a, b, 1)
-
-
-def test_fewshot_translation_of_folders_feeds_the_fewshot_metrics_end_to_end(tmp_path, animals, tiny_feature_net):
-    from styleforge.errors import DataError
-    from styleforge.metrics.evaluate import EvalOptions, evaluate_folders
-    from styleforge.metrics.features import load_feature_net
-
-    m = tiny().eval()
-    content = sorted((animals / "dog").glob("*.jpg"))[:3]
-    counts = fewshot_translate(m, content, animals, tmp_path / "fake", shots=5)
-    assert counts == {"cat": 3, "dog": 3, "meerkat": 3, "wild": 3}
-    out = Image.open(tmp_path / "fake" / "cat" / f"{content[0].stem}.png")
-    assert out.size == (32, 32)
-    cats = load_images(sorted((animals / "cat").glob("*.jpg"))[:5])
-    with torch.no_grad():
-        want = m.translate(load_images(content[:1]), class_images=cats)[0]
-    got = torch.from_numpy(np.asarray(out, np.float32)).permute(2, 0, 1) / 127.5 - 1
-    assert (got - want).abs().max() < 1.5 / 127.5  # the same translation, rounded to 8 bits
-    res = evaluate_folders(animals, tmp_path / "fake", "fewshot,mfid", net=load_feature_net(tiny_feature_net, 32),
-                           opts=EvalOptions(progress=False, use_cache=False))
-    fs = res["metrics"]["fewshot"]
-    assert fs["classes"] == 4 and fs["n"] == 12 and 0 <= fs["top1"] <= fs["top5"] <= 1
-    mfid = res["metrics"]["mfid"]
-    assert mfid["classes"] == 4 and np.isfinite(mfid["value"]) and mfid["value"] > 0
-    with pytest.raises(DataError, match="--shots 6 needs at least 6"):
-        fewshot_translate(m, content, animals, tmp_path / "fake2", shots=6)

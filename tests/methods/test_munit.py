@@ -12,7 +12,7 @@ from styleforge.checkpoint import save_model
 from styleforge.data.images import load_rgb
 from styleforge.data.transforms import to_tensor
 from styleforge.errors import CheckpointError, ConfigError
-from styleforge.methods.munit import MUNIT, import_munit, interpolate_styles
+from styleforge.methods.munit import MUNIT, import_munit
 from styleforge.registry import build_method, get_importer
 
 TINY = dict(dim=4, mlp_dim=8, n_res=1, dis_dim=4, dis_n_layer=2)
@@ -126,20 +126,6 @@ def test_reference_image_style_comes_from_the_target_style_encoder(tiny_munit_di
         back = m.translate(x, "BtoA", style=m.gen_a.enc_style(ref).flatten(1))
     assert torch.allclose(pipe(x, style=zebra), want, atol=1e-5)
     assert torch.allclose(pipe(x, direction="BtoA", style=zebra), back, atol=1e-5)
-
-
-def test_interpolation_strip_runs_between_the_two_codes(tiny_munit_dir, h2z):
-    m = styleforge.load(tiny_munit_dir).method
-    x = real_images(h2z / "testA", 1)
-    a, b = torch.randn(8), torch.randn(8)
-    strip = interpolate_styles(m, x, a, b, steps=5)
-    assert strip.shape == (5, 3, 32, 32)
-    with torch.no_grad():  # a batch of 5 against single images: float32 rounding only
-        assert torch.allclose(strip[0], m.translate(x, style=a[None])[0], atol=1e-4)
-        assert torch.allclose(strip[-1], m.translate(x, style=b[None])[0], atol=1e-4)
-        assert torch.allclose(strip[2], m.translate(x, style=(a[None] + b[None]) / 2)[0], atol=1e-4)
-    with pytest.raises(ConfigError, match="steps"):
-        interpolate_styles(m, x, a, b, steps=1)
 
 
 def test_import_gives_the_authors_outputs(tmp_path, h2z):

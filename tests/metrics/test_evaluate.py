@@ -73,6 +73,42 @@ def test_a_model_on_a_paired_test_split(tiny_cyclegan_dir, facades, tiny_feature
     assert res["n_fake"] == res["n_real"] == 8 and "paired_ab" in res["real"]
 
 
+def test_k_shot_evaluation_of_a_model_saves_one_folder_per_class_that_the_fewshot_metrics_read(
+        tmp_path, tiny_feature_net):
+    """FUNIT's test protocol: each class's first K images are its class images, the first image
+    of every other class is translated to it; the saved folders feed fewshot and mFID."""
+    from pathlib import Path
+
+    import torch
+
+    import styleforge
+    from styleforge import config as C
+    from styleforge.checkpoint import save_model
+    from styleforge.registry import build_method
+
+    animals = Path(__file__).resolve().parents[2] / "data" / "animals"
+    torch.manual_seed(0)
+    cfg = C.resolve("tiny/funit")
+    model = save_model(tmp_path / "funit", build_method(cfg["method"], **cfg["model"]).eval())
+    net = load_feature_net(tiny_feature_net, 32)
+    res = evaluate_model(model, animals, None, "kid", net, OPTS, save_dir=tmp_path / "fake", shots=5)
+    firsts = {d.name: sorted(d.glob("*.jpg"))[0] for d in sorted(animals.iterdir()) if d.is_dir()}
+    # meerkat has only its 5 class images: no real one left, so it is no target (but an input)
+    assert res["n_fake"] == 9 and "5-shot" in res["real"]
+    for target in ("cat", "dog", "wild"):
+        assert sorted(p.stem for p in (tmp_path / "fake" / target).iterdir()) == sorted(
+            f.stem for name, f in firsts.items() if name != target)
+    pipe = styleforge.load(model, device="cpu")
+    want = np.asarray(pipe.run(firsts["dog"], class_images=sorted((animals / "cat").glob("*.jpg"))[:5])[0]["image"],
+                      np.int16)
+    got = np.asarray(Image.open(tmp_path / "fake" / "cat" / f"{firsts['dog'].stem}.png"), np.int16)
+    assert np.abs(got - want).max() <= 1  # the same translation, rounded to 8 bits
+    fs = evaluate_folders(animals, tmp_path / "fake", "fewshot,mfid", net=net, opts=OPTS)["metrics"]
+    assert fs["fewshot"]["classes"] == 4 and fs["fewshot"]["n"] == 9
+    assert 0 <= fs["fewshot"]["top1"] <= fs["fewshot"]["top5"] <= 1
+    assert fs["mfid"]["classes"] == 3 and np.isfinite(fs["mfid"]["value"]) and fs["mfid"]["value"] > 0
+
+
 def test_model_evaluation_errors(tiny_cyclegan_dir, h2z, tiny_feature_net, tmp_path):
     net = load_feature_net(tiny_feature_net, 32)
     with pytest.raises(EvaluationError, match="few-shot metrics score class folders"):

