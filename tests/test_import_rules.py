@@ -67,6 +67,39 @@ def test_nothing_in_the_library_imports_the_cli():
     assert not bad, bad
 
 
+PRIVATE_NAMES_KEPT = ("methods",)  # folders whose files take no private name of another module
+
+
+@pytest.mark.parametrize("sub", PRIVATE_NAMES_KEPT)
+def test_no_private_name_of_another_module_is_imported(sub):
+    """A name with a leading underscore is its module's own: a second user makes it public API
+    (or moves it to nn/, losses/ or a shared module), so that its owner can change it freely."""
+    bad = []
+    for f in _files(sub):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and any(m.startswith("styleforge") for m in _resolve(node, f)):
+                bad += [f"{f.relative_to(PKG)} line {node.lineno} imports {a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not bad, bad
+
+
+def test_a_method_imports_another_method_only_to_build_on_its_class():
+    """One paper per file: a method file imports from another method's file only when one of its
+    classes subclasses a class from there (DPST on Gatys, Photo2Cartoon on U-GAT-IT); pieces two
+    papers share live in nn/ or losses/ (UNIT took MUNIT's helpers before they moved there)."""
+    bad = []
+    for f in _files("methods"):
+        tree = ast.parse(f.read_text())
+        bases = {b.id for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for b in c.bases
+                 if isinstance(b, ast.Name)}
+        for node in ast.walk(tree):
+            other = [m for m in _resolve(node, f) if m.startswith("styleforge.methods.")
+                     and m.count(".") == 2 and m not in ("styleforge.methods.base", f"styleforge.methods.{f.stem}")]
+            if other and not bases & {a.asname or a.name for a in node.names}:
+                bad.append(f"{f.relative_to(PKG)} line {node.lineno} imports from {other[0]} without subclassing")
+    assert not bad, bad
+
+
 FRONT_ENDS = ("styleforge.export", "styleforge.batch", "styleforge.webapp", "styleforge.report",
               "styleforge.demo", "styleforge.demo_cyclegan", "styleforge.video", "styleforge.cli",
               "styleforge.commands", "styleforge.web")

@@ -16,13 +16,13 @@ def test_stylize_size_is_the_gatys_optimisation_size(tmp_path, monkeypatch):
     """--size N: the image is optimised at N px (longer side), not at the preset's size (tiny/gatys:
     32 px); the output keeps the photo's size."""
     seen = []
-    orig = GatysStyleTransfer._optimise
+    orig = GatysStyleTransfer.optimise
 
     def spy(self, content, start, *a, **k):
         seen.append(tuple(start.shape[-2:]))
         return orig(self, content, start, *a, **k)
 
-    monkeypatch.setattr(GatysStyleTransfer, "_optimise", spy)
+    monkeypatch.setattr(GatysStyleTransfer, "optimise", spy)
     content, style = ROOT / "content" / "golden_gate.jpg", ROOT / "style" / "starry_night.jpg"
     out = tmp_path / "out"
     base = ["stylize", str(content), "--style", str(style), "--method", "tiny/gatys", "--iterations", "1", "--quiet"]

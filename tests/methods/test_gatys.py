@@ -95,7 +95,7 @@ def test_loss_is_the_reference_codes_loss(sample):
     _, hist = m.stylize(sample["content"], style=[sample["style"]], seed=0)
     vgg = VGGEncoder("vgg19", m.content_layers + m.style_layers, "caffe")
     vgg.load_state_dict(m.vgg.state_dict(), strict=False)
-    start = m._noise(sample["content"], torch.Generator().manual_seed(0))
+    start = m.start_noise(sample["content"], torch.Generator().manual_seed(0))
     c, s, tv, pys = _reference_terms(vgg, start, sample["content"], sample["style"], 5.0, 100.0, 1e-3,
                                      m.style_layers, m.content_layers)
     assert hist[0][0][0] == pytest.approx(float(c + s + tv), rel=1e-5)
@@ -408,7 +408,7 @@ def test_luminance_transfer_shifts_the_style_luminance_to_the_content_mean(sampl
     assert float(matched[0][:, :1].std()) == pytest.approx(float(y_c.std()), abs=1e-4)
     # through stylize: the style it reads, and the output's luminance
     targets_seen = _spy(monkeypatch, m, "_style_targets")
-    optimised = _spy(monkeypatch, m, "_optimise")
+    optimised = _spy(monkeypatch, m, "optimise")
     y, _ = m.stylize(sample["content"], style=[sample["style2"]], preserve_color="luminance", iterations=2)
     torch.testing.assert_close(targets_seen[0][0][0][0], theirs.expand(-1, 3, -1, -1) * 2 - 1, rtol=0, atol=1e-6)
     result01 = (optimised[0][2][0] + 1) / 2
@@ -435,7 +435,7 @@ def test_preset_defaults_are_neural_styles_and_the_authors_controls(sample, monk
         assert (list(defaults[k]) if isinstance(defaults[k], tuple) else defaults[k]) == v, k
     cfg.update(vgg_weights="random", sizes=[None], iterations=[1], progress=False, **SHALLOW)
     m = build_method("gatys", **cfg)
-    starts = _spy(monkeypatch, m, "_optimise")
+    starts = _spy(monkeypatch, m, "optimise")
     m.stylize(sample["content"], style=[sample["style"]], seed=5)
     start = (starts[0][0][1] + 1) * 127.5  # 0-255 pixels
     torch.testing.assert_close(start.mean(dim=(0, 2, 3)), torch.tensor(MEAN_PIXEL_RGB), rtol=0, atol=2e-4)

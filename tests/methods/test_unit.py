@@ -26,7 +26,7 @@ def test_parameter_counts_equal_the_authors_networks(monkeypatch):
     networks.py definitions)."""
     # counting needs no initialisation (the random init of 40M parameters is most of the cost)
     monkeypatch.setattr("styleforge.methods.unit.init_nvlabs", lambda net, init: None)
-    monkeypatch.setattr("styleforge.methods.munit.init_nvlabs", lambda net, init: None)
+    monkeypatch.setattr("styleforge.nn.discriminators.init_nvlabs", lambda net, init: None)  # D
     m = build_method("unit")
     shared = UNIT(share_latent=True).parameter_counts()
     counts = m.parameter_counts()

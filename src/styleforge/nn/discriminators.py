@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .attention import cam_layers, class_activation_map
+from .init import init_nvlabs
 from .norms import conv_bias, norm_layer, spectral_norm
 
 
@@ -158,3 +159,12 @@ class MsImageDiscriminator(nn.Module):
                 x = self.downsample(x)
             out.append(net(x))
         return out
+
+
+def build_ms_discriminator(in_ch, dis_dim, dis_norm, dis_activ, dis_n_layer, num_scales, dis_pad_type):
+    """One domain's multi-scale discriminator as UNIT/MUNIT build it (their ``MsImageDis`` with
+    N(0, 0.02) weights), from their config's ``dis`` options."""
+    net = MsImageDiscriminator(in_ch, dis_dim, dis_n_layer, dis_norm, dis_activ, num_scales,
+                               dis_pad_type)
+    init_nvlabs(net, "gaussian")
+    return net

@@ -1,9 +1,12 @@
 """Weight initialisation schemes by name, as the CycleGAN/pix2pix code applies them.
 
 Conv and Linear weights: ``normal`` N(0, gain), ``xavier`` (gain), ``kaiming`` (fan_in, a=0),
-``orthogonal`` (gain); their biases 0. BatchNorm weights N(1, gain), biases 0.
+``orthogonal`` (gain); their biases 0. BatchNorm weights N(1, gain), biases 0. The names of
+NVlabs' UNIT/MUNIT code map onto them (:func:`init_nvlabs`).
 """
 from __future__ import annotations
+
+import math
 
 from torch import nn
 
@@ -36,3 +39,16 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
 
     net.apply(init_fn)
     return net
+
+
+# the authors' init names -> (scheme, gain); their xavier/orthogonal use sqrt(2)
+INITS = {"gaussian": ("normal", 0.02), "kaiming": ("kaiming", 0.0),
+         "xavier": ("xavier", math.sqrt(2)), "orthogonal": ("orthogonal", math.sqrt(2))}
+
+
+def init_nvlabs(net: nn.Module, init: str) -> None:
+    """NVlabs' UNIT/MUNIT ``weights_init(init)``: conv/linear weights by scheme, biases 0."""
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    scheme, gain = INITS[init]
+    init_weights(net, scheme, gain)

@@ -1,4 +1,7 @@
-"""Encoder/decoder pieces of the shared-latent translators (UNIT, MUNIT; FUNIT builds on them).
+"""Encoder/decoder pieces of the shared-latent translators (UNIT, MUNIT; FUNIT builds on them),
+with what UNIT and MUNIT share beyond the blocks: one decode for several calls and their
+checkpoint layout (their init schemes are ``nn.init.init_nvlabs``, their discriminator
+``nn.discriminators.build_ms_discriminator``).
 
 Laid out as NVlabs' ``networks.py`` names them, so the authors' checkpoints load by key:
 ``ConvBlock`` has ``.pad`` (parameter-free), ``.conv``, ``.norm``; residual blocks sit in
@@ -15,10 +18,13 @@ biased variance with eps inside the square root (their ``F.batch_norm`` in train
 """
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..checkpoint import load_state_dict_strict, read_state_dicts
+from ..errors import CheckpointError, ConfigError
 from .norms import AdaIN, LayerNormStd
 
 BLOCK_NORMS = ("in", "ln", "adain", "bn", "none")
@@ -198,3 +204,45 @@ def drop_norm_buffers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     carry them for every instance norm too; none of these layers uses them."""
     return {k: v for k, v in sd.items()
             if not k.endswith((".running_mean", ".running_var", ".num_batches_tracked"))}
+
+
+# ---- what UNIT and MUNIT build alike (NVlabs' ``networks.py``, ``utils.py``) -------------------
+def decode_together(decode, *calls):
+    """``[decode(*args) for args in calls]`` as one call on the concatenated arguments, split back
+    (one larger batch runs faster than several batches of one). The same values: every layer of
+    these decoders works per sample (AdaIN, instance and layer norm; no batch norm). Calls whose
+    tensors differ in shape beyond the batch run one by one."""
+    first = calls[0]
+    if any(len(c) != len(first) or any(t.shape[1:] != f.shape[1:] for t, f in zip(c, first)) for c in calls):
+        return [decode(*c) for c in calls]
+    sizes = [c[0].shape[0] for c in calls]
+    return list(decode(*(torch.cat(ts) for ts in zip(*calls))).split(sizes))
+
+
+# ---- the authors' UNIT/MUNIT checkpoints ----------------------------------------------------
+def load_nvlabs_generators(path) -> tuple[dict, dict]:
+    """The ``{'a': state_dict, 'b': state_dict}`` of a UNIT/MUNIT ``gen_XXXXXXXX.pt``, without
+    the norm running statistics (AdaIN's dummy buffers, PyTorch 0.3's instance-norm stats)."""
+    sds = read_state_dicts(path, ("a", "b"), ("a", "b"), "a generator checkpoint gen_XXXXXXXX.pt "
+                           "(keys 'a' and 'b')")
+    return drop_norm_buffers(sds["a"]), drop_norm_buffers(sds["b"])
+
+
+def key_indices(sd, pattern) -> list[int]:
+    """The sorted distinct integers the first group of ``pattern`` matches in ``sd``'s keys."""
+    return sorted({int(m.group(1)) for k in sd if (m := re.match(pattern, k))})
+
+
+def content_encoder_options(sd: dict, prefix: str, path) -> dict:
+    """dim, input channels, n_downsample, n_res of a ContentEncoder under ``prefix``."""
+    key = f"{prefix}.model.0.conv.weight"
+    if key not in sd:
+        raise CheckpointError(f"{path} has no {key}: not a UNIT/MUNIT generator")
+    convs = key_indices(sd, rf"{re.escape(prefix)}\.model\.(\d+)\.conv\.weight")
+    res = key_indices(sd, rf"{re.escape(prefix)}\.model\.\d+\.model\.(\d+)\.model\.0\.conv\.weight")
+    return {"dim": sd[key].shape[0], "in_ch": sd[key].shape[1], "n_downsample": len(convs) - 1,
+            "n_res": len(res)}
+
+
+def load_generator(net: nn.Module, sd: dict, path, name: str) -> None:
+    load_state_dict_strict(net, sd, f"{path} ({name})", "the generator built from its shapes")
