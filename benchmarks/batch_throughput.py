@@ -81,7 +81,7 @@ def main() -> None:
     from styleforge import config as C
     from styleforge.batch import BatchOptions, Shard, translate_files
     from styleforge.checkpoint import save_model
-    from styleforge.cli import output_name
+    from styleforge.commands import output_name
     from styleforge.registry import build_method
 
     info = common.machine()

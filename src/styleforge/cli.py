@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import glob
 import os
 import re
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, DataError, StyleforgeError
+from .errors import ConfigError, StyleforgeError
 
 EPILOG_OVERRIDES = ("Any config value can be overridden: key=value (e.g. train.lr=1e-4 "
                     "model.ngf=32) or --key value (e.g. --train.steps 500).")
@@ -105,59 +104,6 @@ def cmd_train(args, overrides) -> int:
         return 130
     print(f"model: {model_dir}")
     return 0
-
-
-def expand_inputs(items: list[str], flag: str | None = None, videos: bool = False) -> tuple[list[Path], bool]:
-    """Files of ``items`` (folders: their images, and their videos with ``videos``; globs;
-    files) and whether any item was a folder or a glob. ``flag`` names the option in errors
-    (None: the command's inputs)."""
-    from .data.images import IMG_EXTENSIONS, list_images
-    from .video import VIDEO_EXTENSIONS
-
-    exts = set(IMG_EXTENSIONS) | (set(VIDEO_EXTENSIONS) if videos else set())
-    pre = f"{flag}: " if flag else ""
-    files: list[Path] = []
-    many = False
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            # videos after the images, by name: translate sends them to the video path
-            vids = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS
-                          and f.is_file() and not f.name.startswith(".")) if videos else []
-            try:
-                found = list_images(p) + vids
-            except DataError:  # no images: a folder of videos only is fine
-                if not vids:
-                    raise
-                found = vids
-            if not found and flag:
-                raise ConfigError(f"{flag}: no images in {p}")
-            files += found
-            many = True
-        elif p.is_file():
-            files.append(p)
-        elif any(c in item for c in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            matches = [m for m in matches if m.is_file() and m.suffix.lower() in exts]
-            if not matches:
-                raise ConfigError(f"{pre}no images match {item}")
-            files += matches
-            many = True
-        else:
-            raise ConfigError(f"{pre}{'file' if flag else 'input'} not found: {item}")
-    return files, many
-
-
-def _collect_inputs(items: list[str], videos: bool = False) -> list[Path]:
-    return expand_inputs(items, videos=videos)[0]
-
-
-def output_name(src: Path) -> str:
-    from .data.images import IMG_EXTENSIONS
-
-    writable = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-    ext = src.suffix.lower()
-    return src.name if ext in writable and ext in IMG_EXTENSIONS else src.stem + ".png"
 
 
 def cmd_import(args, overrides) -> int:

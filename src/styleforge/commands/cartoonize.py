@@ -42,7 +42,7 @@ def register(sub) -> None:
 
 def output_names(src: Path, n_faces: int | None, paste_back: bool) -> list[str]:
     """File names an input writes (``n_faces=None``: the largest face only)."""
-    from ..cli import output_name
+    from . import output_name
 
     if paste_back:
         return [output_name(src)]
@@ -58,7 +58,7 @@ def run(args, overrides) -> int:
 
     import styleforge
 
-    from ..cli import _collect_inputs
+    from . import collect_inputs
     from ..data.images import load_rgb
     from ..errors import ConfigError, ImageLoadError, NoFaceError
     from ..faces import cartoonize_image
@@ -67,7 +67,7 @@ def run(args, overrides) -> int:
 
     if overrides:
         raise ConfigError(f"cartoonize takes no config overrides: {' '.join(overrides)}")
-    files = _collect_inputs(args.inputs)
+    files = collect_inputs(args.inputs)
     from . import output_folder
 
     output_folder(args.out, "cartoonize")

@@ -39,7 +39,7 @@ def run(args, overrides) -> int:
     from ..errors import ConfigError
     from ..export import export_model
     from ..pipeline import Pipeline
-    from .translate import _Parser, flag_name, _input_help
+    from .translate import ModelParser, flag_name, input_help
 
     if overrides:
         raise ConfigError(f"export takes no config overrides: {' '.join(overrides)}")
@@ -48,12 +48,12 @@ def run(args, overrides) -> int:
     model_dir = resolve_model_dir(resolve(args.model))  # a model's name too
     method = load_model(model_dir)
     pipe = Pipeline(method, device="cpu")
-    parser = _Parser(prog=f"styleforge export {args.model}", description=DESCRIPTION)
+    parser = ModelParser(prog=f"styleforge export {args.model}", description=DESCRIPTION)
     _options(parser)
     group = parser.add_argument_group(f"inputs of this {method.method_name} model fixed in the file")
     fixable = [i for i in pipe.inputs[1:] if not i.is_tensor and i.kind != "seed" and i.name in pipe._own]
     for inp in fixable:
-        kw = {"dest": f"in_{inp.name}", "help": _input_help(inp)}
+        kw = {"dest": f"in_{inp.name}", "help": input_help(inp)}
         if inp.kind == "flag":
             group.add_argument(flag_name(inp.name), action=argparse.BooleanOptionalAction, default=None, **kw)
         elif inp.kind == "floats":

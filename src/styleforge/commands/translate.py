@@ -25,7 +25,7 @@ GENERIC_HELP = ("The flags of the model's own inputs (style image, alpha, direct
                 "by 'styleforge translate MODEL --help'.")
 
 
-class _Parser(argparse.ArgumentParser):
+class ModelParser(argparse.ArgumentParser):
     """Errors as one line (the CLI prints ``error: ...``), not usage + message; an unknown flag
     names the model's own flags and the closest one."""
 
@@ -54,7 +54,7 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _input_help(inp, inputs=()) -> str:
+def input_help(inp, inputs=()) -> str:
     text = inp.help or inp.kind
     if inp.kind in ("float", "int", "floats") and (inp.min is not None or inp.max is not None):
         lo = "-inf" if inp.min is None else f"{inp.min:g}"
@@ -98,7 +98,7 @@ def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
     for inp in pipe.inputs[1:]:
         flag = flag_name(inp.name)
         labels[inp.name] = flag
-        kw = {"dest": f"in_{inp.name}", "help": _input_help(inp, pipe.inputs)}
+        kw = {"dest": f"in_{inp.name}", "help": input_help(inp, pipe.inputs)}
         if inp.kind == "choice" and len(inp.choices) < 2:
             kw["help"] = argparse.SUPPRESS  # nothing to choose (a one-direction model): accepted, not listed
         if inp.kind == "mask" and not inp.multiple:
@@ -129,7 +129,7 @@ def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
 
 
 def _expand(items: list[str], flag: str) -> tuple[list[Path], bool]:
-    from ..cli import expand_inputs
+    from . import expand_inputs
 
     return expand_inputs(items, flag)
 
@@ -216,7 +216,7 @@ def input_values(args, pipe, labels: dict) -> tuple[dict, dict]:
 
 
 def _full_parser(prog: str, pipe, positional_model: bool) -> tuple[argparse.ArgumentParser, dict]:
-    p = _Parser(prog=prog, description=f"Translate images with this {pipe.method.method_name} model "
+    p = ModelParser(prog=prog, description=f"Translate images with this {pipe.method.method_name} model "
                 "(its inputs below).")
     _add_common(p)
     if positional_model:
@@ -233,12 +233,12 @@ def _full_parser(prog: str, pipe, positional_model: bool) -> tuple[argparse.Argu
 def run_translate(pipe, args, labels: dict, what: str) -> int:
     from ..batch import BatchOptions, translate_files
 
-    from ..cli import _collect_inputs, output_name
+    from . import collect_inputs, output_name
     from . import output_folder
 
     output_folder(args.out, what.removesuffix("d"))
     values, grid = input_values(args, pipe, labels)
-    files = _collect_inputs(args.inputs, videos=True)
+    files = collect_inputs(args.inputs, videos=True)
     videos = [f for f in files if is_video(f)]
     files = [f for f in files if not is_video(f)]
     named = {Path(i) for i in args.inputs if Path(i).is_file()}
@@ -299,7 +299,7 @@ def cmd_translate(args, overrides) -> int:
     from ..pipeline import load
 
     rest = list(args.rest)
-    pre = _Parser(add_help=False)
+    pre = ModelParser(add_help=False)
     pre.add_argument("--device")
     pre.add_argument("--runtime", default="auto")
     known, _ = pre.parse_known_args(rest)
@@ -315,7 +315,7 @@ def cmd_stylize(args, overrides) -> int:
     """Like translate, for a model directory (``--model``) or an optimisation method
     (``--method gatys``) built from its preset."""
     rest = list(args.rest)
-    pre = _Parser(add_help=False)
+    pre = ModelParser(add_help=False)
     pre.add_argument("--model")
     pre.add_argument("--method")
     pre.add_argument("--vgg")
@@ -408,4 +408,4 @@ def register(sub) -> None:
     st.set_defaults(func=cmd_stylize)
 
 
-__all__ = ["register", "add_input_flags", "input_values", "flag_name"]
+__all__ = ["register", "add_input_flags", "input_values", "flag_name", "input_help", "ModelParser"]
