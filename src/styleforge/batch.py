@@ -54,6 +54,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data.images import load_rgb
 from .errors import CheckpointError, ConfigError, ImageLoadError
 from .pipeline import as_input, as_picture, sized
+from .utils.device import torchrun_rank
 
 TMP_SUFFIX = ".tmp"  # save_image_atomic writes ".{name}.XXXXXXXX.tmp" beside the output
 
@@ -122,8 +123,8 @@ class Shard:
 
 def shard_from_env() -> Shard:
     """The shard of this process under ``torchrun`` (gloo), or the whole job."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    place = torchrun_rank()
+    if not place.distributed:
         return Shard()
     import torch.distributed as dist
 
@@ -131,7 +132,7 @@ def shard_from_env() -> Shard:
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
         owns = True
-    return Shard(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
+    return Shard(dist.get_rank(), dist.get_world_size(), place.local_rank, owns)
 
 
 # ---- reading ---------------------------------------------------------------------------------

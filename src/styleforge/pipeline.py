@@ -40,7 +40,6 @@ Conversions, done once here:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +50,7 @@ from PIL import Image
 from .checkpoint import load_model, save_model
 from .errors import CheckpointError, ConfigError, ImageTooSmallError, first_line
 from .methods.base import Input, Output, draw_code
-from .utils.device import pick_device
+from .utils.device import process_device, torchrun_rank
 
 MAX_OUTPUTS = 64
 # the largest magnitude a given code may hold: codes are drawn from N(0, 1), and a network fed
@@ -376,7 +375,7 @@ class _Prepared:
 
 class Pipeline:
     def __init__(self, method, device=None):
-        self.device = pick_device(device)
+        self.device = process_device(device)
         self.method = method.to(self.device).eval()
         self.inputs: list[Input] = declared_inputs(self.method)
         self.outputs: list[Output] = declared_outputs(self.method)
@@ -803,9 +802,8 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
                               "'styleforge export', or a model's name: 'styleforge models' lists them)")
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    if (device in (None, "auto") and not os.environ.get("STYLEFORGE_DEVICE")
-            and int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available()):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    if device in (None, "auto") and torchrun_rank().distributed:  # exported files too: one GPU per process
+        device = process_device(device)
     if runtime == "torch" or (runtime == "auto" and p.is_dir()):
         return Pipeline.from_dir(p, device=device)
     if p.is_dir():

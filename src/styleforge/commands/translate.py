@@ -14,7 +14,6 @@ together (a blend). Every bad value is a one-line error naming the flag.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -232,6 +231,7 @@ def _full_parser(prog: str, pipe, positional_model: bool) -> tuple[argparse.Argu
 
 def run_translate(pipe, args, labels: dict, what: str) -> int:
     from ..batch import BatchOptions, translate_files
+    from ..utils.device import torchrun_rank
 
     from . import collect_inputs, output_name
     from . import output_folder
@@ -259,7 +259,7 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
                         progress=not args.quiet, error_on_single_bad=single,
                         num_outputs=getattr(args, "num_outputs", 1), outputs=outputs, labels=labels)
     result = translate_files(pipe, files, names, args.out, opts, grid=grid, **values)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if torchrun_rank().rank == 0:
         direction = values.get("direction") if len(pipe.directions) > 1 else None
         print(result.summary(direction, args.out).replace("translated", what, 1))
     return 0 if result.translated or result.resumed or not files else 1

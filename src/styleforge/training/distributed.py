@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import TrainingError
+from ..utils.device import torchrun_rank
 
 # what gloo (and NCCL) say when the other end of a connection went away
 _LOST_CONNECTION = ("connection reset", "connection closed", "broken pipe", "connection refused",
@@ -57,20 +58,19 @@ class DistInfo:
 
 
 def setup(device: torch.device) -> DistInfo:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    place = torchrun_rank()
+    if not place.distributed:
         return DistInfo()
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        store = _attempt_store(world)
+        store = _attempt_store(place.world_size)
         if store is None:
             dist.init_process_group(backend=backend)
         else:
-            dist.init_process_group(backend=backend, store=store, rank=int(os.environ["RANK"]), world_size=world)
+            dist.init_process_group(backend=backend, store=store, rank=place.rank, world_size=place.world_size)
     peers: list = [None] * dist.get_world_size()
     dist.all_gather_object(peers, (socket.gethostname(), os.getpid()))
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
-                    tuple(tuple(p) for p in peers))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), place.local_rank, tuple(tuple(p) for p in peers))
 
 
 def _attempt_store(world: int):

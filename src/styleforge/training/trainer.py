@@ -48,7 +48,7 @@ from ..errors import CheckpointError, ConfigError, DataError, StyleforgeError, T
 from ..registry import build_method
 from ..runs import RunFolder
 from ..utils.atomic import atomic_write_text, make_temp_dir, replace_dir, temp_dir_into
-from ..utils.device import pick_device
+from ..utils.device import process_device
 from ..utils.images import chw_to_pil, make_grid, save_image_atomic
 from . import distributed
 from .logging import RunLogger
@@ -190,10 +190,9 @@ class Trainer:
         self.run = RunFolder(self.run_dir)
         self.resume = resume
         t = cfg["train"]
-        self.device = pick_device(t["device"])
+        self.device = process_device(t["device"])  # under torchrun: cuda:LOCAL_RANK
         self.dist = distributed.setup(self.device)
         if self.dist.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         configure_backends(self.device)
         self.is_main = self.dist.is_main
