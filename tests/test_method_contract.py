@@ -154,6 +154,28 @@ def _fixed_batch(cfg):
     return torch.utils.data.default_collate(items)
 
 
+def test_declared_data_options_reach_the_training_set_and_the_trainer_names_none():
+    """A method's data needs are its declaration (``Method.data_options``: FUNIT's pairs), read by
+    the trainer's dataset builder; the contract's hooks are class members, never probed."""
+    from styleforge.training.trainer import build_datasets
+
+    sections = C.SECTIONS["data"]
+    for m in PACKAGE_METHODS:
+        assert set(METHODS[m].data_options) <= set(sections), (m, METHODS[m].data_options)
+    assert METHODS["funit"].data_options == ("pairs",)
+    for pairs in (True, False):
+        cfg = tiny_cfg("funit", DATA["class_folders"], **{"data.pairs": pairs})
+        train, _ = build_datasets(cfg)
+        assert train.pairs is pairs and ("class_image" in train[0]) is pairs
+    src = Path(__file__).resolve().parents[1] / "src" / "styleforge"
+    trainer = (src / "training" / "trainer.py").read_text()
+    assert '"pairs"' not in trainer and "class_folders" not in trainer
+    probed = [f"{f.relative_to(src)}: {name}" for f in src.rglob("*.py") for name in
+              ("export_module", "model_follows_data", "data_options", "data_kind")
+              if f"getattr(cls, \"{name}\"" in f.read_text() or f"getattr(method, \"{name}\"" in f.read_text()]
+    assert not probed, probed
+
+
 def test_every_trainable_method_declares_fit_terms_it_logs():
     """A method that trains names the terms the loss test reads (``Method.fit_terms``)."""
     missing = [m for m in PACKAGE_METHODS if METHODS[m].not_trainable is None and not METHODS[m].fit_terms]

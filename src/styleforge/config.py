@@ -209,7 +209,7 @@ def resolve(preset: str | None = None, config_file=None, overrides=None) -> dict
     if out["data"]["dataset"] is None:
         out["data"]["dataset"] = cls.data_kind
     # options a method records from the data section (pix2pix: direction, the mapping learned)
-    for key in getattr(cls, "model_follows_data", ()):
+    for key in cls.model_follows_data:
         if key in out["model"] and out["model"][key] != out["data"][key]:
             raise ConfigError(f"model.{key}={out['model'][key]} differs from data.{key}="
                               f"{out['data'][key]}; set data.{key} (the model follows it)")

@@ -116,9 +116,9 @@ def export_module(method, direction: str, example: torch.Tensor | None = None, e
     """The module to trace: the method's own ``export_module(direction)`` when it has one and
     no option is set (Pix2Pix: the U-Net without the dropout noise), else a
     :class:`TranslateModule`; given an ``example``, one run of it finds the networks used."""
-    hook = getattr(method, "export_module", None)
-    if hook is not None and not options:
-        return hook(direction)
+    own = None if options else method.export_module(direction)
+    if own is not None:
+        return own
     module = TranslateModule(method, direction, None, include, **options)
     if example is not None:
         module = TranslateModule(method, direction, networks_used(module, example, extra), include, **options)
@@ -317,9 +317,9 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     meta = _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed)
     example = _example(channels, side, side)
     extra = _example_inputs(method, inputs[1:], side, side, 0)
-    hook = getattr(method, "export_module", None)
-    if hook is not None and not values and len(inputs) == 1:
-        module = hook(direction).eval()  # the method's own graph (it fixes its options itself)
+    own = method.export_module(direction) if not values and len(inputs) == 1 else None
+    if own is not None:
+        module = own.eval()  # the method's own graph (it fixes its options itself)
     else:
         module = export_module(method, direction, example, extra, include, **fixed).eval()
     with torch.no_grad():

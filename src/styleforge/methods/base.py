@@ -178,6 +178,12 @@ class Method(nn.Module):
     method_name = "?"  # set by @register_method
     # dataset kind the method trains on (styleforge.data.datasets.build_dataset)
     data_kind = "unpaired"
+    # keys of the config's data section its training set is built with, beyond the layout's own
+    # (FUNIT: pairs, a random partner image with each sample); the trainer passes them on
+    data_options: tuple[str, ...] = ()
+    # model options a method records from the data section (Pix2Pix: direction, the mapping it
+    # learns): the config copies data.KEY into model.KEY and refuses two different values
+    model_follows_data: tuple[str, ...] = ()
     # translation directions offered by translate(); the first is the default
     directions: tuple[str, ...] = ("AtoB",)
     # submodules an inference snapshot (model directory) keeps; the rest is training-only
@@ -275,6 +281,12 @@ class Method(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
+    def export_module(self, direction: str | None = None) -> nn.Module | None:
+        """The module ``export`` traces for ``direction`` when no inference option is fixed, or
+        None (the default): export then traces :meth:`translate` through the declared inputs.
+        A method whose translate draws noise gives the deterministic graph here (Pix2Pix)."""
+        return None
+
     def visuals(self, batch: dict) -> dict[str, torch.Tensor]:
         """Named image batches for sample grids and reports (inputs, outputs, reconstructions)."""
         raise NotImplementedError

@@ -179,6 +179,7 @@ def _freeze(net: nn.Module, frozen: bool) -> None:
 @register_method("funit")
 class FUNIT(Method):
     data_kind = "class_folders"
+    data_options = ("pairs",)  # the partner of each content image drawn from the whole folder
     # feature matching, not G_rec: at the authors' rates (G and D 1e-4) the adversarial term
     # pulls the reconstruction (weighted 0.1) up over the first ~20 steps (measured on the tiny
     # preset: 0.0517 -> 0.0564, back below its start only after 60); G_fm falls only when both

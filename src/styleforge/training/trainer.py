@@ -45,7 +45,7 @@ from ..checkpoint import (load_module_state, load_rank_state, load_training_stat
                           save_rank_state, save_training_state, write_model_files)
 from ..config import SCHEDULE_KEYS, dump
 from ..errors import CheckpointError, ConfigError, DataError, StyleforgeError, TrainingError
-from ..registry import build_method
+from ..registry import build_method, get_method_class
 from ..runs import RunFolder
 from ..utils.atomic import atomic_write_text, make_temp_dir, replace_dir, temp_dir_into
 from ..utils.device import process_device
@@ -172,8 +172,9 @@ def build_datasets(cfg: dict):
     kw = {"serial": d["serial"]} if d["dataset"] == "unpaired" else {}
     if d["dataset"] in ("paired_ab", "paired_folders"):
         kw["direction"] = d["direction"]
-    if d["dataset"] == "class_folders" and d.get("pairs"):
-        kw["pairs"] = True  # each sample also brings a random partner image of another class (FUNIT)
+    method = get_method_class(cfg["method"])
+    if d["dataset"] == method.data_kind:  # the data options the method declares (FUNIT: pairs)
+        kw.update({key: d[key] for key in method.data_options})
     train = build_dataset(d["dataset"], d["root"], "train", train_tf, seed, **kw)
     test_tf = Transform(d["crop_size"], d["crop_size"], "resize", flip=False)
     try:
