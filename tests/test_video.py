@@ -263,7 +263,7 @@ def tiny_gatys(**over):
 
 def test_temporal_optimisation_starts_from_the_warped_frame_and_lowers_the_warping_error(moving_clip, photo,
                                                                                           tmp_path):
-    pipe = tiny_gatys(sizes=[48], iterations=[10], noise_std=60.0)
+    pipe = tiny_gatys(sizes=[48], iterations=[5], noise_std=60.0)
     assert pipe.method.temporal_consistency == "optimise"
     style = Image.fromarray(photo[::4, ::4].copy())
     clip = tmp_path / "short.mp4"
