@@ -179,10 +179,11 @@ def _job(pipe, src: Path, size, temporal: bool, values: dict) -> dict:
     for name, t in sorted(pipe.method.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().float().cpu().numpy().tobytes())
-    return {"source": _fingerprint(src), "method": pipe.method.method_name,
-            "config": json.loads(json.dumps(getattr(pipe.method, "config", {}), default=str)),
-            "weights": h.hexdigest(), "inputs": {k: _fingerprint(v) for k, v in sorted(values.items())},
-            "size": size, "temporal": bool(temporal), "blend": TEMPORAL_BLEND}
+    job = {"source": _fingerprint(src), "method": pipe.method.method_name,
+           "config": getattr(pipe.method, "config", {}), "weights": h.hexdigest(),
+           "inputs": {k: _fingerprint(v) for k, v in sorted(values.items())},
+           "size": size, "temporal": bool(temporal), "blend": TEMPORAL_BLEND}
+    return json.loads(json.dumps(job, default=str))  # as job.json reads back (tuples as lists)
 
 
 def _open_work(work: Path, job: dict) -> int:
