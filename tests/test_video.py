@@ -1,14 +1,27 @@
 """Videos through translate/stylize: frames in order, the source's fps kept, RGB order right
-(imageio's ffmpeg frames are RGB; feeding BGR would swap red and blue), atomic output, errors."""
+(imageio's ffmpeg frames are RGB; feeding BGR would swap red and blue), atomic output, errors.
+Video a person can watch: the sound copied unchanged, frame rate, frame count and rotation kept,
+bad videos as one line, --temporal lowering the flicker on a clip with a known camera motion, an
+interrupted video resuming to the same frames."""
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import styleforge
+from styleforge import config as C
+from styleforge import video as V
 from styleforge.cli import main
+from styleforge.pipeline import Pipeline
+from styleforge.registry import build_method
+from styleforge.utils.flow import video_warping_error
 
 imageio = pytest.importorskip("imageio.v2")
 pytest.importorskip("imageio_ffmpeg")
+pytest.importorskip("cv2")
 
 
 @pytest.fixture
@@ -107,3 +120,197 @@ def test_a_folder_gives_its_videos_too_and_skips_what_cannot_go_to_a_video(clip,
     err = capsys.readouterr().err
     assert "skipped 1 video(s) found in folders (e.g. clip.mp4)" in err
     assert sorted(p.name for p in out3.iterdir()) == sorted(f"{photo.stem}_{k}{photo.suffix}" for k in (0, 1))
+
+
+def ffmpeg(*args):
+    subprocess.run([V.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
+
+
+def packets(path, stream):
+    """[(pts, duration, checksum)] of a stream's packets (demuxed, not decoded) and its time base."""
+    out = subprocess.run([V.ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", f"0:{stream}", "-c", "copy",
+                          "-f", "framecrc", "-"], capture_output=True, text=True).stdout
+    tb = next(ln.split(":")[1].strip() for ln in out.splitlines() if ln.startswith("#tb"))
+    num, den = map(int, tb.split("/"))
+    rows = [ln.split(",") for ln in out.splitlines() if ln and not ln.startswith("#")]
+    return [(int(r[2]), int(r[3]), r[5].strip()) for r in rows], num / den
+
+
+def duration(path, stream) -> float:
+    p, tb = packets(path, stream)
+    return (max(a + d for a, d, _ in p) - min(a for a, _, _ in p)) * tb
+
+
+@pytest.fixture(scope="module")
+def photo():
+    h2z = Path(__file__).resolve().parents[1] / "data" / "horse2zebra"
+    return np.asarray(Image.open(sorted((h2z / "testA").iterdir())[1]).convert("RGB"))
+
+
+def pan_frames(photo, n=8, step=3, size=(64, 48)):
+    """A camera panning right over a real photo: frame k is the window at x = step·k."""
+    w, h = size
+    return [np.ascontiguousarray(photo[40:40 + h, 20 + step * k:20 + step * k + w]) for k in range(n)]
+
+
+@pytest.fixture(scope="module")
+def moving_clip(photo, tmp_path_factory):
+    """8 frames at 10 fps (lossless H.264) of a known pan, no sound."""
+    d = tmp_path_factory.mktemp("clips")
+    for k, f in enumerate(pan_frames(photo)):
+        Image.fromarray(f).save(d / f"{k:03d}.png")
+    path = d / "pan.mp4"
+    ffmpeg("-framerate", 10, "-i", d / "%03d.png", "-c:v", "libx264", "-qp", 0, "-pix_fmt", "yuv444p", path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sound_clip(moving_clip):
+    """The pan with a 440 Hz sine sound track (AAC) made by ffmpeg, 0.8 s like the video."""
+    path = moving_clip.parent / "pan_sound.mp4"
+    ffmpeg("-i", moving_clip, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050:duration=0.8",
+           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", path)
+    return path
+
+
+def frames(path):
+    return list(V.read_frames(path))
+
+
+def test_sound_is_copied_unchanged_and_frame_rate_and_count_are_kept(sound_clip, tiny_cyclegan_dir, tmp_path):
+    assert main(["translate", str(tiny_cyclegan_dir), str(sound_clip), "-o", str(tmp_path), "--quiet"]) == 0
+    out = tmp_path / "pan_sound.mp4"
+    src_info, out_info = V.probe_video(sound_clip), V.probe_video(out)
+    assert out_info.audio == ("aac",) and out_info.frames == src_info.frames == 8
+    assert out_info.rate == src_info.rate == "10" and not out_info.variable_rate
+    # the sound packets are the source's, byte for byte, and last as long
+    (a_in, _), (a_out, _) = packets(sound_clip, "a"), packets(out, "a")
+    assert [c for _, _, c in a_out] == [c for _, _, c in a_in]
+    assert duration(out, "a") == pytest.approx(duration(sound_clip, "a"), abs=1e-3)
+    assert duration(out, "v") == pytest.approx(duration(sound_clip, "v"), abs=1e-3)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folder, no temp file left
+
+
+def test_a_video_without_sound_stays_without(moving_clip, tiny_cyclegan_dir, tmp_path):
+    pipe = styleforge.load(tiny_cyclegan_dir)
+    assert V.translate_video(pipe, moving_clip, tmp_path / "o.mp4", progress=False) == 8
+    assert V.probe_video(tmp_path / "o.mp4").audio == ()
+
+
+def test_sound_mp4_cannot_hold_is_reencoded_with_a_warning(moving_clip, tiny_cyclegan_dir, tmp_path, capsys):
+    src = tmp_path / "alaw.mkv"  # A-law PCM: an MP4 cannot hold it
+    ffmpeg("-i", moving_clip, "-f", "lavfi", "-i", "sine=frequency=440:duration=0.8", "-c:v", "copy",
+           "-c:a", "pcm_alaw", src)
+    pipe = styleforge.load(tiny_cyclegan_dir)
+    V.translate_video(pipe, src, tmp_path / "o.mp4", progress=False)
+    warn = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(warn) == 1 and "pcm_alaw" in warn[0] and "re-encoded as AAC" in warn[0]
+    assert V.probe_video(tmp_path / "o.mp4").audio == ("aac",)
+    assert duration(tmp_path / "o.mp4", "a") == pytest.approx(0.8, abs=0.05)
+
+
+def test_rotation_metadata_is_kept_and_frames_stay_as_stored(moving_clip, tiny_cyclegan_dir, tmp_path):
+    src = tmp_path / "rotated.mp4"
+    ffmpeg("-display_rotation", 90, "-i", moving_clip, "-c", "copy", src)
+    assert V.probe_video(src).rotation == 90
+    pipe = styleforge.load(tiny_cyclegan_dir)
+    V.translate_video(pipe, src, tmp_path / "o.mp4", progress=False)
+    info = V.probe_video(tmp_path / "o.mp4")
+    assert info.rotation == 90 and info.size == (64, 48)  # not turned into the pixels (48×64)
+
+
+def test_variable_frame_rate_is_one_note_and_every_frame_is_kept(photo, tiny_cyclegan_dir, tmp_path, capsys):
+    d = tmp_path / "f"
+    d.mkdir()
+    for k, f in enumerate(pan_frames(photo, 12)):
+        Image.fromarray(f).save(d / f"{k:03d}.png")
+    src = tmp_path / "vfr.mp4"  # frames 0-5 at 20 fps, then every other frame (10 fps)
+    ffmpeg("-framerate", 20, "-i", d / "%03d.png", "-vf", "select='lt(n,6)+not(mod(n,2))'", "-fps_mode",
+           "passthrough", "-c:v", "libx264", "-pix_fmt", "yuv420p", src)
+    info = V.probe_video(src)
+    assert info.variable_rate and info.frames == 9
+    assert main(["translate", str(tiny_cyclegan_dir), str(src), "-o", str(tmp_path / "o"), "--quiet"]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "variable frame rate" in err[0] and "vfr.mp4" in err[0]
+    assert V.probe_video(tmp_path / "o" / "vfr.mp4").frames == 9
+
+
+def test_no_video_stream_is_a_one_line_error(tiny_cyclegan_dir, tmp_path, capsys):
+    src = tmp_path / "sound_only.mp4"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=0.5", "-c:a", "aac", src)
+    assert main(["translate", str(tiny_cyclegan_dir), str(src), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sound_only.mp4" in err[0] and "no video stream" in err[0] and "aac" in err[0]
+
+
+def test_temporal_lowers_the_warping_error_of_a_network_on_a_moving_clip(moving_clip, tiny_cyclegan_dir,
+                                                                          tmp_path):
+    for flag in ("--temporal", "--no-temporal"):
+        out = tmp_path / flag.strip("-")
+        assert main(["translate", str(tiny_cyclegan_dir), str(moving_clip), "-o", str(out), "--quiet", flag]) == 0
+    src = frames(moving_clip)
+    on = video_warping_error(src, frames(tmp_path / "temporal" / "pan.mp4"))
+    off = video_warping_error(src, frames(tmp_path / "no-temporal" / "pan.mp4"))
+    assert on < 0.6 * off, (on, off)
+
+
+def tiny_gatys(**over):
+    cfg = C.resolve("tiny/gatys")
+    cfg["model"].update(over)
+    torch.manual_seed(0)
+    return Pipeline(build_method(cfg["method"], **cfg["model"]), device="cpu")
+
+
+def test_temporal_optimisation_starts_from_the_warped_frame_and_lowers_the_warping_error(moving_clip, photo,
+                                                                                          tmp_path):
+    pipe = tiny_gatys(sizes=[48], iterations=[5], noise_std=60.0)
+    assert pipe.method.temporal_consistency == "optimise"
+    style = Image.fromarray(photo[::4, ::4].copy())
+    clip = tmp_path / "short.mp4"
+    ffmpeg("-i", moving_clip, "-frames:v", 4, "-c", "copy", clip)
+    errs = {}
+    for temporal in (False, True):
+        dst = tmp_path / f"{temporal}.mp4"
+        V.translate_video(pipe, clip, dst, progress=False, temporal=temporal, style=[style])
+        errs[temporal] = video_warping_error(frames(clip), frames(dst))
+    assert errs[True] < 0.5 * errs[False], errs
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_video_resumes_to_the_same_frames(moving_clip, tiny_cyclegan_dir, tmp_path):
+    pipe = styleforge.load(tiny_cyclegan_dir)
+    whole = tmp_path / "whole.mp4"
+    V.translate_video(pipe, moving_clip, whole, progress=False)
+    calls = []
+    run = pipe.run
+
+    def stop_after_three(*a, **k):
+        if len(calls) == 3:
+            raise Interrupt
+        calls.append(1)
+        return run(*a, **k)
+
+    pipe.run = stop_after_three
+    dst = tmp_path / "out" / "pan.mp4"
+    with pytest.raises(Interrupt):
+        V.translate_video(pipe, moving_clip, dst, progress=False)
+    work = dst.parent / ".pan.mp4.frames"
+    assert sorted(p.name for p in work.glob("*.png")) == [f"{k:08d}.png" for k in range(3)] and not dst.exists()
+    calls.clear()
+    pipe.run = lambda *a, **k: (calls.append(1), run(*a, **k))[1]
+    assert V.translate_video(pipe, moving_clip, dst, progress=False) == 8
+    assert len(calls) == 5  # the three frames done were kept
+    assert all(np.array_equal(a, b) for a, b in zip(frames(whole), frames(dst)))
+    assert not work.exists()
+    # frames of another job (here --no-temporal) are not reused
+    pipe.run = stop_after_three
+    calls.clear()
+    with pytest.raises(Interrupt):
+        V.translate_video(pipe, moving_clip, tmp_path / "o2.mp4", progress=False)
+    calls.clear()
+    pipe.run = lambda *a, **k: (calls.append(1), run(*a, **k))[1]
+    V.translate_video(pipe, moving_clip, tmp_path / "o2.mp4", progress=False, temporal=False)
+    assert len(calls) == 8

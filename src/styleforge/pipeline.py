@@ -660,10 +660,12 @@ class Pipeline:
     # ---- running -------------------------------------------------------------------------
     @torch.inference_mode()
     def run_tensor(self, x: torch.Tensor, num_outputs: int = 1, outputs=("image",), labels=None,
-                   **values) -> list[dict[str, torch.Tensor]]:
+                   extra: dict | None = None, **values) -> list[dict[str, torch.Tensor]]:
         """N×C×H×W in [-1, 1] -> one dict per sample k < ``num_outputs`` of the asked
         ``outputs`` (``image``: N×C×H×W in [-1, 1] at the input's size; ``heatmap``: the map
-        jet-coloured as an N×3×H×W image in [-1, 1]). ``labels`` name the inputs in errors."""
+        jet-coloured as an N×3×H×W image in [-1, 1]). ``labels`` name the inputs in errors.
+        ``extra``: keyword arguments given to ``translate`` as they are, not declared inputs (a
+        video's temporal hooks, ``Method.temporal_consistency``)."""
         x = _as_batch(x, "image")
         num_outputs = self.check_num_outputs(num_outputs, (labels or {}).get("num_outputs", "num_outputs"))
         known = {o.name: o for o in self.outputs}
@@ -686,7 +688,7 @@ class Pipeline:
                 kw = dict(fixed)
             else:
                 kw = {**fixed, **self.convert(values, prep, seed, labels, random_only=True)}
-            res = self._call(prep.x, kw, tuple(outputs))
+            res = self._call(prep.x, {**kw, **(extra or {})}, tuple(outputs))
             item = {}
             for name in outputs:
                 t = res[name]
@@ -748,7 +750,7 @@ class Pipeline:
         return (res["image"], res["heatmap"]) if return_heatmap else res["image"]
 
     def run(self, image, size: int | None = None, num_outputs: int = 1, outputs=("image",), labels=None,
-            **values) -> list[dict[str, Image.Image]]:
+            extra: dict | None = None, **values) -> list[dict[str, Image.Image]]:
         """A path or PIL image -> one dict of PIL images (at the image's size) per sample."""
         from .data.transforms import to_tensor
 
@@ -756,7 +758,7 @@ class Pipeline:
         if isinstance(img, torch.Tensor):
             raise ConfigError("run() takes a path or a PIL image; use run_tensor() for tensors")
         x = to_tensor(sized(img, size))[None]
-        samples = self.run_tensor(x, num_outputs, outputs, labels, **values)
+        samples = self.run_tensor(x, num_outputs, outputs, labels, extra=extra, **values)
         return [{k: as_picture(t[0], img.size) for k, t in s.items()} for s in samples]
 
     def translate_pil(self, img: Image.Image, direction=None, size: int | None = None, **kw) -> Image.Image:

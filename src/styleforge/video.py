@@ -1,106 +1,342 @@
-"""Videos in, videos out: every frame through a pipeline, in order, at the source's frame rate.
+"""Videos in, videos out: every frame through a pipeline, in order; the sound, frame rate, frame
+count and rotation of the source kept; flicker removed (``temporal``); an interrupted video resumes.
 
-imageio's FFMPEG plugin (the ffmpeg binary of the imageio-ffmpeg wheel) decodes frames as RGB
-uint8 arrays — the colour order the pipeline expects (OpenCV would give BGR) — and encodes H.264
-(yuv420p, so odd sides are padded to even by one pixel and cropped by players as usual). The
-output is written under a temporary name beside the target and renamed when complete, so an
-interrupted run leaves no half video under the output's name.
+The ffmpeg binary of the imageio-ffmpeg wheel does the work (``imageio_ffmpeg.get_ffmpeg_exe()``):
+
+* :func:`probe_video` reads the source's streams from ``ffmpeg -i`` and its video packets' times
+  (``-f framecrc``, demuxing only): the exact frame count, the frame rate, a variable frame rate
+  (frame durations that differ), the display rotation, the sound's codec. A file with no video
+  stream, or none ffmpeg can read, is an :class:`ImageLoadError` naming it.
+* Frames are decoded as stored (``-noautorotate``: the rotation stays metadata, as in the
+  source) as RGB uint8 arrays, the colour order the pipeline expects.
+* Each output frame is written (atomically, as PNG) into a work folder beside the output,
+  ``.NAME.mp4.frames/``, with ``job.json`` saying what made them (source, model, inputs,
+  ``--size``, ``--temporal``). A run that finds the folder with the same ``job.json`` keeps
+  the frames there and goes on from the first missing one: the same frames as one
+  uninterrupted run (each frame depends only on its input and the previous *written* frame).
+  A folder of another job is emptied first.
+* At the end one ffmpeg call encodes the frames (H.264, yuv420p, odd sides padded to even by
+  one pixel) at the source's rate with its rotation, and copies the source's sound streams
+  unchanged; a sound codec that MP4 cannot hold is re-encoded as AAC, else left out, with one
+  line saying which. The video is written under a temporary name, renamed into place, and the
+  work folder removed.
+
+Temporal consistency (``temporal=True``, the CLI's default for videos, ``--no-temporal`` off),
+chosen by the method's declaration ``Method.temporal_consistency``; the optical flow between
+the *input* frames (``utils.flow``: OpenCV's DIS flow, occlusions and motion boundaries masked by
+Ruder et al.'s forward-backward check):
+
+* ``blend`` (feed-forward networks): output_t = y_t + a · c · (warp(output_{t−1}) − y_t), y_t
+  the network's output, c the consistency weights, a = :data:`TEMPORAL_BLEND`: the short-term
+  consistency of Ruder et al. 2016 applied after the network, as Lai et al. 2018's blind
+  post-processing does (without their learned network).
+* ``optimise`` (Gatys, photo): Ruder et al. 2016: the frame's optimisation starts from the
+  previous output warped by the flow, with their temporal loss weighted by c
+  (``translate(..., init_image=, temporal=(target, weights))``).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .errors import ConfigError, ImageLoadError, first_line
-from .utils.atomic import FILE_MODE
+from .utils.atomic import FILE_MODE, atomic_write_bytes, atomic_write_text
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+# a (blend) in output = y + a·c·(warped previous output − y): measured on box.mp4 in
+# docs/benchmarks.md (benchmarks/video_flicker.py); larger values trail more behind motion
+TEMPORAL_BLEND = 0.7
+# H.264 quality of the output (x264's constant rate factor; 18: visually near lossless)
+CRF = 18
+FRAME_NAME = "{:08d}.png"
 
 
 def is_video(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def _imageio():
+def ffmpeg_exe() -> str:
     try:
-        import imageio.v2 as imageio  # noqa: F401
-        import imageio_ffmpeg  # noqa: F401
+        import imageio_ffmpeg
     except ImportError:
-        raise ConfigError("videos need imageio and imageio-ffmpeg: pip install imageio imageio-ffmpeg") from None
-    return imageio
+        raise ConfigError("videos need imageio-ffmpeg (its ffmpeg binary): pip install imageio-ffmpeg") from None
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def video_output_name(src: Path) -> str:
     return Path(src).stem + ".mp4"
 
 
-def translate_video(pipe, src, dst, size: int | None = None, progress: bool = True, **values) -> int:
-    """Translate every frame of ``src`` with ``pipe.run(frame, **values)`` into ``dst`` (H.264,
-    the source's fps). Returns the number of frames. An unreadable video is an
-    :class:`ImageLoadError` naming it."""
-    imageio = _imageio()
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float               # frames per second (the average where the rate varies)
+    rate: str                # the same for ffmpeg, exact where it is a standard one ("30000/1001")
+    frames: int              # video frames (packets) in the file
+    size: tuple[int, int]    # (width, height) as stored
+    rotation: float          # display rotation in degrees (counter-clockwise), 0 if none
+    audio: tuple[str, ...]   # codec of each sound stream
+    variable_rate: bool      # frame durations differ
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([ffmpeg_exe(), "-hide_banner", *args], capture_output=True, text=True,
+                          errors="replace")
+
+
+def _exact_rate(fps: float) -> str:
+    """29.97 -> 30000/1001 (NTSC rates are printed rounded), 15 -> 15, 12.5 -> 25/2."""
+    ntsc = fps * 1001 / 1000
+    if abs(ntsc - round(ntsc)) < 0.005 and abs(fps - round(fps)) > 0.005:
+        return f"{round(ntsc) * 1000}/1001"
+    r = Fraction(fps).limit_denominator(1000)
+    return str(r.numerator) if r.denominator == 1 else f"{r.numerator}/{r.denominator}"
+
+
+def probe_video(path) -> VideoInfo:
+    """The source's streams (see the module docstring); an :class:`ImageLoadError` for a file
+    that is not a video ffmpeg can read or that has no video stream."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(path, "no such video file")
+    head = _run(["-i", str(path)]).stderr
+    streams = re.findall(r"^\s*Stream #\d+:\d+.*$", head, flags=re.M)
+    if not streams:
+        last = [ln for ln in head.strip().splitlines() if "output file" not in ln]
+        reason = last[-1].split("]")[-1].strip(" :") if last else "ffmpeg found no streams"
+        raise ImageLoadError(path, f"not a readable video ({reason[:120]})")
+    audio = tuple(re.search(r"Audio: (\w+)", s).group(1) for s in streams if "Audio:" in s)
+    video = [s for s in streams if "Video:" in s and "attached pic" not in s]
+    if not video:
+        what = f"only sound ({', '.join(audio)})" if audio else "streams: " + ", ".join(
+            re.search(r"(\w+):", s.split(": ", 1)[1]).group(1) for s in streams)
+        raise ImageLoadError(path, f"the file has no video stream ({what})")
+    v = video[0]
+    size = re.search(r", (\d+)x(\d+)", v)
+    fps = re.search(r"([\d.]+) fps", v)
+    tbr = re.search(r"([\d.]+)k? tbr", v)
+    after = head[head.index(v) + len(v):]
+    nxt = re.search(r"^\s*Stream #", after, flags=re.M)
+    rot = re.search(r"rotation of (-?[\d.]+) degrees", after[:nxt.start()] if nxt else after)
+    # the video packets' presentation times (demuxing only): frame count and durations
+    crc = _run(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"])
+    pts = sorted(int(ln.split(",")[2]) for ln in crc.stdout.splitlines() if ln and not ln.startswith("#"))
+    if not pts:
+        raise ImageLoadError(path, f"not a readable video (no video frames; {first_line(crc.stderr, 100) or 'empty'})")
+    steps = np.diff(pts)
+    # durations differing by a tick are rounding; by a fifth, a variable rate (or dropped frames)
+    variable = bool(len(steps) > 1 and steps.max() > 1.2 * max(1, steps.min()))
+    # tbr (the stream's base rate) is exact where the rate is constant; fps is the average,
+    # which a cut can shift (a 1.5 s cut of a 29.97 fps clip averages 29.96)
+    rate_f = float((fps if variable or not tbr else tbr).group(1)) if (fps or tbr) else 25.0
+    return VideoInfo(fps=rate_f, rate=_exact_rate(rate_f), frames=len(pts),
+                     size=(int(size.group(1)), int(size.group(2))) if size else (0, 0),
+                     rotation=float(rot.group(1)) if rot else 0.0, audio=audio, variable_rate=variable)
+
+
+def read_frames(path):
+    """The video's frames as stored (no auto-rotation), H×W×3 uint8 RGB, in order."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path), input_params=["-noautorotate"],
+                                     output_params=["-map", "0:v:0", "-fps_mode", "passthrough"])
+    meta = next(gen)
+    w, h = meta["size"]
+    for buf in gen:
+        yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+
+
+# ---- the work folder of an interrupted video --------------------------------------------------------
+def _fingerprint(v) -> object:
+    import torch
+
+    if isinstance(v, (str, Path)):
+        p = Path(v)
+        return [str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] if p.is_file() else str(v)
+    if isinstance(v, torch.Tensor):
+        return hashlib.sha1(v.detach().float().cpu().numpy().tobytes()).hexdigest()
+    if isinstance(v, Image.Image):
+        return hashlib.sha1(v.tobytes()).hexdigest()
+    if isinstance(v, (list, tuple)):
+        return [_fingerprint(x) for x in v]
+    return repr(v)
+
+
+def _job(pipe, src: Path, size, temporal: bool, values: dict) -> dict:
+    """What the frames of the work folder depend on: another job's frames are not reused."""
+    h = hashlib.sha1()
+    for name, t in sorted(pipe.method.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().numpy().tobytes())
+    job = {"source": _fingerprint(src), "method": pipe.method.method_name,
+           "config": getattr(pipe.method, "config", {}), "weights": h.hexdigest(),
+           "inputs": {k: _fingerprint(v) for k, v in sorted(values.items())},
+           "size": size, "temporal": bool(temporal), "blend": TEMPORAL_BLEND}
+    return json.loads(json.dumps(job, default=str))  # as job.json reads back (tuples as lists)
+
+
+def _open_work(work: Path, job: dict) -> int:
+    """The number of frames already done in ``work`` for ``job`` (0 for a new or other job)."""
+    spec = work / "job.json"
+    if work.is_dir():
+        try:
+            same = json.loads(spec.read_text()) == job
+        except (OSError, ValueError):
+            same = False
+        if same:
+            k = 0
+            while (work / FRAME_NAME.format(k)).is_file():
+                k += 1
+            return k
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    atomic_write_text(spec, json.dumps(job, indent=1))
+    return 0
+
+
+def _write_frame(path: Path, frame: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="PNG", compress_level=1)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- frames -------------------------------------------------------------------------------------------
+def _to_tensor(a: np.ndarray, device):
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(a)).float()
+    t = t.permute(2, 0, 1) / 127.5 - 1 if t.ndim == 3 else t[None]
+    return t[None].to(device)
+
+
+def stylise_frame(pipe, frame: np.ndarray, prev_in, prev_out, mode: str | None, size=None, **values) -> np.ndarray:
+    """One output frame (H×W×3 uint8) of input ``frame``; ``prev_in``/``prev_out``: the previous
+    input and output frames (None for the first), ``mode``: None (each frame on its own) or the
+    method's ``temporal_consistency``."""
+    from .utils.flow import frame_motion, warp
+
+    image = Image.fromarray(frame)
+    if mode is None or prev_in is None:
+        return np.asarray(pipe.run(image, size=size, **values)[0]["image"])
+    back, weights = frame_motion(prev_in, frame)
+    warped = warp(prev_out, back)
+    if mode == "optimise":
+        w = _to_tensor(warped, pipe.device)
+        extra = {"init_image": w, "temporal": (w, _to_tensor(weights, pipe.device))}
+        return np.asarray(pipe.run(image, size=size, extra=extra, **values)[0]["image"])
+    if mode != "blend":
+        raise ConfigError(f"{pipe.method.method_name}: unknown temporal_consistency {mode!r} (blend, optimise)")
+    y = np.asarray(pipe.run(image, size=size, **values)[0]["image"]).astype(np.float32)
+    out = y + TEMPORAL_BLEND * weights[..., None] * (warped.astype(np.float32) - y)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# ---- encoding -----------------------------------------------------------------------------------------
+def _encode(work: Path, src: Path, tmp: Path, info: VideoInfo) -> str | None:
+    """The frames of ``work`` + the sound of ``src`` -> ``tmp``; returns a note when the sound
+    could not be copied unchanged."""
+    video_in = ["-framerate", info.rate]
+    if info.rotation:
+        video_in += ["-noautorotate", "-display_rotation", f"{info.rotation:g}"]
+    base = [*video_in, "-i", str(work / "%08d.png"), "-i", str(src), "-map", "0:v:0",
+            "-c:v", "libx264", "-crf", str(CRF), "-pix_fmt", "yuv420p",
+            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-fps_mode", "passthrough"]
+    tail = ["-movflags", "+faststart", "-f", "mp4", "-y", str(tmp)]
+    codecs = ", ".join(info.audio)
+    tries = [(["-map", "1:a", "-c:a", "copy"], None),
+             (["-map", "1:a", "-c:a", "aac", "-b:a", "192k"],
+              f"its sound ({codecs}) cannot be copied into MP4: re-encoded as AAC 192 kb/s"),
+             (["-an"], f"its sound ({codecs}) could neither be copied into MP4 nor re-encoded: the video has "
+                       "no sound")] if info.audio else [(["-an"], None)]
+    err = ""
+    for audio, note in tries:
+        r = _run(["-loglevel", "error", *base, *audio, *tail])
+        if r.returncode == 0:
+            return note
+        err = r.stderr
+    raise ImageLoadError(src, f"ffmpeg could not write the video ({first_line(err, 160)})")
+
+
+def translate_video(pipe, src, dst, size: int | None = None, progress: bool = True, temporal: bool = True,
+                    **values) -> int:
+    """Translate every frame of ``src`` with ``pipe.run(frame, **values)`` into ``dst`` (H.264
+    MP4, the source's rate, frame count, rotation and sound; see the module docstring). Returns
+    the number of frames. An unreadable video is an :class:`ImageLoadError` naming it."""
     src, dst = Path(src), Path(dst)
-    try:
-        reader = imageio.get_reader(str(src), format="FFMPEG")
-        meta = reader.get_meta_data()
-    except Exception as e:  # not a video, truncated header, unknown codec
-        raise ImageLoadError(src, f"not a readable video ({first_line(e, 120)})") from None
-    fps = float(meta.get("fps") or 25.0)
-    n_meta = meta.get("nframes")
-    total = int(n_meta) if isinstance(n_meta, (int, float)) and n_meta == n_meta and n_meta < 1e9 else None
+    info = probe_video(src)
+    if info.variable_rate:
+        print(f"note: {src}: variable frame rate; the output plays its {info.frames} frames at the average "
+              f"{info.fps:g} fps", file=sys.stderr)
+    mode = getattr(pipe.method, "temporal_consistency", "blend") if temporal else None
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=".tmp.mp4")
-    os.close(fd)
-    os.chmod(tmp, FILE_MODE)  # mkstemp makes it 0600; a finished video gets a plain file's mode
-    frames = 0
+    work = dst.parent / f".{dst.name}.frames"
+    done = _open_work(work, _job(pipe, src, size, temporal, values))
+    if done and progress:
+        print(f"{src}: resuming at frame {done + 1} of {info.frames}", file=sys.stderr)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="frame", desc=src.name, file=sys.stderr, dynamic_ncols=True)
-    writer = None
+        bar = tqdm(total=info.frames, initial=done, unit="frame", desc=src.name, file=sys.stderr,
+                   dynamic_ncols=True, smoothing=0.1)
+    frames = 0
+    prev_in = prev_out = None
     try:
-        writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8,
-                                    macro_block_size=2, pixelformat="yuv420p", ffmpeg_log_level="error")
         try:
-            for frame in reader:
-                out = pipe.run(Image.fromarray(frame[..., :3]), size=size, **values)[0]["image"]
-                writer.append_data(np.asarray(out))
+            for k, frame in enumerate(read_frames(src)):
+                path = work / FRAME_NAME.format(k)
+                if k < done:
+                    if k == done - 1 and mode:
+                        prev_out = np.asarray(Image.open(path).convert("RGB"))
+                else:
+                    prev_out = stylise_frame(pipe, frame, prev_in, prev_out, mode, size, **values)
+                    _write_frame(path, prev_out)
+                    if bar is not None:
+                        bar.update(1)
+                prev_in = frame
                 frames += 1
-                if bar is not None:
-                    bar.update(1)
-        except (OSError, RuntimeError, IndexError) as e:
+        except (OSError, RuntimeError) as e:
             if frames == 0:
                 raise ImageLoadError(src, f"no frame could be decoded ({first_line(e, 120)})") from None
-            print(f"note: {src}: decoding stopped after {frames} frame(s): {first_line(e, 120)}",
-                  file=sys.stderr)
-        writer.close()
-        writer = None
-        if frames == 0:
-            raise ImageLoadError(src, "the video has no frames")
-        os.replace(tmp, dst)
+            print(f"note: {src}: decoding stopped after {frames} frame(s): {first_line(e, 120)}", file=sys.stderr)
     finally:
-        if writer is not None:
-            writer.close()
-        reader.close()
         if bar is not None:
             bar.close()
+    if frames == 0:
+        raise ImageLoadError(src, "the video has no frames")
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=".tmp.mp4")
+    os.close(fd)
+    os.chmod(tmp, FILE_MODE)  # mkstemp makes it 0600; a finished video gets a plain file's mode
+    try:
+        note = _encode(work, src, Path(tmp), info)
+        os.replace(tmp, dst)
+    finally:
         Path(tmp).unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    if note:
+        print(f"warning: {src}: {note}", file=sys.stderr)
     return frames
 
 
 def read_video_info(path) -> dict:
     """fps and frame count of a video (for tests and messages)."""
-    imageio = _imageio()
-    with imageio.get_reader(str(path), format="FFMPEG") as r:
-        meta = r.get_meta_data()
-        n = sum(1 for _ in r)
-    return {"fps": float(meta.get("fps") or 0), "frames": n, "size": tuple(meta.get("size") or ())}
+    info = probe_video(path)
+    return {"fps": info.fps, "frames": info.frames, "size": info.size, "rotation": info.rotation,
+            "audio": info.audio}
 
 
-__all__ = ["VIDEO_EXTENSIONS", "is_video", "translate_video", "video_output_name", "read_video_info"]
+__all__ = ["VIDEO_EXTENSIONS", "TEMPORAL_BLEND", "VideoInfo", "is_video", "probe_video", "read_frames",
+           "stylise_frame", "translate_video", "video_output_name", "read_video_info"]

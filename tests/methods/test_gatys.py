@@ -470,3 +470,30 @@ def test_spatial_control_weighs_regions_one_over_n_and_drops_empty_guides(sample
     y, hist = m.stylize(content, style=styles, masks=[left, 1 - left], style_masks=[thin, torch.ones(1, 1, h, w)],
                         iterations=3)
     assert all(math.isfinite(v) for v in hist[0][0]) and hist[0][0][-1] < hist[0][0][0]
+
+
+@pytest.mark.parametrize("preset", ["tiny/gatys", "tiny/photo"])
+def test_video_hook_starts_from_the_init_image_and_the_temporal_loss_pulls_to_its_target(preset):
+    """Ruder et al. 2016 (methods declaring temporal_consistency "optimise"): ``init_image``
+    replaces the initialisation; ``temporal`` = (target, weights) pulls the image to the target
+    where the weights are 1 and leaves it alone where they are 0."""
+    import styleforge.config as C
+
+    cfg = C.resolve(preset)
+    torch.manual_seed(0)
+    m = build_method(cfg["method"], **{**cfg["model"], "progress": False})
+    assert m.temporal_consistency == "optimise"
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    init = torch.rand(1, 3, 32, 32, generator=g) * 1.6 - 0.8
+    y, _ = m.stylize(x, style=[x] if preset == "tiny/gatys" else x, iterations=0, init_image=init)
+    assert torch.allclose(y, init, atol=1e-4)
+    wts = torch.zeros(1, 1, 32, 32)
+    wts[..., :16] = 1
+    off = dict(content_weight=0, style_weight=0, tv_weight=0)
+    if preset == "tiny/photo":
+        off["matting_weight"] = 0
+    y, _ = m.stylize(x, style=[x] if preset == "tiny/gatys" else x, iterations=20, init_image=init,
+                     temporal=(torch.zeros(1, 3, 32, 32), wts), **off)
+    assert y[..., :16].abs().max() < 0.05, y[..., :16].abs().max()
+    assert torch.allclose(y[..., 16:], init[..., 16:], atol=1e-4)

@@ -87,6 +87,10 @@ def _add_common(p: argparse.ArgumentParser, with_inputs: bool = True) -> None:
                    "CPUs with AVX-512 BF16/AMX and on GPUs; outputs differ by bf16 rounding)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
+                   help="videos: remove flicker using the optical flow between frames (a network's output "
+                   "blended with the previous output moved along the flow; an optimisation started from it, "
+                   "with a temporal loss); --no-temporal: each frame on its own (default: on)")
 
 
 def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
@@ -284,7 +288,8 @@ def _translate_videos(pipe, videos, args, values: dict, grid: dict, single: bool
         if dst.exists() and not args.overwrite:
             raise ConfigError(f"{dst} already exists; use --overwrite to replace it (or --resume to keep it)")
         try:
-            n = translate_video(pipe, v, dst, size=args.size, progress=not args.quiet, **values)
+            n = translate_video(pipe, v, dst, size=args.size, progress=not args.quiet,
+                                temporal=args.temporal, **values)
         except ImageLoadError as e:
             if single:
                 raise

@@ -212,6 +212,13 @@ class Method(nn.Module):
     # a method with no trained network (Gatys optimises the image) says so here, as the end of
     # the sentence ``train`` stops with: "gatys " + "optimises the image; use styleforge stylize"
     not_trainable: str | None = None
+    # how a video keeps consecutive outputs consistent (``--temporal``, ``styleforge.video``):
+    # "blend": each output is blended with the previous output warped by the optical flow (a
+    # network's output, Ruder et al. / Lai et al.'s short-term consistency applied afterwards);
+    # "optimise": ``translate`` takes ``init_image`` (where the optimisation starts) and
+    # ``temporal`` = (target, weights) (a loss pulling the image to the target where the
+    # weights are 1): Ruder et al. 2016, for methods that optimise the image itself
+    temporal_consistency: str = "blend"
     # the logged loss terms that measure how well the networks fit their batch (reconstruction,
     # cycle, content, style; not adversarial terms, which are unbounded or fall when the opponent
     # gets worse): a few steps on one fixed batch at the preset's learning rates must lower each

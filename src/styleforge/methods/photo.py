@@ -25,6 +25,9 @@ Paper symbol -> code name:
                                       the photorealism term (``deepmatting_seg.lua``); 1000 L-BFGS
                                       iterations each (``stage_iterations``)
 
+Videos: as Gatys (``methods/gatys.py``, Ruder et al. 2016): stage 1 starts from the previous
+stylised frame warped by the optical flow, both stages add the temporal loss (``temporal_weight``).
+
 Deviations: the authors' style gradient is hand-written and leaves out the mask-mean factors of
 their loss; here autograd differentiates the loss they print. Labels present in the input but
 absent from the style image are skipped (the authors' code matches them to a zero Gram, which
@@ -41,7 +44,7 @@ from ..losses.guided import DPST_COLORS, color_label_masks, guided_gram, propaga
 from ..losses.matting import MattingLoss, matting_laplacian
 from ..registry import register_method
 from .base import Input
-from .gatys import GatysStyleTransfer, autograd_copy, resize_longer
+from .gatys import GatysStyleTransfer, autograd_copy, fit_like, image_n, resize_longer
 
 
 @register_method("photo")
@@ -55,7 +58,7 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
                  style_layer_weights=None, style_weight=100.0, tv_weight=1e-3, tv_exponent=2.0, size=700,
                  style_scale=1.0, stage_iterations=(1000, 1000), matting_weight=1e4, matting_eps=1e-7,
                  noise_std=1e-4, seg_colors=tuple(DPST_COLORS), optimizer="lbfgs", lr=1.0,
-                 lbfgs_history=100, stall_tol=0.0, stall_patience=20, progress=True):
+                 lbfgs_history=100, stall_tol=0.0, stall_patience=20, progress=True, temporal_weight=1e3):
         if len(stage_iterations) != 2:
             raise ConfigError(f"photo: stage_iterations needs two numbers (segmented stage, photorealism "
                               f"stage), got {list(stage_iterations)}")
@@ -65,7 +68,7 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
                          tv_exponent=tv_exponent, sizes=(size,), iterations=(stage_iterations[0],),
                          style_scale=style_scale, optimizer=optimizer, lr=lr, lbfgs_history=lbfgs_history,
                          init="noise", noise_std=noise_std, mask_propagation="dpst", stall_tol=stall_tol,
-                         stall_patience=stall_patience, progress=progress)
+                         stall_patience=stall_patience, progress=progress, temporal_weight=temporal_weight)
         unknown = [c for c in seg_colors if c not in DPST_COLORS]
         if unknown or not seg_colors:
             raise ConfigError(f"photo: seg_colors has unknown colour {unknown[0] if unknown else None!r}; "
@@ -95,8 +98,11 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
         ]
 
     def stylize(self, x, style=None, content_seg=None, style_seg=None, iterations=None, content_weight=None,
-                style_weight=None, tv_weight=None, matting_weight=None, photorealism=True, seed=0):
-        """Returns (N×3×H×W in [-1, 1] at x's size, [per image: [stage 1 losses, stage 2 losses]])."""
+                style_weight=None, tv_weight=None, matting_weight=None, photorealism=True, seed=0, init_image=None,
+                temporal=None):
+        """Returns (N×3×H×W in [-1, 1] at x's size, [per image: [stage 1 losses, stage 2 losses]]).
+        ``init_image``, ``temporal``: a video's previous frame, as in Gatys (Ruder et al. 2016):
+        stage 1 starts from ``init_image``, both stages add the temporal loss."""
         c = self.opts
         styles = [s for s in ([style] if isinstance(style, torch.Tensor) else list(style or []))]
         if len(styles) != 1:
@@ -118,21 +124,25 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
             for n in range(x.shape[0]):
                 gen = torch.Generator().manual_seed(int(seed))  # every image the same seed: batch-independent
                 cs = None if cseg is None else cseg[min(n, cseg.shape[0] - 1)][None]
-                y, hist = self._photo_one(x[n:n + 1], s, cs, sseg, iters, opts, lam, photorealism, gen)
+                video = (image_n(init_image, n), None if temporal is None else tuple(image_n(t, n) for t in temporal))
+                y, hist = self._photo_one(x[n:n + 1], s, cs, sseg, iters, opts, lam, photorealism, gen, *video)
                 outs.append(y)
                 history.append(hist)
         return torch.cat(outs).detach(), history
 
-    def _photo_one(self, content, style, cseg, sseg, iters, opts, lam, photorealism, gen):
+    def _photo_one(self, content, style, cseg, sseg, iters, opts, lam, photorealism, gen, init_image=None,
+                   temporal=None):
         h, w = content.shape[-2:]
         c = resize_longer(content, self.opts["size"], floor=True)
         s = resize_longer(style, round(max(c.shape[-2:]) * self.opts["style_scale"]))
         regions = self._segmented_targets(s, c.shape[-2:], cseg, sseg)
-        start = self.start_noise(c, gen)
-        result, l1 = self.optimise(c, start, regions, iters[0], opts, desc="photo stage 1")
+        start = self.start_noise(c, gen) if init_image is None else fit_like(init_image, c)
+        temporal_term = self.temporal_term(temporal, c) or {}
+        result, l1 = self.optimise(c, start, regions, iters[0], opts, extra=temporal_term or None,
+                                    desc="photo stage 1")
         hist = [l1]
         if photorealism and iters[1] > 0:
-            extra = {}
+            extra = dict(temporal_term)
             if lam:
                 lap = matting_laplacian((c[0] + 1) / 2, eps=self.opts["matting_eps"])
                 extra["matting"] = MattingLoss(lap, lam).to(c.device)
