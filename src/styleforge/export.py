@@ -460,7 +460,7 @@ def _set_meta(data: bytes, meta: dict) -> bytes:
 
 
 def export_int8(model, calibrate, out=None, direction: str | None = None, overwrite: bool = False,
-                min_psnr: float | None = None, include=(), **values) -> ExportResult:
+                min_psnr: float | None = None, include=(), calibration_limit: int = 32, **values) -> ExportResult:
     """An int8 ONNX file of ``model`` (default ``<model dir>/<method>-<direction>.int8.onnx``),
     calibrated on the images of the folder ``calibrate`` (unreadable ones skipped, said in the
     result's note). The int8 graph is compared with the fp32 one on up to
@@ -489,7 +489,7 @@ def export_int8(model, calibrate, out=None, direction: str | None = None, overwr
     out = Path(out)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; use --overwrite to replace it")
-    xs, skipped = calibration_images(calibrate, method)
+    xs, skipped = calibration_images(calibrate, method, calibration_limit)
     with tempfile_dir() as tmp:
         fp32 = export_model(method, Path(tmp) / "fp32.onnx", "onnx", direction, check=True, include=include, **values)
         data = fp32.path.read_bytes()
