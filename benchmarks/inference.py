@@ -236,7 +236,7 @@ def child(a) -> dict:
     with torch.inference_mode():
         macs = count_macs(pipe, x, dict(values))
     pipe._eager = method
-    names = [p for p in PATHS if not (p == "compile" and a.no_compile)]
+    names = [p for p in (a.paths.split(",") if a.paths else PATHS) if not (p == "compile" and a.no_compile)]
     files, notes = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         if "onnx" in names or "int8" in names:
@@ -247,7 +247,7 @@ def child(a) -> dict:
             try:
                 t = time.perf_counter()
                 files["int8"] = export_int8(method, REPO / folder, Path(tmp) / "m.int8.onnx", min_psnr=0,
-                                             calibration_limit=8).path
+                                             calibration_limit=4).path
                 notes["int8_export_s"] = round(time.perf_counter() - t, 1)
             except Exception as e:
                 notes["int8"] = str(e).splitlines()[0][:120]
@@ -271,6 +271,7 @@ def main():
     ap.add_argument("--cin-weights", help="a trained CIN model directory")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--paths", help=f"comma-separated runtimes to run beside torch (default {','.join(PATHS)})")
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--timeout", type=int, default=1500)
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -293,6 +294,8 @@ def main():
                 args += [f"--{flag.replace('_', '-')}", getattr(a, flag)]
         if a.no_compile:
             args.append("--no-compile")
+        if a.paths:
+            args += ["--paths", a.paths]
         t = time.time()
         try:
             r = common.run_variant(__file__, args, timeout=a.timeout)

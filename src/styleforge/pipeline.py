@@ -680,7 +680,7 @@ class Pipeline:
         x = self._sample(sample, size)
         if runtime == "torch":
             self._set("torch+bf16" if bf16 else "torch")
-            return accel.Choice(self.runtime, f"runtime: {self.runtime}")
+            return accel.Choice(self.runtime, "")  # what was asked: nothing to say
         if runtime != "auto":
             return self._explicit(runtime, bf16, x, values)
         names = ["torch", "channels_last"] if self.device.type == "cpu" else ["torch"]
@@ -999,7 +999,7 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
     if (device in (None, "auto") and not os.environ.get("STYLEFORGE_DEVICE")
             and int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available()):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-    if runtime in ("torch", "compile") or (runtime in ("auto", "onnx", "int8") and p.is_dir()):
+    if runtime in ("torch", "compile") or (runtime == "auto" and p.is_dir()):
         pipe = Pipeline.from_dir(p, device=device)  # the path itself: use_runtime(runtime)
         pipe.source = p
         return pipe

@@ -271,10 +271,14 @@ def _flag(v, name: str) -> bool:
     return False if v in (None, "") else parse_bool(v, name)
 
 
-def load_models(paths, device=None, runtime: str = "auto", bf16: bool = False, notes=None) -> dict[str, Model]:
-    """The models by id; each runs by ``runtime`` (``Pipeline.use_runtime``: ``auto`` measures
-    the paths once on a synthetic image); ``notes`` (a list) collects the line saying which."""
+def load_models(paths, device=None, runtime: str | None = None, bf16: bool = False, notes=None) -> dict[str, Model]:
+    """The models by id; each runs by ``runtime`` (default $STYLEFORGE_RUNTIME, else auto:
+    ``Pipeline.use_runtime`` measures the paths once on a synthetic image, cached); ``notes``
+    (a list) collects the line saying which each took."""
+    from .accel import default_runtime
     from .pipeline import load
+
+    runtime = runtime or default_runtime()
 
     models: dict[str, Model] = {}
     for p in paths:
@@ -598,7 +602,7 @@ def create_app(models: dict[str, Model], limits: Limits | None = None, token: st
 
 
 def serve(model_paths, host: str = "127.0.0.1", port: int = 8000, device=None, limits: Limits | None = None,
-          runtime: str = "auto", log_level: str = "info", token: str | None = None, bf16: bool = False) -> None:
+          runtime: str | None = None, log_level: str = "info", token: str | None = None, bf16: bool = False) -> None:
     """Load the models once, then run the app under uvicorn until interrupted."""
     import uvicorn
 
