@@ -204,10 +204,12 @@ def cache_key(model_path, shape, bf16: bool, candidates) -> str:
         ident = [str(weights), st.st_size, st.st_mtime_ns]
     except OSError:
         ident = [str(weights)]
-    for c in candidates:  # an exported file made (or remade) later changes the choice
+    for c in candidates:  # the paths tried; an exported file made (or remade) later changes the choice
         if isinstance(c, Path):
             st = c.stat()
             ident.append([str(c), st.st_size, st.st_mtime_ns])
+        else:
+            ident.append(str(c))
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:

@@ -699,7 +699,7 @@ class Pipeline:
             names = [n for n in names if n in candidates or n.split("+")[0] in candidates]
         shape = tuple(self._prepare_image(x).x.shape)
         key = accel.cache_key(self.source or base.method_name, shape, bf16, [*names, *files.values()])
-        entry = accel.read_cache().get(key)
+        entry = accel.read_cache().get(key) if self.source is not None else None  # in memory: no identity
         if isinstance(entry, dict) and entry.get("choice") in names:
             try:
                 self._set(entry["choice"], files)
@@ -713,8 +713,9 @@ class Pipeline:
         best = min(ok, key=lambda r: r.seconds) if ok else None
         self._set(best.name if best else "torch", files)
         text = accel.summary(rows)
-        accel.write_cache(key, {"choice": self.runtime, "summary": text, "shape": list(shape),
-                                "measured": [r.row() for r in rows], "time": time.time()})
+        if self.source is not None:
+            accel.write_cache(key, {"choice": self.runtime, "summary": text, "shape": list(shape),
+                                    "measured": [r.row() for r in rows], "time": time.time()})
         return accel.Choice(self.runtime, f"runtime: auto took {self.runtime} (measured on {shape[-1]}×{shape[-2]}: "
                             f"{text})", [r.row() for r in rows])
 
