@@ -9,7 +9,9 @@ convolutions and linear layers, counted by hooks on one run), and for each runti
 the seconds per image, the fraction of the machine's limit for that arithmetic (MACs/s over the
 conv throughput measured at the start of the same run: fp32 and bf16 by oneDNN through torch,
 int8 by ONNX Runtime on a QDQ convolution), and the PSNR and max |Δ| against fp32 eager on a
-real image of ``data/`` (the paths' own check, ``Pipeline._measure``). ``theirs``: the authors'
+real image of ``data/`` (the paths' own check, ``Pipeline._measure``). Times are the process's
+CPU time with one thread (``common.cpu_time``'s reasoning: on a shared machine the wall clock
+is inflated 2-5×, one thread's CPU time barely). ``theirs``: the authors'
 fp32 network on the same input size, where their code is in ``--official`` (a folder with the
 checkouts ``examples/`` (pytorch/examples), ``pytorch-AdaIN/``, ``MUNIT/``, ``UNIT/``,
 ``FUNIT/``, fetched outside the repository as for the other ``*_vs_official`` scripts, whose
@@ -75,9 +77,9 @@ def conv_limits(reps: int = 3) -> dict:
     cc = cc.to(memory_format=torch.channels_last)
     with torch.inference_mode():
         xc = x.contiguous(memory_format=torch.channels_last)
-        out["fp32"] = macs / common.median_time(lambda: cc(xc), 1, reps) / 1e9
+        out["fp32"] = macs / common.cpu_time(lambda: cc(xc), 1, reps) / 1e9
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out["bf16"] = macs / common.median_time(lambda: cc(xc), 1, reps) / 1e9
+            out["bf16"] = macs / common.cpu_time(lambda: cc(xc), 1, reps) / 1e9
     try:
         import onnxruntime as ort
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -99,7 +101,7 @@ def conv_limits(reps: int = 3) -> dict:
             for name, f in (("fp32_ort", src), ("int8", dst)):
                 s = ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"])
                 xn = np.ascontiguousarray(x.numpy())
-                out[name] = macs / common.median_time(lambda: s.run(None, {"x": xn}), 1, reps) / 1e9
+                out[name] = macs / common.cpu_time(lambda: s.run(None, {"x": xn}), 1, reps) / 1e9
     except ImportError:
         pass
     return {k: round(v, 1) for k, v in out.items()}
@@ -183,15 +185,9 @@ def theirs_seconds(case: str, official: str, side: int, repeats: int) -> float |
 
 
 def time_best(fn, repeats):
-    t = time.perf_counter()
-    y = fn()
-    first = time.perf_counter() - t
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        y = fn()
-        best = min(best, time.perf_counter() - t)
-    return first, best, y
+    from styleforge import accel
+
+    return accel.time_call(fn, repeats)
 
 
 def child(a) -> dict:
@@ -206,6 +202,8 @@ def child(a) -> dict:
     from styleforge.registry import build_method
 
     accel.AUTO_REPEATS = a.repeats
+    if not a.wall:
+        accel.CLOCK = time.process_time  # one thread: CPU time, which other processes barely inflate
     case, preset, side, folder, style_folder = next(c for c in CASES if c[0] == a.child)
     weights = {"cyclegan": a.cyclegan_weights, "cin": a.cin_weights}.get(preset)
     torch.manual_seed(0)
@@ -271,6 +269,8 @@ def main():
     ap.add_argument("--cin-weights", help="a trained CIN model directory")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--wall", action="store_true", help="wall-clock times (compile's time is mostly in "
+                    "compiler processes, which the CPU time of this one does not count)")
     ap.add_argument("--paths", help=f"comma-separated runtimes to run beside torch (default {','.join(PATHS)})")
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--timeout", type=int, default=1500)
@@ -296,6 +296,8 @@ def main():
             args.append("--no-compile")
         if a.paths:
             args += ["--paths", a.paths]
+        if a.wall:
+            args.append("--wall")
         t = time.time()
         try:
             r = common.run_variant(__file__, args, timeout=a.timeout)
