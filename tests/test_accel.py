@@ -213,3 +213,17 @@ def test_export_int8_skips_unreadable_images_in_one_line_each(model_dir, h2z, tm
 def test_runtime_choice_rejects_an_unknown_name(model_dir):
     with pytest.raises(ConfigError, match="unknown runtime 'tensorrt'"):
         styleforge.load(model_dir).use_runtime("tensorrt")
+
+
+def test_translate_auto_measures_on_the_first_readable_input(model_dir, h2z, tmp_path):
+    import shutil
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a_empty.jpg").write_bytes(b"")
+    shutil.copy(_image(h2z), src / "b.jpg")
+    r = _cli("translate", model_dir, src, "-o", tmp_path / "o", "--runtime", "auto", "--quiet",
+             env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    assert "runtime: auto took" in r.stderr and "a_empty.jpg" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "o" / "b.jpg").exists()

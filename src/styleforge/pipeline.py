@@ -677,10 +677,10 @@ class Pipeline:
         if runtime == "torchscript":
             raise ConfigError("--runtime torchscript runs a file from 'styleforge export --format torchscript'; "
                               f"{self.source} is a model directory")
-        x = self._sample(sample, size)
         if runtime == "torch":
             self._set("torch+bf16" if bf16 else "torch")
             return accel.Choice(self.runtime, "")  # what was asked: nothing to say
+        x = self._sample(sample, size)
         if runtime != "auto":
             return self._explicit(runtime, bf16, x, values)
         names = ["torch", "channels_last"] if self.device.type == "cpu" else ["torch"]

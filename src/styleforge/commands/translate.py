@@ -244,9 +244,17 @@ def add_runtime_flag(p) -> None:
 def choose_runtime(pipe, args, files, videos, values: dict, grid: dict) -> None:
     """``pipe.use_runtime`` for ``--runtime``/``--bf16``, measured on the first input; prints
     the one line saying what it took."""
+    from ..data.images import load_rgb
+    from ..errors import ImageLoadError
+
     sample = None
-    if files:
-        sample = files[0]
+    if getattr(args, "runtime", "auto") != "torch":
+        for f in files[:8]:  # the first readable input (unreadable ones are skipped later, as always)
+            try:
+                sample = load_rgb(f)
+                break
+            except ImageLoadError:
+                continue
     values_for = {**values, **{k: v[0] for k, v in grid.items() if v}}
     count = len(files) + (10 ** 4 if videos else 0)  # a video: many frames
     if sample is None and videos:
