@@ -647,7 +647,8 @@ class Pipeline:
         ``onnx``, ``int8``, or ``auto``, the fastest path measured on this machine for this model
         and ``sample``'s size (a path, a PIL image or a 1×C×H×W tensor; default a synthetic 256 px
         image), among those within the quality bound against fp32 eager; the choice is cached.
-        ``bf16``: bf16 autocast for the PyTorch paths (``auto`` then also tries them under it).
+        ``bf16``: bf16 autocast for the PyTorch paths (``auto`` tries them with and without it,
+        and with ``bf16`` only under it).
         ``values``: the model's other inputs, as for :meth:`run_tensor`. A path that cannot run
         (onnxruntime missing, no exported file, compile failing) falls back to eager, named in
         the returned :class:`~styleforge.accel.Choice`'s one-line ``note``. ``images``: how many
@@ -686,10 +687,10 @@ class Pipeline:
         names = ["torch", "channels_last"] if self.device.type == "cpu" else ["torch"]
         if images is None or images >= accel.COMPILE_MIN_IMAGES:
             names.append("compile")
-        if bf16:
-            names += [f"{n}+bf16" for n in names]
+        # bf16 variants are tried always (kept only within the PSNR bound); --bf16 asks for them alone
+        names = [f"{n}+bf16" for n in names] if bf16 else names + [f"{n}+bf16" for n in names]
         files = {}
-        if self.device.type == "cpu" and self.source is not None and self.source.is_dir():
+        if not bf16 and self.device.type == "cpu" and self.source is not None and self.source.is_dir():
             for kind in ("onnx", "int8"):
                 f = accel.exported_file(self.source, base, kind)
                 if f is not None:
