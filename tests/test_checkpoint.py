@@ -21,7 +21,7 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     assert meta["method"] == "cyclegan" and meta["config"]["ngf"] == 4
     assert meta["modules"] == ["G_A", "G_B"]  # inference snapshot: no discriminators
     # weights are safetensors (no pickle anywhere in a model directory)
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]  # the card too
     m2 = load_model(tmp_path / "m")
     x = torch.rand(2, 3, 24, 24) * 2 - 1
     with torch.no_grad():

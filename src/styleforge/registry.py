@@ -70,3 +70,24 @@ def get_importer(name: str):
         raise ConfigError(
             f"no importer for {name!r}; available: {', '.join(sorted(IMPORTERS)) or 'none'}"
         ) from None
+
+
+def check_importer_options(name: str, options) -> object:
+    """The importer ``name``, with an option it does not take a one-line ConfigError listing the
+    ones it does."""
+    import inspect
+
+    importer = get_importer(name)
+    takes = inspect.signature(importer).parameters
+    for k in options:
+        if k not in takes:
+            known = [p for p in takes if p != "path"]
+            raise ConfigError(f"import {name} takes no --{k.replace('_', '-')}"
+                              + (f" (its options: {', '.join(known)})" if known else ""))
+    return importer
+
+
+def run_importer(name: str, path, **options):
+    """``get_importer(name)(path, **options)`` after :func:`check_importer_options`: the one way
+    ``styleforge import`` and ``styleforge pull`` convert an authors' checkpoint."""
+    return check_importer_options(name, options)(path, **options)

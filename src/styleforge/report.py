@@ -226,12 +226,31 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
                      direction: str | None = None, opts=None, net=None, title: str | None = None,
                      device=None) -> Path:
     """``styleforge report``: one page comparing the runs (module docstring)."""
+    from .metrics.evaluate import EvalOptions, parse_metrics
+
+    out = Path(out)
+    runs, labels, models, pipes, data, direction = _open_runs(run_dirs, data, direction, device)
+    metrics = parse_metrics(metrics) if metrics else []
+    table, results, warnings = _metric_table(runs, labels, models, pipes, data, direction, metrics,
+                                             net, opts or EvalOptions(progress=False), device)
+    sections = [_translations(pipes, labels, data, direction, num_images, out), *_run_sections(labels, runs, out)]
+    if metrics:
+        from .metrics.evaluate import json_ready
+
+        atomic_write_text(out / "metrics.json", json.dumps(json_ready(
+            {lab: res for lab, *_, res in results}), indent=2) + "\n")
+    notes = [f"{len(runs)} run(s) on {data}, direction {direction}."]
+    return render_page(out, title or "styleforge report", sections, None, notes, table, warnings)
+
+
+def _open_runs(run_dirs, data, direction, device):
+    """The runs' folders, labels, model directories and pipelines, the dataset (given, else the
+    first run's ``data.root``) and the direction every run translates (given, else the first
+    run's default)."""
     import yaml
 
     import styleforge
     from .errors import ConfigError, DataError
-    from .metrics.evaluate import EvalOptions, evaluate_model, parse_metrics, test_split
-    from .utils.images import save_image_atomic
 
     runs = [Path(r) for r in run_dirs]
     if not runs:
@@ -239,56 +258,49 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
     for r in runs:
         if not r.is_dir():
             raise DataError(f"run folder not found: {r}")
-    out = Path(out)
-    metrics = parse_metrics(metrics) if metrics else []
-    opts = opts or EvalOptions(progress=False)
-    labels = _labels(runs)
     models = [_run_model_dir(r) for r in runs]
     pipes = [styleforge.load(m, device=device) for m in models]
-    cfgs = []
-    for r in runs:
-        f = r / "config.yaml"
-        cfgs.append(yaml.safe_load(f.read_text()) if f.is_file() else {})
     if data is None:
-        data = next((c.get("data", {}).get("root") for c in cfgs if c.get("data", {}).get("root")), None)
+        roots = ((yaml.safe_load((r / "config.yaml").read_text()) or {}).get("data", {}).get("root")
+                 for r in runs if (r / "config.yaml").is_file())
+        data = next((root for root in roots if root), None)
         if data is None:
             raise ConfigError("no dataset known for these runs: give --data DIR")
-    data = Path(data)
     direction = direction or pipes[0].method.directions[0]
-    for lab, p in zip(labels, pipes):
+    for p in pipes:
         p.method.check_direction(direction)
+    return runs, _labels(runs), models, pipes, Path(data), direction
 
-    # metric table
-    warned: dict[str, list[str]] = {}  # warning -> runs it applies to
+
+def _best_eval(run: Path) -> dict | None:
+    f = RunFolder(run).best_dir / "eval.json"
+    try:
+        return json.loads(f.read_text()) if f.is_file() else None
+    except json.JSONDecodeError:
+        return None
+
+
+def _metric_table(runs, labels, models, pipes, data, direction, metrics, net, opts, device):
+    """The table (run, method, model, steps, parameters, each metric, the best held-out score
+    where a run kept one), the per-run results ``(label, run, model, pipe, log, best, scores)``
+    and the warnings (a metric's, said once with the runs it applies to; mixed training data)."""
+    from .metrics.evaluate import evaluate_model
+
     if metrics and net is None:
         from .metrics.features import load_feature_net
         from .utils.device import pick_device
 
         net = load_feature_net(device=pick_device(device))
-    cols = ["run", "method", "model", "steps", "parameters"]
+    warned: dict[str, list[str]] = {}  # warning -> runs it applies to
     results = []
     for lab, run, model, pipe in zip(labels, runs, models, pipes):
         res = evaluate_model(pipe, data, direction, metrics, net, opts) if metrics else None
         for w in (res or {}).get("warnings", []):
             warned.setdefault(w, []).append(lab)
-        recs = read_log(run)
-        best = None
-        bf = RunFolder(run).best_dir / "eval.json"
-        if bf.is_file():
-            try:
-                best = json.loads(bf.read_text())
-            except json.JSONDecodeError:
-                best = None
-        results.append((lab, run, model, pipe, recs, best, res))
+        results.append((lab, run, model, pipe, read_log(run), _best_eval(run), res))
     show_best = any(b for *_, b, _ in results)
-    mcols = []
-    if "fid" in metrics:
-        mcols.append("FID")
-    if "kid" in metrics:
-        mcols.append("KID x100")
-    if "is" in metrics:
-        mcols.append("IS")
-    cols += mcols + (["best held-out (step)"] if show_best else [])
+    mcols = [c for m, c in (("fid", "FID"), ("kid", "KID x100"), ("is", "IS")) if m in metrics]
+    cols = ["run", "method", "model", "steps", "parameters", *mcols] + (["best held-out (step)"] if show_best else [])
     rows = []
     for lab, run, model, pipe, recs, best, res in results:
         steps = max((r.get("step", 0) for r in recs), default=None)
@@ -312,22 +324,25 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
         table_notes.append(f"{', '.join(m.upper() for m in metrics)} of each model's {direction} translations of "
                            f"the {r0['n_fake']} test inputs against {r0['n_real']} real images of {r0['real']} "
                            f"({r0['feature_net']}; {r0['resize']}; FID by {r0['fid_method']}). Lower is better.")
-    table = {"columns": cols, "rows": rows, "notes": table_notes}
     warnings = [f"{', '.join(labs)}: {w}" if len(labs) < len(runs) else w for w, labs in warned.items()]
     mixed = training_data_warning(runs, data)
     if mixed:
         warnings.insert(0, mixed)
+    return {"columns": cols, "rows": rows, "notes": table_notes}, results, warnings
 
-    # the same test inputs translated by each run
-    jobs, _, _ = test_split(pipes[0], data, direction)
-    jobs = jobs[:num_images]
+
+def _translations(pipes, labels, data, direction, num_images: int, out: Path) -> dict:
+    """The section of the first ``num_images`` test inputs translated by each run (the images
+    written under ``out/images``)."""
     from .data.images import load_rgb
+    from .metrics.evaluate import test_split
+    from .utils.images import save_image_atomic
 
+    jobs, _, _ = test_split(pipes[0], data, direction)
     srows, slabels = [], []
-    for i, job in enumerate(jobs):
+    for i, job in enumerate(jobs[:num_images]):
         item = job.image
         img = load_rgb(item) if isinstance(item, (str, Path)) else item
-        name = Path(item).name if isinstance(item, (str, Path)) else f"#{i}"
         rel = f"images/{i:03d}_input.png"
         save_image_atomic(img, out / rel)
         row = [rel]
@@ -339,9 +354,14 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
             save_image_atomic(pipe.run(img, **values)[0]["image"], out / rel)
             row.append(rel)
         srows.append(row)
-        slabels.append(name)
-    sections = [{"title": f"Test inputs translated {direction}", "columns": ["input", *labels],
-                 "rows": srows, "labels": slabels}]
+        slabels.append(Path(item).name if isinstance(item, (str, Path)) else f"#{i}")
+    return {"title": f"Test inputs translated {direction}", "columns": ["input", *labels],
+            "rows": srows, "labels": slabels}
+
+
+def _run_sections(labels, runs, out: Path) -> list[dict]:
+    """Each run's loss curves, the periodic-evaluation curves of all, and the configs."""
+    sections = []
     for j, (lab, run) in enumerate(zip(labels, runs)):
         if plot_losses(run, out / f"losses_run{j}.png", title=lab):
             sections.append({"title": f"Training losses: {lab}", "image": f"losses_run{j}.png"})
@@ -352,10 +372,4 @@ def write_comparison(run_dirs, out, metrics=("fid", "kid"), data=None, num_image
         for lab, run in zip(labels, runs) if (run / "config.yaml").is_file())
     if cfg_html:
         sections.append({"title": "Configs", "html": cfg_html})
-    if metrics:
-        from .metrics.evaluate import json_ready
-
-        atomic_write_text(out / "metrics.json", json.dumps(json_ready(
-            {lab: res for lab, *_, res in results}), indent=2) + "\n")
-    notes = [f"{len(runs)} run(s) on {data}, direction {direction}."]
-    return render_page(out, title or "styleforge report", sections, None, notes, table, warnings)
+    return sections

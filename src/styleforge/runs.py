@@ -7,8 +7,9 @@
     log.jsonl          every logged value, one JSON record per line
     tb/                TensorBoard events (train.tensorboard)
     samples/step_XXXXXXXX.png
-    checkpoints/step_XXXXXXXX/{config.json, model.safetensors, training_state.pt}
+    checkpoints/step_XXXXXXXX/{config.json, model.safetensors, training_state.pt, rank_R.pt}
     checkpoints/latest   the name of the newest complete checkpoint
+    checkpoints/.step_XXXXXXXX.tmp-*   a checkpoint being written (a kill leaves it: resume removes it)
     checkpoints/best/    inference snapshot + eval.json, kept by periodic evaluation
     model/             the inference snapshot written when the run finishes
 
@@ -17,6 +18,7 @@ The trainer writes it; ``report``, ``demo`` and few-shot stage 2 read it. Nothin
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -111,6 +113,30 @@ class RunFolder:
         """Delete all but the ``keep`` newest step checkpoints (0: keep all)."""
         for p in self.checkpoints()[:-keep] if keep else []:
             shutil.rmtree(p, ignore_errors=True)
+
+    def remove_incomplete(self) -> list[str]:
+        """Remove what a kill during a write leaves in ``checkpoints/``: ``.step_N.tmp-*`` and
+        ``.best.tmp-*`` folders (never committed, so never the latest), ``.step_N.old-*`` of a
+        checkpoint being replaced (put back when the kill fell between the two renames of
+        ``utils.atomic.replace_dir``, else removed) and ``.latest.*.tmp`` files. Returns the names
+        removed. Only for a run no process is writing to (the trainer calls it on resume)."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        removed = []
+        for p in sorted(self.checkpoints_dir.glob(".*")):
+            name, sep, kind = p.name[1:].rpartition(".")
+            if p.is_dir() and sep and (name.startswith(CHECKPOINT_PREFIX) or name == self.best_dir.name):
+                final = self.checkpoints_dir / name
+                if kind.startswith("old-") and not final.exists():
+                    os.replace(p, final)
+                    continue
+                if kind.startswith(("tmp-", "old-")):
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed.append(p.name)
+            elif p.is_file() and p.name.startswith(f".{self.latest_pointer.name}.") and kind == "tmp":
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+        return removed
 
     def inference_model(self) -> Path:
         """The model to translate with: ``model/``, else ``checkpoints/best``, else the latest

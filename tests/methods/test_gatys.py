@@ -252,7 +252,9 @@ def test_model_dir_keeps_the_vgg_and_loads_without_the_file(tmp_path, sample):
     d = save_model(tmp_path / "model", m)
     vgg_file.unlink()
     loaded = load_model(d)
-    assert loaded.opts == m.opts and loaded.config["vgg_weights"] == str(vgg_file)
+    # the saved config keeps the file's name, not the path it had here (a shared file names no folder)
+    assert loaded.config["vgg_weights"] == vgg_file.name
+    assert {**loaded.opts, "vgg_weights": None} == {**m.opts, "vgg_weights": None}
     torch.testing.assert_close(loaded.vgg.features[0].weight, sd["features.0.weight"])
     y2, _ = loaded.stylize(sample["content"], style=[sample["style"]])
     torch.testing.assert_close(y2, y)

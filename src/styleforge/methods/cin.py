@@ -4,7 +4,7 @@ Artistic Style", ICLR 2017; laid out as the authors' Magenta code
 ``learning.total_loss``, ``image_stylization_train.py``).
 
 Paper symbol -> code name:
-  T, the style transfer network (Sec. 2.1)        ``transformer`` (:class:`StylizationNet`)
+  T, the style transfer network (Sec. 2.1)        ``transformer`` (:func:`cin_network`, on nn.stylization)
   N styles                                         ``num_styles``; ``style_names`` their names
   gamma_s, beta_s of style s, in every             ``gamma``, ``beta`` (S×C) of each
     normalisation layer (Eq. 5)                    :class:`~styleforge.nn.norms.ConditionalInstanceNorm`
@@ -56,11 +56,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ..checkpoint import WEIGHTS_FILE, read_model_config, resolve_model_dir
+from ..checkpoint import WEIGHTS_FILE, read_model_config, read_onnx, resolve_model_dir
 from ..data.images import list_images
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix
 from ..nn.norms import ConditionalInstanceNorm
+from ..nn.stylization import PAPER_CHANNELS, ConvLayer, StylizationNet
 from ..registry import register_importer, register_method
 from ..weights import require_packaged
 from .base import Input, Method, Phase
@@ -70,70 +71,14 @@ CONTENT_LAYERS = {"relu3_3": 1.0}
 STYLE_LAYERS = {"relu1_2": 1e-4, "relu2_2": 1e-4, "relu3_3": 1e-4, "relu4_3": 1e-4}
 
 
-class ConvCIN(nn.Module):
-    """[nearest ×``upsample``] reflection pad, conv (no bias), conditional IN, activation: one
-    of Magenta's ``conv2d`` (``upsampling`` when ``upsample`` > 1) under their arg scope."""
-
-    def __init__(self, in_ch, out_ch, kernel_size, stride, num_styles, act="relu", upsample=1):
-        super().__init__()
-        self.upsample, self.stride, self.pad, self.act = upsample, stride, kernel_size // 2, act
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride, bias=False)
-        self.norm = ConditionalInstanceNorm(out_ch, num_styles)
-        nn.init.normal_(self.conv.weight, 0.0, 0.01)
-
-    def forward(self, x, weights):
-        if self.upsample > 1:
-            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
-        h = self.norm(self.conv(F.pad(x, (self.pad,) * 4, mode="reflect")), weights)
-        if self.act == "relu":
-            return F.relu(h)
-        if self.act == "sigmoid":
-            return torch.sigmoid(h)
-        return h
-
-
-class ResidualCIN(nn.Module):
-    def __init__(self, channels, num_styles):
-        super().__init__()
-        self.conv1 = ConvCIN(channels, channels, 3, 1, num_styles)
-        self.conv2 = ConvCIN(channels, channels, 3, 1, num_styles, act="none")
-
-    def forward(self, x, weights):
-        return x + self.conv2(self.conv1(x, weights), weights)
-
-
-# output widths of contract conv1..3 and expand conv1..2 in Magenta's transform (alpha 1)
-PAPER_CHANNELS = (32, 64, 128, 64, 32)
-
-
-class StylizationNet(nn.Module):
-    """``forward(x, weights)``: x N×3×H×W RGB in [0, 1], weights N×S style weights (one-hot: one
-    style) -> N×3×H×W in [0, 1]. Module names follow Magenta's variable scopes
-    (``transformer/contract/conv1``, ``residual/residual1/conv2``, ``expand/conv3``).
-
-    ``channels``: the output widths of contract conv1..3 and expand conv1..2 (each times
-    ``width``), ``num_residual`` residual blocks at contract conv3's width: the paper's
-    (32, 64, 128, 64, 32) and 5 by default; the TF Android demo's 26-style network, which
-    ``import cin`` reads, has (32, 32, 32, 8, 4) and 6."""
-
-    def __init__(self, num_styles, width=1.0, channels=PAPER_CHANNELS, num_residual=5):
-        super().__init__()
-        c1, c2, c3, e1, e2 = (int(width * c) for c in channels)
-        s = num_styles
-        self.contract = nn.ModuleDict({"conv1": ConvCIN(3, c1, 9, 1, s), "conv2": ConvCIN(c1, c2, 3, 2, s),
-                                       "conv3": ConvCIN(c2, c3, 3, 2, s)})
-        self.residual = nn.ModuleDict({f"residual{i}": ResidualCIN(c3, s) for i in range(1, num_residual + 1)})
-        self.expand = nn.ModuleDict({"conv1": ConvCIN(c3, e1, 3, 1, s, upsample=2),
-                                     "conv2": ConvCIN(e1, e2, 3, 1, s, upsample=2),
-                                     "conv3": ConvCIN(e2, 3, 9, 1, s, act="sigmoid")})
-
-    def forward(self, x, weights):
-        for block in (*self.contract.values(), *self.residual.values(), *self.expand.values()):
-            x = block(x, weights)
-        return x
-
-    def norms(self) -> list[ConditionalInstanceNorm]:
-        return [m for m in self.modules() if isinstance(m, ConditionalInstanceNorm)]
+def cin_network(num_styles, width=1.0, channels=PAPER_CHANNELS, num_residual=5) -> StylizationNet:
+    """T (:class:`~styleforge.nn.stylization.StylizationNet`) with conditional instance norm after
+    every conv: ``forward(x, weights)``, weights N×S style weights (one-hot: one style).
+    ``channels`` (each times ``width``): the paper's (32, 64, 128, 64, 32) with 5 residual blocks
+    by default; the TF Android demo's 26-style network, which ``import cin`` reads, has
+    (32, 32, 32, 8, 4) and 6."""
+    chs = tuple(int(width * c) for c in channels)
+    return StylizationNet(lambda c: ConditionalInstanceNorm(c, num_styles), chs, num_residual)
 
 
 def _check_channels(channels) -> tuple[int, ...]:
@@ -145,7 +90,9 @@ def _check_channels(channels) -> tuple[int, ...]:
 
 
 def _read_base(path) -> tuple[dict, dict]:
-    path = resolve_model_dir(Path(path).expanduser())
+    from ..pull import resolve
+
+    path = resolve_model_dir(resolve(Path(path).expanduser()))  # a name too: cin/multistyle26
     meta = read_model_config(path)
     if meta["method"] != "cin":
         raise CheckpointError(f"cin: base_model {path} holds a {meta['method']} model, not a cin model")
@@ -212,7 +159,7 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
             raise ConfigError(f"cin: train_only_styles must be style indices in 0..{num_styles - 1}, "
                               f"got {train_only_styles}")
         self.train_only = only
-        self.transformer = StylizationNet(num_styles, float(width), channels, num_residual)
+        self.transformer = cin_network(num_styles, float(width), channels, num_residual)
         if base_state is not None:
             self._load_base(base_state, base_cfg["num_styles"], base_model)
         if only is not None:  # everything but the chosen rows of gamma/beta stays as it is now
@@ -383,28 +330,13 @@ ONNX_NAME = re.compile(r"(contract\.\d+|res\.\d+\.[01]|expand\.\d+)\.(w|norm\.ga
 ONNX_NAMES = "contract.N.w, res.N.M.w, expand.N.w, each with norm.gamma and norm.beta"
 
 
-def onnx_layers(net: StylizationNet) -> list[tuple[str, ConvCIN]]:
+def onnx_layers(net: StylizationNet) -> list[tuple[str, ConvLayer]]:
     """(ONNX name, layer) of every conv in the order the network runs them: ``contract.0``..``2``,
     ``res.R.0``/``res.R.1`` (block R's two convs), ``expand.0``..``2``."""
     out = [(f"contract.{i}", m) for i, m in enumerate(net.contract.values())]
     for r, block in enumerate(net.residual.values()):
         out += [(f"res.{r}.0", block.conv1), (f"res.{r}.1", block.conv2)]
     return out + [(f"expand.{i}", m) for i, m in enumerate(net.expand.values())]
-
-
-def _read_onnx(path: Path):
-    import onnx
-
-    if not path.is_file():
-        raise CheckpointError(f"ONNX file not found: {path}")
-    try:
-        model = onnx.load(str(path))
-    except Exception as e:  # protobuf's DecodeError, a missing external-data file, ...
-        raise CheckpointError(f"cannot read {path} as an ONNX model: {str(e).splitlines()[0]}") from None
-    if not model.graph.node:
-        empty = ": empty file" if not path.stat().st_size else ""
-        raise CheckpointError(f"{path} is not an ONNX model (no graph{empty})")
-    return model
 
 
 def _cin_initializers(model, path) -> tuple[dict, dict]:
@@ -529,7 +461,7 @@ class _OnnxGraph:
             self.fail(where, f"{param} is reshaped to {shape}, expected [1, -1, 1, 1]")
         return r.output[0]
 
-    def conv(self, name, layer: ConvCIN, x, styles):
+    def conv(self, name, layer: ConvLayer, x, styles):
         """Checks layer ``name`` (fed by tensor ``x``) and returns the tensor it computes,
         before its activation."""
         where = f"layer {name}"
@@ -636,7 +568,7 @@ def import_cin(path=None):
     with eps 1e-5, residual sums, sigmoid), else a one-line :class:`CheckpointError`. The source
     names no style: they are ``style0`` .. ``style25``."""
     path = Path(require_packaged("cin-multistyle26") if path is None else path).expanduser()
-    model = _read_onnx(path)
+    model = read_onnx(path)
     inits, options = _cin_initializers(model, path)
     method = ConditionalStyleTransfer(**options, style_names=[f"style{k}" for k in range(options["num_styles"])])
     expected = {f"{name}.{key}": p for name, layer in onnx_layers(method.transformer)

@@ -319,7 +319,7 @@ class GatysStyleTransfer(Method):
                   help="scale control: transfer the fine style onto the style image first (the authors' "
                   "code) or mix the two images' Gram matrices"),
             Input("init", "choice", default=c["init"], choices=INITS, help="start from the content or from noise"),
-            Input("seed", "seed", default=0, help="seed of the noise initialisation"),
+            Input("seed", "seed", default=0, used_when=("init", "noise"), help="seed of the noise initialisation"),
         ]
 
     def translate(self, x, direction=None, **inputs):

@@ -214,3 +214,32 @@ class ConditionalInstanceNorm(nn.Module):
         gamma = (weights @ self.gamma)[:, :, None, None]
         beta = (weights @ self.beta)[:, :, None, None]
         return torch.nn.functional.instance_norm(x, eps=self.eps) * gamma + beta
+
+
+class PredictedInstanceNorm(nn.Module):
+    """Instance norm whose per-channel γ and β a linear map predicts from a style vector ``S``
+    (Ghiasi et al. 2017, Sec. 3: the conditional instance norm of Dumoulin et al. with its
+    γ_s, β_s computed from S instead of looked up; Magenta's ``style_params/.../StyleNorm``: a
+    1×1 conv ``Conv`` -> β and ``Conv_1`` -> γ per normalised layer, Xavier weights, zero biases).
+
+    ``forward(x, code)``: ``x`` N×C×H×W; ``code`` an N×D style vector, or a pair
+    ``(codes, masks)`` of N×K×D vectors and N×K×h×w weights: γ and β of each vector, mixed per
+    pixel by the weights (resized to x's size: spatial control). Biased variance, eps 1e-5."""
+
+    def __init__(self, num_features: int, code_dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.beta = nn.Linear(code_dim, num_features)
+        self.gamma = nn.Linear(code_dim, num_features)
+        for lin in (self.beta, self.gamma):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, x, code):
+        if isinstance(code, (tuple, list)):
+            codes, masks = code  # N×K×D, N×K×h×w
+            w = F.interpolate(masks.to(x.dtype), size=x.shape[-2:], mode="nearest")[:, :, None]  # N×K×1×H×W
+            gamma = (self.gamma(codes)[..., None, None] * w).sum(1)  # N×C×H×W
+            beta = (self.beta(codes)[..., None, None] * w).sum(1)
+            return F.instance_norm(x, eps=self.eps) * gamma + beta
+        return adaptive_instance_norm(x, self.gamma(code), self.beta(code), self.eps)

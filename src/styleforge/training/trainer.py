@@ -14,9 +14,12 @@ the ``train:`` section and ``train.optimizers.<group>`` (``schedules.py``); ``em
 
 Exact resume: the data order is a permutation drawn from (seed, epoch), every sample's
 augmentation from (seed, epoch, index), the DataLoader has its own generator, and a checkpoint
-stores the global RNG states, the optimizers, the schedules, the method's extra state (image
-pools) and the position in the epoch. A run resumed from step k reproduces the losses of an
-uninterrupted run on CPU.
+stores the optimizers, the schedules and the step (the position in the epoch), and for every
+process its own global RNG states and method's extra state (image pools) in ``rank_R.pt``. A run
+resumed from step k reproduces the losses of an uninterrupted run on CPU, with one process or
+several. Several processes save a checkpoint together (``save_checkpoint``): it is committed only
+when every rank's state is in it. Workers that ``torchrun --max-restarts`` restarts resume by
+themselves; a peer's death stops the others with one line naming its rank (``distributed.py``).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import json
 import math
 import platform
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,12 +41,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import __version__
-from ..checkpoint import load_module_state, load_training_state, save_model, save_training_state, write_model_files
+from ..checkpoint import (load_module_state, load_rank_state, load_training_state, rank_state_file, save_model,
+                          save_rank_state, save_training_state, write_model_files)
 from ..config import SCHEDULE_KEYS, dump
-from ..errors import ConfigError, DataError, StyleforgeError, TrainingError
+from ..errors import CheckpointError, ConfigError, DataError, StyleforgeError, TrainingError
 from ..registry import build_method
 from ..runs import RunFolder
-from ..utils.atomic import atomic_write_text, temp_dir_into
+from ..utils.atomic import atomic_write_text, make_temp_dir, replace_dir, temp_dir_into
 from ..utils.device import pick_device
 from ..utils.images import chw_to_pil, make_grid, save_image_atomic
 from . import distributed
@@ -193,6 +198,20 @@ class Trainer:
         configure_backends(self.device)
         self.is_main = self.dist.is_main
         self.stop_signal = None
+        self._saved_step = None  # the step of the checkpoint on disk that holds the state in memory
+        # Workers that torchrun restarted (--max-restarts) after a process died resume the run
+        # their first attempt started. Read before any rank writes run.json: rank 0 can pass
+        # _build's broadcast only once every rank has got here.
+        if not resume and distributed.restart_count() > 0 and self._started_by_this_job():
+            self.resume = True
+            if self.is_main:
+                print(f"note: torchrun restarted the workers (restart {distributed.restart_count()}); "
+                      f"resuming {self.run_dir} from its latest checkpoint")
+
+    def _started_by_this_job(self) -> bool:
+        sessions = self.run.sessions()
+        job = distributed.run_id()
+        return bool(job and sessions and sessions[-1].get("torchrun_run_id") == job)
 
     # ---- setup -------------------------------------------------------------------------
     def _build(self):
@@ -273,21 +292,57 @@ class Trainer:
         return self.run.checkpoints_dir
 
     def save_checkpoint(self) -> Path:
+        """Every rank calls it at the same step. Rank 0 makes ``.step_N.tmp-*`` and writes the
+        weights and the shared state into it, each rank its own ``rank_R.pt``; rank 0 renames the
+        folder to ``step_N`` and moves ``latest`` only when every rank reports its file written.
+        A kill before that leaves a temporary folder that is never the latest (removed on resume)."""
         final = self.run.checkpoint_dir(self.step)
-        with temp_dir_into(final) as tmp:
-            write_model_files(tmp, self.method, "all")
-            save_training_state(tmp, {
-                "step": self.step,
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+        error, tmp = None, None
+        if self.is_main:
+            try:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = make_temp_dir(final.parent, f".{final.name}.tmp-")
+            except OSError as e:
+                error = e
+        tmp = distributed.broadcast_object(str(tmp) if tmp else None, self.dist)
+        if tmp is None:
+            error = error or CheckpointError(f"rank 0 could not create a folder for {final} (see its message)")
+        else:
+            tmp = Path(tmp)
+            try:
+                if self.is_main:
+                    write_model_files(tmp, self.method, "all")
+                    save_training_state(tmp, {
+                        "step": self.step,
+                        "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                        "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                        "world_size": self.dist.world_size,
+                    })
+                save_rank_state(tmp, self.dist.rank, self._rank_state())
+            except Exception as e:  # disk full, ...: no rank may commit a checkpoint without it
+                error = e
+        failed = distributed.failed_ranks(error is None, self.dist, self.device)
+        if failed:
+            if self.is_main and tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if error is not None:
+                raise error
+            raise CheckpointError(f"checkpoint {final} not written: rank {', '.join(map(str, failed))} "
+                                  "could not write its state (see its message)")
+        if self.is_main:
+            replace_dir(tmp, final)
+            self.run.set_latest(final)
+            self.run.prune(self.cfg["train"]["keep_checkpoints"])
+        self._saved_step = self.step
+        return final
+
+    def _rank_state(self) -> dict:
+        """What this process has of its own: RNG streams and the method's extra state (image
+        pools). The data position is the step: each rank's slice of the epoch follows from it."""
+        return {"rank": self.dist.rank, "world_size": self.dist.world_size, "step": self.step,
                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-                "method_extra": self.method.training_extra_state(),
-                "world_size": self.dist.world_size,
-            })
-        self.run.set_latest(final)
-        self.run.prune(self.cfg["train"]["keep_checkpoints"])
-        return final
+                "method_extra": self.method.training_extra_state()}
 
     def latest_checkpoint(self) -> Path | None:
         return self.run.latest()
@@ -297,21 +352,32 @@ class Trainer:
 
         meta = json.loads((path / "config.json").read_text())
         state = load_training_state(path)
-        if state.get("world_size", 1) != self.dist.world_size:
-            print(f"note: resuming a {state.get('world_size', 1)}-process run with "
-                  f"{self.dist.world_size} processes: the data order will differ")
+        saved_world = state.get("world_size", 1)
+        if "rng" in state and not rank_state_file(path, 0).exists():
+            own = state  # written before rank_R.pt existed: rank 0's state is in training_state.pt
+        else:
+            # another number of processes: rank R takes the streams and pools of rank R mod N
+            own = load_rank_state(path, self.dist.rank % saved_world, saved_world)
+            if own.get("step") != state["step"]:
+                raise CheckpointError(f"{path}: {rank_state_file(path, self.dist.rank % saved_world).name} "
+                                      f"is of step {own.get('step')}, the checkpoint of step {state['step']}")
+        if saved_world != self.dist.world_size and self.is_main:
+            print(f"note: resuming a {saved_world}-process run with {self.dist.world_size} processes: "
+                  f"the data order will differ and rank R takes the RNG streams and image pools of "
+                  f"rank R mod {saved_world} (not an exact resume)")
         load_module_state(self.method, load_file(str(path / "model.safetensors")),
                           meta["modules"], path)
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.method.load_training_extra_state(state["method_extra"])
+        torch.set_rng_state(own["rng"]["torch"])
+        random.setstate(own["rng"]["python"])
+        if own["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(own["rng"]["cuda"])
+        self.method.load_training_extra_state(own["method_extra"])
         self.step = state["step"]
+        self._saved_step = self.step
 
     # ---- run folder --------------------------------------------------------------------
     def _prepare_run_dir(self) -> Path | None:
@@ -320,6 +386,10 @@ class Trainer:
         ckpt = None
         run = self.run
         if self.resume:
+            # rank 0 cleans up; the others wait for it (it may put a checkpoint back into place)
+            gone = distributed.broadcast_object(run.remove_incomplete() if self.is_main else None, self.dist)
+            if gone and self.is_main:
+                print(f"note: removed what a kill left half-written in {run.checkpoints_dir}: {', '.join(gone)}")
             ckpt = run.latest()
             if ckpt is None and self.is_main:
                 print(f"note: {self.run_dir} has no checkpoint yet; starting it from step 0")
@@ -342,6 +412,8 @@ class Trainer:
                     "world_size": self.dist.world_size, "torch": torch.__version__,
                     "python": platform.python_version(), "resumed_from": str(ckpt) if ckpt else None,
                     "data": self.cfg["data"]["root"], "train_samples": self.epoch_len}
+            if distributed.run_id():
+                info.update(torchrun_run_id=distributed.run_id(), torchrun_restart=distributed.restart_count())
             run.add_session(info)
             if self.resume:
                 self._trim_log(int(ckpt.name.removeprefix("step_")) if ckpt else 0)
@@ -388,7 +460,19 @@ class Trainer:
         self.stop_signal = signum
 
     def fit(self, stop_at: int | None = None) -> Path:
-        """Train to the end (or to step ``stop_at``); returns the model directory written."""
+        """Train to the end (or to step ``stop_at``); returns the model directory written. Under
+        torchrun, another process's death ends it with ``distributed.PeerLost`` (one line)."""
+        # _fit's signal handlers stay until the error is worded: torchrun sends SIGTERM to the
+        # survivors of a dead rank, and the default handler would end this one before its line.
+        self._old_handlers = {}
+        try:
+            with distributed.peers_guard(self.dist):
+                return self._fit(stop_at)
+        finally:
+            for s, h in self._old_handlers.items():
+                signal.signal(s, h)
+
+    def _fit(self, stop_at: int | None) -> Path:
         self._build()
         ckpt = self._prepare_run_dir()
         if ckpt is not None:
@@ -398,8 +482,8 @@ class Trainer:
         t = self.cfg["train"]
         logger = RunLogger(self.run_dir, t["tensorboard"]) if self.is_main else None
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
-        old_handlers = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
-            if _in_main_thread() else {}
+        if _in_main_thread():
+            self._old_handlers = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = None
         if self.is_main and t["progress"]:
             from tqdm import tqdm
@@ -430,22 +514,28 @@ class Trainer:
                         self._write_samples(logger)
                     if self.evaluator is not None and self.step % t["eval_every"] == 0:
                         self._evaluate(logger, epoch)
-                    if self.is_main and t["checkpoint_every"] and self.step % t["checkpoint_every"] == 0:
+                    if t["checkpoint_every"] and self.step % t["checkpoint_every"] == 0:
                         self.save_checkpoint()
-                    if self.stop_signal is not None:
-                        ck = self.save_checkpoint() if self.is_main else None
-                        raise Interrupted(self.stop_signal, self.step, ck)
+                    # a signal may reach some ranks a step before others: all stop at the step
+                    # where the first saw one, and save together
+                    stop = distributed.max_over_ranks(self.stop_signal or 0, self.dist, self.device)
+                    if stop:
+                        ck = self.save_checkpoint() if self._saved_step != self.step else \
+                            self.run.checkpoint_dir(self.step)
+                        raise Interrupted(stop, self.step, ck)
                     if self.step >= end:
                         break
-            if self.is_main:
+            if self._saved_step != self.step:
                 self.save_checkpoint()
-                if self.step >= self.total_steps:
-                    self._write_samples(logger)
-                    save_model(self.run.model_dir, self.method)
+            if self.is_main and self.step >= self.total_steps:
+                self._write_samples(logger)
+                # names, not paths: a card is meant to be shared (the run's config.yaml has the rest)
+                save_model(self.run.model_dir, self.method, card={
+                    "how": f"trained with 'styleforge train' for {self.step} steps on the data folder "
+                           f"'{Path(str(self.cfg['data']['root'])).name}' (run folder '{self.run.root.name}', "
+                           "whose config.yaml has every setting)"})
             finished = True
         finally:
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
             if bar is not None:
                 bar.close()
             if logger:

@@ -1,0 +1,105 @@
+"""The feed-forward style transfer network of Johnson et al. as Magenta lays it out
+(``magenta/models/image_stylization/model.py``: ``transform``, ``conv2d``, ``residual_block``,
+``upsampling``), with a pluggable conditional normalisation: Dumoulin et al.'s conditional
+instance norm (``methods/cin.py``) and Ghiasi et al.'s instance norm whose γ/β a style vector
+predicts (``methods/arbitrary.py``, Magenta's ``nza_model.transform``) both run on it.
+
+Three reflection-padded convs (9×9, 3×3/2, 3×3/2), residual blocks of two 3×3 convs, two nearest
+×2 up-samplings each followed by a 3×3 conv, a 9×9 conv to 3 channels and a sigmoid. A layer's
+norm is a module called as ``norm(h, cond)`` (``cond``: what the whole network was given, e.g.
+style weights or a style vector); a layer without one has a conv bias instead (Magenta's batch
+norm of ``nza_model``'s contracting convs, folded into the conv as the released graphs have it).
+The network maps RGB in [0, 1] to [0, 1].
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# output widths of contract conv1..3 and expand conv1..2 in Magenta's transform (alpha 1)
+PAPER_CHANNELS = (32, 64, 128, 64, 32)
+
+
+class ConvLayer(nn.Module):
+    """[nearest ×``upsample``] reflection pad, conv, conditional norm (or a bias), activation:
+    one of Magenta's ``conv2d`` (``upsampling`` when ``upsample`` > 1) under their arg scope."""
+
+    def __init__(self, in_ch, out_ch, kernel_size, stride, norm: nn.Module | None = None, act="relu",
+                 upsample=1):
+        super().__init__()
+        self.upsample, self.stride, self.pad, self.act = upsample, stride, kernel_size // 2, act
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride, bias=norm is None)
+        self.norm = norm
+        nn.init.normal_(self.conv.weight, 0.0, 0.01)  # Magenta's weights_initializer
+        if self.conv.bias is not None:
+            nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x, cond):
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        h = self.conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
+        if self.norm is not None:
+            h = self.norm(h, cond)
+        if self.act == "relu":
+            return F.relu(h)
+        if self.act == "sigmoid":
+            return torch.sigmoid(h)
+        return h
+
+
+class ResidualBlock(nn.Module):
+    """x + conv2(conv1(x)): Magenta's ``residual_block`` (no activation after conv2)."""
+
+    def __init__(self, channels, make_norm: Callable[[int], nn.Module]):
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, 3, 1, make_norm(channels))
+        self.conv2 = ConvLayer(channels, channels, 3, 1, make_norm(channels), act="none")
+
+    def forward(self, x, cond):
+        return x + self.conv2(self.conv1(x, cond), cond)
+
+
+class StylizationNet(nn.Module):
+    """``forward(x, cond)``: x N×3×H×W RGB in [0, 1] (H, W multiples of 4) -> N×3×H×W in [0, 1].
+    Module names follow Magenta's variable scopes (``contract/conv1``, ``residual/residual1/conv2``,
+    ``expand/conv3``).
+
+    ``make_norm(channels)`` builds each conditional norm; ``channels``: the output widths of
+    contract conv1..3 and expand conv1..2; ``num_residual`` residual blocks at contract conv3's
+    width; ``norm_contract`` False: the contracting convs have a bias and no conditional norm
+    (``nza_model``)."""
+
+    def __init__(self, make_norm: Callable[[int], nn.Module], channels=PAPER_CHANNELS, num_residual=5,
+                 norm_contract=True):
+        super().__init__()
+        c1, c2, c3, e1, e2 = channels
+
+        def cnorm(c):
+            return make_norm(c) if norm_contract else None
+
+        self.contract = nn.ModuleDict({"conv1": ConvLayer(3, c1, 9, 1, cnorm(c1)),
+                                       "conv2": ConvLayer(c1, c2, 3, 2, cnorm(c2)),
+                                       "conv3": ConvLayer(c2, c3, 3, 2, cnorm(c3))})
+        self.residual = nn.ModuleDict({f"residual{i}": ResidualBlock(c3, make_norm)
+                                       for i in range(1, num_residual + 1)})
+        self.expand = nn.ModuleDict({"conv1": ConvLayer(c3, e1, 3, 1, make_norm(e1), upsample=2),
+                                     "conv2": ConvLayer(e1, e2, 3, 1, make_norm(e2), upsample=2),
+                                     "conv3": ConvLayer(e2, 3, 9, 1, make_norm(3), act="sigmoid")})
+
+    def forward(self, x, cond):
+        for block in (*self.contract.values(), *self.residual.values(), *self.expand.values()):
+            x = block(x, cond)
+        return x
+
+    def layers(self) -> list[tuple[str, ConvLayer]]:
+        """(Magenta scope, layer) of every conv in the order the network runs them."""
+        out = [(f"contract/{k}", m) for k, m in self.contract.items()]
+        for r, block in self.residual.items():
+            out += [(f"residual/{r}/conv1", block.conv1), (f"residual/{r}/conv2", block.conv2)]
+        return out + [(f"expand/{k}", m) for k, m in self.expand.items()]
+
+    def norms(self) -> list[nn.Module]:
+        return [layer.norm for _, layer in self.layers() if layer.norm is not None]

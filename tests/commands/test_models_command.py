@@ -1,0 +1,26 @@
+"""styleforge models: every catalogue entry with its status, size and licence, non-commercial
+ones said plainly; a pulled model shows as here."""
+import json
+
+from styleforge.cli import main
+
+
+def test_models_lists_licences_plainly_and_what_is_here(model_server, tmp_path, capsys):
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["cyclegan/horse2zebra"]["status"] == "not pulled"
+    assert rows["unit/gta2city"]["non_commercial"] is True and rows["johnson/candy"]["non_commercial"] is False
+    assert rows["cin/multistyle26"]["status"] in ("installable", "here", "not installed")
+    # a model directory put where pull writes counts as here
+    from styleforge.checkpoint import save_model
+    from styleforge.registry import build_method
+
+    save_model(tmp_path / "weights" / "models" / "johnson" / "candy",
+               build_method("johnson", ngf=4, n_blocks=1, vgg_weights="random"))
+    assert main(["models", "johnson"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("  johnson/")]
+    assert len(lines) == 4 and "here" in lines[0].split() and "not pulled" in lines[1]
+    assert main(["models", "unit"]) == 0
+    out = capsys.readouterr().out
+    assert "NON-COMMERCIAL cc-by-nc-sa-4.0" in out and "CC BY-NC-SA 4.0" in out
