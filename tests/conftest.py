@@ -12,6 +12,8 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # Tests check bit-exact CPU behaviour (resume, data parallel); on a machine with a GPU, "auto"
 # would pick it. Subprocesses (CLI, torchrun) inherit this. scripts/gpu_check.py covers CUDA.
 os.environ["STYLEFORGE_DEVICE"] = "cpu"
+# and eager PyTorch: --runtime auto would pick a path by timing (tests/test_accel.py covers it)
+os.environ["STYLEFORGE_RUNTIME"] = "torch"
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ def test_a_method_imports_another_method_only_to_build_on_its_class():
 FRONT_ENDS = ("styleforge.export", "styleforge.batch", "styleforge.webapp", "styleforge.report",
               "styleforge.demo", "styleforge.demo_cyclegan", "styleforge.video", "styleforge.cli",
               "styleforge.commands", "styleforge.web")
-PUBLIC_API = ("__init__.py", "pipeline.py", "runtime.py", "checkpoint.py", "registry.py", "config.py")
+PUBLIC_API = ("__init__.py", "pipeline.py", "runtime.py", "accel.py", "checkpoint.py", "registry.py", "config.py")
 
 
 def test_the_public_api_imports_no_front_end():

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from .checkpoint import load_model, resolve_model_dir
@@ -350,6 +352,188 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     return ExportResult(out, fmt, direction, dynamic, side, diff, note, tuple(i.name for i in inputs))
 
 
+# ---- int8 ------------------------------------------------------------------------------------
+CALIBRATION_SIDE = 256   # calibration images are brought to this square side (or the fixed size)
+CHECK_IMAGES = 4         # of them, compared fp32 vs int8 for the quality bound
+
+
+def calibration_images(folder, method, limit: int = 32) -> tuple[list[torch.Tensor], list[str]]:
+    """The images of ``folder`` as 1×C×S×S tensors in [-1, 1] (S: :data:`CALIBRATION_SIDE`
+    rounded up to the method's size multiple, or its fixed size), and one line per file skipped
+    as unreadable. No folder, no image or none readable: a one-line :class:`ConfigError`."""
+    from .data.images import list_images, load_rgb
+    from .data.transforms import to_tensor
+    from .errors import ImageLoadError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"--calibrate {folder}: not a folder (give a folder of your own images, "
+                          "like the ones the model will translate)")
+    files = list_images(folder, recursive=True)
+    if not files:
+        raise ConfigError(f"--calibrate {folder}: no images in it (png, jpg, ...); int8 ranges are "
+                          "measured on your images")
+    m = max(1, int(method.size_multiple))
+    side = int(method.fixed_size) if method.fixed_size else m * math.ceil(CALIBRATION_SIDE / m)
+    grey = _in_channels(method) == 1
+    xs, skipped = [], []
+    for f in files[:limit]:
+        try:
+            img = load_rgb(f)
+        except ImageLoadError as e:
+            skipped.append(f"skipped {first_line(e)}")
+            continue
+        img = img.resize((side, side), Image.BICUBIC)
+        x = to_tensor(img.convert("L") if grey else img)[None]
+        xs.append(x)
+    if not xs:
+        raise ConfigError(f"--calibrate {folder}: none of its {len(files)} image(s) could be read "
+                          f"({skipped[0].removeprefix('skipped ')})")
+    return xs, skipped
+
+
+def _calibration_feeds(method, inputs, xs) -> list[dict]:
+    """One feed per calibration image: the image, and for the other graph inputs the next
+    calibration images (style / reference images, K images) or a seeded draw (codes, masks)."""
+    feeds = []
+    for k, x in enumerate(xs):
+        feed = {"image": x}
+        side = x.shape[-1]
+        drawn = _example_inputs(method, inputs[1:], side, side, k)
+        for j, (inp, t) in enumerate(zip(inputs[1:], drawn)):
+            if inp.kind == "reference":  # another of the user's images, at the calibration side
+                t = xs[(k + 1 + j) % len(xs)]
+            elif inp.kind == "images":
+                picks = [xs[(k + 1 + j + i) % len(xs)] for i in range(t.shape[0])]
+                t = torch.cat([F.interpolate(p, size=t.shape[-2:], mode="bilinear", align_corners=False) for p in picks])
+            feed[inp.name] = t
+        feeds.append({n: v.contiguous().numpy() for n, v in feed.items()})
+    return feeds
+
+
+def quantize_int8(data: bytes, feeds: list[dict], exclude_last: bool = True) -> tuple[bytes, list[str]]:
+    """``data`` (an fp32 ONNX graph) statically quantized by onnxruntime: QDQ format, int8
+    per-channel weights and uint8 activations for the convolutions (and matrix products), with
+    ranges measured on ``feeds``; instance norm, the activations and the output convolution stay
+    in float (the layers whose rounding shows most). Returns (bytes, names kept in float)."""
+    import logging
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    proto = onnx.load_from_string(data)
+    heavy = [n.name for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm")]
+    keep = heavy[-1:] if exclude_last else []
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime's advice to pre-process, printed on every call
+    try:
+        with tempfile.TemporaryDirectory(prefix="styleforge-int8-") as tmp:
+            src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            src.write_bytes(data)
+            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv", "ConvTranspose", "MatMul", "Gemm"], nodes_to_exclude=keep)
+            return dst.read_bytes(), keep
+    finally:
+        root.setLevel(level)
+
+
+def _set_meta(data: bytes, meta: dict) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    kept = [p for p in proto.metadata_props if p.key != META_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    proto.producer_name = "styleforge"
+    return proto.SerializeToString()
+
+
+def export_int8(model, calibrate, out=None, direction: str | None = None, overwrite: bool = False,
+                min_psnr: float | None = None, include=(), calibration_limit: int = 32, **values) -> ExportResult:
+    """An int8 ONNX file of ``model`` (default ``<model dir>/<method>-<direction>.int8.onnx``),
+    calibrated on the images of the folder ``calibrate`` (unreadable ones skipped, said in the
+    result's note). The int8 graph is compared with the fp32 one on up to
+    :data:`CHECK_IMAGES` of them: below ``min_psnr`` dB (default
+    :data:`styleforge.accel.MIN_PSNR`) it changes the picture visibly and is not written (one
+    line naming the PSNR; ``min_psnr=0`` writes it anyway). The file records the PSNR."""
+    from . import accel
+    from .runtime import onnx_runner
+
+    min_psnr = accel.MIN_PSNR if min_psnr is None else float(min_psnr)
+    src_dir = None
+    if isinstance(model, (str, Path)):
+        src_dir = resolve_model_dir(model)
+        method = load_model(src_dir)
+    else:
+        method = model
+    method = method.cpu().eval()
+    if not getattr(method, "exportable", True):
+        raise ConfigError(f"{method.method_name} optimises each image (no network to trace): it cannot be exported; "
+                          "run it with 'styleforge stylize' or the Python API")
+    direction = method.check_direction(direction)
+    if out is None:
+        if src_dir is None:
+            raise ConfigError("give an output file for an in-memory model")
+        out = src_dir / f"{method.method_name}-{direction}.int8.onnx"
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; use --overwrite to replace it")
+    xs, skipped = calibration_images(calibrate, method, calibration_limit)
+    with tempfile_dir() as tmp:
+        fp32 = export_model(method, Path(tmp) / "fp32.onnx", "onnx", direction, check=True, include=include, **values)
+        data = fp32.path.read_bytes()
+    _, meta = read_metadata_bytes(data)
+    inputs = [i for i in graph_inputs(method, include, _fixed_values(method, direction, values))]
+    feeds = _calibration_feeds(method, inputs, xs)
+    qdata, kept = quantize_int8(data, feeds)
+    run32, run8 = onnx_runner(data), onnx_runner(qdata)
+    worst, diff = math.inf, 0.0
+    for feed in feeds[:CHECK_IMAGES]:
+        ts = [torch.from_numpy(feed[i.name]) for i in inputs]
+        ref, y = run32(*ts), run8(*ts)
+        worst = min(worst, accel.psnr(y, ref))
+        diff = max(diff, float((y - ref).abs().max()))
+    n = min(len(feeds), CHECK_IMAGES)
+    if worst < min_psnr:
+        raise CheckpointError(f"int8 changes this {method.method_name} model's picture visibly: PSNR {worst:.1f} dB "
+                              f"< {min_psnr:g} dB against fp32 on {n} of the --calibrate images; not written "
+                              "(use --runtime onnx or --bf16 instead; --min-psnr 0 writes it anyway)")
+    meta["int8"] = {"psnr_db": round(worst, 2), "max_abs_diff": round(diff, 4), "check_images": n,
+                    "calibration_images": len(xs), "float_nodes": kept, "per_channel": True,
+                    "activations": "uint8", "weights": "int8"}
+    atomic_write_bytes(out, _set_meta(qdata, meta))
+    note = "; ".join(skipped[:3]) + (f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else "") if skipped else None
+    res = ExportResult(out, "onnx", direction, fp32.dynamic, fp32.input_size, diff, note, fp32.inputs)
+    res.psnr = worst
+    return res
+
+
+def tempfile_dir():
+    import tempfile
+
+    return tempfile.TemporaryDirectory(prefix="styleforge-export-")
+
+
+def read_metadata_bytes(data: bytes) -> tuple[str, dict]:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    return "onnx", json.loads(props[META_KEY])
+
+
 def load_runtime(path, runtime: str = "auto", device=None):
     """A :class:`~styleforge.pipeline.Pipeline` for ``path`` run by ``runtime`` (the same as
     :func:`styleforge.load`): ``torch`` a model directory; ``onnx`` / ``torchscript`` a file
@@ -359,5 +543,5 @@ def load_runtime(path, runtime: str = "auto", device=None):
     return load(path, device=device, runtime=runtime)
 
 
-__all__ = ["FORMATS", "RUNTIMES", "ExportResult", "export_model", "load_exported", "load_runtime",
+__all__ = ["FORMATS", "RUNTIMES", "ExportResult", "export_model", "export_int8", "quantize_int8", "calibration_images", "load_exported", "load_runtime",
            "read_metadata", "graph_inputs"]

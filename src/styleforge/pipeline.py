@@ -40,6 +40,8 @@ Conversions, done once here:
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -381,6 +383,9 @@ class Pipeline:
         self.outputs: list[Output] = declared_outputs(self.method)
         # inputs the pipeline adds (a seed for the codes it draws) are not passed to translate
         self._own = {i.name for i in self.method.inference_inputs()}
+        self.amp = False  # bf16 autocast around the network (use_runtime's --bf16)
+        self.source: Path | None = None  # the model directory or file it was loaded from
+        self.runtime = getattr(method, "runtime", "torch")
 
     @classmethod
     def from_dir(cls, path, device=None) -> "Pipeline":
@@ -645,7 +650,12 @@ class Pipeline:
         for name in optional:
             kw[f"return_{name}"] = True
         try:
-            out = self.method.translate(xin, **kw)
+            if self.amp:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                    out = self.method.translate(xin, **kw)
+                out = _to_float(out)
+            else:
+                out = self.method.translate(xin, **kw)
         except (RuntimeError, ImageTooSmallError) as e:
             images = {"image": xin, **{k: v for k, v in kw.items() if isinstance(v, torch.Tensor)},
                       **{f"{k}[{i}]": t for k, v in kw.items() if isinstance(v, list) for i, t in enumerate(v)}}
@@ -656,6 +666,212 @@ class Pipeline:
             names = ["image", *optional] if optional else [o.name for o in self.outputs][:len(out)]
             return dict(zip(names, out))
         return {"image": out}
+
+    # ---- how the network runs ------------------------------------------------------------
+    def use_runtime(self, runtime: str = "auto", bf16: bool = False, sample=None, size: int | None = None,
+                    candidates=None, images: int | None = None, **values):
+        """Run the network by ``runtime`` (see :mod:`styleforge.accel`): ``torch``, ``compile``,
+        ``onnx``, ``int8``, or ``auto``, the fastest path measured on this machine for this model
+        and ``sample``'s size (a path, a PIL image or a 1×C×H×W tensor; default a synthetic 256 px
+        image), among those within the quality bound against fp32 eager; the choice is cached.
+        ``bf16``: bf16 autocast for the PyTorch paths (``auto`` tries them with and without it,
+        and with ``bf16`` only under it).
+        ``values``: the model's other inputs, as for :meth:`run_tensor`. A path that cannot run
+        (onnxruntime missing, no exported file, compile failing) falls back to eager, named in
+        the returned :class:`~styleforge.accel.Choice`'s one-line ``note``. ``images``: how many
+        the job translates (``auto`` tries ``compile`` from :data:`~styleforge.accel.COMPILE_MIN_IMAGES`
+        on, or when None: a server); ``candidates`` limits ``auto`` to these names."""
+        from . import accel
+
+        if runtime not in accel.RUNTIMES:
+            raise ConfigError(f"--runtime: unknown runtime {runtime!r}; choose one of "
+                              f"{', '.join(r for r in accel.RUNTIMES if r != 'torchscript')}")
+        if self.runtime != "torch":  # an exported file: its own runtime, nothing to choose
+            if runtime not in ("auto", self.runtime) and not (runtime == "onnx" and self.runtime == "int8"):
+                raise ConfigError(f"--runtime {runtime}: {self.source} is a {self.runtime} file (give the model "
+                                  "directory to use another runtime)")
+            if bf16:
+                return accel.Choice(self.runtime, f"runtime: {self.runtime} (the file; --bf16 applies to "
+                                    "PyTorch paths only, ignored)")
+            return accel.Choice(self.runtime, f"runtime: {self.runtime} (the file)")
+        base = getattr(self, "_eager", None) or self.method
+        self._eager = base
+        if not getattr(base, "exportable", True):  # an optimisation per image: nothing to compile or export
+            self._set("torch+bf16" if bf16 else "torch")
+            if runtime in ("auto", "torch"):
+                return accel.Choice(self.runtime, "")
+            return accel.Choice(self.runtime, f"runtime: {base.method_name} optimises each image (no network to "
+                                f"compile or export): --runtime {runtime} does not apply; running {self.runtime}")
+        if runtime == "torchscript":
+            raise ConfigError("--runtime torchscript runs a file from 'styleforge export --format torchscript'; "
+                              f"{self.source} is a model directory")
+        if runtime == "torch":
+            self._set("torch+bf16" if bf16 else "torch")
+            return accel.Choice(self.runtime, "")  # what was asked: nothing to say
+        x = self._sample(sample, size)
+        if runtime != "auto":
+            return self._explicit(runtime, bf16, x, values)
+        names = ["torch", "channels_last"] if self.device.type == "cpu" else ["torch"]
+        if images is None or images >= accel.COMPILE_MIN_IMAGES:
+            names.append("compile")
+        # bf16 variants are tried always (kept only within the PSNR bound); --bf16 asks for them alone
+        names = [f"{n}+bf16" for n in names] if bf16 else names + [f"{n}+bf16" for n in names]
+        files = {}
+        if not bf16 and self.device.type == "cpu" and self.source is not None and self.source.is_dir():
+            for kind in ("onnx", "int8"):
+                f = accel.exported_file(self.source, base, kind)
+                if f is not None:
+                    files[kind] = f
+                    names.append(kind)
+        if candidates is not None:
+            names = [n for n in names if n in candidates or n.split("+")[0] in candidates]
+        shape = tuple(self._prepare_image(x).x.shape)
+        key = accel.cache_key(self.source or base.method_name, shape, bf16, [*names, *files.values()])
+        entry = accel.read_cache().get(key) if self.source is not None else None  # in memory: no identity
+        if isinstance(entry, dict) and entry.get("choice") in names:
+            try:
+                self._set(entry["choice"], files)
+                return accel.Choice(self.runtime, f"runtime: auto took {self.runtime} (measured earlier on "
+                                    f"{shape[-1]}×{shape[-2]}: {entry.get('summary', '')}; cached in "
+                                    f"{accel.cache_file()})", entry.get("measured", []), cached=True)
+            except Exception:  # the file or the compiler went away: measured again
+                self._set("torch")
+        rows = self._measure(names, x, values, files)
+        ok = [r for r in rows if r.ok]
+        best = min(ok, key=lambda r: r.seconds) if ok else None
+        self._set(best.name if best else "torch", files)
+        text = accel.summary(rows)
+        if self.source is not None:
+            accel.write_cache(key, {"choice": self.runtime, "summary": text, "shape": list(shape),
+                                    "measured": [r.row() for r in rows], "time": time.time()})
+        return accel.Choice(self.runtime, f"runtime: auto took {self.runtime} (measured on {shape[-1]}×{shape[-2]}: "
+                            f"{text})", [r.row() for r in rows])
+
+    def _sample(self, sample, size):
+        """A 1×C×H×W tensor in [-1, 1] to measure on: the front end's first input, else a smooth
+        synthetic image (colour ramps and a few edges) of 256 px."""
+        from .data.transforms import resize_longer_side, to_tensor
+
+        if isinstance(sample, torch.Tensor):
+            return _as_batch(sample, "image")[:1].float()
+        if sample is not None:
+            img = _load_image(sample, "image")
+            return to_tensor(resize_longer_side(img, size))[None]
+        side = size or 256
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
+        x = torch.stack([xx, yy, ((xx * 3).sin() * (yy * 5).cos())])[None] * 0.9
+        c = next((i.channels for i in self.inputs if i.kind == "image"), 3) or 3
+        return x[:, :1].expand(1, c, side, side) if c != 3 else x
+
+    def _fill_required(self, values: dict, x: torch.Tensor) -> dict:
+        """Required image inputs nobody gave (a server measures before any request): the sample
+        itself as the style image, K copies of it as the K images."""
+        from .data.transforms import to_pil
+
+        given = {k for k, v in values.items() if v is not None}
+        for inp in self.inputs[1:]:
+            if not inp.required or inp.name in given or any(j.replaces == inp.name and j.name in given
+                                                            for j in self.inputs):
+                continue
+            pil = to_pil(x[0, :3].float() if x.shape[1] >= 3 else x[0].expand(3, -1, -1).float())
+            if inp.kind == "reference":
+                values[inp.name] = [pil] if inp.multiple else pil
+            elif inp.kind == "images":
+                values[inp.name] = [pil] * max(1, int(inp.min or 1))
+        return values
+
+    def _set(self, name: str, files=None):
+        """Put the path ``name`` in place (``torch``, ``channels_last``, ``compile``, each
+        optionally ``+bf16``; ``onnx`` / ``int8`` from ``files``)."""
+        from . import accel
+
+        base = self._eager
+        kind, _, amp = name.partition("+")
+        if kind in ("onnx", "int8"):
+            from .runtime import load_exported
+
+            method, _ = load_exported(files[kind], "onnx")
+            method.runtime = kind
+            self.method, self.amp = method.to(self.device), False
+        else:
+            if kind == "compile":
+                compiled = getattr(self, "_compiled", None)
+                if compiled is None:
+                    compiled = self._compiled = accel.Compiled(base)
+                self.method = compiled
+            else:
+                self.method = accel.ChannelsLast(base) if kind == "channels_last" else base
+            self.amp = bool(amp)
+        self.runtime = name
+
+    def _measure(self, names, x, values, files):
+        """Each path run on ``x``: seconds per image and its difference from fp32 eager."""
+        from . import accel
+
+        values = self._fill_required(dict(values), x)
+        seed = next((i.name for i in self.inputs if i.kind == "seed"), None)
+        if seed and values.get(seed) is None:
+            values[seed] = 0  # the same random codes for every path
+
+        def run():
+            return self.run_tensor(x, **dict(values))[0]["image"]
+
+        self._set("torch")
+        with torch.inference_mode():
+            first, best, ref = accel.time_call(run)
+        rows = [accel.Measured("torch", best, 0.0, math.inf, first)]
+        for name in names:
+            if name == "torch":
+                continue
+            try:
+                self._set(name, files)
+            except ImportError as e:
+                rows.append(accel.Measured(name, math.inf, math.inf, -math.inf, ok=False,
+                                           error=f"{e.name or 'a module'} is not installed"))
+                continue
+            except Exception as e:
+                rows.append(accel.Measured(name, math.inf, math.inf, -math.inf, ok=False, error=first_line(e)))
+                continue
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    row = accel.measure(name, run, ref)
+                except ConfigError as e:  # an exported file fixed to other inputs than these
+                    row = accel.Measured(name, math.inf, math.inf, -math.inf, ok=False, error=first_line(e))
+            failed = getattr(self.method, "failed", None)
+            if failed:
+                row.ok, row.error = False, failed
+            rows.append(row)
+        return rows
+
+    def _explicit(self, runtime, bf16, x, values):
+        """``--runtime compile|onnx|int8`` given: that path, checked once on ``x`` against fp32
+        eager; what cannot run falls back to eager with one line saying why."""
+        from . import accel
+
+        files, why = {}, None
+        if runtime in ("onnx", "int8"):
+            f = accel.exported_file(self.source, self._eager, runtime) if self.source and self.source.is_dir() else None
+            if f is None:
+                how = " --int8 --calibrate DIR" if runtime == "int8" else ""
+                why = (f"no {runtime} file beside {self.source} (make it with 'styleforge export "
+                       f"{self.source}{how}')")
+            files[runtime] = f
+        name = runtime + ("+bf16" if bf16 and runtime == "compile" else "")
+        if why is None:
+            rows = self._measure([name], x, values, files)
+            row = rows[-1]
+            if row.ok:
+                extra = f", compiled in {row.setup_s:.1f} s" if runtime == "compile" else ""
+                note = "; --bf16 applies to PyTorch paths only, ignored" if bf16 and runtime != "compile" else ""
+                return accel.Choice(name, f"runtime: {name} (max |Δ| {row.max_diff:.1e}, PSNR "
+                                    f"{row.psnr:.1f} dB vs fp32 eager{extra}{note})", [r.row() for r in rows])
+            why = (f"{runtime} cannot run this model ({row.error})" if row.error else
+                   f"{runtime} changes this model's picture (max |Δ| {row.max_diff:.2g}, PSNR {row.psnr:.1f} dB; "
+                   f"bound {accel.bound_text(name)})")
+        fallback = "torch+bf16" if bf16 else "torch"
+        self._set(fallback)
+        return accel.Choice(fallback, f"runtime: {why}; running {fallback} instead")
 
     # ---- running -------------------------------------------------------------------------
     @torch.inference_mode()
@@ -806,13 +1022,27 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if device in (None, "auto") and torchrun_rank().distributed:  # exported files too: one GPU per process
         device = process_device(device)
-    if runtime == "torch" or (runtime == "auto" and p.is_dir()):
-        return Pipeline.from_dir(p, device=device)
+    if runtime in ("torch", "compile") or (runtime == "auto" and p.is_dir()):
+        pipe = Pipeline.from_dir(p, device=device)  # the path itself: use_runtime(runtime)
+        pipe.source = p
+        return pipe
     if p.is_dir():
         raise ConfigError(f"--runtime {runtime} runs an exported file, and {p} is a model directory; "
                           f"make the file with 'styleforge export {p} --format {runtime}'")
     method, default_device = load_exported(p, runtime)
-    return Pipeline(method, device=device or default_device)
+    pipe = Pipeline(method, device=device or default_device)
+    pipe.source = p
+    return pipe
+
+
+def _to_float(out):
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() else out
+    if isinstance(out, dict):
+        return {k: _to_float(v) for k, v in out.items()}
+    if isinstance(out, (tuple, list)):
+        return type(out)(_to_float(v) for v in out)
+    return out
 
 
 def pil_outputs_name(name: str, k: int | None = None, output: str = "image", style: str | None = None) -> str:

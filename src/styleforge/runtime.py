@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
+from .accel import RUNTIMES  # the one list of runtimes
 from .errors import CheckpointError, ConfigError, first_line
 from .methods.base import INPUT_KINDS, TENSOR_KINDS, Input, Output
 
-RUNTIMES = ("auto", "torch", "onnx", "torchscript")
 META_KEY = "styleforge"  # the ONNX metadata_props entry
 META_FILE = "styleforge.json"  # the TorchScript extra file
 EXPORT_FORMAT = "styleforge-export"
@@ -235,7 +235,11 @@ def load_exported(path, runtime: str = "auto"):
     """(the file as a method, its default device) for a file from ``styleforge export``."""
     path = Path(path)
     fmt, meta = read_metadata(path)
-    if runtime != "auto" and fmt != runtime:
+    int8 = bool(meta.get("int8"))
+    if runtime == "int8" and not int8:
+        raise ConfigError(f"{path} is an fp32 {fmt} file, not int8 (make one with 'styleforge export MODEL "
+                          "--int8 --calibrate DIR')")
+    if runtime not in ("auto", "int8") and fmt != runtime:
         raise ConfigError(f"{path} is a {fmt} file, not {runtime}")
     try:
         run = onnx_runner(path) if fmt == "onnx" else torchscript_runner(str(path))
@@ -245,7 +249,7 @@ def load_exported(path, runtime: str = "auto"):
         raise CheckpointError(f"{path}: its {fmt} graph cannot be loaded ({first_line(e)}); "
                               "export the model again") from None
     try:
-        method = ExportedMethod(meta, run, fmt, path)
+        method = ExportedMethod(meta, run, "int8" if int8 else fmt, path)
     except (TypeError, ValueError) as e:  # a declared input whose fields do not fit
         raise CheckpointError(f"{path}: its metadata does not describe the inputs ({first_line(e)}); "
                               "export the model again") from None

@@ -43,6 +43,7 @@ import asyncio
 import base64
 import hmac
 import io
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -269,8 +270,14 @@ def _flag(v, name: str) -> bool:
     return False if v in (None, "") else parse_bool(v, name)
 
 
-def load_models(paths, device=None, runtime: str = "auto") -> dict[str, Model]:
+def load_models(paths, device=None, runtime: str | None = None, bf16: bool = False, notes=None) -> dict[str, Model]:
+    """The models by id; each runs by ``runtime`` (default $STYLEFORGE_RUNTIME, else auto:
+    ``Pipeline.use_runtime`` measures the paths once on a synthetic image, cached); ``notes``
+    (a list) collects the line saying which each took."""
+    from .accel import default_runtime
     from .pipeline import load
+
+    runtime = runtime or default_runtime()
 
     models: dict[str, Model] = {}
     for p in paths:
@@ -280,7 +287,11 @@ def load_models(paths, device=None, runtime: str = "auto") -> dict[str, Model]:
         mid, i = base, 2
         while mid in models:
             mid, i = f"{base}-{i}", i + 1
-        models[mid] = Model(mid, str(p), load(p, device=device, runtime=runtime))
+        pipe = load(p, device=device, runtime=runtime)
+        choice = pipe.use_runtime(runtime, bf16)
+        if notes is not None and choice.note:
+            notes.append(f"{mid}: {choice.note}")
+        models[mid] = Model(mid, str(p), pipe)
     return models
 
 
@@ -590,11 +601,14 @@ def create_app(models: dict[str, Model], limits: Limits | None = None, token: st
 
 
 def serve(model_paths, host: str = "127.0.0.1", port: int = 8000, device=None, limits: Limits | None = None,
-          runtime: str = "auto", log_level: str = "info", token: str | None = None) -> None:
+          runtime: str | None = None, log_level: str = "info", token: str | None = None, bf16: bool = False) -> None:
     """Load the models once, then run the app under uvicorn until interrupted."""
     import uvicorn
 
-    models = load_models(model_paths, device=device, runtime=runtime)
+    notes: list[str] = []
+    models = load_models(model_paths, device=device, runtime=runtime, bf16=bf16, notes=notes)
+    for line in notes:
+        print(line, file=sys.stderr)
     app = create_app(models, limits, token=token)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {', '.join(models)} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)

@@ -21,6 +21,13 @@ def _options(p) -> None:
     p.add_argument("--no-check", action="store_true", help="skip running the file once against PyTorch")
     p.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
     p.add_argument("--quiet", action="store_true", help="print nothing when it succeeds")
+    p.add_argument("--int8", action="store_true", help="write an int8 ONNX file (static quantization: int8 "
+                   "per-channel weights, ranges measured on --calibrate DIR; instance norm and the output layer stay "
+                   "float); default name MODEL_DIR/<method>-<direction>.int8.onnx; run it with --runtime int8")
+    p.add_argument("--calibrate", metavar="DIR", help="with --int8: a folder of your images (a few dozen like "
+                   "those you will translate) to measure the activation ranges on")
+    p.add_argument("--min-psnr", type=float, default=None, metavar="DB", help="with --int8: refuse a file whose "
+                   "output departs from fp32 more than this, as PSNR on the calibration images (default 35)")
     p.add_argument("--with", dest="include", action="append", default=[], metavar="INPUT",
                    help="also make this optional image input a graph input (e.g. --with mask)")
 
@@ -74,6 +81,8 @@ def run(args, overrides) -> int:
         if v is not None:
             values[inp.name] = check_value(inp, v, flag_name(inp.name))
     direction = values.pop("direction", None)
+    if opts.int8 or opts.calibrate or opts.min_psnr is not None:
+        return _run_int8(args, opts, method, direction, values)
     if opts.out:
         from . import output_file
 
@@ -90,4 +99,31 @@ def run(args, overrides) -> int:
     print(f"exported {r.direction} as {r.format}: {r.path} ({shape}{check}{inputs})")
     if r.note:
         print(f"note: {r.note}")
+    return 0
+
+
+def _run_int8(args, opts, method, direction, values) -> int:
+    from ..errors import ConfigError
+    from ..export import export_int8
+
+    if not opts.int8:
+        raise ConfigError("--calibrate and --min-psnr go with --int8")
+    if not opts.calibrate:
+        raise ConfigError("--int8 needs --calibrate DIR: a folder of your images to measure the activation "
+                          "ranges on (a few dozen like those you will translate)")
+    if opts.format != "onnx":
+        raise ConfigError(f"--int8 writes ONNX (run by ONNX Runtime); got --format {opts.format}")
+    if opts.out:
+        from . import output_file
+
+        opts.out = output_file(opts.out, "export", f"{method.method_name}.int8.onnx")
+    r = export_int8(args.model, opts.calibrate, opts.out, direction, overwrite=opts.overwrite,
+                    min_psnr=opts.min_psnr, include=tuple(opts.include), **values)
+    if r.note:
+        import sys
+
+        print(r.note, file=sys.stderr)
+    if not opts.quiet:
+        print(f"exported {r.direction} as int8 onnx: {r.path} (PSNR {r.psnr:.1f} dB, max |Δ| {r.max_abs_diff:.2g} "
+              "vs fp32 on the calibration images)")
     return 0

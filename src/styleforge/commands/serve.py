@@ -36,6 +36,11 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="translations run at once (default 1)")
     p.add_argument("--queue", type=int, default=64, help="requests that may wait for a worker; more get "
                    "503 (default 64)")
+    from .translate import add_runtime_flag
+
+    add_runtime_flag(p)
+    p.add_argument("--bf16", action="store_true", help="run the networks under bf16 autocast (faster on CPUs "
+                   "with AVX-512 BF16/AMX and on GPUs; outputs differ by bf16 rounding)")
     p.set_defaults(func=run)
 
 
@@ -89,5 +94,6 @@ def run(args, overrides) -> int:
     if args.host not in LOOPBACK:
         print(f"note: binding {args.host}: the app is reachable from other machines; the API needs the token "
               "(no TLS: put a reverse proxy with HTTPS in front beyond a trusted network)", file=sys.stderr)
-    serve(args.models, host=args.host, port=args.port, device=args.device, limits=limits, token=token)
+    serve(args.models, host=args.host, port=args.port, device=args.device, limits=limits, token=token,
+          runtime=args.runtime, bf16=args.bf16)
     return 0

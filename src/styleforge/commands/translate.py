@@ -222,15 +222,60 @@ def _full_parser(prog: str, pipe, positional_model: bool) -> tuple[argparse.Argu
     p = ModelParser(prog=prog, description=f"Translate images with this {pipe.method.method_name} model "
                 "(its inputs below).")
     _add_common(p)
-    if positional_model:
-        p.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx", "torchscript"),
-                       help="torch: a model directory; onnx / torchscript: a file from 'styleforge export' "
-                       "(default auto: by what MODEL is)")
+    add_runtime_flag(p)
     labels = add_input_flags(p, pipe)
     p.model_name = pipe.method.method_name
     p.model_flags = tuple(a for action in p._action_groups[-1]._group_actions for a in action.option_strings
                           if action.help != argparse.SUPPRESS)
     return p, labels
+
+
+RUNTIME_HELP = ("how the network runs: torch (eager PyTorch), compile (torch.compile), onnx / int8 (ONNX Runtime: "
+                "MODEL's file from 'styleforge export [--int8 --calibrate DIR]', given as MODEL or found in the model "
+                "directory), torchscript (a file), or auto (default: the fastest of these measured on this machine "
+                "for this model and size whose output stays within the quality bound of fp32 eager; cached; "
+                "compile is tried for 100 images or more). What cannot run falls back to torch, said in one line")
+
+
+def add_runtime_flag(p) -> None:
+    """``--runtime``; its default is $STYLEFORGE_RUNTIME, else auto."""
+    from ..accel import RUNTIMES, default_runtime
+
+    p.add_argument("--runtime", default=default_runtime(), choices=RUNTIMES, help=RUNTIME_HELP)
+
+
+def choose_runtime(pipe, args, files, videos, values: dict, grid: dict) -> None:
+    """``pipe.use_runtime`` for ``--runtime``/``--bf16``, measured on the first input; prints
+    the one line saying what it took."""
+    from ..data.images import load_rgb
+    from ..errors import ImageLoadError
+
+    sample = None
+    if getattr(args, "runtime", "auto") != "torch":
+        for f in files[:8]:  # the first readable input (unreadable ones are skipped later, as always)
+            try:
+                sample = load_rgb(f)
+                break
+            except ImageLoadError:
+                continue
+    values_for = {**values, **{k: v[0] for k, v in grid.items() if v}}
+    count = len(files) + (10 ** 4 if videos else 0)  # a video: many frames
+    if sample is None and videos:
+        sample = _first_frame(videos[0])
+    choice = pipe.use_runtime(getattr(args, "runtime", "auto"), args.bf16, sample=sample, size=args.size,
+                              images=count, **values_for)
+    if choice.note:
+        print(choice.note, file=sys.stderr)
+
+
+def _first_frame(video):
+    try:
+        import imageio.v3 as iio
+        from PIL import Image
+
+        return Image.fromarray(next(iter(iio.imiter(video))))
+    except Exception:  # measured on the synthetic image instead
+        return None
 
 
 def run_translate(pipe, args, labels: dict, what: str) -> int:
@@ -251,6 +296,7 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
         print(f"skipped {len(found)} video(s) found in folders (e.g. {found[0].name}): a style grid and "
               "--num-outputs apply to images; give a video by name with one style", file=sys.stderr)
         videos = [v for v in videos if v in named]
+    choose_runtime(pipe, args, files, videos, values, grid)
     done_videos = _translate_videos(pipe, videos, args, values, grid,
                                     single=len(args.inputs) == 1 and bool(named))
     if videos and not files:
@@ -259,7 +305,7 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
     single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
     outputs = tuple(o.name for o in pipe.outputs[1:] if getattr(args, f"out_{o.name}", False))
     opts = BatchOptions(batch_size=args.batch_size, block_size=args.block_size, workers=args.workers,
-                        size=args.size, resume=args.resume, overwrite=args.overwrite, amp=args.bf16,
+                        size=args.size, resume=args.resume, overwrite=args.overwrite, amp=False,  # pipe.amp
                         progress=not args.quiet, error_on_single_bad=single,
                         num_outputs=getattr(args, "num_outputs", 1), outputs=outputs, labels=labels)
     result = translate_files(pipe, files, names, args.out, opts, grid=grid, **values)
@@ -308,7 +354,10 @@ def cmd_translate(args, overrides) -> int:
     pre.add_argument("--device")
     pre.add_argument("--runtime", default="auto")
     known, _ = pre.parse_known_args(rest)
-    pipe = load(args.model, device=known.device, runtime=known.runtime)
+    # a model directory loads as eager PyTorch; run_translate's use_runtime then picks the path
+    is_dir = Path(args.model).is_dir()
+    pipe = load(args.model, device=known.device, runtime="auto" if is_dir and known.runtime != "torchscript"
+                else known.runtime)
     parser, labels = _full_parser(f"styleforge translate {args.model}", pipe, True)
     if "-h" in rest or "--help" in rest:
         parser.print_help()

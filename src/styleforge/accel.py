@@ -1,0 +1,258 @@
+"""How a loaded model runs: the runtime paths, their check against fp32 eager, and ``auto``'s
+measured choice. :meth:`styleforge.pipeline.Pipeline.use_runtime` is the one place the front
+ends call (translate, stylize, serve); this module sits below the pipeline and imports no front
+end.
+
+Paths (``--runtime``), each compared with fp32 eager PyTorch on a real image:
+
+- ``torch``: eager PyTorch, fp32 (the reference); ``--bf16`` runs it under bf16 autocast.
+- ``channels_last``: eager with the image in channels-last memory order (oneDNN's preferred
+  layout); offered only where it is exact (max |Δ| ≤ :data:`EXACT_MAX_DIFF`). ``auto`` tries it.
+- ``compile``: ``torch.compile`` (inductor; on CPU it writes C++ and needs a compiler). The
+  compile time is measured; inductor's on-disk cache goes to ``$XDG_CACHE_HOME/styleforge/
+  inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` says otherwise, so a second process compiles
+  from cache. A failure to compile is one line and a fall-back to eager.
+- ``onnx`` / ``int8``: the model's file from ``styleforge export`` (``int8``: ``export --int8
+  --calibrate DIR``), run by ONNX Runtime: given directly as MODEL, or found beside the model
+  directory's ``config.json`` under the export's default name. Missing: one line, eager.
+
+Quality bound: fp32 paths must match eager within :data:`EXACT_MAX_DIFF` (summation order only);
+lossy ones (bf16, int8) need PSNR ≥ :data:`MIN_PSNR` dB, else the picture changes visibly and
+``auto`` does not take them. ``auto`` times each allowed path for this model and image size
+(one warm-up, :data:`AUTO_REPEATS` runs) and caches the choice in ``$XDG_CACHE_HOME/styleforge/
+runtimes.json`` (atomic write), keyed by the model file's identity, the size, the thread count,
+torch's version and the CPU.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import StyleforgeError, first_line
+from .utils.atomic import atomic_write_text
+
+RUNTIMES = ("auto", "torch", "compile", "onnx", "int8", "torchscript")
+EXACT_MAX_DIFF = 1e-3  # fp32 paths: the same arithmetic in another order ([-1, 1] units)
+MIN_PSNR = 35.0        # lossy paths (bf16, int8): below this the change is visible
+AUTO_REPEATS = 2
+CACHE_FORMAT = 1
+
+
+COMPILE_MIN_IMAGES = 100  # auto tries torch.compile for jobs this large (its compile costs seconds to minutes)
+RUNTIME_ENV = "STYLEFORGE_RUNTIME"
+
+
+def default_runtime() -> str:
+    """``--runtime``'s default: $STYLEFORGE_RUNTIME (the tests set torch), else auto."""
+    v = os.environ.get(RUNTIME_ENV, "auto")
+    return v if v in RUNTIMES else "auto"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "styleforge"
+
+
+def psnr(y: torch.Tensor, ref: torch.Tensor) -> float:
+    """PSNR in dB of ``y`` against ``ref``, both in [-1, 1] (peak-to-peak 2); inf when equal."""
+    mse = float(((y.float() - ref.float()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
+
+
+def lossy(name: str) -> bool:
+    return name == "int8" or name.endswith("+bf16")
+
+
+def within_bound(name: str, max_diff: float, db: float) -> bool:
+    """The quality bound of a path: exact for fp32 paths, PSNR ≥ MIN_PSNR for lossy ones."""
+    return db >= MIN_PSNR if lossy(name) else max_diff <= EXACT_MAX_DIFF
+
+
+def bound_text(name: str) -> str:
+    return f"PSNR ≥ {MIN_PSNR:g} dB" if lossy(name) else f"max |Δ| ≤ {EXACT_MAX_DIFF:g}"
+
+
+class MethodProxy:
+    """A method with another ``translate``; everything else is the wrapped method's."""
+
+    def __init__(self, base):
+        object.__setattr__(self, "_base", base)
+
+    def __getattr__(self, name):
+        return getattr(self._base, name)
+
+    def to(self, device):
+        self._base.to(device)
+        return self
+
+    def eval(self):
+        self._base.eval()
+        return self
+
+
+class ChannelsLast(MethodProxy):
+    """The image in channels-last order: every convolution after it follows that layout."""
+
+    def translate(self, x, **kw):
+        return self._base.translate(x.contiguous(memory_format=torch.channels_last), **kw)
+
+
+class Compiled(MethodProxy):
+    """``torch.compile(method.translate)`` (static shapes: one graph per size, cached); a compile
+    failure on a later call (a new size) warns once and runs eager from then on."""
+
+    def __init__(self, base):
+        super().__init__(base)
+        use_inductor_cache()
+        object.__setattr__(self, "_compiled", torch.compile(base.translate, dynamic=False))
+        object.__setattr__(self, "failed", None)
+
+    def translate(self, x, **kw):
+        if self.failed is None:
+            try:
+                return self._compiled(x, **kw)
+            except StyleforgeError:
+                raise
+            except Exception as e:  # inductor: no compiler, an unsupported op, a codegen error
+                object.__setattr__(self, "failed", first_line(e))
+                warnings.warn(f"torch.compile failed ({self.failed}); running eager PyTorch instead")
+        return self._base.translate(x, **kw)
+
+
+def use_inductor_cache() -> None:
+    """Inductor's compiled kernels and FX graphs in the user's cache (kept across processes)."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+
+
+def exported_file(model_dir: Path, method, kind: str) -> Path | None:
+    """The model directory's file from ``styleforge export`` for ``kind`` (onnx, int8) under the
+    export's default name, or None."""
+    direction = method.directions[0]
+    name = f"{method.method_name}-{direction}" + (".int8.onnx" if kind == "int8" else ".onnx")
+    p = Path(model_dir) / name
+    return p if p.is_file() else None
+
+
+@dataclass
+class Measured:
+    name: str
+    seconds: float          # per image, best of the timed runs
+    max_diff: float         # vs fp32 eager, [-1, 1] units
+    psnr: float             # vs fp32 eager, dB
+    setup_s: float = 0.0    # the first call (compile time for ``compile``)
+    ok: bool = True
+    error: str | None = None
+
+    def row(self) -> dict:
+        return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Choice:
+    """What ``use_runtime`` took and why, as one line for the front end to print."""
+    name: str
+    note: str
+    measured: list = field(default_factory=list)
+    cached: bool = False
+
+
+CLOCK = time.perf_counter  # benchmarks on a loaded machine use time.process_time (one thread)
+
+
+def time_call(fn, repeats: int = AUTO_REPEATS) -> tuple[float, float, torch.Tensor]:
+    """(first call's seconds, best of ``repeats`` later calls, the output)."""
+    t = CLOCK()
+    y = fn()
+    first = CLOCK() - t
+    best = math.inf
+    for _ in range(repeats):
+        t = CLOCK()
+        y = fn()
+        best = min(best, CLOCK() - t)
+    return first, best, y
+
+
+def measure(name: str, fn, ref: torch.Tensor, repeats: int = AUTO_REPEATS) -> Measured:
+    """Time ``fn`` and compare its output with ``ref`` (fp32 eager); a failure is a row too."""
+    try:
+        first, best, y = time_call(fn, repeats)
+    except StyleforgeError:
+        raise
+    except Exception as e:
+        return Measured(name, math.inf, math.inf, -math.inf, ok=False, error=first_line(e))
+    y = y.float()
+    diff = float((y - ref).abs().max()) if y.shape == ref.shape else math.inf
+    db = psnr(y, ref) if y.shape == ref.shape else -math.inf
+    return Measured(name, best, diff, db, first, within_bound(name, diff, db))
+
+
+# ---- auto's cache ------------------------------------------------------------------------------
+def cache_file() -> Path:
+    return cache_root() / "runtimes.json"
+
+
+def cache_key(model_path, shape, bf16: bool, candidates) -> str:
+    p = Path(model_path).resolve()
+    weights = p / "model.safetensors" if p.is_dir() else p
+    try:
+        st = weights.stat()
+        ident = [str(weights), st.st_size, st.st_mtime_ns]
+    except OSError:
+        ident = [str(weights)]
+    for c in candidates:  # the paths tried; an exported file made (or remade) later changes the choice
+        if isinstance(c, Path):
+            st = c.stat()
+            ident.append([str(c), st.st_size, st.st_mtime_ns])
+        else:
+            ident.append(str(c))
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    raw = json.dumps([CACHE_FORMAT, ident, list(shape), bool(bf16), torch.get_num_threads(), torch.__version__, cpu])
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+def read_cache() -> dict:
+    try:
+        data = json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: measured again and rewritten
+    return data if isinstance(data, dict) else {}
+
+
+def write_cache(key: str, entry: dict) -> None:
+    data = read_cache()
+    data[key] = entry
+    path = cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(data, indent=1))
+    except OSError as e:  # a read-only home: the choice is still made, only not kept
+        warnings.warn(f"could not cache the runtime choice in {path} ({e.__class__.__name__})")
+
+
+def summary(rows: list[Measured]) -> str:
+    parts = []
+    for r in rows:
+        if r.error:
+            parts.append(f"{r.name} failed")
+        elif not r.ok:
+            parts.append(f"{r.name} refused ({'PSNR %.1f dB' % r.psnr if lossy(r.name) else 'max |Δ| %.1e' % r.max_diff})")
+        else:
+            parts.append(f"{r.name} {r.seconds:.3g} s")
+    return ", ".join(parts)
+
+
+__all__ = ["RUNTIMES", "EXACT_MAX_DIFF", "MIN_PSNR", "Choice", "Measured", "psnr", "within_bound", "measure",
+           "exported_file", "ChannelsLast", "Compiled", "cache_file", "cache_key"]
