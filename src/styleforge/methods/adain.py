@@ -280,7 +280,7 @@ class AdaIN(Method):
 
 
 # ---- the port's checkpoints -------------------------------------------------------------------
-@register_importer("adain")
+@register_importer("adain", options={"vgg": "the VGG encoder the decoder was trained with (vgg_normalised.pth)"})
 def import_adain(path, vgg=None):
     """``path``: pytorch-AdaIN's ``decoder.pth`` (keys ``1.weight`` ... ``28.bias``); ``vgg``: its
     ``vgg_normalised.pth`` (default: looked up as :func:`styleforge.nn.vgg.find_vgg_weights`

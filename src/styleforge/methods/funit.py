@@ -344,7 +344,8 @@ def _clean(sd: dict) -> dict:
     return drop_norm_buffers({k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()})
 
 
-@register_importer("funit")
+@register_importer("funit", options={"num_classes": "classes of the checkpoint's discriminator (animal149: 119)",
+                                   "class_image_size": "side of the class images the model was trained on"})
 def import_funit(path, num_classes=119, class_image_size=128, **options) -> FUNIT:
     """``gen_XXXXXXXX.pt`` of NVlabs/FUNIT (``{'gen': ..., 'gen_test': ...}``; a bare generator
     state dict is read as both) -> a FUNIT model; its discriminator stays freshly initialised."""

@@ -215,7 +215,8 @@ def unet_options(sd: dict, path) -> dict:
             "netG": f"unet_{2 ** depth}", "norm": norm}
 
 
-@register_importer("pix2pix")
+@register_importer("pix2pix", options={"direction": "the --direction it was trained with, AtoB or BtoA "
+                                       "(facades_label2photo: BtoA)"})
 def import_pix2pix(path, direction="AtoB"):
     """``path``: the authors' generator (``latest_net_G.pth``, or a released
     ``facades_label2photo.pth``). ``direction`` only names the mapping (the released facades
