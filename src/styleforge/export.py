@@ -278,17 +278,11 @@ def _fixed_values(method, direction: str, values: dict) -> dict:
     return fixed
 
 
-def export_model(model, out=None, fmt: str = "onnx", direction: str | None = None,
-                 check: bool = True, overwrite: bool = True, include=(), **values) -> ExportResult:
-    """Export ``model`` (a model directory, a run directory or a loaded method) to ``out``
-    (default: ``<model dir>/<method>-<direction>.onnx|.pt``). The image and every tensor input
-    the method declares (style image, K images, mask, code) are the graph's inputs; other inputs
-    are fixed at their ``values`` (or defaults). ``check`` runs the written file on a second
-    input (a different size where the axes are dynamic) and raises if it departs from PyTorch by
-    more than 1e-3. ``overwrite=False`` refuses an existing ``out``. ``include``: optional
-    tensor inputs to make graph inputs too (a mask); left out, the file runs without them."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+def _export_target(model, direction, out, suffix: str, overwrite: bool):
+    """(the method on the CPU in eval mode, its checked direction, the file to write) for
+    ``model`` (a model directory, run folder, model name, or a loaded method); ``out`` None:
+    ``<model dir>/<method>-<direction><suffix>``. A method with no network, a folder as ``out``
+    or an existing file without ``overwrite`` is a one-line error."""
     src_dir = None
     if isinstance(model, (str, Path)):
         from .pull import resolve
@@ -305,12 +299,27 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     if out is None:
         if src_dir is None:
             raise ConfigError("give an output file for an in-memory model")
-        out = src_dir / f"{method.method_name}-{direction}{SUFFIX[fmt]}"
+        out = src_dir / f"{method.method_name}-{direction}{suffix}"
     out = Path(out)
     if out.is_dir():
-        raise ConfigError(f"{out} is a folder; give the file to write (e.g. {out / ('model' + SUFFIX[fmt])})")
+        raise ConfigError(f"{out} is a folder; give the file to write (e.g. {out / ('model' + suffix)})")
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; use --overwrite to replace it")
+    return method, direction, out
+
+
+def export_model(model, out=None, fmt: str = "onnx", direction: str | None = None,
+                 check: bool = True, overwrite: bool = True, include=(), **values) -> ExportResult:
+    """Export ``model`` (a model directory, a run directory or a loaded method) to ``out``
+    (default: ``<model dir>/<method>-<direction>.onnx|.pt``). The image and every tensor input
+    the method declares (style image, K images, mask, code) are the graph's inputs; other inputs
+    are fixed at their ``values`` (or defaults). ``check`` runs the written file on a second
+    input (a different size where the axes are dynamic) and raises if it departs from PyTorch by
+    more than 1e-3. ``overwrite=False`` refuses an existing ``out``. ``include``: optional
+    tensor inputs to make graph inputs too (a mask); left out, the file runs without them."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    method, direction, out = _export_target(model, direction, out, SUFFIX[fmt], overwrite)
     fixed = _fixed_values(method, direction, values)
     inputs = graph_inputs(method, include, fixed)
     channels = _in_channels(method)
@@ -473,24 +482,7 @@ def export_int8(model, calibrate, out=None, direction: str | None = None, overwr
     from .runtime import onnx_runner
 
     min_psnr = accel.MIN_PSNR if min_psnr is None else float(min_psnr)
-    src_dir = None
-    if isinstance(model, (str, Path)):
-        src_dir = resolve_model_dir(model)
-        method = load_model(src_dir)
-    else:
-        method = model
-    method = method.cpu().eval()
-    if not getattr(method, "exportable", True):
-        raise ConfigError(f"{method.method_name} optimises each image (no network to trace): it cannot be exported; "
-                          "run it with 'styleforge stylize' or the Python API")
-    direction = method.check_direction(direction)
-    if out is None:
-        if src_dir is None:
-            raise ConfigError("give an output file for an in-memory model")
-        out = src_dir / f"{method.method_name}-{direction}.int8.onnx"
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} exists; use --overwrite to replace it")
+    method, direction, out = _export_target(model, direction, out, ".int8.onnx", overwrite)
     xs, skipped = calibration_images(calibrate, method, calibration_limit)
     with tempfile_dir() as tmp:
         fp32 = export_model(method, Path(tmp) / "fp32.onnx", "onnx", direction, check=True, include=include, **values)
