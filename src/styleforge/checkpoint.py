@@ -219,14 +219,28 @@ def load_model(path, device="cpu", expect_method: str | None = None):
         if not isinstance(getattr(method, name, None), torch.nn.Module):
             raise CheckpointError(f"{cfg_file}: modules names {name!r}, which {meta['method']} does not have")
     weights = path / WEIGHTS_FILE
+    load_module_state(method, _read_weights(path), modules, weights)
+    return method.to(device).eval()
+
+
+def _read_weights(path: Path) -> dict:
+    weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{path} has no {WEIGHTS_FILE}")
     try:
-        state = load_file(str(weights))
+        return load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"cannot read {weights}: {first_line(e)}") from None
-    load_module_state(method, state, modules, weights)
-    return method.to(device).eval()
+
+
+def read_base_model(path, method: str) -> tuple[dict, dict]:
+    """(config, state dict) of the ``method`` model directory ``path`` a fine-tuning run starts
+    from (``model.base_model``); another method's model is a one-line error."""
+    path = resolve_model_dir(Path(path).expanduser())
+    meta = read_model_config(path)
+    if meta["method"] != method:
+        raise CheckpointError(f"{method}: base_model {path} holds a {meta['method']} model, not a {method} model")
+    return meta["config"], _read_weights(path)
 
 
 def load_module_state(method, state: dict, modules, source) -> None:

@@ -57,16 +57,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
-from ..checkpoint import WEIGHTS_FILE, load_module_state, read_model_config, read_onnx, resolve_model_dir
+from ..checkpoint import load_module_state, read_base_model, read_onnx
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix, total_variation
 from ..nn.mobilenet import MobileNetV2
 from ..nn.norms import PredictedInstanceNorm
-from ..nn.stylization import PAPER_CHANNELS, StylizationNet
+from ..nn.stylization import PAPER_CHANNELS, check_channels, StylizationNet
 from ..registry import register_importer, register_method
 from ..weights import find_packaged, require_packaged
 from .base import Input, Method, Phase
@@ -99,26 +97,6 @@ def _centre_square(s: torch.Tensor) -> torch.Tensor:
     return s.index_select(-2, idx + start[0].to(s.device)).index_select(-1, idx + start[1].to(s.device))
 
 
-def _check_channels(channels) -> tuple[int, ...]:
-    chs = tuple(channels) if isinstance(channels, (list, tuple)) else ()
-    if len(chs) != 5 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in chs):
-        raise ConfigError(f"arbitrary: channels must be 5 positive integers (contract conv1..3, expand "
-                          f"conv1..2; the paper's {list(PAPER_CHANNELS)}), got {channels!r}")
-    return chs
-
-
-def _read_base(path) -> tuple[dict, dict]:
-    path = resolve_model_dir(Path(path).expanduser())
-    meta = read_model_config(path)
-    if meta["method"] != "arbitrary":
-        raise CheckpointError(f"arbitrary: base_model {path} holds a {meta['method']} model, not an arbitrary model")
-    try:
-        state = load_file(str(path / WEIGHTS_FILE))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path / WEIGHTS_FILE}: {e}") from None
-    return meta["config"], state
-
-
 @register_method("arbitrary")
 class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
     """Constructor arguments: ``bottleneck`` (the style vector's size, 100), ``predictor_width``
@@ -142,10 +120,10 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
         super().__init__()
         base_state = None
         if base_model:  # fine-tuning: the base model's networks (and their sizes) are taken over
-            base_cfg, base_state = _read_base(base_model)
+            base_cfg, base_state = read_base_model(base_model, "arbitrary")
             bottleneck, predictor_width = base_cfg["bottleneck"], base_cfg["predictor_width"]
             channels, num_residual = base_cfg["channels"], base_cfg["num_residual"]
-        channels = _check_channels(PAPER_CHANNELS if channels is None else channels)
+        channels = check_channels(PAPER_CHANNELS if channels is None else channels, "arbitrary")
         if isinstance(num_residual, bool) or not isinstance(num_residual, int) or num_residual < 0:
             raise ConfigError(f"arbitrary: num_residual must be an integer of at least 0, got {num_residual!r}")
         if isinstance(bottleneck, bool) or not isinstance(bottleneck, int) or bottleneck < 1:

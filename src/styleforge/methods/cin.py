@@ -52,16 +52,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
-from ..checkpoint import WEIGHTS_FILE, read_model_config, read_onnx, resolve_model_dir
+from ..checkpoint import read_base_model, read_onnx
 from ..data.images import list_images
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix
 from ..nn.norms import ConditionalInstanceNorm
-from ..nn.stylization import PAPER_CHANNELS, ConvLayer, StylizationNet
+from ..nn.stylization import PAPER_CHANNELS, check_channels, ConvLayer, StylizationNet
 from ..registry import register_importer, register_method
 from ..weights import require_packaged
 from .base import Input, Method, Phase
@@ -79,28 +77,6 @@ def cin_network(num_styles, width=1.0, channels=PAPER_CHANNELS, num_residual=5) 
     (32, 32, 32, 8, 4) and 6."""
     chs = tuple(int(width * c) for c in channels)
     return StylizationNet(lambda c: ConditionalInstanceNorm(c, num_styles), chs, num_residual)
-
-
-def _check_channels(channels) -> tuple[int, ...]:
-    chs = tuple(channels) if isinstance(channels, (list, tuple)) else ()
-    if len(chs) != 5 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in chs):
-        raise ConfigError(f"cin: channels must be 5 positive integers (contract conv1..3, expand "
-                          f"conv1..2; the paper's {list(PAPER_CHANNELS)}), got {channels!r}")
-    return chs
-
-
-def _read_base(path) -> tuple[dict, dict]:
-    from ..pull import resolve
-
-    path = resolve_model_dir(resolve(Path(path).expanduser()))  # a name too: cin/multistyle26
-    meta = read_model_config(path)
-    if meta["method"] != "cin":
-        raise CheckpointError(f"cin: base_model {path} holds a {meta['method']} model, not a cin model")
-    try:
-        state = load_file(str(path / WEIGHTS_FILE))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path / WEIGHTS_FILE}: {e}") from None
-    return meta["config"], state
 
 
 @register_method("cin")
@@ -125,14 +101,16 @@ class ConditionalStyleTransfer(PerceptualLossMixin, Method):
         super().__init__()
         base_cfg, base_state = (None, None)
         if base_model:
-            base_cfg, base_state = _read_base(base_model)
+            from ..pull import resolve
+
+            base_cfg, base_state = read_base_model(resolve(base_model), "cin")  # a name too: cin/multistyle26
             width = base_cfg["width"]
             channels = base_cfg.get("channels")
             num_residual = base_cfg.get("num_residual", 5)
             if num_styles < base_cfg["num_styles"]:
                 raise ConfigError(f"cin: num_styles {num_styles} is below the base model's "
                                   f"{base_cfg['num_styles']} styles (styles can only be added)")
-        channels = _check_channels(PAPER_CHANNELS if channels is None else channels)
+        channels = check_channels(PAPER_CHANNELS if channels is None else channels, "cin")
         if isinstance(num_residual, bool) or not isinstance(num_residual, int) or num_residual < 0:
             raise ConfigError(f"cin: num_residual must be an integer of at least 0, got {num_residual!r}")
         if style_size is not None and int(style_size) < 16:

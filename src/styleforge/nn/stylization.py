@@ -23,6 +23,18 @@ from torch import nn
 PAPER_CHANNELS = (32, 64, 128, 64, 32)
 
 
+def check_channels(channels, method: str) -> tuple[int, ...]:
+    """``channels`` as the 5 positive widths of the network (contract conv1..3, expand
+    conv1..2), or a one-line error naming ``method``."""
+    from ..errors import ConfigError
+
+    chs = tuple(channels) if isinstance(channels, (list, tuple)) else ()
+    if len(chs) != 5 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in chs):
+        raise ConfigError(f"{method}: channels must be 5 positive integers (contract conv1..3, expand "
+                          f"conv1..2; the paper's {list(PAPER_CHANNELS)}), got {channels!r}")
+    return chs
+
+
 class ConvLayer(nn.Module):
     """[nearest ×``upsample``] reflection pad, conv, conditional norm (or a bias), activation:
     one of Magenta's ``conv2d`` (``upsampling`` when ``upsample`` > 1) under their arg scope."""
