@@ -143,7 +143,7 @@ def contact_sheet(method, out: Path, tile=200):
     """One 512 px photo through ``styleforge.load``'s pipeline: each painting alone, α 0.5, a
     blend of two, and two paintings split by a mask (left / right)."""
     import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image
 
     from styleforge.pipeline import Pipeline
 
@@ -161,20 +161,7 @@ def contact_sheet(method, out: Path, tile=200):
     tiles += [("la_muse, alpha 0.5", pipe(photo, style=[la], alpha=0.5)),
               ("la_muse + mondrian", pipe(photo, style=[la, mo])),
               ("mask: la_muse | mondrian", pipe(photo, style=[la, mo], mask=mask))]
-    font = ImageFont.load_default(size=13)
-    label, pad, columns = 18, 4, 4
-    th = round(tile * photo.height / photo.width)
-    rows = -(-len(tiles) // columns)
-    sheet = Image.new("RGB", (columns * (tile + pad) + pad, rows * (th + label + pad) + pad), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (text, im) in enumerate(tiles):
-        r, c = divmod(i, columns)
-        x, y = pad + c * (tile + pad), pad + r * (th + label + pad)
-        draw.text((x + 2, y + 2), text, fill="black", font=font)
-        sheet.paste(im.resize((tile, th), Image.Resampling.LANCZOS), (x, y + label))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, optimize=True)
-    return out
+    return common.labelled_sheet(tiles, out, tile, photo.height / photo.width, columns=4)
 
 
 def main():

@@ -101,7 +101,7 @@ def contact_sheet(method, out: Path, name="golden_gate", side=384, tile=176, col
     """The bundled photo (its longer side bicubic to ``side``: the network's strokes have a fixed
     size in pixels, and 128 px shows little of them) in all styles, each tile labelled with the
     style's index and name; PNG with a 256-colour palette to stay small."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image
 
     from styleforge.data.transforms import resize_longer_side
     from styleforge.pipeline import Pipeline
@@ -111,20 +111,7 @@ def contact_sheet(method, out: Path, name="golden_gate", side=384, tile=176, col
     names = method.style_names
     tiles = [("content", content)] + [(s if s == f"style{k}" else f"{k}: {s}", pipe(content, style_index=k))
                                        for k, s in enumerate(names)]
-    font = ImageFont.load_default(size=13)
-    label, pad = 18, 4
-    tw, th = (tile, round(tile * content.height / content.width))
-    rows = -(-len(tiles) // columns)
-    sheet = Image.new("RGB", (columns * (tw + pad) + pad, rows * (th + label + pad) + pad), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (text, im) in enumerate(tiles):
-        r, c = divmod(i, columns)
-        x, y = pad + c * (tw + pad), pad + r * (th + label + pad)
-        draw.text((x + 2, y + 2), text, fill="black", font=font)
-        sheet.paste(im.resize((tw, th), Image.Resampling.LANCZOS), (x, y + label))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, optimize=True)
-    return out
+    return common.labelled_sheet(tiles, out, tile, content.height / content.width, columns)
 
 
 def main():

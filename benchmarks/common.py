@@ -117,3 +117,24 @@ def table(rows: list[dict], cols: list[str]) -> str:
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     out += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(out)
+
+
+def labelled_sheet(tiles, out, tile: int, aspect: float, columns: int):
+    """A contact sheet of ``tiles`` ([(label, PIL image)]) in ``columns`` columns, each image
+    ``tile`` px wide at ``aspect`` (height / width) under its label, saved as a 256-colour PNG."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=13)
+    label, pad = 18, 4
+    th = round(tile * aspect)
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * (tile + pad) + pad, rows * (th + label + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (text, im) in enumerate(tiles):
+        r, c = divmod(i, columns)
+        x, y = pad + c * (tile + pad), pad + r * (th + label + pad)
+        draw.text((x + 2, y + 2), text, fill="black", font=font)
+        sheet.paste(im.resize((tile, th), Image.Resampling.LANCZOS), (x, y + label))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, optimize=True)
+    return out
