@@ -1,15 +1,19 @@
 """Batch translation throughput: images/s at 256×256 for the CycleGAN generator on 2 CPU cores.
 
     python benchmarks/batch_throughput.py [--images 16] [--rounds 2] [--batch-sizes 1,4]
-        [--cores 2] [--preset cyclegan] [--no-bf16]
+        [--cores 2] [--preset cyclegan] [--no-bf16] [--runtime torch|compile|onnx]
 
 Two measurements per precision (fp32, and bf16 autocast where the CPU has native bf16):
 
-* ``network``: the generator alone (``Pipeline.translate_tensor``) on a batch of B images,
+* ``network``: the generator alone (``Pipeline.run_tensor``, through the chosen runtime) on a batch of B images,
   median of a few calls: the ceiling;
 * ``translate``: ``styleforge.batch.translate_files`` end to end over a folder of real 256×256
   JPEGs (decoding worker, equal-size batches of B, PNG encoding and atomic writes), the way
   ``styleforge translate DIR -o OUT`` runs: what a user gets.
+
+``--runtime``: how the network runs (``Pipeline.use_runtime``, what ``translate --runtime``
+calls; ``compile`` is torch.compile, compiled for each batch size during the warm-up, outside
+the timing; bf16 then comes from the runtime's autocast, as ``translate --bf16`` gives it).
 
 The generator is the preset's (``cyclegan``: ResNet-9, ngf 64, the paper's), with random weights
 (speed does not depend on their values). Images: ``../shared/data/horse2zebra/testA`` (256×256
@@ -68,6 +72,9 @@ def main() -> None:
                     "thread avoids OpenMP threads waiting for each other at every operation")
     ap.add_argument("--preset", default="cyclegan")
     ap.add_argument("--no-bf16", action="store_true")
+    ap.add_argument("--bf16-only", action="store_true", help="bf16 alone (a compile per batch size is minutes)")
+    ap.add_argument("--runtime", default="torch", choices=("torch", "compile", "onnx"),
+                    help="how the network runs (translate --runtime); compile is warmed up per batch size")
     args = ap.parse_args()
 
     if hasattr(os, "sched_setaffinity"):
@@ -96,21 +103,32 @@ def main() -> None:
         pipe = styleforge.load(tmp / "model", device="cpu")
         files = sorted((tmp / "in").iterdir())
         names = [output_name(f) for f in files]
-        precisions = ["fp32"] + ([] if args.no_bf16 else ["bf16"])
+        precisions = ["bf16"] if args.bf16_only else ["fp32"] + ([] if args.no_bf16 else ["bf16"])
         variants = [(p, int(b)) for p in precisions for b in args.batch_sizes.split(",")]
         runs = {v: {"net": [], "e2e": []} for v in variants}
+        pipes = {}
+        for prec in precisions:  # one pipeline per precision, its runtime chosen once
+            pipes[prec] = styleforge.load(tmp / "model", device="cpu")
+            if args.runtime != "torch":
+                if args.runtime == "onnx":
+                    from styleforge.export import export_model
+
+                    export_model(tmp / "model", tmp / "model" / f"{cfg['method']}-AtoB.onnx", "onnx")
+                print(pipes[prec].use_runtime(args.runtime, bf16=prec == "bf16", size=256).note, file=sys.stderr)
         for rnd in range(args.rounds):  # rounds interleave the variants: load drift hits all alike
             for prec, b in variants:
-                amp = prec == "bf16"
+                pipe = pipes[prec]
+                amp = prec == "bf16" and args.runtime == "torch"  # other runtimes: bf16 is theirs
                 x = torch.rand(b, 3, 256, 256) * 2 - 1
 
                 def net():
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                        pipe.translate_tensor(x)
+                        pipe.run_tensor(x)  # the runtime's path (torch: translate_tensor)
                 runs[(prec, b)]["net"].append(b / common.median_time(net, warmup=1, iters=max(1, 4 // b)))
                 # end to end, as `styleforge translate` runs: a warm-up on two images, then the folder
                 opts = dict(direction=None, batch_size=b, workers=1, amp=amp, progress=False)
-                translate_files(pipe, files[:2], names[:2], tmp / "warm", BatchOptions(**opts), shard=Shard())
+                warm = max(2, b)  # the batch size's own shape (torch.compile compiles it here)
+                translate_files(pipe, files[:warm], names[:warm], tmp / "warm", BatchOptions(**opts), shard=Shard())
                 shutil.rmtree(tmp / "warm")
                 t0 = time.perf_counter()
                 r = translate_files(pipe, files, names, tmp / "out", BatchOptions(**opts), shard=Shard())
@@ -126,7 +144,7 @@ def main() -> None:
                  "translate img/s (median)": statistics.median(runs[(p, b)]["e2e"]),
                  "translate img/s (best)": max(runs[(p, b)]["e2e"])} for p, b in variants]
         print(f"\n{args.preset} generator ({sum(p.numel() for p in pipe.method.G_A.parameters()):,} parameters), "
-              f"256×256, {args.images} images from {source}, {args.cores} cores, {args.threads or args.cores} torch threads, {args.rounds} rounds, load avg "
+              f"256×256, runtime {args.runtime}, {args.images} images from {source}, {args.cores} cores, {args.threads or args.cores} torch threads, {args.rounds} rounds, load avg "
               f"{os.getloadavg()[0]:.1f} at the end\n")
         print(common.table(rows, list(rows[0])))
     finally:

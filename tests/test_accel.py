@@ -232,3 +232,18 @@ def test_translate_auto_measures_on_the_first_readable_input(model_dir, h2z, tmp
     assert r.returncode == 0, r.stderr
     assert "runtime: auto took" in r.stderr and "a_empty.jpg" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "o" / "b.jpg").exists()
+
+
+def test_auto_without_a_sample_measures_on_an_image_of_the_models_channels(model_dir, tmp_path, cache):
+    """A server chooses before any request: the synthetic sample has the model's 3 channels (it
+    took an Input's mask ``channels``, 1, and every 3-channel model failed in its first conv),
+    and a grey-input model gets one channel."""
+    pipe = styleforge.load(model_dir)
+    choice = pipe.use_runtime("auto", candidates=("torch", "channels_last"))
+    assert choice.name in ("torch", "channels_last", "torch+bf16", "channels_last+bf16")
+    assert pipe._sample(None, 32).shape == (1, 3, 32, 32)
+    torch.manual_seed(0)
+    save_model(tmp_path / "grey", build_method("pix2pix", netG="unet_64", ngf=4, ndf=4, in_channels=1))
+    grey = styleforge.load(tmp_path / "grey")
+    assert grey.method.image_channels == 1 and grey._sample(None, 64).shape == (1, 1, 64, 64)
+    grey.use_runtime("auto", candidates=("torch",))

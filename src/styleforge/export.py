@@ -142,13 +142,6 @@ def networks_used(module: "TranslateModule", example, extra=()) -> list[str]:
     return [n for n in method.inference_modules if n in used]
 
 
-def _in_channels(method) -> int:
-    for key in ("in_channels", "img_ch", "input_nc"):  # the names the methods' configs use
-        if isinstance(method.config.get(key), int):
-            return method.config[key]
-    return 3
-
-
 def _sizes(method) -> tuple[int, int | None]:
     """(traced side, second side checked) for a method."""
     if method.fixed_size:
@@ -322,7 +315,7 @@ def export_model(model, out=None, fmt: str = "onnx", direction: str | None = Non
     method, direction, out = _export_target(model, direction, out, SUFFIX[fmt], overwrite)
     fixed = _fixed_values(method, direction, values)
     inputs = graph_inputs(method, include, fixed)
-    channels = _in_channels(method)
+    channels = method.image_channels
     side, other = _sizes(method)
     dynamic = other is not None
     meta = _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed)
@@ -384,7 +377,7 @@ def calibration_images(folder, method, limit: int = 32) -> tuple[list[torch.Tens
                           "measured on your images")
     m = max(1, int(method.size_multiple))
     side = int(method.fixed_size) if method.fixed_size else m * math.ceil(CALIBRATION_SIDE / m)
-    grey = _in_channels(method) == 1
+    grey = method.image_channels == 1
     xs, skipped = [], []
     for f in files[:limit]:
         try:

@@ -760,7 +760,7 @@ class Pipeline:
         side = size or 256
         yy, xx = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
         x = torch.stack([xx, yy, ((xx * 3).sin() * (yy * 5).cos())])[None] * 0.9
-        c = next((i.channels for i in self.inputs if i.kind == "image"), 3) or 3
+        c = self.method.image_channels  # (an Input's ``channels`` is a mask's, not the image's)
         return x[:, :1].expand(1, c, side, side) if c != 3 else x
 
     def _fill_required(self, values: dict, x: torch.Tensor) -> dict:

@@ -78,6 +78,7 @@ class ExportedMethod:
         self.max_side = meta.get("max_side")
         self.min_side = meta.get("min_side")  # None in older files: the default rule
         self.config = meta.get("config", {})
+        self.image_channels = int(meta.get("in_channels") or 3)
         self.graph = meta.get("graph_inputs", ["image"])
         self.fixed = meta.get("fixed_inputs", {})
         declared = {d["name"]: d for d in meta.get("inputs", [{"name": "image", "kind": "image"}])}

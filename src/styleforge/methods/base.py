@@ -253,6 +253,16 @@ class Method(nn.Module):
 
         cls.__init__ = wrapped
 
+    @property
+    def image_channels(self) -> int:
+        """Channels of the main image ``translate`` takes: 3, or what the config's channel key
+        says (``in_channels``, ``img_ch``, ``input_nc``: the names the authors' options use).
+        Export traces with it and the runtime chooser draws its sample with it."""
+        for key in ("in_channels", "img_ch", "input_nc"):
+            if isinstance(self.config.get(key), int):
+                return self.config[key]
+        return 3
+
     @classmethod
     def training_sides(cls, config: dict) -> TrainingSides:
         """What a training crop needs, from the constructor's arguments ``config`` (defaults
