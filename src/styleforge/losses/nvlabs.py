@@ -22,6 +22,14 @@ def gan_loss(method: str, gan_type: str) -> GANLoss:
     return GANLoss(GAN_TYPES[gan_type])
 
 
+def two_domain_d_losses(gan_w: float, loss: GANLoss, dis_a: nn.Module, dis_b: nn.Module,
+                        x_a, x_b, x_ba, x_ab) -> dict:
+    """The authors' ``dis_update`` for two domains (UNIT, MUNIT): each domain's discriminator on
+    its real images and on the translations into it, weighted by ``gan_w``."""
+    return {"D_a": gan_w * (loss(dis_a(x_ba), False) + loss(dis_a(x_a), True)),
+            "D_b": gan_w * (loss(dis_b(x_ab), False) + loss(dis_b(x_b), True))}
+
+
 def recon_criterion(x, target):
     return torch.mean(torch.abs(x - target))
 

@@ -39,12 +39,12 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..losses.nvlabs import (LazyPerceptualVGG, check_perceptual, domain_invariant_perceptual, gan_loss,
-                             recon_criterion)
+                             recon_criterion, two_domain_d_losses)
 from ..nn.discriminators import build_ms_discriminator
 from ..nn.init import init_nvlabs
 from ..nn.munit_blocks import (ContentEncoder, Decoder, ResBlocks, content_encoder_options,
                                decode_together, load_generator, load_nvlabs_generators)
-from ..nn.utils import requires_grad
+from ..nn.utils import frozen
 from ..registry import register_importer, register_method
 from .base import Method, Phase
 
@@ -139,18 +139,11 @@ class UNIT(LazyPerceptualVGG, Method):
         x_a, x_b = batch["A"], batch["B"]
         with torch.no_grad():
             x_ba, x_ab = self.discriminator_fakes(x_a, x_b)
-        gw, loss = self.w["gan"], self.gan_loss
-        yield Phase("D", {
-            "D_a": gw * (loss(self.dis_a(x_ba), False) + loss(self.dis_a(x_a), True)),
-            "D_b": gw * (loss(self.dis_b(x_ab), False) + loss(self.dis_b(x_b), True)),
-        })
+        yield Phase("D", two_domain_d_losses(self.w["gan"], self.gan_loss, self.dis_a, self.dis_b,
+                                             x_a, x_b, x_ba, x_ab))
         del x_ab, x_ba
-        discs = (self.dis_a, self.dis_b)
-        requires_grad(discs, False)
-        try:
+        with frozen((self.dis_a, self.dis_b)):
             yield Phase("G", self.generator_losses(x_a, x_b))
-        finally:
-            requires_grad(discs, True)
 
     def discriminator_fakes(self, x_a, x_b):
         """(x_ba, x_ab) for the authors' ``dis_update``: decoded from z = h + eps."""
