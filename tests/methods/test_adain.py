@@ -147,6 +147,31 @@ def test_import_gives_the_ports_outputs_and_the_model_dir_needs_no_vgg_file(port
         moved.rename(d / "vgg_normalised.pth")
 
 
+def test_pull_adain_default_fetches_both_release_files_and_loads_by_name(port_files, model_server, tmp_path):
+    """The catalogue's adain/default is two files of pytorch-AdaIN's release (decoder.pth and the
+    encoder vgg_normalised.pth): pull fetches both, imports them together, keeps neither in the
+    download folder, and the model loaded by name equals importing the two files by hand."""
+    from styleforge import pull, zoo
+
+    _, _, d = port_files
+    entry = zoo.get("adain/default")
+    vgg_url = entry.options["vgg"]["url"]
+    model_server.put(entry.url, (d / "decoder.pth").read_bytes())
+    model_server.put(vgg_url, (d / "vgg_normalised.pth").read_bytes())
+    out = pull.pull("adain/default", progress=False, say=lambda *_: None)
+    asked = [path for path, _ in model_server.requests]
+    assert any(p.endswith("/decoder.pth") for p in asked) and any(p.endswith("/vgg_normalised.pth") for p in asked)
+    assert [p.name for p in (out.parent.parent / ".downloads").glob("*") if p.is_file()] == []
+    card = (out / "README.md").read_text()
+    assert entry.url in card and "MIT" in card
+    x, s = content(size=40), style(size=48)
+    ref = import_adain(d / "decoder.pth", vgg=d / "vgg_normalised.pth").eval()
+    pipe = styleforge.load("adain/default", device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(pipe.method.translate(x, style=[s]), ref.translate(x, style=[s]),
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_import_errors_are_one_line(port_files, tmp_path, monkeypatch):
     vgg, dec, d = port_files
     monkeypatch.setenv("STYLEFORGE_WEIGHTS", str(tmp_path / "none"))
