@@ -33,3 +33,28 @@ def test_unknown_name_suggests_the_closest_names():
         zoo.get("cyclegan/horse2zebr")
     with pytest.raises(ConfigError, match="cyclegan/horse2zebra"):
         zoo.get("horse2zebra")
+
+
+@pytest.mark.parametrize("name, preset, modules, copies", [
+    ("funit/animal149", "funit/default", ("gen",), 2),  # gen and gen_test
+    ("munit/edges2shoes", "munit/edges2shoes", ("gen_a", "gen_b"), 1),
+    ("unit/gta2city", "unit/gta2city", ("gen_a", "gen_b"), 1),
+    ("photo2cartoon/default", "photo2cartoon/default", ("genA2B",), 1),
+])
+def test_a_size_not_published_is_the_release_configs_float32_parameters_and_says_so(name, preset, modules, copies):
+    """Drive-only models: the listing shows an estimate (marked ~) equal, within 1 MB, to the
+    float32 parameters of the preset that mirrors the authors' release configuration."""
+    from styleforge import config as C
+    from styleforge.commands.models import _size
+    from styleforge.registry import build_method
+
+    e = zoo.get(name)
+    cfg = C.resolve(preset)
+    m = build_method(cfg["method"], **cfg.get("model", {}))
+    mb = sum(p.numel() for n in modules for p in getattr(m, n).parameters()) * 4 * copies / 1e6
+    assert e.size_estimated and abs(e.size_mb - mb) < 1.0, (e.size_mb, mb)
+    assert _size(e.size_mb, e.size_estimated).startswith("~")
+
+
+def test_every_download_has_a_size():
+    assert [n for n, e in zoo.catalogue().items() if e.size_mb is None and not e.packaged] == []

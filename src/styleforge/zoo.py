@@ -49,6 +49,7 @@ class Entry:
     manual: dict | None = None          # {file, page}: no direct download
     packaged: str | None = None         # a weights.PACKAGED key
     size_mb: float | None = None
+    size_estimated: bool = False        # size_mb counted from the parameters, not published
 
     @property
     def non_commercial(self) -> bool:

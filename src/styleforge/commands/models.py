@@ -35,10 +35,11 @@ def register(sub) -> None:
     h.set_defaults(func=run_push)
 
 
-def _size(mb) -> str:
+def _size(mb, estimated: bool = False) -> str:
     if mb is None:
         return "size ?"
-    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB"
+    about = "~" if estimated else ""
+    return f"{about}{mb / 1000:.1f} GB" if mb >= 1000 else f"{about}{mb:.0f} MB"
 
 
 def run_models(args, overrides) -> int:
@@ -51,7 +52,8 @@ def run_models(args, overrides) -> int:
     if args.json:
         print(json.dumps([{"name": e.name, "method": e.method, "kind": e.kind, "what": e.what,
                            "source": e.download_from, "page": e.source.page, "licence": e.source.licence,
-                           "non_commercial": e.non_commercial, "size_mb": e.size_mb, "sha256": e.sha256,
+                           "non_commercial": e.non_commercial, "size_mb": e.size_mb,
+                           "size_estimated": e.size_estimated, "sha256": e.sha256,
                            "status": status(e), "path": str(location(e)) if location(e) else None}
                           for e in rows], indent=2))
         return 0
@@ -62,7 +64,7 @@ def run_models(args, overrides) -> int:
             print(f"{method}:")
         lic = ("NON-COMMERCIAL " if e.non_commercial else "") + e.source.licence_id
         how = " (no direct download: pull says where to get it)" if e.manual else ""
-        print(f"  {e.name:32s} {status(e):13s} {_size(e.size_mb):8s} {lic:28s} {e.what}{how}")
+        print(f"  {e.name:32s} {status(e):13s} {_size(e.size_mb, e.size_estimated):8s} {lic:28s} {e.what}{how}")
     here = sum(status(e) == "here" for e in rows)
     print("\nLicences (of the weights, as their sources state them):")
     for src in dict.fromkeys(e.source for e in rows):
