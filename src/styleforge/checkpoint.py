@@ -47,13 +47,15 @@ STATE_FILE = "training_state.pt"
 RANK_STATE_FILE = "rank_{rank}.pt"
 
 
-def _json_ready(value):
+def json_ready(value):
+    """``value`` with every tuple, at any depth, a list: what JSON writes, so that a value
+    read back from config.json or an export's metadata equals the one written."""
     if isinstance(value, tuple):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, list):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     return value
 
 
@@ -66,7 +68,7 @@ PATH_KEYS = ("vgg_weights",)
 def shareable_config(config: dict) -> dict:
     """``config`` ready for JSON, with the VGG file named by its file name alone (a path written
     by older versions still loads: it is used as it stands)."""
-    out = _json_ready(dict(config))
+    out = json_ready(dict(config))
     for key in PATH_KEYS:
         v = out.get(key)
         if isinstance(v, (str, os.PathLike)) and str(v) != "random" and Path(v).name != str(v):

@@ -141,7 +141,8 @@ def _gatys(out: Path, content: Path, painting: Path, device) -> tuple[list[str],
     """Gatys without and with colour preservation: the two images (relative paths), each run's
     loss history, the seconds spent now. Done images are reused (their losses from gatys.json)."""
     from .data.images import load_rgb
-    from .data.transforms import resize_longer_side, to_pil, to_tensor
+    from .data.transforms import to_tensor
+    from .pipeline import as_picture, sized
     from .registry import build_method
     from .utils.atomic import atomic_write_text
     from .utils.device import pick_device
@@ -156,14 +157,15 @@ def _gatys(out: Path, content: Path, painting: Path, device) -> tuple[list[str],
     cfg.update(sizes=[GATYS_SIZE], iterations=[GATYS_ITERATIONS], progress=True, init="content", stall_tol=1e-5)
     method = build_method("gatys", **cfg).to(pick_device(device))
     dev = next(method.buffers()).device
-    x = to_tensor(resize_longer_side(load_rgb(content), GATYS_SIZE))[None].to(dev)
-    s = to_tensor(resize_longer_side(load_rgb(painting), GATYS_SIZE))[None].to(dev)
+    # the pipeline's conversions (Pipeline.run's): stylize is called itself for its loss history
+    x = to_tensor(sized(load_rgb(content), GATYS_SIZE))[None].to(dev)
+    s = to_tensor(sized(load_rgb(painting), GATYS_SIZE))[None].to(dev)
     t0, losses = time.time(), {}
     for mode, rel in names.items():
         print(f"Gatys et al., {GATYS_ITERATIONS} L-BFGS iterations at {GATYS_SIZE} px"
               + (", colour kept (luminance-only transfer)" if mode == "luminance" else ""))
         y, hist = method.stylize(x, style=[s], preserve_color=mode)
-        _save(to_pil(y[0]), out / rel)
+        _save(as_picture(y[0]), out / rel)
         losses[mode] = [v for stage in hist[0] for v in stage]
     atomic_write_text(record, json.dumps(losses))
     return list(names.values()), losses, time.time() - t0

@@ -9,8 +9,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from . import config as C
 from .data.bundled import bundled_data
 
@@ -51,9 +49,11 @@ def _scores_section(run: Path, out: Path, data: Path, device=None) -> dict:
 
 
 def run_cyclegan_demo(out: Path, data=None, overrides=(), device=None) -> Path:
-    from .checkpoint import load_model
+    import styleforge
+
     from .data.images import list_images, load_rgb
-    from .data.transforms import to_pil, to_tensor
+    from .data.transforms import to_tensor
+    from .pipeline import as_picture, sized
     from .report import plot_losses, write_index
     from .runs import RunFolder
     from .training.trainer import Trainer
@@ -78,32 +78,31 @@ def run_cyclegan_demo(out: Path, data=None, overrides=(), device=None) -> Path:
                 cfg["train"]["device"] = device
         Trainer(cfg, run.root, resume=resume).fit()
     train_s = time.time() - t0
-    method = load_model(run.model_dir)
+    pipe = styleforge.load(run.model_dir, device=device)
     size = cfg["data"]["crop_size"]
     sections = []
-    with torch.inference_mode():
-        for src, fwd, back in (("A", "AtoB", "BtoA"), ("B", "BtoA", "AtoB")):
-            folder = data / f"test{src}"
-            rows, labels = [], []
-            for f in list_images(folder):
-                img = load_rgb(f).resize((size, size))
-                x = to_tensor(img)[None]
-                y = method.translate(x, fwd)
-                r = method.translate(y, back)
-                row = []
-                for kind, t in (("input", x), ("translated", y), ("reconstructed", r)):
-                    rel = f"images/{src}/{f.stem}_{kind}.png"
-                    save_image_atomic(to_pil(t[0]), out / rel)
-                    row.append(rel)
-                rows.append(row)
-                labels.append(f.name)
-            sections.append({"title": f"test{src}: {fwd} and back",
-                             "columns": ["input", "translated", "reconstructed"],
-                             "rows": rows, "labels": labels})
+    for src, fwd, back in (("A", "AtoB", "BtoA"), ("B", "BtoA", "AtoB")):
+        folder = data / f"test{src}"
+        rows, labels = [], []
+        for f in list_images(folder):
+            # the longer side at the training crop size (translate --size), padded by the pipeline
+            x = to_tensor(sized(load_rgb(f), size))[None]
+            y = pipe.run_tensor(x, direction=fwd)[0]["image"]
+            r = pipe.run_tensor(y, direction=back)[0]["image"]
+            row = []
+            for kind, t in (("input", x), ("translated", y), ("reconstructed", r)):
+                rel = f"images/{src}/{f.stem}_{kind}.png"
+                save_image_atomic(as_picture(t[0]), out / rel)
+                row.append(rel)
+            rows.append(row)
+            labels.append(f.name)
+        sections.append({"title": f"test{src}: {fwd} and back",
+                         "columns": ["input", "translated", "reconstructed"],
+                         "rows": rows, "labels": labels})
     if plot_losses(run.root, out / "losses.png"):
         sections.append({"title": "Training losses", "image": "losses.png"})
     sections.insert(0, _scores_section(run.root, out, data, device))
-    counts = method.parameter_counts()
+    counts = pipe.method.parameter_counts()
     notes = [f"CycleGAN ({cfg['model']['netG']}, ngf {cfg['model']['ngf']}) trained on {data} at "
              f"{size} px; parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
              f"training run: {run.root} (took {train_s:.0f} s this time)"]

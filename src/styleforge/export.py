@@ -193,7 +193,7 @@ def _dynamic_axes(inputs: list[Input], dynamic: bool) -> dict:
 
 def _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed: dict) -> dict:
     from . import __version__
-    from .checkpoint import _json_ready, shareable_config
+    from .checkpoint import json_ready, shareable_config
 
     declared = [asdict(i) for i in declared_inputs(method)]
     return {"format": EXPORT_FORMAT, "format_version": 2, "export_format": fmt,
@@ -202,9 +202,9 @@ def _metadata(method, direction, fmt, dynamic, side, channels, inputs, fixed: di
             "fixed_size": int(method.fixed_size) if method.fixed_size else None,
             "max_side": getattr(method, "max_side", None), "min_side": min_side(method),
             "input_size": side, "in_channels": channels, "opset": OPSET if fmt == "onnx" else None,
-            "graph_inputs": [i.name for i in inputs], "fixed_inputs": _json_ready(fixed),
-            "inputs": _json_ready(declared),
-            "outputs": [_json_ready(asdict(o)) for o in declared_outputs(method)][:1],
+            "graph_inputs": [i.name for i in inputs], "fixed_inputs": json_ready(fixed),
+            "inputs": json_ready(declared),
+            "outputs": [json_ready(asdict(o)) for o in declared_outputs(method)][:1],
             "config": shareable_config(method.config), "styleforge_version": __version__}
 
 

@@ -53,6 +53,7 @@ from .checkpoint import load_model, save_model
 from .errors import CheckpointError, ConfigError, ImageTooSmallError, first_line
 from .methods.base import Input, Output, draw_code
 from .utils.device import process_device, torchrun_rank
+from .utils.seed import output_seed
 
 MAX_OUTPUTS = 64
 # the largest magnitude a given code may hold: codes are drawn from N(0, 1), and a network fed
@@ -898,7 +899,7 @@ class Pipeline:
         samples = []
         fixed = None
         for k in range(num_outputs):
-            seed = (base or 0) + k if (num_outputs > 1 or base is not None) else None
+            seed = output_seed(base, k, num_outputs)
             if fixed is None:
                 fixed = self.convert(values, prep, seed, labels)
                 kw = dict(fixed)

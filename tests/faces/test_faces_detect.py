@@ -81,41 +81,22 @@ def test_bad_detector_options_name_the_option():
         FaceDetector(min_face=2)
 
 
-def test_a_shadowed_cv2_is_named_with_what_to_uninstall(monkeypatch):
-    import types
-
-    from styleforge.faces import detect
-
-    broken = types.ModuleType("cv2")  # what a second OpenCV wheel over the first leaves behind
-    broken.__file__ = "/site-packages/cv2/__init__.py"
-    monkeypatch.setattr(detect, "_installed_opencv",
-                        lambda: ["opencv-python==5.0.0.86", "opencv-python-headless==4.14.0.94"])
-    msg = detect.diagnose_cv2(broken)
-    assert "\n" not in msg and "lacks CascadeClassifier" in msg and "opencv-python==5.0.0.86" in msg
-    assert "pip uninstall -y opencv-python opencv-python-headless" in msg and "--force-reinstall" in msg
-    msg = detect.diagnose_cv2(None, ImportError("libGL.so.1: cannot open shared object file\nmore"))
-    assert "\n" not in msg and "fails to import: libGL.so.1" in msg
-    import cv2
-
-    assert detect.diagnose_cv2(cv2) is None
-
-
 def test_prepare_faces_with_a_broken_cv2_is_one_line_error(monkeypatch, tmp_path, capsys):
     import sys
     import types
 
     from styleforge.cli import main
-    from styleforge.faces import detect
+    from styleforge.utils import opencv
 
     monkeypatch.setitem(sys.modules, "cv2", types.ModuleType("cv2"))
-    monkeypatch.setattr(detect, "_installed_opencv", lambda: ["opencv-python==5.0.0.86",
+    monkeypatch.setattr(opencv, "_installed_opencv", lambda: ["opencv-python==5.0.0.86",
                                                               "opencv-python-headless==4.14.0.94"])
-    detect._cv2.cache_clear()
+    opencv.opencv.cache_clear()
     try:
         (tmp_path / "in").mkdir()
         assert main(["prepare", "faces", str(tmp_path / "in"), str(tmp_path / "out"), "--quiet"]) == 2
     finally:
-        detect._cv2.cache_clear()
+        opencv.opencv.cache_clear()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "internal error" not in err
     assert "OpenCV is broken" in err and "pip uninstall -y opencv-python opencv-python-headless" in err

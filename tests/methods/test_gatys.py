@@ -11,8 +11,10 @@ from styleforge.data.images import load_rgb
 from styleforge.data.transforms import resize_longer_side, to_tensor
 from styleforge.errors import CheckpointError, ConfigError
 from styleforge.losses.guided import guided_gram
+from styleforge.losses.perceptual import total_variation
 from styleforge.nn.color import color_stats, match_color, rgb_to_yiq
 from styleforge.nn.vgg import VGGEncoder, torchvision_indices
+from styleforge.methods.gatys import PIXEL
 from styleforge.registry import build_method
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -215,6 +217,23 @@ def test_stops_when_the_loss_stalls(sample):
     m = gatys(iterations=[50], stall_tol=0.99, stall_patience=2, **SHALLOW)
     _, hist = m.stylize(sample["content"], style=[sample["style"]])
     assert len(hist[0][0]) == 3
+
+
+def test_a_zero_weight_drops_its_term_and_skips_the_features_it_needs(sample, shallow, monkeypatch):
+    """One evaluation's loss is its weighted terms; content and style weight 0 leave total
+    variation alone, without running the encoder (STYLE.md habit 5)."""
+    x = sample["content"] * 255
+    weights = dict(content_weight=0.0, style_weight=0.0, tv_weight=2.0)
+    calls = []
+    monkeypatch.setattr(shallow, "vgg_features", lambda *a: calls.append(a) or {})
+    terms = shallow._loss_terms(x, {}, [], weights, None)
+    assert list(terms) == ["tv"] and not calls
+    p = shallow.opts["tv_exponent"]
+    assert torch.equal(terms["tv"], 2.0 / p * total_variation(x, exponent=p))
+    monkeypatch.undo()
+    terms = shallow._loss_terms(x, shallow.vgg_features(x / (PIXEL / 2) - 1, shallow.content_layers), [],
+                                dict(weights, content_weight=1.0), {"extra": lambda y: y.mean()})
+    assert list(terms) == ["content", "tv", "extra"] and float(terms["content"]) == 0.0  # x is the content
 
 
 def test_runs_under_inference_mode_and_through_the_pipeline(sample, shallow):

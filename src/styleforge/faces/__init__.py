@@ -10,7 +10,8 @@ them; :func:`prepare_faces` runs them over a folder; :func:`cartoonize_image` ru
 through a loaded model (the CLI's and the web app's cartoonize). See docs/faces.md.
 """
 from .align import FaceCrop, crop_face, crop_matrix, landmark_crop_matrix, paste_back, whiten
-from .detect import Face, FaceDetector, diagnose_cv2
+from ..utils.opencv import diagnose_cv2
+from .detect import Face, FaceDetector
 from .mediapipe_models import MediaPipeFaceDetector, SelfieMatting
 from .pipeline import (AutoDetector, Cartoonized, FacePreprocessor, Rejection, cartoonize_image, choose_faces,
                        load_detector)

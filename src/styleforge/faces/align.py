@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from .detect import Face, Point, _cv2
+from ..utils.opencv import opencv
+from .detect import Face, Point
 
 
 @dataclass
@@ -148,7 +149,7 @@ def warp(image: np.ndarray, m: np.ndarray, size: int, border: str = "white") -> 
     pixels that come from inside the image. ``border``: ``"white"`` or ``"replicate"``, what
     fills the rest (replicate: the image's edge pixels repeated, what segmentation is shown, so
     that a white fill does not pass for background colour)."""
-    cv2 = _cv2()
+    cv2 = opencv()
     if border not in ("white", "replicate"):
         raise ConfigError(f"border must be 'white' or 'replicate', got {border!r}")
     # warpAffine has no INTER_AREA: when the output is much smaller than the photo, shrink the
@@ -194,7 +195,7 @@ def paste_back(photo: np.ndarray, crop: FaceCrop, result: np.ndarray, feather: f
     blur): the soft edge fades from the cartoon's own colours into the photo's, without a pale
     halo. Returns a new RGB uint8 array of the photo's size.
     """
-    cv2 = _cv2()
+    cv2 = opencv()
     size = crop.size
     if result.shape[:2] != (size, size):
         result = cv2.resize(result, (size, size), interpolation=cv2.INTER_AREA if result.shape[0] > size

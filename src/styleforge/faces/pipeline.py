@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, NoFaceError
+from ..utils.opencv import opencv
 from .align import FaceCrop, crop_matrix, warp
-from .detect import Face, FaceDetector, _cv2
+from .detect import Face, FaceDetector
 from .segment import load_matting, matting_name
 
 
@@ -140,7 +141,7 @@ class FacePreprocessor:
                  detector=None, matting_options: dict | None = None, framing: str = "auto",
                  domain: str = "auto"):
         crop_matrix(Face(center=(0.0, 0.0), size=1.0), size, margin, center_y, framing=framing)  # validates
-        _cv2()  # a broken or shadowed OpenCV is named before any work
+        opencv()  # a broken or shadowed OpenCV is named before any work
         if context < 1:
             raise ConfigError(f"segmentation context must be >= 1 (times the crop side), got {context}")
         self.size, self.margin, self.center_y, self.align = size, margin, center_y, align
@@ -175,7 +176,7 @@ class FacePreprocessor:
 
     def segment(self, image: np.ndarray, crop: FaceCrop) -> np.ndarray:
         """The person matte of ``crop`` (size×size float32), computed on the wider view."""
-        cv2 = _cv2()
+        cv2 = opencv()
         size = crop.size
         n = int(min(self.seg_size, round(size * self.context)))
         k = n / (size * self.context)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, first_line
-from .detect import _cv2
+from ..utils.opencv import opencv
 from .masks import Box, person_part
 
 
@@ -53,7 +53,7 @@ class GrabCutMatting:
 
     def seeds(self, shape: tuple[int, int], face_box: Box | None) -> np.ndarray:
         """The GrabCut seed mask (cv2.GC_* labels) for a crop of ``shape`` (H, W)."""
-        cv2 = _cv2()
+        cv2 = opencv()
         h, w = shape
         if face_box is None:  # a centred portrait crop: assume the face is the middle third
             face_box = (w / 3, h / 3, 2 * w / 3, 2 * h / 3)
@@ -80,7 +80,7 @@ class GrabCutMatting:
         return mask
 
     def __call__(self, image: np.ndarray, face_box: Box | None = None) -> np.ndarray:
-        cv2 = _cv2()
+        cv2 = opencv()
         h, w = image.shape[:2]
         k = min(1.0, self.work_size / max(h, w))
         small = image if k == 1.0 else cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))),
@@ -139,7 +139,7 @@ class OnnxMatting:
         self.path = path
 
     def __call__(self, image: np.ndarray, face_box: Box | None = None) -> np.ndarray:
-        cv2 = _cv2()
+        cv2 = opencv()
         h, w = image.shape[:2]
         ih, iw = self.input_hw
         x = cv2.resize(image, (iw, ih), interpolation=cv2.INTER_AREA if ih < h else cv2.INTER_LINEAR)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..utils.seed import seeded_generator
 
 
 @dataclass
@@ -139,8 +140,7 @@ def draw_code(size: int, seed: int, n: int = 1, device=None) -> torch.Tensor:
     """The code the pipeline draws for seed ``seed`` (see :class:`Input`): the first ``size``
     numbers of N(0, 1) from a CPU generator seeded with ``seed`` (so every device draws the
     same), repeated for the ``n`` images of a call: a function of the seed alone."""
-    g = torch.Generator().manual_seed(int(seed))
-    return torch.randn(1, int(size), generator=g).to(device or "cpu").repeat(n, 1)
+    return torch.randn(1, int(size), generator=seeded_generator(seed)).to(device or "cpu").repeat(n, 1)
 
 
 InferenceOption = Input  # the earlier name (kinds "bool" and "image" are read as "flag"/"reference")

@@ -592,19 +592,10 @@ class GatysStyleTransfer(Method):
         in [-1, 1]); ``extra``: {name: fn(x) -> scalar} added terms (DPST's photorealism).
         Returns (image in [-1, 1], the loss of each function evaluation)."""
         cfg = self.opts
-        cw, sw, tw = opts["content_weight"], opts["style_weight"], opts["tv_weight"]
         with torch.no_grad():
-            content_feats = self.vgg_features(content, self.content_layers) if cw else {}
+            content_feats = self.vgg_features(content, self.content_layers) if opts["content_weight"] else {}
             feats0 = self.vgg_features(start, self.style_layers)
-        sizes = {l: feats0[l].shape[-2:] for l in self.style_layers}
-        prepared = []
-        for cm, targets, rw in regions:
-            mks = None if cm is None else self._propagate(cm.to(start.device), sizes)
-            # the layers a region's loss reads: a target, and (as the authors' code skips it) a
-            # content guide that is not empty there
-            used = [(l, lw) for l, lw in zip(self.style_layers, self.layer_weights)
-                    if targets[l] is not None and (mks is None or bool(mks[l].any()))]
-            prepared.append((mks, targets, rw, used))
+        prepared = self._region_layers(regions, {l: feats0[l].shape[-2:] for l in self.style_layers}, start.device)
         # contiguous: L-BFGS flattens the gradient with view(), which a permuted input would break
         pixels = ((start.detach() + 1) * (PIXEL / 2)).clone(memory_format=torch.contiguous_format).requires_grad_(True)
         if cfg["optimizer"] == "lbfgs":
@@ -616,33 +607,67 @@ class GatysStyleTransfer(Method):
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            x = pixels / (PIXEL / 2) - 1
-            need = (self.content_layers if cw else ()) + (self.style_layers if sw else ())
-            f = self.vgg_features(x, tuple(dict.fromkeys(need))) if need else {}
-            terms = {}
-            if cw:
-                terms["content"] = cw * sum(F.mse_loss(f[l], content_feats[l]) for l in self.content_layers)
-            if sw:
-                style = 0.0
-                for mks, targets, rw, used in prepared:
-                    for l, lw in used:
-                        m = None if mks is None else mks[l]
-                        g = guided_gram(f[l], m)
-                        e = F.mse_loss(g, targets[l].expand_as(g))
-                        if m is not None and self.region_weighting == "area":
-                            e = e * m.mean()
-                        style = style + rw * lw * e
-                terms["style"] = sw * style
-            if tw:
-                p = cfg["tv_exponent"]
-                terms["tv"] = tw / p * total_variation(pixels, exponent=p)
-            for name, fn in (extra or {}).items():
-                terms[name] = fn(x)
-            loss = sum(terms.values())
+            loss = sum(self._loss_terms(pixels, content_feats, prepared, opts, extra).values())
             loss.backward()
             last["loss"] = float(loss.detach())
             return loss
 
+        final, losses = self._descend(opt, closure, last, pixels, n_iter, desc)
+        if not torch.isfinite(final).all():
+            raise TrainingError(f"{self.method_name}: the optimisation diverged (non-finite image); "
+                                "lower lr or use optimizer lbfgs")
+        return final / (PIXEL / 2) - 1, losses
+
+    def _region_layers(self, regions, sizes, device) -> list:
+        """[(content guide per style layer or None, targets, region weight, [(layer, layer
+        weight) its loss reads])] for ``regions`` of :meth:`_style_targets`; ``sizes``: the
+        style layers' feature sizes for this image."""
+        prepared = []
+        for cm, targets, rw in regions:
+            mks = None if cm is None else self._propagate(cm.to(device), sizes)
+            # the layers a region's loss reads: a target, and (as the authors' code skips it) a
+            # content guide that is not empty there
+            used = [(l, lw) for l, lw in zip(self.style_layers, self.layer_weights)
+                    if targets[l] is not None and (mks is None or bool(mks[l].any()))]
+            prepared.append((mks, targets, rw, used))
+        return prepared
+
+    def _loss_terms(self, pixels, content_feats, prepared, opts, extra) -> dict[str, torch.Tensor]:
+        """{term: weighted loss} at ``pixels`` (1×3×H×W on 0-255): content, style (summed over
+        the regions of :meth:`_region_layers`), total variation and the ``extra`` terms; a
+        weight of 0 skips its term."""
+        cw, sw, tw = opts["content_weight"], opts["style_weight"], opts["tv_weight"]
+        x = pixels / (PIXEL / 2) - 1
+        need = (self.content_layers if cw else ()) + (self.style_layers if sw else ())
+        f = self.vgg_features(x, tuple(dict.fromkeys(need))) if need else {}
+        terms = {}
+        if cw:
+            terms["content"] = cw * sum(F.mse_loss(f[l], content_feats[l]) for l in self.content_layers)
+        if sw:
+            style = 0.0
+            for mks, targets, rw, used in prepared:
+                for l, lw in used:
+                    m = None if mks is None else mks[l]
+                    g = guided_gram(f[l], m)
+                    e = F.mse_loss(g, targets[l].expand_as(g))
+                    if m is not None and self.region_weighting == "area":
+                        e = e * m.mean()
+                    style = style + rw * lw * e
+            terms["style"] = sw * style
+        if tw:
+            p = self.opts["tv_exponent"]
+            terms["tv"] = tw / p * total_variation(pixels, exponent=p)
+        for name, fn in (extra or {}).items():
+            terms[name] = fn(x)
+        return terms
+
+    def _descend(self, opt, closure, last, pixels, n_iter, desc):
+        """Up to ``n_iter`` steps of ``opt`` (the closure leaves each evaluation's loss in
+        ``last``), stopping early when a caller's budget is spent, the loss stalls
+        (``stall_tol`` over ``stall_patience`` steps) or turns non-finite. Returns (the pixels
+        after the last step, or after a non-finite loss the last point whose loss was finite;
+        the loss of each step)."""
+        cfg = self.opts
         losses, good, final = [], None, None
         bar = None
         if cfg["progress"] and n_iter:
@@ -672,8 +697,4 @@ class GatysStyleTransfer(Method):
         finally:
             if bar is not None:
                 bar.close()
-        final = pixels.detach() if final is None else final
-        if not torch.isfinite(final).all():
-            raise TrainingError(f"{self.method_name}: the optimisation diverged (non-finite image); "
-                                "lower lr or use optimizer lbfgs")
-        return final / (PIXEL / 2) - 1, losses
+        return (pixels.detach() if final is None else final), losses

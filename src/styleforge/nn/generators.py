@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..utils.seed import seeded_generator
 from .blocks import ResnetBlock, conv_layers, down_layers, up_layers
 from .norms import conv_bias, norm_layer
 
@@ -170,7 +171,7 @@ class UnetGenerator(nn.Module):
         is a function of the seed alone); ``seed`` None: the global RNG, as ``F.dropout``."""
         drops = [m for m in self.modules() if isinstance(m, TestTimeDropout)]
         if seed is not None:
-            gens = [torch.Generator().manual_seed(int(seed)) for _ in range(n)]
+            gens = [seeded_generator(seed) for _ in range(n)]
             for m in drops:
                 m.generators = gens
         try:

@@ -50,6 +50,7 @@ from ..runs import RunFolder
 from ..utils.atomic import atomic_write_text, make_temp_dir, replace_dir, temp_dir_into
 from ..utils.device import process_device
 from ..utils.images import chw_to_pil, make_grid, save_image_atomic
+from ..utils.seed import seed_everything
 from . import distributed
 from .logging import RunLogger
 from .ema import ModuleEMA
@@ -66,12 +67,6 @@ class Interrupted(StyleforgeError):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         super().__init__(f"interrupted by signal {signum} at step {step}; checkpoint saved: {checkpoint}; "
                          "the same command again resumes")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def git_revision() -> str | None:

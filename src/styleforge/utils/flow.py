@@ -15,26 +15,22 @@
   |O_t − warp(O_{t−1})| over the pixels the check keeps, in [0, 1] units.
 
 Frames are H×W×3 uint8 RGB arrays; flows H×W×2 float32 (x, y) in pixels. A leaf module: it
-imports nothing else of styleforge.
+imports nothing of styleforge but utils/opencv.py (OpenCV, or a one-line error naming the fix).
 """
 from __future__ import annotations
 
 import numpy as np
 
-
-def _cv2():
-    import cv2
-
-    return cv2
+from .opencv import opencv
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
-    return _cv2().cvtColor(np.ascontiguousarray(frame[..., :3]), _cv2().COLOR_RGB2GRAY)
+    return opencv().cvtColor(np.ascontiguousarray(frame[..., :3]), opencv().COLOR_RGB2GRAY)
 
 
 def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The flow from frame ``a`` to frame ``b``: a's pixel p is seen at p + flow(p) in b."""
-    cv2 = _cv2()
+    cv2 = opencv()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     return dis.calc(_gray(a), _gray(b), None)
 
@@ -52,7 +48,7 @@ def _grid(h: int, w: int):
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``image`` sampled at p + flow(p) for each pixel p (bilinear; edges repeated): with the
     backward flow, the previous frame moved into the current frame's place. Keeps the dtype."""
-    cv2 = _cv2()
+    cv2 = opencv()
     ys, xs = _grid(*flow.shape[:2])
     return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
@@ -62,7 +58,7 @@ def consistency_weights(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     """H×W float32 weights: 0 where the current frame's pixel was occluded in the previous frame,
     lies on a motion boundary (Ruder et al. 2016's two tests) or came from outside it, 1 elsewhere. ``back``: current
     -> previous flow, ``fwd``: previous -> current."""
-    cv2 = _cv2()
+    cv2 = opencv()
     fwd_at = warp(fwd, back)  # the forward flow where each current pixel came from
     s = back + fwd_at
 
