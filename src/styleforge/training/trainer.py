@@ -163,18 +163,15 @@ def parameter_table(method) -> list[str]:
 def build_datasets(cfg: dict):
     """Training set and the fixed sample batch source (test split if there is one)."""
     from ..data.datasets import build_dataset
+    from ..data.splits import dataset_kwargs
     from ..data.transforms import Transform
 
     d, seed = cfg["data"], cfg["train"]["seed"]
     if not d["root"]:
         raise DataError("no training data: give --data DIR (or data.root=DIR)")
     train_tf = Transform(d["load_size"], d["crop_size"], d["preprocess"], flip=d["flip"])
-    kw = {"serial": d["serial"]} if d["dataset"] == "unpaired" else {}
-    if d["dataset"] in ("paired_ab", "paired_folders"):
-        kw["direction"] = d["direction"]
     method = get_method_class(cfg["method"])
-    if d["dataset"] == method.data_kind:  # the data options the method declares (FUNIT: pairs)
-        kw.update({key: d[key] for key in method.data_options})
+    kw = dataset_kwargs(d, method.data_kind, method.data_options)  # with the data options it declares (FUNIT: pairs)
     train = build_dataset(d["dataset"], d["root"], "train", train_tf, seed, **kw)
     test_tf = Transform(d["crop_size"], d["crop_size"], "resize", flip=False)
     try:
