@@ -245,7 +245,7 @@ class Trainer:
         if t.get("eval_every") and self.is_main:
             from ..metrics.periodic import PeriodicEvaluator
 
-            self.evaluator = PeriodicEvaluator(cfg, self.device)
+            self.evaluator = PeriodicEvaluator(cfg, self.device, self.method)
 
     def _lr_lambda(self, step: int, group: str | None = None) -> float:
         """The LR multiplier at ``step`` for optimizer ``group``: the ``train:`` section's schedule,
@@ -450,7 +450,7 @@ class Trainer:
             write_model_files(tmp, self.method, "inference")
             (tmp / "eval.json").write_text(json.dumps(
                 {"metric": ev.metric, "value": value, "step": self.step,
-                 "images": len(ev.inputs)}, indent=2) + "\n")
+                 "images": len(ev.jobs)}, indent=2) + "\n")
 
     # ---- the loop ----------------------------------------------------------------------
     def _handle_signal(self, signum, frame):
