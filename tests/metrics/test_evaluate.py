@@ -1,4 +1,6 @@
 """Scoring folders and models: metric parsing, warnings with counts, a model on a test split."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -119,3 +121,89 @@ def test_model_evaluation_errors(tiny_cyclegan_dir, h2z, tiny_feature_net, tmp_p
     Image.new("RGB", (8, 8)).save(tmp_path / "flat" / "x.png")
     with pytest.raises(EvaluationError, match="needs an unpaired .* class-folder test split"):
         evaluate_model(tiny_cyclegan_dir, tmp_path / "flat", None, "kid", net, OPTS)
+
+
+# ---- the jobs of a test split, pinned on small layouts built here ------------------------------
+SAMPLE = Path(__file__).resolve().parents[2] / "data"
+
+
+def _copy(src, dst, size=(24, 16)):
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    Image.open(src).convert("RGB").resize(size).save(dst)
+    return dst
+
+
+def _pipe(name, **model):
+    import torch
+
+    from styleforge.pipeline import Pipeline
+    from styleforge.registry import build_method
+
+    torch.manual_seed(0)
+    return Pipeline(build_method(name, **model), device="cpu")
+
+
+def _listing(split):
+    """A split's jobs and reals as comparable values: paths by name, PIL images by their pixels."""
+    def key(x):
+        if isinstance(x, (list, tuple)):
+            return [key(v) for v in x]
+        return str(x) if isinstance(x, (str, Path)) else (x.size, x.tobytes())
+
+    jobs, reals, name = split
+    return [(key(j.image), {k: key(v) for k, v in j.values.items()}, j.name) for j in jobs], key(reals), name
+
+
+def test_the_jobs_of_each_layout_are_those_evaluate_has_always_built(tmp_path):
+    """Every input, its declared inputs, its name and the reals, written out for an unpaired (test and
+    val), paired-folder, content/style and class-folder layout: the builder may move, the jobs may not."""
+    from styleforge import config as C
+    from styleforge.metrics.evaluate import test_split
+
+    h2z = sorted((SAMPLE / "horse2zebra" / "testA").iterdir())
+    cyc = _pipe("cyclegan", ngf=4, ndf=4, netG="resnet_6blocks")
+    un = tmp_path / "unpaired"
+    a = [_copy(h2z[i], un / "testA" / f"a{i}.png") for i in range(3)]
+    b = [_copy(h2z[i], un / "testB" / f"b{i}.png") for i in range(2)]
+    want = ([(str(f), {}, f.stem) for f in a], [str(f) for f in b], str(un / "testB"))
+    assert _listing(test_split(cyc, un, "AtoB")) == want
+    assert _listing(test_split(cyc, un, "BtoA")) == ([(str(f), {}, f.stem) for f in b], [str(f) for f in a],
+                                                      str(un / "testA"))
+    val = tmp_path / "val"
+    va = [_copy(h2z[0], val / "valA" / "x.png")]
+    vb = [_copy(h2z[1], val / "valB" / "y.png")]
+    _copy(h2z[2], val / "trainA" / "t.png"), _copy(h2z[2], val / "trainB" / "t.png")
+    assert _listing(test_split(cyc, val, None)) == ([(str(va[0]), {}, "x")], [str(vb[0])], str(val / "valB"))
+
+    pf = tmp_path / "paired"
+    pa = [_copy(h2z[i], pf / "test" / "A" / f"{n}.png") for i, n in enumerate("pqr")]
+    pb = [_copy(h2z[i], pf / "test" / "B" / f"{n}.png", (20, 12)) for i, n in ((1, "p"), (2, "q"))]
+    def pix(f):
+        im = Image.open(f).convert("RGB")
+        return im.size, im.tobytes()
+
+    assert _listing(test_split(cyc, pf, "AtoB")) == ([(pix(pa[0]), {}, "00000"), (pix(pa[1]), {}, "00001")],
+                                                     [pix(pb[0]), pix(pb[1])], f"{pf}/test (paired_folders, side B)")
+    assert _listing(test_split(cyc, pf, "BtoA"))[0] == [(pix(pb[0]), {}, "00000"), (pix(pb[1]), {}, "00001")]
+
+    cs = tmp_path / "cs"
+    content = [_copy(SAMPLE / "style_transfer" / "content" / f"{n}.jpg", cs / "content" / f"{n}.png")
+               for n in ("chicago", "cornell")]
+    styles = [_copy(SAMPLE / "style_transfer" / "style" / f"{n}.jpg", cs / "style" / f"{n}.png")
+              for n in ("mondrian", "the_scream", "wave")]
+    adain = _pipe("adain", vgg_weights="random", width=8)
+    assert _listing(test_split(adain, cs, None)) == (
+        [(str(c), {"style": [str(s)]}, f"{c.stem}__{s.stem}") for c in content for s in styles],
+        [str(s) for s in styles], str(cs / "style"))
+
+    cf = tmp_path / "classes"
+    animals = {c: sorted((SAMPLE / "animals" / c).iterdir()) for c in ("cat", "dog", "wild")}
+    files = {c: [_copy(f, cf / c / f.name) for f in animals[c][:n]] for c, n in (("cat", 3), ("dog", 2), ("wild", 4))}
+    funit = _pipe("funit", **C.resolve("tiny/funit")["model"])
+    cls = lambda c: {"class_images": [str(f) for f in files[c][:2]]}  # noqa: E731
+    assert _listing(test_split(funit, cf, None, shots=2)) == (
+        [(str(files["dog"][0]), cls("cat"), f"cat/{files['dog'][0].stem}"),
+         (str(files["wild"][0]), cls("cat"), f"cat/{files['wild'][0].stem}"),
+         (str(files["cat"][0]), cls("wild"), f"wild/{files['cat'][0].stem}"),
+         (str(files["dog"][0]), cls("wild"), f"wild/{files['dog'][0].stem}")],
+        [str(f) for f in files["cat"][2:] + files["wild"][2:]], f"{cf} (3 classes, 2-shot)")

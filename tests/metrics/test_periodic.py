@@ -1,14 +1,21 @@
 """Periodic evaluation during training: KID logged with the losses, checkpoints/best kept by it,
 training unchanged by it; a small TorchScript extractor by path keeps it fast."""
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import styleforge
 from styleforge import config as C
 from styleforge.errors import ConfigError
+from styleforge.metrics import evaluate as E
+from styleforge.metrics.features import load_feature_net
 from styleforge.metrics.periodic import PeriodicEvaluator
+from styleforge.pipeline import Pipeline
+from styleforge.registry import build_method
 from styleforge.training.logging import read_log
 from styleforge.training.trainer import Trainer
 
@@ -63,3 +70,59 @@ def test_bad_evaluation_options_fail_when_the_trainer_starts(h2z, tmp_path, over
     with pytest.raises(ConfigError, match=msg):
         Trainer(cfg_for(h2z, **{"train.eval_every": 2, **over}), tmp_path / "run").fit()
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.mark.parametrize("preset,data", [("tiny/cyclegan", "horse2zebra"), ("tiny/pix2pix", "facades"),
+                                         ("tiny/adain", "style_transfer"), ("tiny/funit", "animals")])
+def test_periodic_evaluation_translates_the_first_jobs_of_evaluate_against_its_first_reals(
+        preset, data, tiny_feature_net, monkeypatch):
+    """What the model is given (the input's pixels, its style or class images, the direction) is
+    recorded on both sides: the trainer's evaluator makes evaluate's first eval_images calls, and
+    scores them against the first eval_images of evaluate's real images."""
+    calls = []
+
+    def record(self, image, num_outputs=1, **values):
+        calls.append((image.size, hashlib.sha1(image.tobytes()).hexdigest(),
+                      {k: [str(p) for p in v] if isinstance(v, list) else str(v) for k, v in values.items()}))
+        return [{"image": Image.new("RGB", image.size, (len(calls) * 9 % 256, 0, 0))} for _ in range(num_outputs)]
+
+    monkeypatch.setattr(Pipeline, "run", record)
+    cfg = C.resolve(preset, overrides=[f"{k}={v}" for k, v in (("train.eval_every", 1), ("train.eval_images", 3),
+                    ("train.eval_feature_net", tiny_feature_net), ("train.eval_feature_size", 32))])
+    cfg["data"]["root"] = str(SAMPLE / data)
+    torch.manual_seed(0)
+    method = build_method(cfg["method"], **cfg["model"])
+    pipe = Pipeline(method, device="cpu")
+    E.evaluate_model(pipe, SAMPLE / data, None, "kid", load_feature_net(tiny_feature_net, 32),
+                     E.EvalOptions(progress=False, use_cache=False))
+    by_evaluate, calls[:] = list(calls), []
+    ev = PeriodicEvaluator(cfg, torch.device("cpu"), method)
+    ev(method)
+    assert len(by_evaluate) > 3 and calls == by_evaluate[:3]
+    reals = E.test_split(pipe, SAMPLE / data, method.check_direction(None)).reals[:3]
+    key = lambda r: str(r) if isinstance(r, (str, Path)) else r.tobytes()  # noqa: E731
+    assert [key(r) for r in ev.reals] == [key(r) for r in reals] and len(reals) == 3
+
+
+def test_without_a_test_split_the_first_training_jobs_are_scored_with_a_note(tmp_path, tiny_feature_net, capsys):
+    import shutil
+
+    for side in "AB":
+        shutil.copytree(SAMPLE / "horse2zebra" / f"train{side}", tmp_path / f"train{side}")
+    cfg = cfg_for(tmp_path, **{"train.eval_every": 1, "train.eval_images": 2,
+                               "train.eval_feature_net": str(tiny_feature_net), "train.eval_feature_size": 32})
+    ev = PeriodicEvaluator(cfg, torch.device("cpu"), build_method(cfg["method"], **cfg["model"]))
+    first = sorted((tmp_path / "trainA").iterdir())[:2]
+    assert [j.image for j in ev.jobs] == first and ev.reals == sorted((tmp_path / "trainB").iterdir())[:2]
+    assert "has no testA/ and testB/ folders" in capsys.readouterr().err
+
+
+def test_a_model_without_the_input_the_layout_needs_fails_when_the_trainer_starts(tiny_feature_net):
+    cfg = cfg_for(SAMPLE / "style_transfer", **{"train.eval_every": 1, "train.eval_feature_net": str(tiny_feature_net),
+                                                "train.eval_feature_size": 32, "data.dataset": "content_style"})
+    with pytest.raises(ConfigError, match="train.eval_every: .*style_transfer is a content/style dataset, and this "
+                                          "cyclegan model takes no style image"):
+        PeriodicEvaluator(cfg, torch.device("cpu"), build_method(cfg["method"], **cfg["model"]))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..data.splits import EvalJob, EvalSplit, evaluation_jobs, first_input
 from ..errors import ConfigError, EvaluationError, ImageLoadError
 from . import diversity as D
 from . import fewshot as FS
@@ -349,101 +350,15 @@ def _style_from_folders(style_dir, fake_dir: Path, fake_files: Sequence[Path], v
 
 
 # ---- a model on a dataset's test split ---------------------------------------------------------
-@dataclass
-class TestJob:
-    """One translation of the evaluation: an input (file or PIL image), the inputs it is given
-    besides the image (a style image, K class images), and a label for saved files."""
-
-    image: object
-    values: dict
-    name: str
-    done: bool = False  # translated (False: its input could not be read)
-
-
-def _first_input(pipe, kind: str):
-    return next((i for i in pipe.inputs[1:] if i.kind == kind), None)
-
-
-def _content_style_split(pipe, data: Path):
-    from ..data.datasets import build_dataset
-
-    ref = _first_input(pipe, "reference")
-    if ref is None:
-        raise EvaluationError(f"{data} is a content/style dataset, and this {pipe.method.method_name} model takes "
-                              "no style image")
-    ds = build_dataset("content_style", data, "test", None, 0)
-    jobs = [TestJob(c, {ref.name: [s] if ref.multiple else s}, f"{c.stem}__{s.stem}")
-            for c in ds.content_paths for s in ds.style_paths]
-    return jobs, list(ds.style_paths), str(ds.style_root)
-
-
-def _class_folder_split(pipe, data: Path, shots: int):
-    """K-shot translation: for each class, its first ``shots`` images are the class images, the
-    others its real images; the inputs are the first image of every other class."""
-    from ..data.datasets import build_dataset
-
-    imgs = _first_input(pipe, "images")
-    if imgs is None:
-        raise EvaluationError(f"{data} has one folder per class, and this {pipe.method.method_name} model takes "
-                              "no class images")
-    ds = build_dataset("class_folders", data, "test", None, 0)
-    by_class: dict[int, list[Path]] = {}
-    for path, label in ds.samples:
-        by_class.setdefault(label, []).append(path)
-    jobs, reals = [], []
-    for c, files in by_class.items():
-        if len(files) <= shots:
-            continue
-        cls, real = files[:shots], files[shots:]
-        reals += real
-        for other, ofiles in by_class.items():
-            if other != c:
-                jobs.append(TestJob(ofiles[0], {imgs.name: cls}, f"{ds.classes[c]}/{ofiles[0].stem}"))
-    if not jobs:
-        raise EvaluationError(f"{data}: no class has more than {shots} images (K class images + real ones) "
-                              "and another class to translate from")
-    return jobs, reals, f"{data} ({len(by_class)} classes, {shots}-shot)"
-
-
-def test_split(pipe, data, direction: str | None, shots: int = 5) -> tuple[list[TestJob], list, str]:
+def test_split(pipe, data, direction: str | None, shots: int = 5) -> EvalSplit:
     """The jobs and real target images (files or PIL images) of ``data``'s test split, built
-    from its layout and the model's declared inputs: unpaired (testA/ testB/), paired, content
-    and style folders (every content × style pair), or one folder per class (K-shot)."""
-    from ..data.datasets import build_dataset, detect_layout
-
-    data = Path(data)
-    kind = detect_layout(data) if data.is_dir() else None
-    if kind is None and data.is_dir():
-        kind = getattr(pipe.method, "data_kind", None)
-    if kind == "content_style":
-        return _content_style_split(pipe, data)
-    if kind == "class_folders":
-        return _class_folder_split(pipe, data, shots)
-    direction = direction or "AtoB"
-    src, tgt = direction[0], direction[-1]
-    if kind == "unpaired" or (data / f"test{src}").is_dir():
-        for phase in ("test", "val"):
-            if (data / f"{phase}{src}").is_dir() and (data / f"{phase}{tgt}").is_dir():
-                files = _images(data / f"{phase}{src}", "test input")
-                return ([TestJob(f, {}, f.stem) for f in files], _images(data / f"{phase}{tgt}", "test target"),
-                        f"{data / f'{phase}{tgt}'}")
-        raise EvaluationError(f"{data} has no test{src}/ and test{tgt}/ folders to evaluate {direction} on")
-    if kind in ("paired_ab", "paired_folders"):
-        ds = build_dataset(kind, data, "test", None, 0, direction=direction if direction in ("AtoB", "BtoA") else "AtoB")
-        from ..data.transforms import to_pil
-
-        jobs, reals = [], []
-        for i in range(len(ds)):
-            item = ds[i]
-            jobs.append(TestJob(to_pil(item["A"]), {}, f"{i:05d}"))
-            reals.append(to_pil(item["B"]))
-        return jobs, reals, f"{data}/test ({kind}, side {tgt})"
-    raise EvaluationError(f"evaluating a model needs an unpaired (testA/ testB/), paired, content/style or "
-                          f"class-folder test split; {data} looks like {kind or 'no known layout'}. Translate "
-                          "the images yourself and use --real DIR --fake DIR")
+    from its layout and the model's declared inputs (:func:`~styleforge.data.splits.evaluation_jobs`,
+    which the trainer's periodic evaluation calls too)."""
+    return evaluation_jobs(data, pipe.inputs, direction, "test", shots,
+                           data_kind=getattr(pipe.method, "data_kind", None), model=pipe.method.method_name)
 
 
-def translate_all(pipe, jobs: list[TestJob], direction: str | None, styles: int = 1, progress: bool = True):
+def translate_all(pipe, jobs: list[EvalJob], direction: str | None, styles: int = 1, progress: bool = True):
     """Run each job; ``styles`` > 1 asks a method with a random code or seed for that many
     outputs per input (seeds 0..K-1). Returns (outputs, groups, input images, skipped)."""
     from ..data.images import load_rgb
@@ -506,7 +421,7 @@ def evaluate_model(model, data, direction: str | None = None, metrics=None, net:
     lpips_model = D.load_lpips(opts.lpips_net) if "lpips" in metrics else None
     content = content_network(opts) if "content" in metrics else None
     vgg = _vgg_distances(opts, content) if "style" in metrics else None
-    ref = _first_input(pipe, "reference")
+    ref = first_input(pipe.inputs, "reference")
     if vgg is not None and (ref is None or not jobs or ref.name not in jobs[0].values):
         raise EvaluationError("the style distance needs style images: evaluate a style-transfer model on a "
                               "content/style dataset (content/ and style/ folders)")

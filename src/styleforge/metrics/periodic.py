@@ -1,25 +1,30 @@
 """The trainer's optional periodic evaluation (``train.eval_every`` > 0).
 
-Every ``eval_every`` steps the method translates a fixed held-out subset (the first
-``eval_images`` samples of the test split, resized to ``data.crop_size`` with no augmentation)
-and the result is scored against the subset's targets with ``eval_metric``. What a sample
-gives depends on the data kind, and the method's declared inputs say where it goes: unpaired
-and paired data translate side "A" in the first direction against side "B"; content/style data
-stylize each content with its style (the method's style-image input) against the styles;
-class folders translate each sample with K class images (the method's K-image input) of the
-next sample's class, against those classes' images. Scores use ``eval_metric``: ``kid`` (×100, the default; unbiased, fine with few
-images) or ``fid`` (the exact low-rank computation of :func:`~styleforge.metrics.fid.fid_lowrank`:
-the reference ``sqrtm`` would take tens of seconds at every evaluation on a CPU). Lower is better
-for both. The real side's features are computed once. The features come from the FID Inception,
-or from ``eval_feature_net`` (a TorchScript extractor by path, input ``eval_feature_size`` px,
-values in [-1, 1]): a small network there makes frequent evaluation cheap; its numbers are
-comparable only with themselves. The network is loaded when the trainer starts, so a bad path
-fails before the first step rather than at the first evaluation.
+Every ``eval_every`` steps the method translates a fixed held-out subset and the result is scored
+with ``eval_metric``. The subset is the first ``eval_images`` jobs of the test split that
+``styleforge evaluate`` builds (:func:`~styleforge.data.splits.evaluation_jobs`, with the run's
+``data.dataset`` and, for paired data, ``data.direction`` as the input side), scored against the
+first ``eval_images`` of that split's real images, and translated by the same code
+(:func:`~styleforge.metrics.evaluate.translate_all`: files at their own size through the
+pipeline, the method's first direction, 8-bit outputs). So a periodic value is what ``evaluate``
+computes on those jobs: unpaired data translates ``testA/`` against ``testB/``; paired data
+each pair's input side against its target side; content/style data every content × style pair
+(the method's style-image input) against the styles; class folders K-shot (the method's K-image
+input: each class's first 5 images) against the classes' other images. Without a usable test
+split it takes the training split, and says so.
 
-It does not disturb training: the samples are drawn with the datasets' own per-sample
-generators, the translation runs in ``eval()`` mode under ``torch.no_grad`` with the global
-RNG states (torch, CUDA, Python, NumPy) saved and restored, so a run with evaluation has the
-same losses as one without, and resumes exactly.
+Scores use ``eval_metric``: ``kid`` (×100, the default; unbiased, fine with few images) or ``fid``
+(the exact low-rank computation of :func:`~styleforge.metrics.fid.fid_lowrank`: the reference
+``sqrtm`` would take tens of seconds at every evaluation on a CPU). Lower is better for both. The
+real side's features are computed once. The features come from the FID Inception, or from
+``eval_feature_net`` (a TorchScript extractor by path, input ``eval_feature_size`` px, values in
+[-1, 1]): a small network there makes frequent evaluation cheap; its numbers are comparable only
+with themselves. The network is loaded when the trainer starts, so a bad path fails before the
+first step rather than at the first evaluation.
+
+It does not disturb training: the translation runs in ``eval()`` mode under ``torch.no_grad``
+with the global RNG states (torch, CUDA, Python, NumPy) saved and restored, so a run with
+evaluation has the same losses as one without, and resumes exactly.
 """
 from __future__ import annotations
 
@@ -30,21 +35,22 @@ import sys
 import numpy as np
 import torch
 
+from ..data.splits import PAIRED, evaluation_jobs
 from ..errors import ConfigError, DataError, EvaluationError
 from .features import extract_features, load_feature_net
 from .fid import fid_lowrank
 from .kid import KID_SCALE, kid
 
 EVAL_METRICS = ("kid", "fid")
-_PAIRED = ("unpaired", "paired_ab", "paired_folders")
-_KINDS = (*_PAIRED, "content_style", "class_folders")
+_KINDS = ("unpaired", *PAIRED, "content_style", "class_folders")
 
 
 class PeriodicEvaluator:
-    def __init__(self, cfg: dict, device: torch.device):
-        from ..data.datasets import build_dataset
-        from ..data.transforms import Transform
+    """``method`` (optional): build the jobs now from its declared inputs, so that a model that
+    cannot take the split (no style input for content/style data) fails before the first step;
+    without it they are built at the first call."""
 
+    def __init__(self, cfg: dict, device: torch.device, method=None):
         t, d = cfg["train"], cfg["data"]
         self.metric = str(t["eval_metric"]).lower()
         if self.metric not in EVAL_METRICS:
@@ -56,39 +62,11 @@ class PeriodicEvaluator:
         if kind not in _KINDS:
             raise ConfigError(f"train.eval_every works with {', '.join(_KINDS)} datasets; "
                               f"this run's data.dataset is {kind}")
-        tf = Transform(d["crop_size"], d["crop_size"], "resize", flip=False)
-        kw = {"serial": True} if kind == "unpaired" else {"direction": d["direction"]} if kind in _PAIRED else {}
-        try:
-            ds = build_dataset(kind, d["root"], "test", tf, t["seed"], **kw)
-        except DataError:
-            print("note: no test split; the periodic evaluation uses the first training images", file=sys.stderr)
-            ds = build_dataset(kind, d["root"], "train", tf, t["seed"], **kw)
-        k = min(n, len(ds))
-        items = [ds[i] for i in range(k)]
-        self.kind = kind
-        self.extra: list[dict] = [{} for _ in items]  # per sample: the kind's tensor input (before naming)
-        if kind in _PAIRED:
-            self.inputs = torch.stack([it["A"] for it in items])
-            self.targets = torch.stack([it["B"] for it in items])
-        elif kind == "content_style":
-            self.inputs = torch.stack([it["content"] for it in items])
-            self.targets = torch.stack([it["style"] for it in items])
-            self.extra = [{"reference": it["style"][None]} for it in items]
-        else:  # class folders: K images of the next sample's class
-            shots = int(t.get("eval_shots", 5) or 5)
-            labels = [it["label"] for it in items]
-            by_class = {}
-            for i, lab in enumerate(getattr(ds, "targets", labels)):
-                by_class.setdefault(lab, []).append(i)
-            self.inputs = torch.stack([it["image"] for it in items])
-            tgts = []
-            for i in range(k):
-                lab = labels[(i + 1) % k]
-                idx = by_class[lab][:shots]
-                cls = torch.stack([ds[j]["image"] for j in idx])
-                self.extra[i] = {"images": cls}
-                tgts.append(cls[0])
-            self.targets = torch.stack(tgts)
+        self.n, self.kind, self.root = n, kind, d["root"]
+        self.pair_input = d["direction"] if kind in PAIRED else None  # the side the method was trained on
+        self.jobs: list | None = None   # the first n jobs of the split (built from the declared inputs)
+        self.reals: list | None = None  # the first n real images of the split
+        self.direction: str | None = None
         self.device = device
         self.name = f"eval_{self.metric}"
         self.best: float | None = None
@@ -108,6 +86,26 @@ class PeriodicEvaluator:
                                   "the default FID Inception takes 299 px")
             self._net = load_feature_net(device=device)
         self._real = None
+        if method is not None:
+            self._build(method)
+
+    def _build(self, method) -> None:
+        """The first ``n`` jobs and reals of the test split (``evaluate``'s), else of the training
+        split."""
+        from ..pipeline import declared_inputs
+
+        self.direction = method.check_direction(None)
+        args = (self.root, declared_inputs(method), self.direction)
+        kw = {"kind": self.kind, "model": method.method_name, "pair_input": self.pair_input}
+        try:
+            split = evaluation_jobs(*args, "test", **kw)
+        except (DataError, EvaluationError) as e:
+            try:
+                split = evaluation_jobs(*args, "train", **kw)
+            except (DataError, EvaluationError):
+                raise ConfigError(f"train.eval_every: {e}") from None
+            print(f"note: {e}; the periodic evaluation uses the training split", file=sys.stderr)
+        self.jobs, self.reals = split.jobs[:self.n], split.reals[:self.n]
 
     def load_best(self, best_dir) -> None:
         """Take the best value so far from ``checkpoints/best/eval.json`` (on resume)."""
@@ -120,36 +118,21 @@ class PeriodicEvaluator:
             except (ValueError, KeyError, TypeError):
                 pass
 
-    def _features(self, x: torch.Tensor) -> np.ndarray:
-        return extract_features(self._net, x, batch_size=32, progress=False).pool
+    def _features(self, images) -> np.ndarray:
+        return extract_features(self._net, images, batch_size=32, progress=False).pool
 
     @torch.no_grad()
-    def _translate(self, method) -> torch.Tensor:
-        """The subset through the method's declared inputs (``Pipeline.run_tensor``): the
-        kind's extra tensor goes to the method's first input of that kind; seeded codes."""
+    def _translate(self, method) -> list:
+        """The jobs through the pipeline, as ``styleforge evaluate`` runs them."""
         from ..pipeline import Pipeline
+        from .evaluate import translate_all
 
         pipe = Pipeline(method, device=str(self.device))
-        names = {kind: next((i.name for i in pipe.inputs[1:] if i.kind == kind), None)
-                 for kind in ("reference", "images")}
-        seed = {"seed": 0} if pipe.stochastic else {}
-        outs = []
-        if self.kind in _PAIRED:
-            for i in range(0, len(self.inputs), 8):
-                outs.append(pipe.run_tensor(self.inputs[i:i + 8], **seed)[0]["image"].float().cpu())
-            return torch.cat(outs)
-        for x, extra in zip(self.inputs, self.extra):
-            values = {}
-            for kind, t in extra.items():
-                if names[kind] is None:
-                    raise ConfigError(f"train.eval_every on {self.kind} data: {method.method_name} has no "
-                                      f"{kind} input")
-                multiple = pipe.input(names[kind]).multiple
-                values[names[kind]] = [t] if multiple else t
-            outs.append(pipe.run_tensor(x[None], **seed, **values)[0]["image"].float().cpu())
-        return torch.cat(outs)
+        return translate_all(pipe, self.jobs, self.direction, 1, progress=False)[0]
 
     def __call__(self, method) -> float:
+        if self.jobs is None:
+            self._build(method)
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         py_state, np_state = random.getstate(), np.random.get_state()
         was_training = method.training
@@ -162,7 +145,7 @@ class PeriodicEvaluator:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
         if self._real is None:
-            self._real = self._features(self.targets)
+            self._real = self._features(self.reals)
         ff = self._features(fake)
         if self.metric == "kid":
             return kid(self._real, ff)[0] * KID_SCALE

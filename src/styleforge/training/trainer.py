@@ -158,18 +158,15 @@ def parameter_table(method) -> list[str]:
 def build_datasets(cfg: dict):
     """Training set and the fixed sample batch source (test split if there is one)."""
     from ..data.datasets import build_dataset
+    from ..data.splits import dataset_kwargs
     from ..data.transforms import Transform
 
     d, seed = cfg["data"], cfg["train"]["seed"]
     if not d["root"]:
         raise DataError("no training data: give --data DIR (or data.root=DIR)")
     train_tf = Transform(d["load_size"], d["crop_size"], d["preprocess"], flip=d["flip"])
-    kw = {"serial": d["serial"]} if d["dataset"] == "unpaired" else {}
-    if d["dataset"] in ("paired_ab", "paired_folders"):
-        kw["direction"] = d["direction"]
     method = get_method_class(cfg["method"])
-    if d["dataset"] == method.data_kind:  # the data options the method declares (FUNIT: pairs)
-        kw.update({key: d[key] for key in method.data_options})
+    kw = dataset_kwargs(d, method.data_kind, method.data_options)  # with the data options it declares (FUNIT: pairs)
     train = build_dataset(d["dataset"], d["root"], "train", train_tf, seed, **kw)
     test_tf = Transform(d["crop_size"], d["crop_size"], "resize", flip=False)
     try:
@@ -243,7 +240,7 @@ class Trainer:
         if t.get("eval_every") and self.is_main:
             from ..metrics.periodic import PeriodicEvaluator
 
-            self.evaluator = PeriodicEvaluator(cfg, self.device)
+            self.evaluator = PeriodicEvaluator(cfg, self.device, self.method)
 
     def _lr_lambda(self, step: int, group: str | None = None) -> float:
         """The LR multiplier at ``step`` for optimizer ``group``: the ``train:`` section's schedule,
@@ -448,7 +445,7 @@ class Trainer:
             write_model_files(tmp, self.method, "inference")
             (tmp / "eval.json").write_text(json.dumps(
                 {"metric": ev.metric, "value": value, "step": self.step,
-                 "images": len(ev.inputs)}, indent=2) + "\n")
+                 "images": len(ev.jobs)}, indent=2) + "\n")
 
     # ---- the loop ----------------------------------------------------------------------
     def _handle_signal(self, signum, frame):
