@@ -194,6 +194,8 @@ def check_value(inp: Input, v, label: str | None = None):
         return [_number(inp, x, label, False) for x in items]
     if inp.kind == "flag":
         return parse_bool(v, label)
+    if inp.kind == "file":  # read by the method as it is built (it names a missing file itself)
+        return str(v)
     if inp.fixed:
         if str(v) == str(inp.default):
             return inp.default
