@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import re
 import sys
 from pathlib import Path
 
+from .commands import plain_text
 from .errors import ConfigError, StyleforgeError
 
 EPILOG_OVERRIDES = ("Any config value can be overridden: key=value (e.g. train.lr=1e-4 "
@@ -168,16 +168,6 @@ def cmd_presets(args, overrides) -> int:
     if len(shown) < len(names):
         print(f"({len(names) - len(shown)} tiny/* test presets not shown: styleforge presets --all)", file=sys.stderr)
     return 0
-
-
-_REST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
-
-
-def plain_text(text: str | None) -> str | None:
-    """Help text without reST markup: ``x`` and :func:`x` -> x (descriptions reuse docstrings)."""
-    if not text:
-        return text
-    return _REST_ROLE.sub(r"\1", text).replace("``", "")
 
 
 def _walk_parsers(parser):

@@ -195,6 +195,8 @@ def check_value(inp: Input, v, label: str | None = None):
         return [_number(inp, x, label, False) for x in items]
     if inp.kind == "flag":
         return parse_bool(v, label)
+    if inp.kind == "file":  # read by the method as it is built (it names a missing file itself)
+        return str(v)
     if inp.fixed:
         if str(v) == str(inp.default):
             return inp.default
@@ -411,17 +413,6 @@ class Pipeline:
         names = [i.name for i in self.inputs[1:]]
         return (f"{self.method.method_name} takes no input {name!r}"
                 + (f"; its inputs: {', '.join(names)}" if names else "; it takes only the image"))
-
-    def check_group(self, group: str | None) -> str | None:
-        """The few-shot group to translate with (``None``: the model's default), or a one-line
-        error for a model without groups or an unknown group."""
-        if group is None:
-            return None
-        if not any(i.name == "group" for i in self.inputs):
-            raise ConfigError(f"--group: this {self.method.method_name} model has no groups (few-shot models, "
-                              "method fewshot_groups, have them; an exported file holds only the group "
-                              "it was exported with)")
-        return check_value(self.input("group"), group, "--group")
 
     def save(self, path) -> Path:
         return save_model(path, self.method)

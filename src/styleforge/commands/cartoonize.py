@@ -19,25 +19,64 @@ import sys
 from pathlib import Path
 
 
+USAGE = "styleforge cartoonize MODEL INPUTS... -o OUT [options] [model inputs]"
+
+
 def register(sub) -> None:
+    # the model's own inputs are flags (its declaration): the parser is built once MODEL is loaded
+    p = sub.add_parser("cartoonize", help="stylise the faces in photos (detect, align, crop, whiten, translate)",
+                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       add_help=False, usage=USAGE)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="the model directory, photos and options (the model's "
+                   "own inputs: 'styleforge cartoonize MODEL --help')")
+    p.set_defaults(func=run)
+
+
+def _parser(pipe=None, lenient: bool = False):
+    """(parser, {input name: flag}): the command's options and, with ``pipe``, one flag per input
+    the model declares (``commands.add_declared_flags``: ``--direction``, a few-shot model's
+    ``--group``, ...). ``lenient``: only to find MODEL (nothing required, unknown flags kept)."""
+    from . import ModelParser, add_declared_flags, plain_text
     from .prepare import add_face_options
 
-    p = sub.add_parser("cartoonize", help="stylise the faces in photos (detect, align, crop, whiten, translate)",
-                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="model directory (e.g. a photo2cartoon or ugatit model)")
-    p.add_argument("inputs", nargs="+", help="photos, folders or globs")
-    p.add_argument("--out", "-o", required=True, help="output folder")
+    p = ModelParser(prog="styleforge cartoonize", usage=USAGE, description=plain_text(__doc__.split("\n\n", 1)[1]),
+                    formatter_class=argparse.RawDescriptionHelpFormatter, add_help=not lenient)
+    p.add_argument("model", nargs="?" if lenient else None,
+                   help="model directory (e.g. a face model: U-GAT-IT, Photo2Cartoon, few-shot groups)")
+    p.add_argument("inputs", nargs="*" if lenient else "+", help="photos, folders or globs")
+    p.add_argument("--out", "-o", required=not lenient, help="output folder")
     p.add_argument("--all-faces", action="store_true", help="every face found, not only the largest")
     p.add_argument("--paste-back", action="store_true",
                    help="put the translated faces back into the photo instead of writing the crops")
     add_face_options(p)
-    p.add_argument("--direction", help="AtoB or BtoA (default: the model's first)")
-    p.add_argument("--group", help="few-shot group models: the group of people whose branch to use "
-                   "(default: the base group)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no note on the face path used")
-    p.set_defaults(func=run)
+    labels = {}
+    if pipe is not None:
+        group = p.add_argument_group(f"inputs of this {pipe.method.method_name} model")
+        labels = add_declared_flags(group, pipe.inputs[1:], pipe.inputs)
+        p.model_name = pipe.method.method_name
+        p.model_flags = tuple(a for action in group._group_actions for a in action.option_strings
+                              if action.help != argparse.SUPPRESS)
+    else:
+        p.epilog = "The flags of the model's own inputs (direction, group, ...) are listed by " \
+                   "'styleforge cartoonize MODEL --help'."
+    return p, labels
+
+
+def _model_values(pipe, args, labels: dict) -> tuple[str, dict]:
+    """(direction, the other inputs) from the model's flags: one value each (a style folder's
+    grid is translate's)."""
+    from . import input_values
+    from ..errors import ConfigError
+
+    values, grid = input_values(args, pipe, labels)
+    if grid:
+        name = next(iter(grid))
+        raise ConfigError(f"{labels[name]}: cartoonize takes one value (a file), not a folder, a glob or "
+                          "several files (translate makes one output per value)")
+    return values.pop("direction", None) or pipe.directions[0], values
 
 
 def output_names(src: Path, n_faces: int | None, paste_back: bool) -> list[str]:
@@ -67,6 +106,21 @@ def run(args, overrides) -> int:
 
     if overrides:
         raise ConfigError(f"cartoonize takes no config overrides: {' '.join(overrides)}")
+    rest = list(args.rest)
+    found, _ = _parser(lenient=True)[0].parse_known_args(rest)
+    asked_help = "-h" in rest or "--help" in rest
+    if found.model is None:
+        if asked_help:
+            _parser()[0].print_help()
+            return 0
+        _parser()[0].parse_args(rest)  # the missing arguments, in one line
+    pipe = styleforge.load(found.model, device=found.device)
+    parser, labels = _parser(pipe)
+    if asked_help:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(rest)
+    direction, kw = _model_values(pipe, args, labels)
     files = collect_inputs(args.inputs)
     from . import output_folder
 
@@ -84,9 +138,6 @@ def run(args, overrides) -> int:
             raise ConfigError(f"{len(clash)} output(s) already exist in {out} (e.g. {clash[0]}); "
                               "use --overwrite to replace them")
     pre = preprocessor_from_args(args)
-    pipe = styleforge.load(args.model, device=args.device)
-    direction = pipe.method.check_direction(args.direction)
-    kw = {} if args.group is None else {"group": pipe.check_group(args.group)}
 
     done, faces_done, no_face, unreadable = 0, 0, [], 0
     for f in tqdm(files, unit="img", disable=len(files) < 2 or args.quiet, file=sys.stderr):

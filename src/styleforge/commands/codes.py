@@ -106,7 +106,7 @@ def class_files(data: Path) -> tuple[list[str], list[list[Path]], int]:
     folder (one class named after it)."""
     from ..data.images import list_images
     from ..errors import DataError
-    from .translate import readable
+    from . import readable
 
     if not data.is_dir():
         raise DataError(f"DATA: not a folder: {data}")
@@ -167,7 +167,7 @@ def code_value(pipe, inp, spec: str, direction, flag: str):
     from ..errors import ConfigError
     from ..methods.base import Input
     from ..pipeline import check_value
-    from .translate import readable
+    from . import readable
 
     size = int(inp.size or 0)
     if spec.startswith("seed:"):

@@ -46,7 +46,7 @@ def run(args, overrides) -> int:
     from ..errors import ConfigError
     from ..export import export_model
     from ..pipeline import Pipeline
-    from .translate import ModelParser, flag_name, input_help
+    from . import ModelParser, flag_name, input_help
 
     if overrides:
         raise ConfigError(f"export takes no config overrides: {' '.join(overrides)}")

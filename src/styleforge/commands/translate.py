@@ -9,7 +9,10 @@ choice, ``--preserve-color`` / ``--no-preserve-color`` for a flag, ``--seed N``,
 N`` where there is a random code or seed, ``--heatmaps`` for an optional output. A reference
 input given a folder, a glob or (for a single-image input) several files makes the
 content×style grid (``CONTENT__STYLE.EXT``); files given to a several-image input are used
-together (a blend). Every bad value is a one-line error naming the flag.
+together (a blend). Every bad value is a one-line error naming the flag. ``stylize --method
+PRESET`` adds the flags the method's class declares for building it (``Method.preset_inputs``: a
+weights file, a feature network), read before the method is built. The flags are made by
+``commands.add_declared_flags`` (shared with ``cartoonize``): none is written here by hand.
 """
 from __future__ import annotations
 
@@ -19,54 +22,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..video import is_video
+from . import ModelParser, add_declared_flags, flag_name, input_help, input_values, readable  # noqa: F401
 
 GENERIC_HELP = ("The flags of the model's own inputs (style image, alpha, direction, ...) are listed "
                 "by 'styleforge translate MODEL --help'.")
-
-
-class ModelParser(argparse.ArgumentParser):
-    """Errors as one line (the CLI prints ``error: ...``), not usage + message; an unknown flag
-    names the model's own flags and the closest one."""
-
-    model_flags: tuple = ()
-    model_name = ""
-
-    def error(self, message):
-        raise ConfigError(message)
-
-    def parse_args(self, args=None, namespace=None):
-        ns, unknown = self.parse_known_args(args, namespace)
-        if unknown:
-            import difflib
-
-            bad = next((u.split("=")[0] for u in unknown if u.startswith("-")), unknown[0])
-            flags = [a for action in self._actions for a in action.option_strings]
-            close = difflib.get_close_matches(bad, [f for f in flags if f not in ("-h", "--help")], n=1, cutoff=0.75)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            own = f"; this {self.model_name} model's inputs: {', '.join(self.model_flags) or 'none'}" \
-                if self.model_name else ""
-            raise ConfigError(f"{bad}: no such option{hint}{own}")
-        return ns
-
-
-def flag_name(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def input_help(inp, inputs=()) -> str:
-    text = inp.help or inp.kind
-    if inp.kind in ("float", "int", "floats") and (inp.min is not None or inp.max is not None):
-        lo = "-inf" if inp.min is None else f"{inp.min:g}"
-        hi = "inf" if inp.max is None else f"{inp.max:g}"
-        text += f" (range [{lo}, {hi}])"
-    if inp.kind == "choice":
-        text += f" (one of: {', '.join(map(str, inp.choices))})"
-    if inp.default is not None and inp.kind not in ("reference", "images", "mask"):
-        text += f"; default {inp.default}"
-    if inp.required:
-        text += "; required" + "".join(f" unless {flag_name(j.name)} is given" for j in inputs
-                                        if j.replaces == inp.name)
-    return text.replace("%", "%%")
 
 
 def _add_common(p: argparse.ArgumentParser, with_inputs: bool = True) -> None:
@@ -94,27 +53,11 @@ def _add_common(p: argparse.ArgumentParser, with_inputs: bool = True) -> None:
 
 
 def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
-    """One flag per declared input of ``pipe`` (and per optional output); returns
-    {input name: flag} for error messages."""
-    labels = {}
+    """One flag per declared input of ``pipe`` (:func:`add_declared_flags`), ``--shots`` for K
+    images, ``--num-outputs`` for a stochastic model, one per optional output; returns {input
+    name: flag} for error messages."""
     group = p.add_argument_group(f"inputs of this {pipe.method.method_name} model")
-    for inp in pipe.inputs[1:]:
-        flag = flag_name(inp.name)
-        labels[inp.name] = flag
-        kw = {"dest": f"in_{inp.name}", "help": input_help(inp, pipe.inputs)}
-        if inp.kind == "choice" and len(inp.choices) < 2:
-            kw["help"] = argparse.SUPPRESS  # nothing to choose (a one-direction model): accepted, not listed
-        if inp.kind == "mask" and not inp.multiple:
-            group.add_argument(flag, metavar="FILE", **kw)
-        elif inp.kind == "reference" and not inp.multiple:
-            group.add_argument(flag, nargs="+", metavar="FILE", **kw)  # several files or a folder: a grid
-        elif inp.kind in ("reference", "images", "mask", "code", "floats"):
-            metavar = {"floats": "X", "code": "FILE_OR_X"}.get(inp.kind, "FILE")
-            group.add_argument(flag, nargs="+", metavar=metavar, **kw)
-        elif inp.kind == "flag":
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **kw)
-        else:
-            group.add_argument(flag, metavar=inp.kind.upper() if inp.kind != "choice" else "CHOICE", **kw)
+    labels = add_declared_flags(group, pipe.inputs[1:], pipe.inputs)
     images = [i for i in pipe.inputs if i.kind == "images"]
     if len(images) == 1:
         labels["shots"] = "--shots"
@@ -131,101 +74,21 @@ def add_input_flags(p: argparse.ArgumentParser, pipe) -> dict[str, str]:
     return labels
 
 
-def _expand(items: list[str], flag: str) -> tuple[list[Path], bool]:
-    from . import expand_inputs
-
-    return expand_inputs(items, flag)
-
-
-def readable(files: list[Path], flag: str, require: bool = True) -> list[Path]:
-    """The files that can be read; each one that cannot is skipped with one line naming ``flag``
-    (``require``: none readable is an error)."""
-    from ..data.images import check_image
-    from ..errors import ImageLoadError
-
-    good = []
-    for f in files:
-        try:
-            check_image(f)
-            good.append(f)
-        except ImageLoadError as e:
-            print(f"skipped ({flag}): {e}", file=sys.stderr)
-    if not good and require:
-        raise ConfigError(f"{flag}: none of the {len(files)} file(s) can be read")
-    return good
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def input_values(args, pipe, labels: dict) -> tuple[dict, dict]:
-    """(values fixed for every input, grid of values to combine per input) from the parsed flags."""
-    values: dict = {}
-    grid: dict = {}
-    for inp in pipe.inputs[1:]:
-        raw = getattr(args, f"in_{inp.name}", None)
-        if raw is None:
-            continue
-        flag = labels[inp.name]
-        if inp.kind == "reference":
-            files, many = _expand(raw, flag)
-            if inp.multiple and not many:
-                values[inp.name] = files  # used together: a blend
-            elif len(files) == 1 and not many:
-                values[inp.name] = files[0]
-            else:
-                files = readable(files, flag)
-                grid[inp.name] = [[f] if inp.multiple else f for f in files]
-        elif inp.kind == "images":
-            files, _ = _expand(raw, flag)
-            k = getattr(args, "shots", None)
-            if k is not None:
-                if k < 1:
-                    raise ConfigError(f"--shots must be at least 1, got {k}")
-                if k > len(files):
-                    raise ConfigError(f"--shots {k} is more than the {len(files)} image(s) given to {flag}")
-                files = files[:k]
-            values[inp.name] = files
-        elif inp.kind == "mask":
-            files, _ = _expand(raw if isinstance(raw, list) else [raw], flag)
-            if not inp.multiple and len(files) != 1:
-                raise ConfigError(f"{flag} takes one mask, got {len(files)}")
-            values[inp.name] = files if inp.multiple else files[0]
-        elif inp.kind == "code":
-            nums = [x for r in raw for x in r.replace(",", " ").split()]
-            if nums and all(_is_number(x) for x in nums):  # X X ... or X,X,...
-                values[inp.name] = [float(x) for x in nums]
-            elif len(raw) == 1:
-                files, many = _expand(raw, flag)
-                if many or len(files) > 1:
-                    grid[inp.name] = files
-                else:
-                    values[inp.name] = files[0]
-            else:
-                files, _ = _expand(raw, flag)
-                grid[inp.name] = files
-        else:
-            from ..pipeline import check_value
-
-            values[inp.name] = check_value(inp, raw, flag)
-    if getattr(args, "shots", None) is not None and not any(i.kind == "images" for i in pipe.inputs):
-        raise ConfigError("--shots: this model takes no K images")
-    return values, grid
-
-
-def _full_parser(prog: str, pipe, positional_model: bool) -> tuple[argparse.ArgumentParser, dict]:
+def _full_parser(prog: str, pipe, positional_model: bool, preset_inputs=()) -> tuple[argparse.ArgumentParser, dict]:
+    """The command's parser with one flag per input ``pipe`` declares and, for a method built from
+    a preset (``stylize --method``), per input its class declares for building
+    (``Method.preset_inputs``; parsed before the method was built, listed and accepted here)."""
     p = ModelParser(prog=prog, description=f"Translate images with this {pipe.method.method_name} model "
                 "(its inputs below).")
     _add_common(p)
     add_runtime_flag(p)
     labels = add_input_flags(p, pipe)
+    groups = [p._action_groups[-1]]
+    if preset_inputs:
+        groups.append(p.add_argument_group(f"building this {pipe.method.method_name} method from its preset"))
+        add_declared_flags(groups[-1], preset_inputs, preset_inputs, dest="preset_")
     p.model_name = pipe.method.method_name
-    p.model_flags = tuple(a for action in p._action_groups[-1]._group_actions for a in action.option_strings
+    p.model_flags = tuple(a for g in groups for action in g._group_actions for a in action.option_strings
                           if action.help != argparse.SUPPRESS)
     return p, labels
 
@@ -366,65 +229,101 @@ def cmd_translate(args, overrides) -> int:
 
 
 def cmd_stylize(args, overrides) -> int:
-    """Like translate, for a model directory (``--model``) or an optimisation method
-    (``--method gatys``) built from its preset."""
+    """Like translate, for a model directory (``--model``) or a method with nothing to train
+    (``--method PRESET``) built from its preset and the flags its class declares for that
+    (``Method.preset_inputs``: a weights file, a feature network)."""
     rest = list(args.rest)
     pre = ModelParser(add_help=False)
     pre.add_argument("--model")
     pre.add_argument("--method")
-    pre.add_argument("--vgg")
-    pre.add_argument("--encoder")
     pre.add_argument("--device")
     pre.add_argument("--size", type=int)
     known, _ = pre.parse_known_args(rest)
+    asked_help = "-h" in rest or "--help" in rest
     if bool(known.model) == bool(known.method):
-        if "-h" in rest or "--help" in rest:
+        names = ", ".join(optimisation_methods())
+        if asked_help:
             print("usage: styleforge stylize CONTENT... --style STYLE... --out DIR (--model DIR | --method NAME)\n\n"
                   "Paint content images in a style: a trained style-transfer model (--model: AdaIN, Johnson, "
-                  "conditional instance norm) or an optimisation method (--method gatys|photo; --vgg FILE "
-                  "gives the VGG weights; --encoder inception: gatys with the FID Inception, no VGG file). " + GENERIC_HELP.replace("translate MODEL", "stylize --model DIR"))
+                  f"conditional instance norm) or a method that optimises the image (--method NAME: {names}, or "
+                  "another preset of theirs; 'styleforge stylize --method NAME --help' lists its flags, the files "
+                  "and feature networks it is built with among them). "
+                  + GENERIC_HELP.replace("translate MODEL", "stylize --model DIR"))
             return 0
-        raise ConfigError("stylize needs one of --model DIR (a trained network) and --method NAME (gatys, photo)"
+        raise ConfigError(f"stylize needs one of --model DIR (a trained network) and --method NAME ({names})"
                           + (", not both" if known.model else ""))
+    preset_inputs = []
     if known.model:
         from ..pipeline import load
 
         pipe = load(known.model, device=known.device)
     else:
-        from .. import config as C
         from ..pipeline import Pipeline
-        from ..registry import build_method
 
-        preset = known.method
-        if known.encoder and known.encoder != "vgg19":
-            # an encoder other than VGG has its own layers and loss weights: its preset
-            preset = f"{known.method}-{known.encoder}"
-            if preset not in C.list_presets():
-                raise ConfigError(f"--encoder {known.encoder}: no such encoder for --method {known.method} "
-                                  "(gatys takes vgg19 or inception)")
-        cfg = C.resolve(preset)
-        if known.vgg:
-            if "vgg_weights" not in cfg["model"]:
-                raise ConfigError(f"--vgg: the {known.method} preset takes no VGG weights")
-            cfg["model"]["vgg_weights"] = known.vgg
-        if known.size is not None:
-            optimisation_size(cfg["model"], known.size)
-        method = build_method(cfg["method"], **cfg["model"])
-        if getattr(method, "not_trainable", None) is None:
-            raise ConfigError(f"--method {known.method}: a method that trains a network (train it with "
-                              f"'styleforge train --preset {known.method}', then give --model DIR); --method takes "
-                              "the optimisation methods gatys and photo")
+        method, preset_inputs = _build_from_preset(known.method, rest, known.size)
         pipe = Pipeline(method, device=known.device)
-    parser, labels = _full_parser("styleforge stylize", pipe, False)
+    parser, labels = _full_parser("styleforge stylize", pipe, False, preset_inputs)
     parser.add_argument("--model", help="a trained style-transfer model directory")
-    parser.add_argument("--method", help="an optimisation method's preset (gatys, photo)")
-    parser.add_argument("--vgg", help="VGG weights for --method (see the README)")
-    parser.add_argument("--encoder", help="feature network of --method gatys: vgg19 (default) or inception "
-                        "(the FID Inception-v3 as a stand-in when no VGG file exists)")
-    if "-h" in rest or "--help" in rest:
+    parser.add_argument("--method", help="the preset of a method that optimises the image "
+                        f"({', '.join(optimisation_methods())}, ...)")
+    if asked_help:
         parser.print_help()
         return 0
     return run_translate(pipe, parser.parse_args(rest), labels, "stylized")
+
+
+def optimisation_methods() -> list[str]:
+    """The registered methods with nothing to train (``Method.not_trainable``): what ``stylize
+    --method`` builds."""
+    from ..registry import METHODS, available_methods
+
+    return [n for n in available_methods() if METHODS[n].not_trainable is not None]
+
+
+def _build_from_preset(name: str, rest: list[str], size: int | None):
+    """(method, its class's preset inputs) for ``stylize --method NAME``: the preset, the values
+    ``rest`` gives the flags the class declares (``Method.preset_inputs``), turned into the preset
+    and model options by ``Method.preset_config``, and ``--size``."""
+    from .. import config as C
+    from ..pipeline import check_value
+    from ..registry import build_method, get_method_class
+
+    cls = get_method_class(C.resolve(name)["method"])
+    if cls.not_trainable is None:
+        raise ConfigError(f"--method {name}: a method that trains a network (train it with "
+                          f"'styleforge train --preset {name}', then give --model DIR); --method takes "
+                          f"the methods that optimise the image: {', '.join(optimisation_methods())}")
+    inputs = cls.preset_inputs()
+    bp = ModelParser(add_help=False)
+    labels = add_declared_flags(bp, inputs, inputs, dest="preset_")
+    given, _ = bp.parse_known_args(rest)
+    values = {}
+    for inp in inputs:
+        raw = getattr(given, f"preset_{inp.name}")
+        if raw is None:
+            continue
+        if inp.kind == "choice" and str(raw) not in map(str, inp.choices):
+            raise ConfigError(f"{labels[inp.name]} {raw}: no such {inp.name} for --method {name} "
+                              f"({cls.method_name} takes {' or '.join(map(str, inp.choices))})")
+        values[inp.name] = check_value(inp, raw, labels[inp.name])
+    preset, model = cls.preset_config(name, values)
+    if preset != name and preset not in C.list_presets():
+        chosen = [i for i in inputs if i.kind == "choice" and i.name in values and values[i.name] != i.default]
+        what = (f"{labels[chosen[0].name]} {values[chosen[0].name]}: no such {chosen[0].name} for --method {name}"
+                if chosen else f"--method {name}")
+        raise ConfigError(f"{what} (no preset {preset})")
+    cfg = C.resolve(preset)
+    for key, value in model.items():
+        if key not in cfg["model"]:
+            flags = " ".join(labels[k] for k in values)
+            raise ConfigError(f"{flags}: the {preset} preset takes no {key}")
+        cfg["model"][key] = value
+    if size is not None:
+        optimisation_size(cfg["model"], size)
+    method = build_method(cfg["method"], **cfg["model"])
+    if method.not_trainable is None:  # a preset picked by a flag is of another method
+        raise ConfigError(f"--method {name}: preset {preset} is of {method.method_name}, which trains a network")
+    return method, inputs
 
 
 def optimisation_size(model_cfg: dict, size: int) -> None:
@@ -462,4 +361,4 @@ def register(sub) -> None:
     st.set_defaults(func=cmd_stylize)
 
 
-__all__ = ["register", "add_input_flags", "input_values", "flag_name", "input_help", "ModelParser"]
+__all__ = ["register", "add_input_flags", "input_values", "flag_name", "input_help", "ModelParser", "readable"]

@@ -38,7 +38,7 @@ class Phase:
 
 # kinds of declared inference inputs (see :class:`Input`)
 INPUT_KINDS = ("image", "reference", "images", "mask", "code", "float", "floats", "int", "seed",
-               "choice", "flag")
+               "choice", "flag", "file")
 # the names older code used for the same kinds
 _KIND_ALIASES = {"bool": "flag", "number": "float"}
 TENSOR_KINDS = ("image", "reference", "images", "mask", "code")  # graph inputs of an export
@@ -78,6 +78,8 @@ class Input:
     * ``float`` / ``int`` (within ``min``..``max``), ``floats`` (a list of numbers, e.g. blend
       weights; ``size``: how many, where that is fixed, e.g. one per trained style), ``choice`` (one of ``choices``; the translation direction is one, named
       ``direction``), ``flag`` (a bool).
+    * ``file``: a path the method reads as it is built (a weights file), as given; declared by
+      :meth:`Method.preset_inputs`, not a ``translate`` input.
     * ``seed``: an int seeding the random draws (codes, dropout noise); the pipeline gives
       output k of ``num_outputs`` the seed ``seed + k``, and a method given a seed gives every
       image of the batch the same noise (Pix2Pix: one dropout stream per image, each seeded
@@ -291,6 +293,27 @@ class Method(nn.Module):
 
     def load_training_extra_state(self, state: dict) -> None:
         pass
+
+    # ---- building from a preset (methods with nothing to train) ----------------------------
+    @classmethod
+    def preset_inputs(cls) -> list[Input]:
+        """What a front end that builds the method from a preset rather than loading a model
+        directory (``styleforge stylize --method PRESET``, for a method with nothing to train)
+        takes beyond the preset: the files and choices its networks are built from (a weights
+        file, the feature network). Each becomes a flag as the inference inputs do (``--vgg``,
+        ``--encoder``); :meth:`preset_config` turns the values given into the preset and the
+        model options. Declared on the class: they are read before anything is built."""
+        return []
+
+    @classmethod
+    def preset_config(cls, preset: str, values: dict) -> tuple[str, dict]:
+        """``(preset, {model option: value})`` to build with, for ``values`` (``{input name:
+        checked value}``, only the :meth:`preset_inputs` the user gave) and the ``preset`` named.
+        A value may pick another preset (a feature network with its own layers and loss weights:
+        ``gatys`` + encoder inception -> ``gatys-inception``); the front end refuses a preset that
+        does not exist or a model option the resolved preset lacks. Default: each value sets the
+        model option of its name."""
+        return preset, dict(values)
 
     # ---- inference --------------------------------------------------------------------
     def translate(self, x: torch.Tensor, direction: str | None = None, **kw) -> torch.Tensor:

