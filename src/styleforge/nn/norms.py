@@ -269,5 +269,8 @@ class PredictedInstanceNorm(nn.Module):
         mean = q.mean(x.mean(dim=(2, 3), keepdim=True))  # N×C×1×1
         d = x - mean
         var = q.var(q.sqdiff(d * d).mean(dim=(2, 3), keepdim=True))
-        mul = q.mul(q.rsqrt(1 / torch.sqrt(q.add(var + self.eps))) * gamma)  # Sqrt, Reciprocal: the file's ops
+        v = q.add(var + self.eps)  # 0 where the rounded variance is: 1/√0 = inf saturates the rsqrt point
+        if v.requires_grad:  # training: the same saturation from 1/√eps, and no inf · 0 gradient
+            v = v.clamp_min(self.eps)
+        mul = q.mul(q.rsqrt(1 / torch.sqrt(v)) * gamma)  # Sqrt, Reciprocal: the file's ops
         return q.mul_1(x * mul) + q.sub(beta - q.mul_2(mean * mul))

@@ -7,7 +7,7 @@ QuantizeLinear: q = saturate(round(x / scale) + zero_point), round half to even,
 the range of the zero point's type (int8 −128..127, uint8 0..255); DequantizeLinear:
 (q − zero_point) · scale. Gradients pass straight through (the rounding has zero gradient
 almost everywhere), so a network may be fine-tuned with its rounding points on, their scales
-fixed.
+fixed (the clipped straight-through estimator: no gradient where a value saturates).
 """
 from __future__ import annotations
 
@@ -50,7 +50,11 @@ class FakeQuant(nn.Module):
         # x / scale, not x · (1 / scale): onnxruntime's QuantizeLinear divides
         q = torch.clamp(torch.round(x / self.scale) + self.zero_point, self.qmin, self.qmax)
         y = (q - self.zero_point) * self.scale
-        return x + (y - x).detach() if x.requires_grad else y
+        if not x.requires_grad:
+            return y
+        # straight through inside the range, nothing outside (and no inf − inf: 1/√0 saturates)
+        inside = torch.clamp(x, (self.qmin - self.zero_point) * self.scale, (self.qmax - self.zero_point) * self.scale)
+        return inside + (y - inside).detach()
 
     def extra_repr(self):
         return f"scale={float(self.scale):.6g}, zero_point={int(self.zero_point)}, " \
