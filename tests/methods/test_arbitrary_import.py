@@ -254,8 +254,9 @@ def test_int8_import_puts_each_files_scale_at_its_place(imported_int8, files):
     assert (float(t.q_in.qmin), float(t.q_in.qmax)) == (-128, 127)  # the zero points are int8
 
 
-# pairs on which T at 64² equals onnxruntime exactly on this machine (golden_gate/la_muse breaks a tie)
-SMALL = [("chicago", "mondrian"), ("sailboat", "brushstrokes"), ("lenna", "trial"), ("cornell", "woman_with_hat_matisse")]
+# pairs on which T at 64² equals onnxruntime exactly on this machine (33 of 42 tried do)
+SMALL = [("chicago", "mondrian"), ("sailboat", "brushstrokes"), ("lenna", "trial"),
+         ("cornell", "woman_with_hat_matisse")]
 
 
 def test_int8_networks_equal_onnxruntime_where_no_rounding_tie_intervenes(imported_int8, files):

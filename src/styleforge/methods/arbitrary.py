@@ -439,7 +439,8 @@ def _load(ws, targets, path, what, eps):
 # the TF op whose output each point of a PredictedInstanceNorm rounds ({scope}: the conv's scope)
 NORM_QUANT_NAMES = {"gamma": "style_params/{scope}/StyleNorm/Conv_1/BiasAdd",
                     "beta": "style_params/{scope}/StyleNorm/Conv/BiasAdd",
-                    "mean": "{scope}/StyleNorm/moments/mean", "sqdiff": "{scope}/StyleNorm/moments/SquaredDifference_int8",
+                    "mean": "{scope}/StyleNorm/moments/mean",
+                    "sqdiff": "{scope}/StyleNorm/moments/SquaredDifference_int8",
                     "var": "{scope}/StyleNorm/moments/variance", "add": "{scope}/StyleNorm/batchnorm/add",
                     "rsqrt": "{scope}/StyleNorm/batchnorm/Rsqrt_int8", "mul": "{scope}/StyleNorm/batchnorm/mul",
                     "mul_2": "{scope}/StyleNorm/batchnorm/mul_2", "sub": "{scope}/StyleNorm/batchnorm/sub",
@@ -536,7 +537,7 @@ def import_arbitrary(path=None, transform=None, activation_quant="none"):
     scale and zero point (65 in P, 180 in T, and 15 in T that re-round a padded or resized value
     and are only checked) go to the matching rounding point of the networks (``nn.quant``), as
     buffers the model directory carries. That reproduces the files' arithmetic (exactly, where
-    float rounding ties do not intervene: T at 64² on onnxruntime's S, 4 of 5 pairs), but not
+    float rounding ties do not intervene: T at 64² on onnxruntime's S, 33 of 42 pairs), but not
     their pixels at 384²: the int8 networks turn any tie broken differently into a different
     output (mean 6-10/255, as far as onnxruntime's own fused and reference paths are apart, and
     as far as the float networks are), so it is not the default (docs/style_transfer.md)."""
