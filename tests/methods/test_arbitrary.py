@@ -148,3 +148,49 @@ def test_an_exported_file_crops_portrait_and_landscape_styles_as_pytorch(model, 
         d = (run_file(x, s) - outs[-1]).abs().max()
         assert d < 1e-3, (tuple(s.shape), d)  # the exporter's own check's bound
     assert min((outs[0] - outs[1]).abs().mean(), (outs[0] - outs[2]).abs().mean()) > 0.01  # crops differ
+
+
+# ---- activation_quant int8 (the int8 files' rounding; its import: test_arbitrary_import.py) ----
+TINY = dict(bottleneck=8, predictor_width=0.25, channels=[4, 8, 16, 8, 4], num_residual=2, style_size=32)
+
+
+def test_activation_quant_is_none_or_int8_and_int8_needs_the_files_scales(photos):
+    x, s, _ = photos
+    with pytest.raises(ConfigError, match="activation_quant must be one of"):
+        ArbitraryStyleTransfer(**TINY, activation_quant="fp8")
+    fresh = ArbitraryStyleTransfer(**TINY, activation_quant="int8")
+    with pytest.raises(ConfigError, match="rounding points have no scale") as e:
+        tr(fresh, x, style=[s])
+    assert "\n" not in str(e.value)
+
+
+def test_int8_rounds_onto_each_points_grid_and_trains_straight_through(model, photos):
+    from styleforge.nn.quant import INT8, quant_points
+
+    x, s, _ = photos
+    m = ArbitraryStyleTransfer(**TINY, activation_quant="int8")
+    m.load_state_dict(model.state_dict(), strict=False)  # the float model's weights
+    points = quant_points(m)
+    seen = {}
+    hooks = [p.register_forward_hook(lambda mod, i, o, n=n: seen.__setitem__(n, float(i[0].abs().max())))
+             for n, p in points.items()]
+    for p in points.values():  # calibration: a grid so fine and wide that nothing is rounded
+        p.set(1e-9, 0, (-2 ** 60, 2 ** 60))
+    with torch.no_grad():
+        assert torch.allclose(tr(m, x, style=[s]), tr(model, x, style=[s]), atol=5e-3)
+    for h in hooks:
+        h.remove()
+    for n, p in points.items():  # then 8 bits: about 100 steps over each point's range
+        p.set(max(seen[n], 1e-3) / 100, 0, INT8)
+    m.transformer.expand["conv3"].q_act.set(1 / 256, -128, INT8)  # the files' output rounding
+    code = m.predictor((s + 1) / 2)
+    step = m.predictor.q_out.scale
+    assert torch.allclose(code / step, (code / step).round(), atol=1e-3)  # S on its point's grid
+    y = m.transformer((x + 1) / 2, code)
+    assert torch.equal(y * 256, (y * 256).round()) and 0 <= y.min() and y.max() <= 255 / 256
+    with torch.no_grad():
+        assert (y - (tr(model, x, style=[s]) + 1) / 2).abs().max() > 1 / 256  # rounded: not the float net
+    y.sum().backward()  # rounding has no gradient: every conv still gets one, passed straight through
+    for name, w in m.named_parameters():
+        if name.endswith("conv.weight"):
+            assert w.grad is not None and w.grad.abs().sum() > 0, name

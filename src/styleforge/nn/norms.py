@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .quant import FakeQuant
 
 NORMS = ("batch", "instance", "instance_affine", "layer", "none")
 INSTANCE_NORMS = ("instance", "instance_affine")
@@ -224,9 +225,18 @@ class PredictedInstanceNorm(nn.Module):
 
     ``forward(x, code)``: ``x`` N×C×H×W; ``code`` an N×D style vector, or a pair
     ``(codes, masks)`` of N×K×D vectors and N×K×h×w weights: γ and β of each vector, mixed per
-    pixel by the weights (resized to x's size: spatial control). Biased variance, eps 1e-5."""
+    pixel by the weights (resized to x's size: spatial control). Biased variance, eps 1e-5.
 
-    def __init__(self, num_features: int, code_dim: int, eps: float = 1e-5):
+    ``quant`` True: computed as TF-Lite's int8 conversion of Magenta's ``StyleNorm`` computes it
+    (``tf.nn.moments`` then ``tf.nn.batch_normalization``), every intermediate rounded at its
+    own point (``q``, by the TF op's name): γ and β (``gamma``, ``beta``), the mean, (x − mean)²
+    (``sqdiff``), its mean (``var``), var + eps (``add``), 1/√· (``rsqrt``), γ/σ (``mul``),
+    mean γ/σ (``mul_2``), β − mean γ/σ (``sub``), x γ/σ (``mul_1``); the sum x γ/σ + β − mean γ/σ
+    is the caller's to round."""
+
+    QUANT_POINTS = ("gamma", "beta", "mean", "sqdiff", "var", "add", "rsqrt", "mul", "mul_2", "sub", "mul_1")
+
+    def __init__(self, num_features: int, code_dim: int, eps: float = 1e-5, quant: bool = False):
         super().__init__()
         self.eps = eps
         self.beta = nn.Linear(code_dim, num_features)
@@ -234,8 +244,11 @@ class PredictedInstanceNorm(nn.Module):
         for lin in (self.beta, self.gamma):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.q = nn.ModuleDict({k: FakeQuant() for k in self.QUANT_POINTS}) if quant else None
 
     def forward(self, x, code):
+        if self.q is not None:
+            return self._forward_int8(x, code)
         if isinstance(code, (tuple, list)):
             codes, masks = code  # N×K×D, N×K×h×w
             w = F.interpolate(masks.to(x.dtype), size=x.shape[-2:], mode="nearest")[:, :, None]  # N×K×1×H×W
@@ -243,3 +256,21 @@ class PredictedInstanceNorm(nn.Module):
             beta = (self.beta(codes)[..., None, None] * w).sum(1)
             return F.instance_norm(x, eps=self.eps) * gamma + beta
         return adaptive_instance_norm(x, self.gamma(code), self.beta(code), self.eps)
+
+    def _forward_int8(self, x, code):
+        q = self.q
+        if isinstance(code, (tuple, list)):
+            codes, masks = code  # N×K×D, N×K×h×w
+            w = F.interpolate(masks.to(x.dtype), size=x.shape[-2:], mode="nearest")[:, :, None]  # N×K×1×H×W
+            gamma = (q.gamma(self.gamma(codes))[..., None, None] * w).sum(1)  # N×C×H×W
+            beta = (q.beta(self.beta(codes))[..., None, None] * w).sum(1)
+        else:
+            gamma, beta = q.gamma(self.gamma(code))[..., None, None], q.beta(self.beta(code))[..., None, None]
+        mean = q.mean(x.mean(dim=(2, 3), keepdim=True))  # N×C×1×1
+        d = x - mean
+        var = q.var(q.sqdiff(d * d).mean(dim=(2, 3), keepdim=True))
+        v = q.add(var + self.eps)  # 0 where the rounded variance is: 1/√0 = inf saturates the rsqrt point
+        if v.requires_grad:  # training: the same saturation from 1/√eps, and no inf · 0 gradient
+            v = v.clamp_min(self.eps)
+        mul = q.mul(q.rsqrt(1 / torch.sqrt(v)) * gamma)  # Sqrt, Reciprocal: the file's ops
+        return q.mul_1(x * mul) + q.sub(beta - q.mul_2(mean * mul))
