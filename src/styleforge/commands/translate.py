@@ -283,7 +283,7 @@ def optimisation_methods() -> list[str]:
 def _build_from_preset(name: str, rest: list[str], size: int | None):
     """(method, its class's preset inputs) for ``stylize --method NAME``: the preset, the values
     ``rest`` gives the flags the class declares (``Method.preset_inputs``), turned into the preset
-    and model options by ``Method.preset_config``, and ``--size``."""
+    and model options by ``Method.preset_config``, and ``--size`` (``Method.preset_size``)."""
     from .. import config as C
     from ..pipeline import check_value
     from ..registry import build_method, get_method_class
@@ -318,26 +318,12 @@ def _build_from_preset(name: str, rest: list[str], size: int | None):
             flags = " ".join(labels[k] for k in values)
             raise ConfigError(f"{flags}: the {preset} preset takes no {key}")
         cfg["model"][key] = value
-    if size is not None:
-        optimisation_size(cfg["model"], size)
+    if size is not None:  # the method's own size option(s) follow --size (Method.preset_size)
+        cfg["model"] = get_method_class(cfg["method"]).preset_size(cfg["model"], size, "--size")
     method = build_method(cfg["method"], **cfg["model"])
     if method.not_trainable is None:  # a preset picked by a flag is of another method
         raise ConfigError(f"--method {name}: preset {preset} is of {method.method_name}, which trains a network")
     return method, inputs
-
-
-def optimisation_size(model_cfg: dict, size: int) -> None:
-    """``--size N`` of ``stylize --method``: the optimisation runs at N (longer side). The
-    preset's own size (gatys' ``sizes``, photo's ``size``) would otherwise resize the image
-    after --size did; coarse-to-fine stages keep their ratios, the last one at N."""
-    if size < 8:
-        raise ConfigError(f"--size: the optimisation needs at least 8 px (longer side), got {size}")
-    if "sizes" in model_cfg:
-        sizes = list(model_cfg["sizes"])
-        last = sizes[-1]
-        model_cfg["sizes"] = [size if not s or not last else max(8, round(s * size / last)) for s in sizes]
-    elif "size" in model_cfg:
-        model_cfg["size"] = size
 
 
 def register(sub) -> None:

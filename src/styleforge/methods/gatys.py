@@ -338,6 +338,16 @@ class GatysStyleTransfer(Method):
         preset = preset if encoder == ENCODERS[0] else f"{preset}-{encoder}"
         return preset, ({"vgg_weights": values["vgg"]} if values.get("vgg") is not None else {})
 
+    @classmethod
+    def preset_size(cls, config, size, label="size"):
+        # the coarse-to-fine stages keep their ratios, the last one at ``size`` (a stage of
+        # None, the image's own size, becomes ``size``); the constructor's 8 px floor
+        if size < 8:
+            raise ConfigError(f"{label}: the optimisation needs at least 8 px (longer side), got {size}")
+        sizes = list(config.get("sizes", (512,)))
+        last = sizes[-1]
+        return {**config, "sizes": [size if not s or not last else max(8, round(s * size / last)) for s in sizes]}
+
     # ---- inference -------------------------------------------------------------------------
     def inference_options(self) -> list[Input]:
         c = self.opts

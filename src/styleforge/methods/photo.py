@@ -84,6 +84,11 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
         # the segmented Grams walk VGG's layers (mask_propagation dpst): VGG-19 is the only encoder
         return [replace(i, choices=ENCODERS[:1]) if i.name == "encoder" else i for i in super().preset_inputs()]
 
+    @classmethod
+    def preset_size(cls, config, size, label="size"):
+        # one size (the matting Laplacian's and both stages'): ``size``, not Gatys' ``sizes``
+        return {**config, "size": super().preset_size({"sizes": [size]}, size, label)["sizes"][-1]}
+
     def inference_options(self) -> list[Input]:
         c = self.opts
         return [
