@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..video import is_video
-from . import ModelParser, add_declared_flags, flag_name, input_help, input_values, readable  # noqa: F401
+from . import ModelParser, add_declared_flags, flag_name, input_help, input_values, listed_flags, readable  # noqa: F401
 
 GENERIC_HELP = ("The flags of the model's own inputs (style image, alpha, direction, ...) are listed "
                 "by 'styleforge translate MODEL --help'.")
@@ -88,8 +88,7 @@ def _full_parser(prog: str, pipe, positional_model: bool, preset_inputs=()) -> t
         groups.append(p.add_argument_group(f"building this {pipe.method.method_name} method from its preset"))
         add_declared_flags(groups[-1], preset_inputs, preset_inputs, dest="preset_")
     p.model_name = pipe.method.method_name
-    p.model_flags = tuple(a for g in groups for action in g._group_actions for a in action.option_strings
-                          if action.help != argparse.SUPPRESS)
+    p.model_flags = listed_flags(*groups)
     return p, labels
 
 
