@@ -38,6 +38,7 @@ from torch import nn
 
 from .checkpoint import load_model, resolve_model_dir
 from .utils.atomic import atomic_write_bytes
+from .utils.seed import seeded_generator
 from .errors import CheckpointError, ConfigError, first_line
 from .methods.base import Input
 from .pipeline import declared_inputs, declared_outputs, min_side
@@ -152,13 +153,13 @@ def _sizes(method) -> tuple[int, int | None]:
 
 
 def _example(channels: int, h: int, w: int, seed: int = 0, n: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     return torch.rand(n, channels, h, w, generator=g) * 2 - 1
 
 
 def _example_inputs(method, inputs: list[Input], h: int, w: int, seed: int) -> list[torch.Tensor]:
     """An example tensor for each tensor input after the image (batch 1)."""
-    g = torch.Generator().manual_seed(seed + 100)
+    g = seeded_generator(seed + 100)
     out = []
     for inp in inputs:
         if inp.kind == "reference":

@@ -3,6 +3,7 @@
 (``inference_inputs``) or for building it from a preset (``preset_inputs``), is a flag of the
 command's ``--help`` with its help text, and no command writes such a flag by hand."""
 import ast
+import inspect
 import re
 from pathlib import Path
 
@@ -139,3 +140,16 @@ def test_no_command_writes_a_flag_a_method_declares():
             consts = {n.value for n in ast.walk(ast.parse(f.read_text()))
                       if isinstance(n, ast.Constant) and isinstance(n.value, str)}
             assert not consts & (names | choices), f"{f.name} names {consts & (names | choices)}"
+
+
+def test_no_command_names_a_model_option_of_a_method_built_from_a_preset():
+    """``stylize --method PRESET`` builds the method from its preset's model options; what the
+    command's flags change there (``--size``: gatys' ``sizes``, photo's ``size``) is the method's
+    decision (``Method.preset_size``, ``preset_config``), so commands/ names none of them."""
+    options = {p for n in available_methods() if get_method_class(n).not_trainable is not None
+               for p in list(inspect.signature(get_method_class(n).__init__).parameters)[1:]}
+    assert {"sizes", "size", "vgg_weights"} <= options
+    for f in sorted(COMMANDS.glob("*.py")):
+        consts = {n.value for n in ast.walk(ast.parse(f.read_text()))
+                  if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        assert not consts & options, f"{f.name} names {sorted(consts & options)}"

@@ -30,3 +30,33 @@ def test_export_default_path_is_protected_too(tiny_cyclegan_dir, capsys):
         assert rc == 2 and "use --overwrite" in res.err and default.read_bytes() == before
     finally:
         default.unlink(missing_ok=True)
+
+
+def test_export_fixes_inputs_with_the_flags_translate_makes_for_them():
+    """export's flags for the numbers, choices and flags it fixes in the file are made by the
+    builder translate's are (``commands.add_declared_flags``): the same option, nargs, metavar,
+    help and destination for every such input of every exportable tiny model."""
+    from styleforge import config as C
+    from styleforge.commands.export import _parser
+    from styleforge.commands.translate import _full_parser
+    from styleforge.pipeline import Pipeline
+    from styleforge.registry import build_method
+
+    kinds = set()
+    for preset in (p for p in C.list_presets() if p.startswith("tiny/")):
+        cfg = C.resolve(preset)
+        method = build_method(cfg["method"], **cfg["model"])
+        if not method.exportable:
+            continue
+        pipe = Pipeline(method, device="cpu")
+        export, labels, fixable = _parser(pipe, "styleforge export M")
+        translate, translate_labels = _full_parser("styleforge translate M", pipe, True)
+        for inp in fixable:
+            assert labels[inp.name] == translate_labels[inp.name]
+            a = export._option_string_actions[labels[inp.name]]
+            b = translate._option_string_actions[labels[inp.name]]
+            assert (type(a), a.nargs, a.metavar, a.help, a.dest) == (type(b), b.nargs, b.metavar, b.help, b.dest), \
+                f"{preset} {labels[inp.name]}"
+            kinds.add(inp.kind)
+        assert export.model_flags == tuple(f for f in translate.model_flags if f in export.model_flags)
+    assert {"float", "floats", "int", "choice", "flag"} <= kinds

@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 from styleforge.cli import main
-from styleforge.commands.translate import optimisation_size
 from styleforge.data.images import load_rgb
 from styleforge.errors import ConfigError
 from styleforge.methods.gatys import GatysStyleTransfer
@@ -34,15 +33,11 @@ def test_stylize_size_is_the_gatys_optimisation_size(tmp_path, monkeypatch):
     assert max(seen[-1]) == 32  # the preset's own size without --size
 
 
-def test_optimisation_size_keeps_coarse_to_fine_ratios():
-    cfg = {"sizes": [512, 1024]}
-    optimisation_size(cfg, 300)
-    assert cfg["sizes"] == [150, 300]
-    cfg = {"sizes": [None]}
-    optimisation_size(cfg, 300)
-    assert cfg["sizes"] == [300]
-    cfg = {"size": 700}  # photo
-    optimisation_size(cfg, 256)
-    assert cfg["size"] == 256
-    with pytest.raises(ConfigError, match="at least 8 px"):
-        optimisation_size({"sizes": [512]}, 4)
+def test_stylize_size_below_the_optimisation_floor_is_one_line(tmp_path, capsys):
+    content, style = ROOT / "content" / "golden_gate.jpg", ROOT / "style" / "starry_night.jpg"
+    for preset in ("tiny/gatys", "tiny/photo"):
+        assert main(["stylize", str(content), "--style", str(style), "--method", preset, "--size", "4",
+                     "--out", str(tmp_path / "out"), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["error: --size: the optimisation needs at least 8 px (longer side), got 4"], preset
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -15,7 +15,7 @@ from styleforge.losses.perceptual import total_variation
 from styleforge.nn.color import color_stats, match_color, rgb_to_yiq
 from styleforge.nn.vgg import VGGEncoder, torchvision_indices
 from styleforge.methods.gatys import PIXEL
-from styleforge.registry import build_method
+from styleforge.registry import build_method, get_method_class
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -516,3 +516,16 @@ def test_video_hook_starts_from_the_init_image_and_the_temporal_loss_pulls_to_it
                      temporal=(torch.zeros(1, 3, 32, 32), wts), **off)
     assert y[..., :16].abs().max() < 0.05, y[..., :16].abs().max()
     assert torch.allclose(y[..., 16:], init[..., 16:], atol=1e-4)
+
+
+def test_preset_size_scales_the_coarse_to_fine_stages_to_end_at_the_size_asked():
+    """``stylize --method gatys --size N`` (Method.preset_size): the stages keep their ratios, the
+    last at N; a stage of None (the image's own size) becomes N; below 8 px is refused."""
+    gatys = get_method_class("gatys")
+    cfg = {"sizes": [512, 1024], "iterations": [500, 200]}
+    assert gatys.preset_size(cfg, 300) == {"sizes": [150, 300], "iterations": [500, 200]}
+    assert cfg["sizes"] == [512, 1024]  # the preset's options are not changed in place
+    assert gatys.preset_size({"sizes": [None]}, 300)["sizes"] == [300]
+    assert gatys.preset_size({"sizes": [64, 512]}, 40)["sizes"] == [8, 40]  # the 8 px floor per stage
+    with pytest.raises(ConfigError, match="^--size: the optimisation needs at least 8 px"):
+        gatys.preset_size({"sizes": [512]}, 4, "--size")

@@ -12,7 +12,7 @@ from styleforge.errors import ConfigError
 from styleforge.losses.guided import color_label_masks, guided_gram, propagate_mask
 from styleforge.losses.matting import matting_laplacian
 from styleforge.methods.gatys import resize_longer
-from styleforge.registry import build_method
+from styleforge.registry import build_method, get_method_class
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -106,3 +106,10 @@ def test_bad_inputs_are_one_line_errors(photos, photo):
         build_method("photo", vgg_weights="random", stage_iterations=[10])
     with pytest.raises(ConfigError, match="nothing to train"):
         next(iter(photo.training_step({})))
+
+
+def test_preset_size_sets_photos_one_size_not_gatys_stages():
+    photo = get_method_class("photo")
+    assert photo.preset_size({"size": 700, "matting_weight": 1e4}, 256) == {"size": 256, "matting_weight": 1e4}
+    with pytest.raises(ConfigError, match="^size: the optimisation needs at least 8 px"):
+        photo.preset_size({"size": 700}, 4)

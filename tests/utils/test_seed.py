@@ -45,10 +45,22 @@ def test_output_k_of_n_uses_seed_plus_k_and_a_lone_unseeded_output_none():
 
 def test_only_utils_seeds_the_global_random_streams():
     """One place sets the global streams of random, NumPy and torch; a method or front end that
-    seeds them itself changes every later draw of the process (a generator of its own is fine)."""
+    seeds them itself changes every later draw of the process (a generator of its own, from
+    seeded_generator, is fine)."""
     call = re.compile(r"(?<![\w.])(torch\.(?:cuda\.|random\.)?manual_seed(?:_all)?|(?:np|numpy)\.random\.seed"
                       r"|random\.seed)\s*\(")
-    bad = [f"{f.relative_to(PKG)} line {text.count(chr(10), 0, m.start()) + 1} calls {m.group(1)}"
-           for f in sorted(PKG.rglob("*.py")) if f.relative_to(PKG).parts[0] != "utils"
-           for text in [f.read_text()] for m in call.finditer(text)]
-    assert not bad, bad
+    assert not _calls(call), _calls(call)
+
+
+def test_only_utils_seeds_a_generator_of_its_own():
+    """A local generator is seeded by ``seeded_generator`` (a CPU generator from the seed alone),
+    not by its own ``torch.Generator(...).manual_seed(...)`` (or ``g.manual_seed(...)``)."""
+    call = re.compile(r"(\.manual_seed)\s*\(")
+    assert not _calls(call), _calls(call)
+
+
+def _calls(call: re.Pattern) -> list[str]:
+    """Where the library outside utils/ calls what ``call`` matches (group 1 names it)."""
+    return [f"{f.relative_to(PKG)} line {text.count(chr(10), 0, m.start()) + 1} calls {m.group(1)}"
+            for f in sorted(PKG.rglob("*.py")) if f.relative_to(PKG).parts[0] != "utils"
+            for text in [f.read_text()] for m in call.finditer(text)]

@@ -116,7 +116,7 @@ def output_name(src: Path) -> str:
     return src.name if ext in writable and ext in IMG_EXTENSIONS else src.stem + ".png"
 
 
-# ---- a model's declared inputs as flags (translate, stylize, cartoonize; export fixes them) -------
+# ---- a model's declared inputs as flags (translate, stylize, cartoonize, export) -------
 class ModelParser(argparse.ArgumentParser):
     """Errors as one line (the CLI prints ``error: ...``), not usage + message; an unknown flag
     names the model's own flags and the closest one."""
@@ -170,8 +170,9 @@ def add_declared_flags(group, inputs, all_inputs=(), dest: str = "in_") -> dict[
     to choose is accepted, not listed), ``--preserve-color/--no-...`` for a flag, ``--NAME FILE``
     for a file (a weights file a method is built with); the help is the input's own, with its range, choices and
     default (``all_inputs``: the inputs that may replace a required one). Returns {input name:
-    flag}. ``translate``, ``stylize`` and ``cartoonize`` build their model flags with it, so no
-    command writes a method's flag by hand."""
+    flag}. ``translate``, ``stylize`` and ``cartoonize`` build their model flags with it, and
+    ``export`` the flags of the inputs it fixes in the file, so no command writes a method's flag
+    by hand."""
     labels = {}
     for inp in inputs:
         flag = flag_name(inp.name)
@@ -191,6 +192,13 @@ def add_declared_flags(group, inputs, all_inputs=(), dest: str = "in_") -> dict[
         else:
             group.add_argument(flag, metavar=inp.kind.upper() if inp.kind != "choice" else "CHOICE", **kw)
     return labels
+
+
+def listed_flags(*groups) -> tuple[str, ...]:
+    """The flags ``groups`` (argument groups) list in ``--help``: a parser's ``model_flags``,
+    which an unknown flag's error names (a flag with nothing to choose is accepted, not listed)."""
+    return tuple(a for g in groups for action in g._group_actions for a in action.option_strings
+                 if action.help != argparse.SUPPRESS)
 
 
 def readable(files: list[Path], flag: str, require: bool = True) -> list[Path]:

@@ -36,7 +36,7 @@ def _parser(pipe=None, lenient: bool = False):
     """(parser, {input name: flag}): the command's options and, with ``pipe``, one flag per input
     the model declares (``commands.add_declared_flags``: ``--direction``, a few-shot model's
     ``--group``, ...). ``lenient``: only to find MODEL (nothing required, unknown flags kept)."""
-    from . import ModelParser, add_declared_flags, plain_text
+    from . import ModelParser, add_declared_flags, listed_flags, plain_text
     from .prepare import add_face_options
 
     p = ModelParser(prog="styleforge cartoonize", usage=USAGE, description=plain_text(__doc__.split("\n\n", 1)[1]),
@@ -57,8 +57,7 @@ def _parser(pipe=None, lenient: bool = False):
         group = p.add_argument_group(f"inputs of this {pipe.method.method_name} model")
         labels = add_declared_flags(group, pipe.inputs[1:], pipe.inputs)
         p.model_name = pipe.method.method_name
-        p.model_flags = tuple(a for action in group._group_actions for a in action.option_strings
-                              if action.help != argparse.SUPPRESS)
+        p.model_flags = listed_flags(group)
     else:
         p.epilog = "The flags of the model's own inputs (direction, group, ...) are listed by " \
                    "'styleforge cartoonize MODEL --help'."

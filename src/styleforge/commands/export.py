@@ -41,12 +41,27 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _parser(pipe, prog: str):
+    """(parser, {input name: flag}, the inputs fixed in the file): the command's options and a
+    flag per number, choice and flag the model declares (``commands.add_declared_flags``, as
+    translate's); tensor inputs are the file's inputs, a seed is no input of a traced graph."""
+    from . import ModelParser, add_declared_flags, listed_flags
+
+    parser = ModelParser(prog=prog, description=DESCRIPTION)
+    _options(parser)
+    group = parser.add_argument_group(f"inputs of this {pipe.method.method_name} model fixed in the file")
+    fixable = [i for i in pipe.inputs[1:] if not i.is_tensor and i.kind != "seed" and i.name in pipe._own]
+    labels = add_declared_flags(group, fixable, pipe.inputs)
+    parser.model_name = pipe.method.method_name
+    parser.model_flags = listed_flags(group)
+    return parser, labels, fixable
+
+
 def run(args, overrides) -> int:
     from ..checkpoint import load_model, resolve_model_dir
     from ..errors import ConfigError
     from ..export import export_model
     from ..pipeline import Pipeline
-    from . import ModelParser, flag_name, input_help
 
     if overrides:
         raise ConfigError(f"export takes no config overrides: {' '.join(overrides)}")
@@ -54,21 +69,7 @@ def run(args, overrides) -> int:
 
     model_dir = resolve_model_dir(resolve(args.model))  # a model's name too
     method = load_model(model_dir)
-    pipe = Pipeline(method, device="cpu")
-    parser = ModelParser(prog=f"styleforge export {args.model}", description=DESCRIPTION)
-    _options(parser)
-    group = parser.add_argument_group(f"inputs of this {method.method_name} model fixed in the file")
-    fixable = [i for i in pipe.inputs[1:] if not i.is_tensor and i.kind != "seed" and i.name in pipe._own]
-    for inp in fixable:
-        kw = {"dest": f"in_{inp.name}", "help": input_help(inp)}
-        if inp.kind == "flag":
-            group.add_argument(flag_name(inp.name), action=argparse.BooleanOptionalAction, default=None, **kw)
-        elif inp.kind == "floats":
-            group.add_argument(flag_name(inp.name), nargs="+", **kw)
-        else:
-            group.add_argument(flag_name(inp.name), **kw)
-    parser.model_name = method.method_name
-    parser.model_flags = tuple(flag_name(i.name) for i in fixable)
+    parser, labels, fixable = _parser(Pipeline(method, device="cpu"), f"styleforge export {args.model}")
     if "-h" in args.rest or "--help" in args.rest:
         parser.print_help()
         return 0
@@ -79,7 +80,7 @@ def run(args, overrides) -> int:
     for inp in fixable:
         v = getattr(opts, f"in_{inp.name}")
         if v is not None:
-            values[inp.name] = check_value(inp, v, flag_name(inp.name))
+            values[inp.name] = check_value(inp, v, labels[inp.name])
     direction = values.pop("direction", None)
     if opts.int8 or opts.calibrate or opts.min_psnr is not None:
         return _run_int8(args, opts, method, direction, values)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..video import is_video
-from . import ModelParser, add_declared_flags, flag_name, input_help, input_values, readable  # noqa: F401
+from . import ModelParser, add_declared_flags, flag_name, input_help, input_values, listed_flags, readable  # noqa: F401
 
 GENERIC_HELP = ("The flags of the model's own inputs (style image, alpha, direction, ...) are listed "
                 "by 'styleforge translate MODEL --help'.")
@@ -88,8 +88,7 @@ def _full_parser(prog: str, pipe, positional_model: bool, preset_inputs=()) -> t
         groups.append(p.add_argument_group(f"building this {pipe.method.method_name} method from its preset"))
         add_declared_flags(groups[-1], preset_inputs, preset_inputs, dest="preset_")
     p.model_name = pipe.method.method_name
-    p.model_flags = tuple(a for g in groups for action in g._group_actions for a in action.option_strings
-                          if action.help != argparse.SUPPRESS)
+    p.model_flags = listed_flags(*groups)
     return p, labels
 
 
@@ -283,7 +282,7 @@ def optimisation_methods() -> list[str]:
 def _build_from_preset(name: str, rest: list[str], size: int | None):
     """(method, its class's preset inputs) for ``stylize --method NAME``: the preset, the values
     ``rest`` gives the flags the class declares (``Method.preset_inputs``), turned into the preset
-    and model options by ``Method.preset_config``, and ``--size``."""
+    and model options by ``Method.preset_config``, and ``--size`` (``Method.preset_size``)."""
     from .. import config as C
     from ..pipeline import check_value
     from ..registry import build_method, get_method_class
@@ -318,26 +317,12 @@ def _build_from_preset(name: str, rest: list[str], size: int | None):
             flags = " ".join(labels[k] for k in values)
             raise ConfigError(f"{flags}: the {preset} preset takes no {key}")
         cfg["model"][key] = value
-    if size is not None:
-        optimisation_size(cfg["model"], size)
+    if size is not None:  # the method's own size option(s) follow --size (Method.preset_size)
+        cfg["model"] = get_method_class(cfg["method"]).preset_size(cfg["model"], size, "--size")
     method = build_method(cfg["method"], **cfg["model"])
     if method.not_trainable is None:  # a preset picked by a flag is of another method
         raise ConfigError(f"--method {name}: preset {preset} is of {method.method_name}, which trains a network")
     return method, inputs
-
-
-def optimisation_size(model_cfg: dict, size: int) -> None:
-    """``--size N`` of ``stylize --method``: the optimisation runs at N (longer side). The
-    preset's own size (gatys' ``sizes``, photo's ``size``) would otherwise resize the image
-    after --size did; coarse-to-fine stages keep their ratios, the last one at N."""
-    if size < 8:
-        raise ConfigError(f"--size: the optimisation needs at least 8 px (longer side), got {size}")
-    if "sizes" in model_cfg:
-        sizes = list(model_cfg["sizes"])
-        last = sizes[-1]
-        model_cfg["sizes"] = [size if not s or not last else max(8, round(s * size / last)) for s in sizes]
-    elif "size" in model_cfg:
-        model_cfg["size"] = size
 
 
 def register(sub) -> None:

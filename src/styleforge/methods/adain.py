@@ -52,6 +52,7 @@ from ..losses.perceptual import REDUCTIONS, content_loss, mean_std_loss, total_v
 from ..nn.adain import adain, adain_regions, adain_stats, coral, mean_std
 from ..nn.vgg import VGGEncoder, find_vgg_weights, read_state_dict, resolve_vgg_weights
 from ..registry import register_importer, register_method
+from ..utils.seed import seeded_generator
 from .base import Input, Method, Phase
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -81,7 +82,7 @@ def decoder_layers(width: int = 64) -> nn.Sequential:
 def _init_random_encoder(enc: VGGEncoder, seed: int = 0) -> None:
     """A seeded random encoder for tests (``vgg_weights="random"``): He-normal 3×3 convolutions,
     the 1×1 pre-processing convolution the identity; the same every time it is built."""
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     with torch.no_grad():
         if enc.fmt == "adain":
             enc.prep.weight.copy_(torch.eye(3).view(3, 3, 1, 1))

@@ -315,6 +315,15 @@ class Method(nn.Module):
         model option of its name."""
         return preset, dict(values)
 
+    @classmethod
+    def preset_size(cls, config: dict, size: int, label: str = "size") -> dict:
+        """The model options ``config`` (a resolved preset's) for working at ``size`` px (longer
+        side), as a front end's ``--size`` asks (``label`` names it in errors): a method that
+        resizes the image itself (an optimisation at the preset's size) says here which of its
+        options that is, so the two do not disagree. Default: ``config`` unchanged (the front
+        end's resize is all there is)."""
+        return dict(config)
+
     # ---- inference --------------------------------------------------------------------
     def translate(self, x: torch.Tensor, direction: str | None = None, **kw) -> torch.Tensor:
         """N×C×H×W in [-1, 1] -> N×C'×H'×W' in [-1, 1]."""

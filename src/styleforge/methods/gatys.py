@@ -89,6 +89,7 @@ from ..nn.inception_features import InceptionFeatures
 from ..nn.vgg import FORMATS, POOLINGS, VGGEncoder, layer_names, resolve_vgg_weights
 from ..registry import register_method
 from ..utils.budget import spend_iteration
+from ..utils.seed import seeded_generator
 from .base import Input, Method
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -277,7 +278,7 @@ class GatysStyleTransfer(Method):
     def _random_vgg(self) -> None:
         """He-initialised weights from a fixed seed: a stand-in network for tests and the tiny
         preset (``vgg_weights: random``), not for real use."""
-        g = torch.Generator().manual_seed(0)
+        g = seeded_generator(0)
         with torch.no_grad():
             for m in self.vgg.modules():
                 if isinstance(m, torch.nn.Conv2d):
@@ -337,6 +338,16 @@ class GatysStyleTransfer(Method):
         # another encoder has its own layers and loss weights: its preset, PRESET-ENCODER
         preset = preset if encoder == ENCODERS[0] else f"{preset}-{encoder}"
         return preset, ({"vgg_weights": values["vgg"]} if values.get("vgg") is not None else {})
+
+    @classmethod
+    def preset_size(cls, config, size, label="size"):
+        # the coarse-to-fine stages keep their ratios, the last one at ``size`` (a stage of
+        # None, the image's own size, becomes ``size``); the constructor's 8 px floor
+        if size < 8:
+            raise ConfigError(f"{label}: the optimisation needs at least 8 px (longer side), got {size}")
+        sizes = list(config.get("sizes", (512,)))
+        last = sizes[-1]
+        return {**config, "sizes": [size if not s or not last else max(8, round(s * size / last)) for s in sizes]}
 
     # ---- inference -------------------------------------------------------------------------
     def inference_options(self) -> list[Input]:
@@ -425,7 +436,7 @@ class GatysStyleTransfer(Method):
         with torch.inference_mode(False), torch.enable_grad():
             x = autograd_copy(x).float()
             for n in range(x.shape[0]):
-                gen = torch.Generator().manual_seed(int(seed))  # every image the same seed: batch-independent
+                gen = seeded_generator(seed)  # every image the same seed: batch-independent
                 video = dict(init_image=image_n(init_image, n),
                              temporal=None if temporal is None else tuple(image_n(t, n) for t in temporal))
                 y, hist = self._stylize_one(x[n:n + 1], styles, weights, masks, style_masks, autograd_copy(style_fine),

@@ -59,6 +59,7 @@ from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix
 from ..nn.vgg import layer_names, vgg_encoder
 from ..registry import register_importer, register_method
+from ..utils.seed import seeded_generator
 from .base import Method, Phase
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -186,7 +187,7 @@ def check_vgg_layers(method: str, arch: str, **groups) -> None:
 def random_vgg_(net: nn.Module, seed: int = 0) -> None:
     """He-normal conv weights and zero biases from a private generator: the stand-in loss network
     of ``vgg_weights: random`` (the tiny presets, smoke tests; never a real training)."""
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.Conv2d):

@@ -46,6 +46,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_method
+from ..utils.seed import seeded_generator
 from .base import Input, Method, Phase
 
 PRIORS = ("normal", "uniform")
@@ -377,7 +378,7 @@ class MIXGAN(Method):
         x = self.content(batch["A"])
         z = self.E(x)
         rec, feat = self.Gc(z)
-        g = torch.Generator(device="cpu").manual_seed(0)
+        g = seeded_generator(0)
         zp = torch.randn(x.shape[0], self.z_dim, generator=g).to(x.device)
         if self.prior == "uniform":
             zp = torch.rand(x.shape[0], self.z_dim, generator=g).to(x.device) * 2 - 1

@@ -48,6 +48,7 @@ from ..nn.munit_blocks import (MLP, ContentEncoder, Decoder, StyleEncoder, conte
                                decode_together, key_indices, load_generator, load_nvlabs_generators)
 from ..nn.utils import frozen
 from ..registry import register_importer, register_method
+from ..utils.seed import seeded_generator
 from .base import Input, Method, Phase, draw_code
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -192,7 +193,7 @@ class MUNIT(LazyPerceptualVGG, Method):
         """N different style codes from N(0, I), repeatable for a seed (the fixed display noise of
         ``visuals``). ``translate`` and the pipeline draw one code per seed instead, the same for
         every image (``base.draw_code``)."""
-        g = torch.Generator().manual_seed(int(seed or 0))
+        g = seeded_generator(seed or 0)
         return torch.randn(n, self.style_dim, generator=g).to(device)
 
     def encode(self, name, x, direction=None):

@@ -45,6 +45,7 @@ from ..errors import ConfigError
 from ..losses.guided import DPST_COLORS, color_label_masks, guided_gram, propagate_mask
 from ..losses.matting import MattingLoss, matting_laplacian
 from ..registry import register_method
+from ..utils.seed import seeded_generator
 from .base import Input
 from .gatys import ENCODERS, GatysStyleTransfer, autograd_copy, fit_like, image_n, resize_longer
 
@@ -83,6 +84,11 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
     def preset_inputs(cls) -> list[Input]:
         # the segmented Grams walk VGG's layers (mask_propagation dpst): VGG-19 is the only encoder
         return [replace(i, choices=ENCODERS[:1]) if i.name == "encoder" else i for i in super().preset_inputs()]
+
+    @classmethod
+    def preset_size(cls, config, size, label="size"):
+        # one size (the matting Laplacian's and both stages'): ``size``, not Gatys' ``sizes``
+        return {**config, "size": super().preset_size({"sizes": [size]}, size, label)["sizes"][-1]}
 
     def inference_options(self) -> list[Input]:
         c = self.opts
@@ -129,7 +135,7 @@ class DeepPhotoStyleTransfer(GatysStyleTransfer):
             cseg = None if content_seg is None else autograd_copy(content_seg).float()
             sseg = None if style_seg is None else autograd_copy(style_seg).float()
             for n in range(x.shape[0]):
-                gen = torch.Generator().manual_seed(int(seed))  # every image the same seed: batch-independent
+                gen = seeded_generator(seed)  # every image the same seed: batch-independent
                 cs = None if cseg is None else cseg[min(n, cseg.shape[0] - 1)][None]
                 video = (image_n(init_image, n), None if temporal is None else tuple(image_n(t, n) for t in temporal))
                 y, hist = self._photo_one(x[n:n + 1], s, cs, sseg, iters, opts, lam, photorealism, gen, *video)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import torch
 
+from ..utils.seed import seeded_generator
+
 
 class ImagePool:
     def __init__(self, size: int, seed: int = 0):
         self.size = size
         self.images: list[torch.Tensor] = []
-        self.gen = torch.Generator().manual_seed(seed)
+        self.gen = seeded_generator(seed)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:

@@ -50,7 +50,7 @@ from ..runs import RunFolder
 from ..utils.atomic import atomic_write_text, make_temp_dir, replace_dir, temp_dir_into
 from ..utils.device import process_device
 from ..utils.images import chw_to_pil, make_grid, save_image_atomic
-from ..utils.seed import seed_everything
+from ..utils.seed import seed_everything, seeded_generator
 from . import distributed
 from .logging import RunLogger
 from .ema import ModuleEMA
@@ -276,7 +276,7 @@ class Trainer:
         return DataLoader(self.train_set, batch_size=self.cfg["data"]["batch_size"], sampler=idx,
                           num_workers=nw, drop_last=True, persistent_workers=False,
                           pin_memory=self.device.type == "cuda",
-                          generator=torch.Generator().manual_seed(epoch))
+                          generator=seeded_generator(epoch))
 
     # ---- checkpoints -------------------------------------------------------------------
     @property

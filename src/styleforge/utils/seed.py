@@ -4,12 +4,14 @@
   included), set by the trainer before it builds a model, so every rank starts from the same
   weights and a run folder's seed reproduces the run.
 * :func:`seeded_generator`: a CPU ``torch.Generator`` of its own, for the draws at inference
-  (the pipeline's random codes, Pix2Pix's test-time dropout): they are a function of the seed
-  alone, not of the global stream, the batch or the device (CPU draws, then moved).
+  (the pipeline's random codes, Pix2Pix's test-time dropout, Gatys' and photo's noise start)
+  and the fixed draws elsewhere (random stand-in VGG weights, export's example inputs, the
+  image pool, the loader's worker seeds): they are a function of the seed alone, not of the
+  global stream, the batch or the device (CPU draws, then moved).
 * :func:`output_seed`: the seed of output k of a call's ``num_outputs``: seed + k.
 
-Nothing outside utils/ calls ``torch.manual_seed``, ``np.random.seed`` or ``random.seed``
-(tests/utils/test_seed.py checks the source).
+Nothing outside utils/ calls ``torch.manual_seed``, ``np.random.seed`` or ``random.seed``, nor
+seeds a ``torch.Generator`` itself (tests/utils/test_seed.py checks the source).
 """
 from __future__ import annotations
 
