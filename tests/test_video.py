@@ -350,10 +350,15 @@ def test_the_work_folder_holds_at_most_one_segment_of_frames(moving_clip, tiny_c
     assert sorted(round(a * tb, 6) for a, _, _ in p) == [k / 10 for k in range(8)]  # no gap at the joins
 
 
-def test_segments_last_a_whole_number_of_microseconds():
-    for rate, n in (("30000/1001", 60), ("24000/1001", 48), ("25", 50), ("10", 20), ("25/2", 25), ("15", 30)):
+def test_segments_last_a_whole_number_of_microseconds(monkeypatch):
+    def check(rate, n):
         got = V.segment_frames(rate)
         assert got == n and (got * 10 ** 6 / Fraction(rate)).denominator == 1, (rate, got)
+
+    for rate, n in (("30000/1001", 60), ("24000/1001", 48), ("25", 50), ("10", 20), ("25/2", 25), ("15", 30)):
+        check(rate, n)
+    monkeypatch.setattr(V, "SEGMENT_SECONDS", 0.25)
+    check("30000/1001", 6)  # 7 frames would last 233566.67 µs: the joins would drift by a third of a µs each
 
 
 def test_sound_that_can_be_neither_copied_nor_reencoded_is_left_out_with_one_warning(moving_clip, tiny_cyclegan_dir,
