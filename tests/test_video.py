@@ -317,6 +317,25 @@ def test_an_interrupted_video_resumes_to_the_same_frames(moving_clip, tiny_cycle
         assert all(np.array_equal(a, b) for a, b in zip(frames(whole), frames(dst))), cut
         assert packets(whole, "v") == packets(dst, "v")
         assert not work.exists()
+    # cut while the first segment is encoded: its frames are kept and encoded by the next run
+    encode = V._encode_segment
+
+    def crash(*a, **k):
+        raise Interrupt
+
+    pipe.run, calls[:] = counted, []
+    dst = tmp_path / "cut_encoding" / "pan.mp4"
+    V._encode_segment = crash
+    try:
+        with pytest.raises(Interrupt):
+            V.translate_video(pipe, moving_clip, dst, progress=False)
+    finally:
+        V._encode_segment = encode
+    assert sorted(p.name for p in (dst.parent / ".pan.mp4.frames").iterdir()) == [
+        "00000000.png", "00000001.png", "00000002.png", "job.json"]
+    calls[:] = []
+    assert V.translate_video(pipe, moving_clip, dst, progress=False) == 8 and len(calls) == 5
+    assert packets(whole, "v") == packets(dst, "v")
     # frames of another job (here --no-temporal, then bf16) are not reused
     for other in ({"temporal": False}, {"bf16": True}):
         pipe.run, calls[:] = stop_after(3), []
