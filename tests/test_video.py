@@ -4,6 +4,7 @@ Video a person can watch: the sound copied unchanged, frame rate, frame count an
 bad videos as one line, --temporal lowering the flicker on a clip with a known camera motion, an
 interrupted video resuming to the same frames."""
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -280,37 +281,135 @@ class Interrupt(Exception):
     pass
 
 
-def test_an_interrupted_video_resumes_to_the_same_frames(moving_clip, tiny_cyclegan_dir, tmp_path):
+def test_an_interrupted_video_resumes_to_the_same_frames(moving_clip, tiny_cyclegan_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(V, "SEGMENT_SECONDS", 0.3)  # 3 frames per segment at 10 fps
+    assert V.segment_frames("10") == 3
     pipe = styleforge.load(tiny_cyclegan_dir)
     whole = tmp_path / "whole.mp4"
     V.translate_video(pipe, moving_clip, whole, progress=False)
     calls = []
     run = pipe.run
 
-    def stop_after_three(*a, **k):
-        if len(calls) == 3:
-            raise Interrupt
+    def stop_after(n):
+        def stop(*a, **k):
+            if len(calls) == n:
+                raise Interrupt
+            calls.append(1)
+            return run(*a, **k)
+        return stop
+
+    def counted(*a, **k):
         calls.append(1)
         return run(*a, **k)
 
-    pipe.run = stop_after_three
-    dst = tmp_path / "out" / "pan.mp4"
-    with pytest.raises(Interrupt):
-        V.translate_video(pipe, moving_clip, dst, progress=False)
-    work = dst.parent / ".pan.mp4.frames"
-    assert sorted(p.name for p in work.glob("*.png")) == [f"{k:08d}.png" for k in range(3)] and not dst.exists()
-    calls.clear()
-    pipe.run = lambda *a, **k: (calls.append(1), run(*a, **k))[1]
-    assert V.translate_video(pipe, moving_clip, dst, progress=False) == 8
-    assert len(calls) == 5  # the three frames done were kept
-    assert all(np.array_equal(a, b) for a, b in zip(frames(whole), frames(dst)))
-    assert not work.exists()
-    # frames of another job (here --no-temporal) are not reused
-    pipe.run = stop_after_three
-    calls.clear()
-    with pytest.raises(Interrupt):
-        V.translate_video(pipe, moving_clip, tmp_path / "o2.mp4", progress=False)
-    calls.clear()
-    pipe.run = lambda *a, **k: (calls.append(1), run(*a, **k))[1]
-    V.translate_video(pipe, moving_clip, tmp_path / "o2.mp4", progress=False, temporal=False)
-    assert len(calls) == 8
+    # cut at a segment's end (its last frame kept as the previous output) and inside one
+    for cut, left in ((3, ["00000000-00000002.mp4", "00000002.png"]),
+                      (7, ["00000000-00000002.mp4", "00000003-00000005.mp4", "00000005.png", "00000006.png"])):
+        pipe.run, calls[:] = stop_after(cut), []
+        dst = tmp_path / f"cut{cut}" / "pan.mp4"
+        with pytest.raises(Interrupt):
+            V.translate_video(pipe, moving_clip, dst, progress=False)
+        work = dst.parent / ".pan.mp4.frames"
+        assert sorted(p.name for p in work.iterdir()) == sorted([*left, "job.json"]) and not dst.exists()
+        pipe.run, calls[:] = counted, []
+        assert V.translate_video(pipe, moving_clip, dst, progress=False) == 8
+        assert len(calls) == 8 - cut  # the frames done were kept
+        assert all(np.array_equal(a, b) for a, b in zip(frames(whole), frames(dst))), cut
+        assert packets(whole, "v") == packets(dst, "v")
+        assert not work.exists()
+    # cut while the first segment is encoded: its frames are kept and encoded by the next run
+    encode = V._encode_segment
+
+    def crash(*a, **k):
+        raise Interrupt
+
+    pipe.run, calls[:] = counted, []
+    dst = tmp_path / "cut_encoding" / "pan.mp4"
+    V._encode_segment = crash
+    try:
+        with pytest.raises(Interrupt):
+            V.translate_video(pipe, moving_clip, dst, progress=False)
+    finally:
+        V._encode_segment = encode
+    assert sorted(p.name for p in (dst.parent / ".pan.mp4.frames").iterdir()) == [
+        "00000000.png", "00000001.png", "00000002.png", "job.json"]
+    calls[:] = []
+    assert V.translate_video(pipe, moving_clip, dst, progress=False) == 8 and len(calls) == 5
+    assert packets(whole, "v") == packets(dst, "v")
+    # frames of another job (here --no-temporal, then bf16) are not reused
+    for other in ({"temporal": False}, {"bf16": True}):
+        pipe.run, calls[:] = stop_after(3), []
+        with pytest.raises(Interrupt):
+            V.translate_video(pipe, moving_clip, tmp_path / "o2.mp4", progress=False)
+        pipe.run, calls[:] = counted, []
+        if other.get("bf16"):
+            pipe.use_runtime("torch", bf16=True)
+        V.translate_video(pipe, moving_clip, tmp_path / "o2.mp4", progress=False, temporal=other.get("temporal", True))
+        assert len(calls) == 8, other
+        (tmp_path / "o2.mp4").unlink()
+
+
+def test_the_work_folder_holds_at_most_one_segment_of_frames(moving_clip, tiny_cyclegan_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(V, "SEGMENT_SECONDS", 0.3)
+    work = tmp_path / ".o.mp4.frames"
+    pngs = []
+    write = V._write_frame
+
+    def counting(path, frame):
+        write(path, frame)
+        pngs.append(sorted(int(p.stem) for p in work.glob("*.png")))
+
+    monkeypatch.setattr(V, "_write_frame", counting)
+    V.translate_video(styleforge.load(tiny_cyclegan_dir), moving_clip, tmp_path / "o.mp4", progress=False)
+    # segments of 3: the frames of the current one and the last of the one before
+    assert pngs == [[0], [0, 1], [0, 1, 2], [2, 3], [2, 3, 4], [2, 3, 4, 5], [5, 6], [5, 6, 7]]
+    info = V.probe_video(tmp_path / "o.mp4")
+    assert info.frames == 8 and info.rate == "10" and not info.variable_rate
+    p, tb = packets(tmp_path / "o.mp4", "v")
+    assert sorted(round(a * tb, 6) for a, _, _ in p) == [k / 10 for k in range(8)]  # no gap at the joins
+
+
+def test_segments_last_a_whole_number_of_microseconds(monkeypatch):
+    def check(rate, n):
+        got = V.segment_frames(rate)
+        assert got == n and (got * 10 ** 6 / Fraction(rate)).denominator == 1, (rate, got)
+
+    for rate, n in (("30000/1001", 60), ("24000/1001", 48), ("25", 50), ("10", 20), ("25/2", 25), ("15", 30)):
+        check(rate, n)
+    monkeypatch.setattr(V, "SEGMENT_SECONDS", 0.25)
+    check("30000/1001", 6)  # 7 frames would last 233566.67 µs: the joins would drift by a third of a µs each
+
+
+def test_sound_that_can_be_neither_copied_nor_reencoded_is_left_out_with_one_warning(moving_clip, tiny_cyclegan_dir,
+                                                                                    tmp_path, capsys):
+    src = tmp_path / "alaw16.mkv"  # 16 channels of A-law: an MP4 cannot hold it, AAC takes at most 8
+    ffmpeg("-i", moving_clip, "-f", "lavfi", "-i", "anullsrc=channel_layout=hexadecagonal:sample_rate=8000", "-t", 0.8,
+           "-c:v", "copy", "-c:a", "pcm_alaw", src)
+    assert V.probe_video(src).audio == ("pcm_alaw",)
+    assert main(["translate", str(tiny_cyclegan_dir), str(src), "-o", str(tmp_path / "o"), "--quiet"]) == 0
+    warn = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(warn) == 1 and warn[0].startswith("warning:") and "alaw16.mkv" in warn[0], warn
+    assert "pcm_alaw" in warn[0] and "no sound" in warn[0]
+    info = V.probe_video(tmp_path / "o" / "alaw16.mp4")
+    assert info.audio == () and info.frames == 8
+
+
+def test_bf16_acts_on_videos_within_its_bound(moving_clip, tiny_cyclegan_dir, tmp_path, monkeypatch):
+    from styleforge import accel
+
+    written = {"fp32": [], "bf16": []}
+    write = V._write_frame
+    for run, flags in (("fp32", []), ("bf16", ["--bf16"])):
+        monkeypatch.setattr(V, "_write_frame", lambda path, frame, into=written[run]: (into.append(frame.copy()),
+                                                                                      write(path, frame)))
+        out = tmp_path / run
+        assert main(["translate", str(tiny_cyclegan_dir), str(moving_clip), "-o", str(out), "--quiet", *flags]) == 0
+        assert V.probe_video(out / "pan.mp4").frames == 8
+
+    def t(a):
+        return torch.from_numpy(a).permute(2, 0, 1).float() / 127.5 - 1
+
+    assert len(written["fp32"]) == len(written["bf16"]) == 8
+    for a, b in zip(written["fp32"], written["bf16"]):
+        assert not np.array_equal(a, b)  # the flag acts
+        assert accel.psnr(t(b), t(a)) >= accel.MIN_PSNR, accel.psnr(t(b), t(a))

@@ -9,17 +9,29 @@ The ffmpeg binary of the imageio-ffmpeg wheel does the work (``imageio_ffmpeg.ge
   stream, or none ffmpeg can read, is an :class:`ImageLoadError` naming it.
 * Frames are decoded as stored (``-noautorotate``: the rotation stays metadata, as in the
   source) as RGB uint8 arrays, the colour order the pipeline expects.
+* Frames go through the pipeline's conversions (``Pipeline.run``: ``sized`` for ``--size``,
+  the network, ``as_picture`` back to the frame's size; ``as_input`` for the optimisation's
+  warped start), so a frame comes out as the same picture as an image would.
 * Each output frame is written (atomically, as PNG) into a work folder beside the output,
   ``.NAME.mp4.frames/``, with ``job.json`` saying what made them (source, model, inputs,
-  ``--size``, ``--temporal``). A run that finds the folder with the same ``job.json`` keeps
-  the frames there and goes on from the first missing one: the same frames as one
-  uninterrupted run (each frame depends only on its input and the previous *written* frame).
-  A folder of another job is emptied first.
-* At the end one ffmpeg call encodes the frames (H.264, yuv420p, odd sides padded to even by
-  one pixel) at the source's rate with its rotation, and copies the source's sound streams
+  ``--size``, ``--temporal``, the runtime, the segment length). Every :func:`segment_frames`
+  frames (about :data:`SEGMENT_SECONDS` of video) are encoded into a segment,
+  ``FIRST-LAST.mp4`` (H.264, yuv420p, CRF :data:`CRF`, odd sides padded to even by one pixel),
+  written atomically; then that segment's PNGs are deleted but its last one, the previous
+  output the temporal blend needs after a resume. The folder so holds the segments (the size
+  of the finished video) and at most one segment's PNGs.
+* A run that finds the folder with the same ``job.json`` keeps its segments and frames and
+  goes on from the first missing frame: the same video as one uninterrupted run (each frame
+  depends only on its input and the previous *written* frame, and a segment only on its
+  frames). A folder of another job is emptied first.
+* At the end the segments are joined without re-encoding (ffmpeg's concat demuxer, stream
+  copy) at the source's rate with its rotation, and the source's sound streams are copied
   unchanged; a sound codec that MP4 cannot hold is re-encoded as AAC, else left out, with one
   line saying which. The video is written under a temporary name, renamed into place, and the
-  work folder removed.
+  work folder removed. Against one encode of all the frames (what this module did before
+  segments) the pictures differ by x264's choices at the segment joins (each segment starts
+  with a key frame): 34.5 dB PSNR between the two on 150 stylised frames of box.mp4, and
+  29.19 dB against the frames themselves where one pass gives 29.25 dB (docs/batch.md).
 
 Temporal consistency (``temporal=True``, the CLI's default for videos, ``--no-temporal`` off),
 chosen by the method's declaration ``Method.temporal_consistency``; the optical flow between
@@ -60,7 +72,14 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".m
 TEMPORAL_BLEND = 0.7
 # H.264 quality of the output (x264's constant rate factor; 18: visually near lossless)
 CRF = 18
+# a segment's length: the work folder holds at most this much video as PNGs (~0.6 MB per
+# stylised 640×480 frame); shorter segments add key frames (each starts with one)
+SEGMENT_SECONDS = 2.0
 FRAME_NAME = "{:08d}.png"
+SEGMENT_NAME = "{:08d}-{:08d}.mp4"  # first and last frame
+_SEGMENT = re.compile(r"(\d{8})-(\d{8})\.mp4")
+# the frames' encoding: every segment the same, so that joining them copies the streams
+_H264 = ["-c:v", "libx264", "-crf", str(CRF), "-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
 
 
 def is_video(path) -> bool:
@@ -173,7 +192,17 @@ def _fingerprint(v) -> object:
     return repr(v)
 
 
-def _job(pipe, src: Path, size, temporal: bool, values: dict) -> dict:
+def segment_frames(rate: str) -> int:
+    """Frames per segment at ``rate``: about :data:`SEGMENT_SECONDS`, and a whole number of
+    microseconds long where the rate allows (the concat demuxer adds the segments' durations in
+    µs: exact sums keep every frame's timestamp, 29.97 fps giving 60 frames, 2.002 s)."""
+    r = Fraction(rate)
+    q = (Fraction(10 ** 6) / r).denominator  # n frames last n·10⁶/r µs: whole when q divides n
+    n = max(1, round(SEGMENT_SECONDS * r))
+    return max(1, round(n / q)) * q if q <= n else n
+
+
+def _job(pipe, src: Path, size, temporal: bool, values: dict, segment: int) -> dict:
     """What the frames of the work folder depend on: another job's frames are not reused."""
     h = hashlib.sha1()
     for name, t in sorted(pipe.method.state_dict().items()):
@@ -182,27 +211,46 @@ def _job(pipe, src: Path, size, temporal: bool, values: dict) -> dict:
     job = {"source": _fingerprint(src), "method": pipe.method.method_name,
            "config": getattr(pipe.method, "config", {}), "weights": h.hexdigest(),
            "inputs": {k: _fingerprint(v) for k, v in sorted(values.items())},
-           "size": size, "temporal": bool(temporal), "blend": TEMPORAL_BLEND}
+           "size": size, "temporal": bool(temporal), "blend": TEMPORAL_BLEND,
+           "runtime": getattr(pipe, "runtime", "torch"), "segment": segment, "crf": CRF}
     return json.loads(json.dumps(job, default=str))  # as job.json reads back (tuples as lists)
 
 
-def _open_work(work: Path, job: dict) -> int:
-    """The number of frames already done in ``work`` for ``job`` (0 for a new or other job)."""
+def _segments(work: Path) -> list[tuple[int, int, Path]]:
+    """The segment files of ``work``: (first frame, last frame, path), in order."""
+    found = [(int(m.group(1)), int(m.group(2)), p) for p in work.iterdir() if (m := _SEGMENT.fullmatch(p.name))]
+    return sorted(found)
+
+
+def _open_work(work: Path, job: dict) -> tuple[int, int]:
+    """(frames done, frames in segments) in ``work`` for ``job``; (0, 0) for a new or other job.
+    What an interruption left half done goes: temporary files, the PNGs of a segment written
+    just before it."""
     spec = work / "job.json"
     if work.is_dir():
         try:
             same = json.loads(spec.read_text()) == job
         except (OSError, ValueError):
             same = False
-        if same:
-            k = 0
+        end = 0
+        for first, last, path in _segments(work) if same else ():
+            if first == end and last >= first:
+                end = last + 1
+            else:  # not after the previous one: not ours
+                path.unlink()
+        # a segment's last frame is the previous output of the next frame: without it, start again
+        if same and (end == 0 or (work / FRAME_NAME.format(end - 1)).is_file()):
+            for p in work.iterdir():
+                if p.name.startswith(".") or (p.suffix == ".png" and p.stem.isdigit() and int(p.stem) < end - 1):
+                    p.unlink()
+            k = end
             while (work / FRAME_NAME.format(k)).is_file():
                 k += 1
-            return k
+            return k, end
         shutil.rmtree(work)
     work.mkdir(parents=True)
     atomic_write_text(spec, json.dumps(job, indent=1))
-    return 0
+    return 0, 0
 
 
 def _write_frame(path: Path, frame: np.ndarray) -> None:
@@ -214,12 +262,13 @@ def _write_frame(path: Path, frame: np.ndarray) -> None:
 
 
 # ---- frames -------------------------------------------------------------------------------------------
-def _to_tensor(a: np.ndarray, device):
+def _picture_tensor(a: np.ndarray, device):
+    """H×W×3 uint8 -> 1×3×H×W in [-1, 1] (the pipeline's ``as_input``)."""
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(a)).float()
-    t = t.permute(2, 0, 1) / 127.5 - 1 if t.ndim == 3 else t[None]
-    return t[None].to(device)
+    from .pipeline import as_input
+
+    return as_input(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1))[None].to(device)
 
 
 def stylise_frame(pipe, frame: np.ndarray, prev_in, prev_out, mode: str | None, size=None, **values) -> np.ndarray:
@@ -234,8 +283,11 @@ def stylise_frame(pipe, frame: np.ndarray, prev_in, prev_out, mode: str | None, 
     back, weights = frame_motion(prev_in, frame)
     warped = warp(prev_out, back)
     if mode == "optimise":
-        w = _to_tensor(warped, pipe.device)
-        extra = {"init_image": w, "temporal": (w, _to_tensor(weights, pipe.device))}
+        import torch
+
+        w = _picture_tensor(warped, pipe.device)
+        c = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))[None, None].to(pipe.device)
+        extra = {"init_image": w, "temporal": (w, c)}
         return np.asarray(pipe.run(image, size=size, extra=extra, **values)[0]["image"])
     if mode != "blend":
         raise ConfigError(f"{pipe.method.method_name}: unknown temporal_consistency {mode!r} (blend, optimise)")
@@ -245,15 +297,37 @@ def stylise_frame(pipe, frame: np.ndarray, prev_in, prev_out, mode: str | None, 
 
 
 # ---- encoding -----------------------------------------------------------------------------------------
+def _encode_segment(work: Path, first: int, last: int, src: Path, info: VideoInfo) -> None:
+    """Frames ``first``..``last`` of ``work`` -> the segment ``FIRST-LAST.mp4`` (atomically),
+    then their PNGs deleted but the last; the previous segment's last PNG goes too."""
+    dst = work / SEGMENT_NAME.format(first, last)
+    fd, tmp = tempfile.mkstemp(dir=work, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        r = _run(["-loglevel", "error", "-framerate", info.rate, "-start_number", str(first),
+                  "-i", str(work / "%08d.png"), "-frames:v", str(last - first + 1), *_H264,
+                  "-fps_mode", "passthrough", "-f", "mp4", "-y", tmp])
+        if r.returncode != 0:
+            raise ImageLoadError(src, f"ffmpeg could not encode frames {first + 1}-{last + 1} "
+                                      f"({first_line(r.stderr, 160)})")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    for k in range(first - 1, last):
+        (work / FRAME_NAME.format(k)).unlink(missing_ok=True)
+
+
 def _encode(work: Path, src: Path, tmp: Path, info: VideoInfo) -> str | None:
-    """The frames of ``work`` + the sound of ``src`` -> ``tmp``; returns a note when the sound
-    could not be copied unchanged."""
-    video_in = ["-framerate", info.rate]
+    """The segments of ``work`` joined + the sound of ``src`` -> ``tmp``; returns a note when
+    the sound could not be copied unchanged."""
+    listing = work / "segments.txt"  # the concat demuxer's list; names relative to it
+    atomic_write_text(listing, "".join(f"file '{p.name}'\n" for _, _, p in _segments(work)))
+    video_in = ["-f", "concat", "-safe", "0"]
     if info.rotation:
-        video_in += ["-noautorotate", "-display_rotation", f"{info.rotation:g}"]
-    base = [*video_in, "-i", str(work / "%08d.png"), "-i", str(src), "-map", "0:v:0",
-            "-c:v", "libx264", "-crf", str(CRF), "-pix_fmt", "yuv420p",
-            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-fps_mode", "passthrough"]
+        video_in = ["-noautorotate", "-display_rotation", f"{info.rotation:g}", *video_in]
+    base = [*video_in, "-i", str(listing), "-i", str(src), "-map", "0:v:0", "-c:v", "copy"]
     tail = ["-movflags", "+faststart", "-f", "mp4", "-y", str(tmp)]
     codecs = ", ".join(info.audio)
     tries = [(["-map", "1:a", "-c:a", "copy"], None),
@@ -283,7 +357,8 @@ def translate_video(pipe, src, dst, size: int | None = None, progress: bool = Tr
     mode = getattr(pipe.method, "temporal_consistency", "blend") if temporal else None
     dst.parent.mkdir(parents=True, exist_ok=True)
     work = dst.parent / f".{dst.name}.frames"
-    done = _open_work(work, _job(pipe, src, size, temporal, values))
+    per = segment_frames(info.rate)
+    done, end = _open_work(work, _job(pipe, src, size, temporal, values, per))
     if done and progress:
         print(f"{src}: resuming at frame {done + 1} of {info.frames}", file=sys.stderr)
     bar = None
@@ -294,29 +369,41 @@ def translate_video(pipe, src, dst, size: int | None = None, progress: bool = Tr
                    dynamic_ncols=True, smoothing=0.1)
     frames = 0
     prev_in = prev_out = None
+    decoded = read_frames(src)
     try:
-        try:
-            for k, frame in enumerate(read_frames(src)):
-                path = work / FRAME_NAME.format(k)
-                if k < done:
-                    if k == done - 1 and mode:
-                        prev_out = np.asarray(Image.open(path).convert("RGB"))
-                else:
-                    prev_out = stylise_frame(pipe, frame, prev_in, prev_out, mode, size, **values)
-                    _write_frame(path, prev_out)
-                    if bar is not None:
-                        bar.update(1)
-                prev_in = frame
-                frames += 1
-        except (OSError, RuntimeError) as e:
-            if frames == 0:
-                raise ImageLoadError(src, f"no frame could be decoded ({first_line(e, 120)})") from None
-            print(f"note: {src}: decoding stopped after {frames} frame(s): {first_line(e, 120)}", file=sys.stderr)
+        while True:
+            try:  # only the decoder's errors end the video early; the network's are raised
+                frame = next(decoded)
+            except StopIteration:
+                break
+            except (OSError, RuntimeError) as e:
+                if frames == 0:
+                    raise ImageLoadError(src, f"no frame could be decoded ({first_line(e, 120)})") from None
+                print(f"note: {src}: decoding stopped after {frames} frame(s): {first_line(e, 120)}", file=sys.stderr)
+                break
+            k = frames
+            path = work / FRAME_NAME.format(k)
+            if k < done:
+                if k == done - 1 and mode:
+                    prev_out = np.asarray(Image.open(path).convert("RGB"))
+            else:
+                prev_out = stylise_frame(pipe, frame, prev_in, prev_out, mode, size, **values)
+                _write_frame(path, prev_out)
+                if bar is not None:
+                    bar.update(1)
+            prev_in = frame
+            frames += 1
+            if frames % per == 0 and frames > end:
+                _encode_segment(work, frames - per, k, src, info)
+                end = frames
     finally:
+        decoded.close()  # ends the ffmpeg decoder of an interrupted run
         if bar is not None:
             bar.close()
     if frames == 0:
         raise ImageLoadError(src, "the video has no frames")
+    if end < frames:
+        _encode_segment(work, end, frames - 1, src, info)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=".tmp.mp4")
     os.close(fd)
     os.chmod(tmp, FILE_MODE)  # mkstemp makes it 0600; a finished video gets a plain file's mode
@@ -338,5 +425,5 @@ def read_video_info(path) -> dict:
             "audio": info.audio}
 
 
-__all__ = ["VIDEO_EXTENSIONS", "TEMPORAL_BLEND", "VideoInfo", "is_video", "probe_video", "read_frames",
-           "stylise_frame", "translate_video", "video_output_name", "read_video_info"]
+__all__ = ["VIDEO_EXTENSIONS", "TEMPORAL_BLEND", "SEGMENT_SECONDS", "VideoInfo", "is_video", "probe_video",
+           "read_frames", "segment_frames", "stylise_frame", "translate_video", "video_output_name", "read_video_info"]
