@@ -12,8 +12,9 @@ from PIL import Image
 from torch import nn
 
 from styleforge.errors import CheckpointError, ConfigError
-from styleforge.nn.vgg import (VGGEncoder, detect_format, find_vgg_weights, layer_names, read_state_dict,
-                               vgg_encoder)
+from styleforge.nn.vgg import (VGGEncoder, detect_format, find_vgg_weights, layer_names, random_vgg_,
+                               read_state_dict, vgg_encoder)
+from styleforge.utils.seed import seeded_generator
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "horse2zebra" / "trainA"
 CFG = {"vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
@@ -300,3 +301,33 @@ def test_a_bare_file_name_as_saved_configs_record_it_is_found_in_the_weights_fol
     torch.testing.assert_close(enc.features.conv1_1.weight, files[0]["tv16"][0].weight)
     with pytest.raises(CheckpointError, match=r"VGG weights not found: other\.pth \(nor in "):
         vgg_encoder("vgg16", "relu1_1", weights="other.pth")
+
+
+def test_random_vgg_sets_every_conv_from_the_seed_alone():
+    """``vgg_weights: random``: each convolution He-normal from a private generator of the seed,
+    in network order (the adain format's 1×1 ``prep`` drawn first, or the identity), biases zero;
+    a seed gives the same network whatever the global RNG, another seed another in every conv."""
+    def convs(enc):
+        return [m for m in enc.modules() if isinstance(m, nn.Conv2d)]
+
+    def build(seed, global_seed, **kw):
+        torch.manual_seed(global_seed)
+        enc = VGGEncoder("vgg19", "relu5_4", fmt="adain", width=8)
+        state = torch.random.get_rng_state()
+        random_vgg_(enc, seed, **kw)
+        assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG untouched
+        return enc
+
+    a, again, other = build(3, 0), build(3, 1), build(4, 0)
+    assert len(convs(a)) == 17
+    g = seeded_generator(3)
+    for m, m2, m3 in zip(convs(a), convs(again), convs(other)):
+        fan_in = m.weight[0].numel()
+        assert torch.equal(m.weight, torch.randn(m.weight.shape, generator=g) * (2 / fan_in) ** 0.5)
+        assert torch.equal(m.weight, m2.weight) and not torch.equal(m.weight, m3.weight)
+        assert not m.bias.any() and not m3.bias.any()
+    ident = build(3, 0, prep="identity")
+    assert torch.equal(ident.prep.weight, torch.eye(3).view(3, 3, 1, 1)) and not ident.prep.bias.any()
+    # the identity prep draws nothing: conv1_1 gets the seed's first draw
+    first = ident.features.conv1_1.weight
+    assert torch.equal(first, torch.randn(first.shape, generator=seeded_generator(3)) * (2 / 27) ** 0.5)

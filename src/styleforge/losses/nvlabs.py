@@ -30,6 +30,23 @@ def two_domain_d_losses(gan_w: float, loss: GANLoss, dis_a: nn.Module, dis_b: nn
             "D_b": gan_w * (loss(dis_b(x_ab), False) + loss(dis_b(x_b), True))}
 
 
+def two_domain_g_adv_vgg(gan_w: float, vgg_w: float, loss: GANLoss, dis_a: nn.Module, dis_b: nn.Module,
+                         vgg, x_a, x_b, x_ba, x_ab) -> dict:
+    """The last terms of the authors' ``gen_update`` for two domains (UNIT, MUNIT): each
+    translation judged real by its domain's discriminator (``gan_w``) and the domain-invariant
+    perceptual loss to its source (``vgg_w``; ``vgg(x_a)`` returns the VGG, called only then).
+    A weight of 0 skips its terms."""
+    losses = {}
+    if gan_w:
+        losses["adv_a"] = gan_w * loss(dis_a(x_ba), True, for_discriminator=False)
+        losses["adv_b"] = gan_w * loss(dis_b(x_ab), True, for_discriminator=False)
+    if vgg_w:
+        net = vgg(x_a)
+        losses["vgg_a"] = vgg_w * domain_invariant_perceptual(net, x_ba, x_b)
+        losses["vgg_b"] = vgg_w * domain_invariant_perceptual(net, x_ab, x_a)
+    return losses
+
+
 def recon_criterion(x, target):
     return torch.mean(torch.abs(x - target))
 

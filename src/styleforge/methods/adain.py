@@ -50,9 +50,8 @@ from ..checkpoint import load_state_dict_strict
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import REDUCTIONS, content_loss, mean_std_loss, total_variation
 from ..nn.adain import adain, adain_regions, adain_stats, coral, mean_std
-from ..nn.vgg import VGGEncoder, find_vgg_weights, read_state_dict, resolve_vgg_weights
+from ..nn.vgg import VGGEncoder, find_vgg_weights, random_vgg_, read_state_dict, resolve_vgg_weights
 from ..registry import register_importer, register_method
-from ..utils.seed import seeded_generator
 from .base import Input, Method, Phase
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -77,20 +76,6 @@ def decoder_layers(width: int = 64) -> nn.Sequential:
         if i < len(plan) - 1:
             layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
-
-
-def _init_random_encoder(enc: VGGEncoder, seed: int = 0) -> None:
-    """A seeded random encoder for tests (``vgg_weights="random"``): He-normal 3×3 convolutions,
-    the 1×1 pre-processing convolution the identity; the same every time it is built."""
-    g = seeded_generator(seed)
-    with torch.no_grad():
-        if enc.fmt == "adain":
-            enc.prep.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-            enc.prep.bias.zero_()
-        for m in enc.features:
-            if isinstance(m, nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / m.weight[0].numel()) ** 0.5)
-                m.bias.zero_()
 
 
 @register_method("adain")
@@ -153,7 +138,7 @@ class AdaIN(Method):
         if self._encoder_ready:
             return
         if self.vgg_weights == "random":
-            _init_random_encoder(self.encoder)
+            random_vgg_(self.encoder, prep="identity")  # seeded He-normal convs, 1×1 prep the identity
             self._encoder_ready = True
             return
         try:

@@ -86,7 +86,7 @@ from ..losses.perceptual import total_variation
 from ..nn.color import HISTOGRAM_MODES, join_luminance, luminance, match_color, match_luminance
 from ..nn.inception_features import LAYERS as INCEPTION_NAMES
 from ..nn.inception_features import InceptionFeatures
-from ..nn.vgg import FORMATS, POOLINGS, VGGEncoder, layer_names, resolve_vgg_weights
+from ..nn.vgg import FORMATS, POOLINGS, VGGEncoder, layer_names, random_vgg_, resolve_vgg_weights
 from ..registry import register_method
 from ..utils.budget import spend_iteration
 from ..utils.seed import seeded_generator
@@ -271,21 +271,10 @@ class GatysStyleTransfer(Method):
         self.vgg = VGGEncoder("vgg19", order, vgg_format, pooling)
         # saved with the model directory: a loaded VGG is not looked up again
         self.vgg.register_buffer("weights_loaded", torch.tensor(False))
-        if vgg_weights == "random":
-            self._random_vgg()
-        self.vgg.eval()
-
-    def _random_vgg(self) -> None:
-        """He-initialised weights from a fixed seed: a stand-in network for tests and the tiny
-        preset (``vgg_weights: random``), not for real use."""
-        g = seeded_generator(0)
-        with torch.no_grad():
-            for m in self.vgg.modules():
-                if isinstance(m, torch.nn.Conv2d):
-                    fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
-                    m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / fan_in))
-                    m.bias.zero_()
+        if vgg_weights == "random":  # a seeded stand-in for tests and the tiny preset, not for real use
+            random_vgg_(self.vgg)
             self.vgg.weights_loaded.fill_(True)
+        self.vgg.eval()
 
     def ensure_vgg(self) -> None:
         """Load the VGG-19 (``vgg_weights``, else the standard file of ``vgg_format``, the other

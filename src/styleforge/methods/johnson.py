@@ -57,9 +57,8 @@ from ..checkpoint import load_state_dict_strict, read_state_dict
 from ..data.images import load_rgb
 from ..errors import CheckpointError, ConfigError
 from ..losses.perceptual import content_loss, gram_loss, gram_matrix
-from ..nn.vgg import layer_names, vgg_encoder
+from ..nn.vgg import layer_names, random_vgg_, vgg_encoder
 from ..registry import register_importer, register_method
-from ..utils.seed import seeded_generator
 from .base import Method, Phase
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -182,18 +181,6 @@ def check_vgg_layers(method: str, arch: str, **groups) -> None:
         if bad:
             raise ConfigError(f"{method}: {option} has {bad[0]!r}, not a layer of {arch} "
                               f"({names[0]} ... {names[-1]}; vgg_arch {arch})")
-
-
-def random_vgg_(net: nn.Module, seed: int = 0) -> None:
-    """He-normal conv weights and zero biases from a private generator: the stand-in loss network
-    of ``vgg_weights: random`` (the tiny presets, smoke tests; never a real training)."""
-    g = seeded_generator(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / fan_in) ** 0.5)
-                m.bias.zero_()
 
 
 class PerceptualLossMixin:

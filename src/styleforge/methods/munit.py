@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..losses.nvlabs import (LazyPerceptualVGG, check_perceptual, domain_invariant_perceptual, gan_loss,
-                             recon_criterion, two_domain_d_losses)
+from ..losses.nvlabs import (LazyPerceptualVGG, check_perceptual, gan_loss, recon_criterion, two_domain_d_losses,
+                             two_domain_g_adv_vgg)
 from ..nn.discriminators import build_ms_discriminator
 from ..nn.init import init_nvlabs
 from ..nn.munit_blocks import (MLP, ContentEncoder, Decoder, StyleEncoder, content_encoder_options,
@@ -169,13 +169,8 @@ class MUNIT(LazyPerceptualVGG, Method):
                 x_bab = self.gen_b.decode(c_b_recon, s_b_prime)
                 losses["cycrecon_x_a"] = w["recon_x_cyc"] * recon_criterion(x_aba, x_a)
                 losses["cycrecon_x_b"] = w["recon_x_cyc"] * recon_criterion(x_bab, x_b)
-        if w["gan"]:
-            losses["adv_a"] = w["gan"] * self.gan_loss(self.dis_a(x_ba), True, for_discriminator=False)
-            losses["adv_b"] = w["gan"] * self.gan_loss(self.dis_b(x_ab), True, for_discriminator=False)
-        if w["vgg"]:
-            vgg = self.perceptual_net(x_a)
-            losses["vgg_a"] = w["vgg"] * domain_invariant_perceptual(vgg, x_ba, x_b)
-            losses["vgg_b"] = w["vgg"] * domain_invariant_perceptual(vgg, x_ab, x_a)
+        losses.update(two_domain_g_adv_vgg(w["gan"], w["vgg"], self.gan_loss, self.dis_a, self.dis_b,
+                                           self.perceptual_net, x_a, x_b, x_ba, x_ab))
         return losses
 
     # ---- inference ---------------------------------------------------------------------

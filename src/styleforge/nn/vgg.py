@@ -57,6 +57,7 @@ from .. import weights as W
 from ..checkpoint import read_pth
 from ..checkpoint import read_state_dict as read_pth_state_dict
 from ..errors import CheckpointError, ConfigError, ImageTooSmallError
+from ..utils.seed import seeded_generator
 
 # convolution widths per block (configurations E and D of the paper, Table 1)
 _BLOCKS = {"vgg19": ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4),
@@ -297,6 +298,32 @@ class VGGEncoder(nn.Module):
         with torch.no_grad():
             for (conv, p), t in mine.items():
                 getattr(conv, p).copy_(t)
+
+
+def random_vgg_(enc: VGGEncoder, seed: int = 0, prep: str = "random") -> VGGEncoder:
+    """Seeded stand-in weights for ``vgg_weights: random`` (tiny presets and tests; never a real
+    loss network), the same for a seed and drawn from a private generator (the global RNG is
+    untouched): every convolution N(0, 2/fan_in) (He), biases zero, drawn in network order.
+    ``prep``, the adain format's 1×1 pre-processing convolution: ``random`` (drawn first, like
+    the others: Gatys, Johnson) or ``identity`` (AdaIN's encoder: input passed through)."""
+    if prep not in ("random", "identity"):
+        raise ConfigError(f"random_vgg_: prep must be random or identity, got {prep!r}")
+    convs = [m for m in enc.features if isinstance(m, nn.Conv2d)]
+    if enc.fmt == "adain":
+        if prep == "random":
+            convs.insert(0, enc.prep)
+        else:
+            with torch.no_grad():
+                enc.prep.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+                enc.prep.bias.zero_()
+    g = seeded_generator(seed)
+    with torch.no_grad():
+        for m in convs:
+            # fan_in = in_channels·k·k; ** 0.5 and math.sqrt agree to the bit for every fan-in a
+            # VGGEncoder has (3, 27, 9·2^k), not for every number
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / m.weight[0].numel()) ** 0.5)
+            m.bias.zero_()
+    return enc
 
 
 # ---- files ------------------------------------------------------------------------------------
