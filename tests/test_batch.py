@@ -14,7 +14,7 @@ from PIL import Image
 
 import styleforge
 from styleforge.batch import BatchOptions, translate_files
-from styleforge.commands import output_name
+from styleforge.commands.inputs import output_name
 
 SIZES = [(32, 32), (32, 32), (40, 28), (24, 36)]  # mostly one size, some others: several groups per block
 N_GOOD = 300
