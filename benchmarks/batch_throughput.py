@@ -88,7 +88,7 @@ def main() -> None:
     from styleforge import config as C
     from styleforge.batch import BatchOptions, Shard, translate_files
     from styleforge.checkpoint import save_model
-    from styleforge.commands import output_name
+    from styleforge.commands.inputs import output_name
     from styleforge.registry import build_method
 
     info = common.machine()

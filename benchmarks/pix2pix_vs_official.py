@@ -61,13 +61,14 @@ def child(variant: str, official: str, size: int, device: str, warmup: int, iter
         import tempfile
 
         sys.path.insert(0, str(HERE.parent / "src"))
-        from styleforge.export import export_model, load_runtime
+        import styleforge
+        from styleforge.export import export_model
         from styleforge.registry import build_method
 
         timer = common.median_time if clock == "wall" else cpu_time
         with tempfile.TemporaryDirectory() as tmp:
             r = export_model(build_method("pix2pix").eval(), Path(tmp) / "g.onnx", "onnx")
-            run = load_runtime(r.path, "onnx").method
+            run = styleforge.load(r.path, runtime="onnx").method
             infer_s = timer(lambda: run(real_A), 3, max(iters, 5))
         return {"variant": variant, "infer_s": infer_s}
     if variant == "theirs":
@@ -148,8 +149,9 @@ def runtime_child(name: str, iters: int, clock: str = "wall") -> dict:
     timer = common.median_time if clock == "wall" else cpu_time
 
     sys.path.insert(0, str(HERE.parent / "src"))
+    import styleforge
     from styleforge import config as C
-    from styleforge.export import export_model, export_module, load_runtime
+    from styleforge.export import export_model, export_module
     from styleforge.registry import build_method
 
     preset, size = GENERATORS[name]
@@ -172,7 +174,7 @@ def runtime_child(name: str, iters: int, clock: str = "wall") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("torchscript", "onnx"):
             r = export_model(method, Path(tmp) / f"g.{fmt}", fmt, direction)
-            pipe = load_runtime(r.path, fmt)
+            pipe = styleforge.load(r.path, runtime=fmt)
             run = pipe.method  # the exported network itself, no padding
             row[f"{fmt}_s"] = timer(lambda: run(x), 2, iters)
             row[f"{fmt}_max_diff"] = r.max_abs_diff

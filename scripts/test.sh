@@ -3,6 +3,9 @@
 # pytest's exit code 5 (no tests collected) counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# sleeping, not spinning, OpenMP threads unless the caller chose a policy (as the CLI does:
+# styleforge.utils.threads); the tests' own subprocesses inherit it
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 bash scripts/setup.sh test || exit $?
 .venv/bin/python -m pytest "$@"
 rc=$?

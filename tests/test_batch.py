@@ -14,7 +14,7 @@ from PIL import Image
 
 import styleforge
 from styleforge.batch import BatchOptions, translate_files
-from styleforge.commands import output_name
+from styleforge.commands.inputs import output_name
 
 SIZES = [(32, 32), (32, 32), (40, 28), (24, 36)]  # mostly one size, some others: several groups per block
 N_GOOD = 300
@@ -94,8 +94,8 @@ class Recording:
         return self.pipe.run_tensor(x, *args, **kw)
 
 
-def test_size_option_runs_the_network_at_the_reduced_size_and_keeps_each_original_size(folder, tiny_cyclegan_dir,
-                                                                                       tmp_path):
+def test_size_option_runs_the_network_at_the_reduced_size_and_equals_the_api_at_that_size(folder,
+                                                                                         tiny_cyclegan_dir, tmp_path):
     files = sorted(folder.glob("img*"))[:8]  # every size of SIZES, twice
     names = [output_name(f) for f in files]
     pipe = styleforge.load(tiny_cyclegan_dir)
@@ -112,6 +112,14 @@ def test_size_option_runs_the_network_at_the_reduced_size_and_keeps_each_origina
             assert a.size == b.size == c.size
             # translated at 20 px and scaled back up, not the full-size translation
             assert np.abs(np.asarray(b, dtype=int) - np.asarray(c, dtype=int)).mean() > 5
+            # and what the API gives for that file at --size 20, pixel for pixel
+            api = pipe.run(f, size=20, direction="AtoB")[0]["image"]
+            if f.suffix == ".jpg":  # encoded as the batch job encodes (JPEG quality 95)
+                buf = io.BytesIO()
+                api.save(buf, format="JPEG", quality=95)
+                api = Image.open(buf)
+            diff = np.abs(np.asarray(b.convert("RGB"), dtype=int) - np.asarray(api.convert("RGB"), dtype=int))
+            assert diff.max() == 0, (f.name, diff.max())
 
 
 class StopAfter:

@@ -15,7 +15,7 @@ from styleforge import config as C
 from styleforge.checkpoint import save_model
 from styleforge.data.transforms import to_tensor
 from styleforge.errors import CheckpointError, ConfigError
-from styleforge.export import export_model, load_runtime, read_metadata
+from styleforge.export import export_model, read_metadata
 from styleforge.registry import build_method
 
 TINY = [p for p in C.list_presets() if p.startswith("tiny/")]
@@ -67,7 +67,7 @@ def test_exported_file_equals_pytorch_on_real_images(tmp_path, sample, preset, f
         r = export_model(model_dir, tmp_path / f"{direction}.{fmt}", fmt, direction)
         assert r.dynamic == (method.fixed_size is None)
         assert (r.note is not None) == (method.fixed_size is not None)
-        pipe = load_runtime(r.path, fmt)
+        pipe = styleforge.load(r.path, runtime=fmt)
         assert pipe.directions == (direction,)
         with torch.no_grad():
             ref = torch_pipe.translate_tensor(x, direction, **opts)
@@ -108,7 +108,7 @@ def test_a_file_holds_only_the_network_of_its_direction(tmp_path):
 def test_pix2pix_export_is_the_generator_without_dropout_noise(tmp_path, sample):
     m = tiny_method("tiny/pix2pix")
     r = export_model(m, tmp_path / "p.onnx", "onnx", "BtoA")
-    pipe = load_runtime(r.path)
+    pipe = styleforge.load(r.path)
     x = real_images(sample, size=(128, 64))
     y1, y2 = pipe.translate_tensor(x), pipe.translate_tensor(x)
     torch.testing.assert_close(y1, y2, rtol=0, atol=0)
@@ -143,10 +143,10 @@ def test_bad_exported_files_are_one_line_errors(tmp_path):
     junk.write_bytes(os.urandom(64))
     for path in (junk, tmp_path / "missing.onnx"):
         with pytest.raises(CheckpointError) as e:
-            load_runtime(path, "onnx")
+            styleforge.load(path, runtime="onnx")
         assert "\n" not in str(e.value) and str(path) in str(e.value)
     with pytest.raises(ConfigError, match="runtime"):
-        load_runtime(tmp_path, "tflite")
+        styleforge.load(tmp_path, runtime="tflite")
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_cli_export_bad_format_is_one_line_and_writes_nothing(cyclegan_dir, tmp_
     with pytest.raises(ConfigError, match="direction 'sideways'"):
         export_model(cyclegan_dir, tmp_path / "x.onnx", "onnx", "sideways")
     with pytest.raises(ConfigError, match="styleforge export"):  # a directory is not a file to run
-        load_runtime(cyclegan_dir, "onnx")
+        styleforge.load(cyclegan_dir, runtime="onnx")
 
 
 def test_cli_translate_runtime_onnx_matches_the_pytorch_api(cyclegan_dir, sample, tmp_path):
@@ -251,7 +251,7 @@ def test_exported_files_with_bad_metadata_or_graphs_are_one_line_errors_naming_t
     for name, (edit, expected) in cases.items():
         f = _edited_onnx(good, tmp_path / f"{name}.onnx", **edit)
         try:
-            load_runtime(f, "onnx")(torch.zeros(1, 3, 32, 32))
+            styleforge.load(f, runtime="onnx")(torch.zeros(1, 3, 32, 32))
         except CheckpointError as e:
             message = str(e)
         else:
@@ -261,7 +261,7 @@ def test_exported_files_with_bad_metadata_or_graphs_are_one_line_errors_naming_t
     bad_json = _fake_torchscript(tmp_path / "badjson.pt", "{")
     for f, expected in ((fake, "graph cannot be loaded"), (bad_json, "not valid JSON")):
         with pytest.raises(CheckpointError, match=expected):
-            load_runtime(f)
+            styleforge.load(f)
     photo = sorted((Path(__file__).resolve().parents[1] / "data" / "horse2zebra" / "testA").glob("*.jpg"))[0]
     for f in (tmp_path / "no_method.onnx", tmp_path / "broken_graph.onnx", fake):
         r = _cli("translate", f, photo, "-o", tmp_path / "out")

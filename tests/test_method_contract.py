@@ -186,14 +186,14 @@ FIT_STEPS = 20
 
 
 @pytest.mark.parametrize("name", PACKAGE_METHODS)
-def test_a_few_steps_on_one_batch_lower_every_declared_fit_term(name):
+def test_a_few_steps_on_one_batch_lower_every_declared_fit_term(name, train_steps):
     """20 steps on one fixed real batch at the tiny preset's (the authors') learning rates, with
     the same random draws at every step (noise, prior codes, pools): each term the method
     declares in ``fit_terms`` (reconstruction, cycle, content: bounded below, not adversarial)
     falls by at least 1% between its first and last logged values, within the stage that logs it
     (MIXGAN's stage 1 and stage 2 terms are compared each with itself). A frozen network gives
     the same value at every step; a sign error or a detached term makes it rise or stay."""
-    from styleforge.training.trainer import build_optimizers, run_phases
+    from styleforge.training.trainer import build_optimizers
 
     method = tiny_method(name)
     if not _has_groups(method):
@@ -202,10 +202,12 @@ def test_a_few_steps_on_one_batch_lower_every_declared_fit_term(name):
     method.train()
     opts = build_optimizers(method, cfg["train"])
     batch = _fixed_batch(cfg)
-    logs = []
-    for step in range(FIT_STEPS):
-        torch.manual_seed(0)  # the same draws every step: a term changes only as the weights do
-        logs.append(run_phases(method, opts, batch, step=step + 1))
+
+    def same_draws(step):  # called just before each step: a term changes only as the weights do
+        torch.manual_seed(0)
+        return batch
+
+    logs, _ = train_steps(method, same_draws, FIT_STEPS, optimizers=opts)
     assert method.fit_terms
     for term in method.fit_terms:
         series = [r[term] for r in logs if term in r]

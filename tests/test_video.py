@@ -2,7 +2,7 @@
 (imageio's ffmpeg frames are RGB; feeding BGR would swap red and blue), atomic output, errors.
 Video a person can watch: the sound copied unchanged, frame rate, frame count and rotation kept,
 bad videos as one line, --temporal lowering the flicker on a clip with a known camera motion, an
-interrupted video resuming to the same frames."""
+interrupted video resuming to the same frames; a video with no temporal flag is the --temporal run."""
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -253,6 +253,16 @@ def test_temporal_lowers_the_warping_error_of_a_network_on_a_moving_clip(moving_
     on = video_warping_error(src, frames(tmp_path / "temporal" / "pan.mp4"))
     off = video_warping_error(src, frames(tmp_path / "no-temporal" / "pan.mp4"))
     assert on < 0.6 * off, (on, off)
+
+
+def test_a_video_run_without_a_temporal_flag_is_the_temporal_run(moving_clip, tiny_cyclegan_dir, tmp_path):
+    got = {}
+    for flag in ((), ("--temporal",), ("--no-temporal",)):
+        out = tmp_path / (flag[0].strip("-") if flag else "default")
+        assert main(["translate", str(tiny_cyclegan_dir), str(moving_clip), "-o", str(out), "--quiet", *flag]) == 0
+        got[flag] = np.stack(frames(out / "pan.mp4"))
+    assert np.array_equal(got[()], got[("--temporal",)])
+    assert np.abs(got[()].astype(int) - got[("--no-temporal",)]).max() > 10  # the blend changed the frames
 
 
 def tiny_gatys(**over):

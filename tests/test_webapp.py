@@ -54,6 +54,25 @@ def png_bytes(img) -> bytes:
     return buf.getvalue()
 
 
+def test_runtime_onnx_without_an_exported_file_is_one_note_and_runs_torch(model_dir):
+    notes = []
+    pipe = load_models([model_dir], runtime="onnx", notes=notes)["h2z"].pipe
+    assert pipe.runtime == "torch"
+    assert len(notes) == 1 and "\n" not in notes[0], notes
+    assert notes[0].startswith("h2z: runtime: no onnx file beside") and notes[0].endswith("running torch instead")
+    x = torch.rand(1, 3, 64, 48) * 2 - 1
+    torch.testing.assert_close(pipe(x), styleforge.load(model_dir)(x), rtol=0, atol=0)
+
+
+def test_bf16_reaches_the_pipeline_of_every_model(model_dir):
+    x = torch.rand(1, 3, 64, 48) * 2 - 1
+    fp32 = load_models([model_dir], runtime="torch")["h2z"].pipe
+    bf16 = load_models([model_dir], runtime="torch", bf16=True)["h2z"].pipe
+    assert (fp32.runtime, bf16.runtime) == ("torch", "torch+bf16")
+    diff = float((bf16(x) - fp32(x)).abs().max())
+    assert 0 < diff < 0.2, diff  # bf16 rounding: not the fp32 picture, nor another one
+
+
 def test_page_and_model_listing(client):
     page = client.get("/")
     assert page.status_code == 200 and 'id="file"' in page.text and "/api/translate" in page.text

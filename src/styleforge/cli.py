@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .commands import plain_text
+from .commands.inputs import plain_text
 from .errors import ConfigError, StyleforgeError
 
 EPILOG_OVERRIDES = ("Any config value can be overridden: key=value (e.g. train.lr=1e-4 "
@@ -306,7 +306,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     from . import commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
-        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+        if info.name != "inputs":  # what the commands share, no command
+            importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     for parser in _walk_parsers(p):
         parser.description, parser.epilog = plain_text(parser.description), plain_text(parser.epilog)
         for a in parser._actions:

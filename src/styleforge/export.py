@@ -16,10 +16,10 @@ only the batch dynamic, and the export says so in one line (:attr:`ExportResult.
 
 Each file carries a small JSON description (method, direction, sizes, the method's config): the
 ONNX file in its ``metadata_props`` under ``styleforge``, the TorchScript file as the extra file
-``styleforge.json``. Running a file is :mod:`styleforge.runtime`'s (below the pipeline);
-:func:`load_runtime` returns the same :class:`~styleforge.pipeline.Pipeline` that
-``styleforge.load`` returns (PIL images, paths and tensors of any size), running the file
-through onnxruntime or ``torch.jit``.
+``styleforge.json``. Running a file is :mod:`styleforge.runtime`'s (below the pipeline):
+``styleforge.load(path, runtime="onnx")`` wraps it in the same
+:class:`~styleforge.pipeline.Pipeline` as a model directory (PIL images, paths and tensors of any
+size), running the file through onnxruntime or ``torch.jit``.
 
 Files are written atomically (temporary name in the target folder, then rename).
 """
@@ -520,14 +520,5 @@ def read_metadata_bytes(data: bytes) -> tuple[str, dict]:
     return "onnx", json.loads(props[META_KEY])
 
 
-def load_runtime(path, runtime: str = "auto", device=None):
-    """A :class:`~styleforge.pipeline.Pipeline` for ``path`` run by ``runtime`` (the same as
-    :func:`styleforge.load`): ``torch`` a model directory; ``onnx`` / ``torchscript`` a file
-    from ``styleforge export``; ``auto`` by what ``path`` is."""
-    from .pipeline import load
-
-    return load(path, device=device, runtime=runtime)
-
-
-__all__ = ["FORMATS", "RUNTIMES", "ExportResult", "export_model", "export_int8", "quantize_int8", "calibration_images", "load_exported", "load_runtime",
+__all__ = ["FORMATS", "RUNTIMES", "ExportResult", "export_model", "export_int8", "quantize_int8", "calibration_images", "load_exported",
            "read_metadata", "graph_inputs"]

@@ -287,7 +287,8 @@ def load_models(paths, device=None, runtime: str | None = None, bf16: bool = Fal
         mid, i = base, 2
         while mid in models:
             mid, i = f"{base}-{i}", i + 1
-        pipe = load(p, device=device, runtime=runtime)
+        # a model directory loads as eager PyTorch and use_runtime picks the path (as translate)
+        pipe = load(p, device=device, runtime="auto" if Path(p).is_dir() and runtime != "torchscript" else runtime)
         choice = pipe.use_runtime(runtime, bf16)
         if notes is not None and choice.note:
             notes.append(f"{mid}: {choice.note}")

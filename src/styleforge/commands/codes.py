@@ -106,7 +106,7 @@ def class_files(data: Path) -> tuple[list[str], list[list[Path]], int]:
     folder (one class named after it)."""
     from ..data.images import list_images
     from ..errors import DataError
-    from . import readable
+    from .inputs import readable
 
     if not data.is_dir():
         raise DataError(f"DATA: not a folder: {data}")
@@ -129,7 +129,7 @@ def run_codes(args, overrides) -> int:
 
     from ..errors import ConfigError
     from ..metrics.codes import save_codes, tsne_plot
-    from . import output_folder
+    from .inputs import output_folder
 
     output_folder(args.out, "codes")
     out = Path(args.out)
@@ -167,7 +167,7 @@ def code_value(pipe, inp, spec: str, direction, flag: str):
     from ..errors import ConfigError
     from ..methods.base import Input
     from ..pipeline import check_value
-    from . import readable
+    from .inputs import readable
 
     size = int(inp.size or 0)
     if spec.startswith("seed:"):
@@ -193,7 +193,7 @@ def run_interpolate(args, overrides) -> int:
     from ..metrics.codes import interpolate_codes
     from ..utils.images import save_image_atomic
 
-    from . import output_file
+    from .inputs import output_file
 
     out = output_file(args.out, "interpolate", "strip.png")
     if out.exists() and not args.overwrite:

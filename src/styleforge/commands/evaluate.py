@@ -113,7 +113,7 @@ def run(args, overrides) -> int:
     if args.model is not None and not args.data:
         raise ConfigError("evaluating a model needs --data DATA (its test split is translated)")
     if args.json:
-        from . import output_file
+        from .inputs import output_file
 
         args.json = str(output_file(args.json, "evaluate", "results.json"))
     if args.json and Path(args.json).exists() and not args.overwrite:

@@ -45,7 +45,7 @@ def _parser(pipe, prog: str):
     """(parser, {input name: flag}, the inputs fixed in the file): the command's options and a
     flag per number, choice and flag the model declares (``commands.add_declared_flags``, as
     translate's); tensor inputs are the file's inputs, a seed is no input of a traced graph."""
-    from . import ModelParser, add_declared_flags, listed_flags
+    from .inputs import ModelParser, add_declared_flags, listed_flags
 
     parser = ModelParser(prog=prog, description=DESCRIPTION)
     _options(parser)
@@ -85,7 +85,7 @@ def run(args, overrides) -> int:
     if opts.int8 or opts.calibrate or opts.min_psnr is not None:
         return _run_int8(args, opts, method, direction, values)
     if opts.out:
-        from . import output_file
+        from .inputs import output_file
 
         opts.out = output_file(opts.out, "export", f"{method.method_name}.{'onnx' if opts.format == 'onnx' else 'pt'}")
     r = export_model(method, opts.out or model_dir / f"{method.method_name}-"
@@ -115,7 +115,7 @@ def _run_int8(args, opts, method, direction, values) -> int:
     if opts.format != "onnx":
         raise ConfigError(f"--int8 writes ONNX (run by ONNX Runtime); got --format {opts.format}")
     if opts.out:
-        from . import output_file
+        from .inputs import output_file
 
         opts.out = output_file(opts.out, "export", f"{method.method_name}.int8.onnx")
     r = export_int8(args.model, opts.calibrate, opts.out, direction, overwrite=opts.overwrite,

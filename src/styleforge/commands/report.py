@@ -39,7 +39,7 @@ def run(args, overrides) -> int:
         raise ConfigError(f"report takes no config overrides: {' '.join(overrides)}")
     if args.num_images < 1:
         raise ConfigError(f"--num-images must be a positive integer, got {args.num_images}")
-    from . import output_folder
+    from .inputs import output_folder
 
     output_folder(args.out, "report")
     page = Path(args.out) / "index.html"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..video import is_video
-from . import ModelParser, add_declared_flags, flag_name, input_help, input_values, listed_flags, readable  # noqa: F401
+from .inputs import ModelParser, add_declared_flags, flag_name, input_help, input_values, listed_flags, readable  # noqa: F401
 
 GENERIC_HELP = ("The flags of the model's own inputs (style image, alpha, direction, ...) are listed "
                 "by 'styleforge translate MODEL --help'.")
@@ -144,8 +144,8 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
     from ..batch import BatchOptions, translate_files
     from ..utils.device import torchrun_rank
 
-    from . import collect_inputs, output_name
-    from . import output_folder
+    from .inputs import collect_inputs, output_name
+    from .inputs import output_folder
 
     output_folder(args.out, what.removesuffix("d"))
     values, grid = input_values(args, pipe, labels)

@@ -245,9 +245,8 @@ def cartoonize_image(pipe, image, preprocessor: FacePreprocessor | None = None, 
     for face in faces if all_faces else faces[:1]:
         crop = pre.crop(photo, face)
         x = crop.image if crop.alpha is None else crop.whitened()
+        # at the crop's size: the pipeline brings the network's output back to its input's size
         y = np.asarray(pipe.translate_pil(Image.fromarray(x), direction, **inputs).convert("RGB"))
-        if y.shape[:2] != (crop.size, crop.size):
-            y = np.asarray(Image.fromarray(y).resize((crop.size, crop.size), Image.BICUBIC))
         if crop.alpha is not None:
             y = whiten(y, crop.alpha)
         crops.append(crop)
