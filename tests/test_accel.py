@@ -197,6 +197,19 @@ def test_translate_runtime_onnx_without_a_file_says_so_and_runs_torch(model_dir,
     assert "Traceback" not in r.stderr and (tmp_path / "o" / _image(h2z).name).exists()
 
 
+def test_a_model_name_with_runtime_onnx_loads_the_pulled_directory_like_a_path(model_dir, h2z, tmp_path):
+    """translate NAME --runtime onnx: the name resolves to its pulled directory, which loads as
+    PyTorch and says there is no ONNX file beside it, as a directory given by path does."""
+    import shutil
+
+    shutil.copytree(model_dir, tmp_path / "w" / "models" / "cyclegan" / "horse2zebra")
+    r = _cli("translate", "cyclegan/horse2zebra", _image(h2z), "-o", tmp_path / "o", "--runtime", "onnx",
+             "--quiet", env={"STYLEFORGE_WEIGHTS": str(tmp_path / "w")})
+    assert r.returncode == 0, r.stderr
+    assert "no onnx file beside" in r.stderr and "running torch instead" in r.stderr
+    assert (tmp_path / "o" / _image(h2z).name).exists()
+
+
 def test_auto_with_bf16_tries_only_bf16_paths(model_dir, h2z, cache):
     choice = styleforge.load(model_dir).use_runtime("auto", bf16=True, sample=_image(h2z), images=1)
     assert set(_rows(choice)) == {"torch", "torch+bf16", "channels_last+bf16"}

@@ -1027,6 +1027,17 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
     return pipe
 
 
+def load_for_runtime(path, device=None, runtime: str = "auto") -> "Pipeline":
+    """What a front end loads for ``--runtime``: a model directory (or a model's name) as eager
+    PyTorch, whose :meth:`Pipeline.use_runtime` then picks the path (the exported file beside
+    it, or torch with a note); an exported file with its own runtime."""
+    from .pull import resolve
+
+    p = resolve(path)
+    eager = p.is_dir() and runtime != "torchscript"
+    return load(p, device=device, runtime="auto" if eager else runtime)
+
+
 def _to_float(out):
     if isinstance(out, torch.Tensor):
         return out.float() if out.is_floating_point() else out

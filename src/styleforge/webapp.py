@@ -275,7 +275,7 @@ def load_models(paths, device=None, runtime: str | None = None, bf16: bool = Fal
     ``Pipeline.use_runtime`` measures the paths once on a synthetic image, cached); ``notes``
     (a list) collects the line saying which each took."""
     from .accel import default_runtime
-    from .pipeline import load
+    from .pipeline import load_for_runtime
 
     runtime = runtime or default_runtime()
 
@@ -287,8 +287,7 @@ def load_models(paths, device=None, runtime: str | None = None, bf16: bool = Fal
         mid, i = base, 2
         while mid in models:
             mid, i = f"{base}-{i}", i + 1
-        # a model directory loads as eager PyTorch and use_runtime picks the path (as translate)
-        pipe = load(p, device=device, runtime="auto" if Path(p).is_dir() and runtime != "torchscript" else runtime)
+        pipe = load_for_runtime(p, device=device, runtime=runtime)
         choice = pipe.use_runtime(runtime, bf16)
         if notes is not None and choice.note:
             notes.append(f"{mid}: {choice.note}")

@@ -209,17 +209,14 @@ def _translate_videos(pipe, videos, args, values: dict, grid: dict, single: bool
 
 
 def cmd_translate(args, overrides) -> int:
-    from ..pipeline import load
+    from ..pipeline import load_for_runtime
 
     rest = list(args.rest)
     pre = ModelParser(add_help=False)
     pre.add_argument("--device")
     pre.add_argument("--runtime", default="auto")
     known, _ = pre.parse_known_args(rest)
-    # a model directory loads as eager PyTorch; run_translate's use_runtime then picks the path
-    is_dir = Path(args.model).is_dir()
-    pipe = load(args.model, device=known.device, runtime="auto" if is_dir and known.runtime != "torchscript"
-                else known.runtime)
+    pipe = load_for_runtime(args.model, device=known.device, runtime=known.runtime)
     parser, labels = _full_parser(f"styleforge translate {args.model}", pipe, True)
     if "-h" in rest or "--help" in rest:
         parser.print_help()
