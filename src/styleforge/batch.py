@@ -291,85 +291,143 @@ def _values_key(values: dict) -> tuple:
 
 def _run(translator, files, jobs: list[Job], out: Path, opts: BatchOptions, shard: Shard, values) -> BatchResult:
     t0 = time.perf_counter()
+    listing = _check_outputs(out, jobs, opts)
+    shard.barrier()  # every rank has checked before any writes
+    out.mkdir(parents=True, exist_ok=True)
+    todo, done = _plan(jobs, out, opts, shard, listing)
+    loader = _block_loader(translator, files, jobs, todo, opts)
+    bar = _progress_bar(sum(len(b) for b in todo), opts, shard)
+    translated = skipped = 0
+    with _Writer(out, listing if opts.resume else None, 4 * opts.batch_size) as writer:
+        for b, items in zip(todo, loader):
+            decoded, bad = _decoded(items, files, opts, bar)
+            skipped += sum(1 for q in b if jobs[q].file in bad)
+            for group in _size_groups(b, jobs, decoded, done):
+                job_values = {**values, **jobs[group[0][0]].values}
+                for chunk in _chunks(group, opts.batch_size):
+                    samples = _translate(translator, [a for _, a, _ in chunk], opts, job_values)
+                    for i, (q, _, orig) in enumerate(chunk):
+                        if q not in done:
+                            writer.submit(jobs[q], samples, i, orig)
+                            translated += 1
+            bar.update(len(b))
+            if skipped:
+                bar.set_postfix(skipped=skipped, refresh=False)
+    bar.close()
+    translated, resumed, skipped = shard.sum([translated, len(done), skipped])
+    return BatchResult(translated, resumed, skipped, time.perf_counter() - t0)
+
+
+def _progress_bar(pending: int, opts: BatchOptions, shard: Shard):
+    from tqdm import tqdm
+
+    return tqdm(total=pending, unit="img", file=sys.stderr, dynamic_ncols=True,
+                desc=f"rank {shard.rank}/{shard.world_size}" if shard.world_size > 1 else None,
+                disable=not opts.progress or shard.rank != 0 or pending < 2)
+
+
+# ---- reading and grouping ----------------------------------------------------------------------
+def _check_outputs(out: Path, jobs: list[Job], opts: BatchOptions) -> set[str]:
+    """The names in ``out`` now; an error if some are outputs and neither --resume nor
+    --overwrite says what to do with them."""
     listing = _existing(out)
     if not opts.resume and not opts.overwrite:
         existing = [n for job in jobs for n in job.all_names() if n in listing]
         if existing:
             raise ConfigError(f"{len(existing)} output(s) already exist in {out} (e.g. {existing[0]}); "
                               "use --resume to keep them and translate the rest, or --overwrite to replace them")
-    shard.barrier()  # every rank has checked before any writes
-    out.mkdir(parents=True, exist_ok=True)
+    return listing
 
+
+def _plan(jobs: list[Job], out: Path, opts: BatchOptions, shard: Shard, listing: set[str]):
+    """(this shard's blocks with something left to do, the jobs of them already done)."""
     block = opts.block_size or 4 * opts.batch_size
     blocks = [list(range(s, min(s + block, len(jobs)))) for s in range(0, len(jobs), block)]
     mine = blocks[shard.rank::shard.world_size]
     done = {q for b in mine for q in b if opts.resume and all(n in listing for n in jobs[q].all_names())}
     if opts.resume:
         _remove_stale_temps(out, {n for b in mine for q in b for n in jobs[q].all_names()}, listing)
-    todo = [b for b in mine if any(q not in done for q in b)]
-    resumed = len(done)
-    pending = sum(len(b) for b in todo)
+    return [b for b in mine if any(q not in done for q in b)], done
+
+
+def _block_loader(translator, files, jobs: list[Job], todo: list[list[int]], opts: BatchOptions) -> DataLoader:
     # a block is decoded as the files its jobs read (each file once)
     file_blocks = [sorted({jobs[q].file for q in b}) for b in todo]
-
     workers = min(4, os.cpu_count() or 1) if opts.workers is None else opts.workers
     workers = min(workers, len(todo))
-    loader = DataLoader(_BlockDataset(files, file_blocks, opts.size), batch_size=None, shuffle=False,
-                        num_workers=workers, collate_fn=_identity,
-                        prefetch_factor=2 if workers else None,
-                        pin_memory=getattr(translator, "device", torch.device("cpu")).type == "cuda")
-    from tqdm import tqdm
+    return DataLoader(_BlockDataset(files, file_blocks, opts.size), batch_size=None, shuffle=False,
+                      num_workers=workers, collate_fn=_identity, prefetch_factor=2 if workers else None,
+                      pin_memory=getattr(translator, "device", torch.device("cpu")).type == "cuda")
 
-    bar = tqdm(total=pending, unit="img", file=sys.stderr, dynamic_ncols=True,
-               desc=f"rank {shard.rank}/{shard.world_size}" if shard.world_size > 1 else None,
-               disable=not opts.progress or shard.rank != 0 or pending < 2)
+
+def _decoded(items, files, opts: BatchOptions, bar) -> tuple[dict, set]:
+    """({file: (uint8 C×H×W, original size)}, the unreadable files, each said in one line or,
+    with ``error_on_single_bad``, an error)."""
+    decoded, bad = {}, set()
+    for j, arr, orig, err in items:
+        if err is not None:
+            if opts.error_on_single_bad:
+                raise ImageLoadError(files[j], err)
+            bar.write(f"skipped: {ImageLoadError(files[j], err)}", file=sys.stderr)
+            bad.add(j)
+            continue
+        decoded[j] = (arr, orig)
+    return decoded, bad
+
+
+def _size_groups(block: list[int], jobs: list[Job], decoded: dict, done: set) -> list[list]:
+    """The readable jobs of ``block`` as groups of one image size and one set of per-job inputs,
+    each a list of (job, uint8 image, original size) in input order; none when every missing
+    output of the block belongs to an unreadable file (resumed)."""
+    groups: dict[tuple, list] = {}
+    for q in block:
+        job = jobs[q]
+        if job.file in decoded:
+            arr, orig = decoded[job.file]
+            groups.setdefault((tuple(arr.shape), _values_key(job.values)), []).append((q, arr, orig))
+    if all(q in done for g in groups.values() for q, _, _ in g):
+        return []
+    return list(groups.values())
+
+
+def _chunks(group: list, batch_size: int) -> list[list]:
+    """``group`` in consecutive batches of ``batch_size``."""
+    return [group[s:s + batch_size] for s in range(0, len(group), batch_size)]
+
+
+# ---- running and writing -----------------------------------------------------------------------
+def _translate(translator, images: list[torch.Tensor], opts: BatchOptions, values: dict) -> list[dict]:
+    """The network on equal-size uint8 images: one dict of CPU float outputs per sample."""
+    x = as_input(torch.stack(images))
     device_type = getattr(translator, "device", torch.device("cpu")).type
-    autocast = (torch.autocast(device_type, dtype=torch.bfloat16) if opts.amp else nullcontext())
-    wanted = opts.wanted()
-    translated = skipped = 0
-    writes: deque = deque()
-    max_writes = 4 * opts.batch_size  # bounds the decoded outputs waiting for the writer threads
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="styleforge-write") as pool:
-        for b, items in zip(todo, loader):
-            decoded = {}
-            for j, arr, orig, err in items:
-                if err is not None:
-                    if opts.error_on_single_bad:
-                        raise ImageLoadError(files[j], err)
-                    bar.write(f"skipped: {ImageLoadError(files[j], err)}", file=sys.stderr)
-                    skipped += sum(1 for q in b if jobs[q].file == j)
-                    continue
-                decoded[j] = (arr, orig)
-            groups: dict[tuple, list] = {}
-            for q in b:
-                job = jobs[q]
-                if job.file in decoded:
-                    arr, orig = decoded[job.file]
-                    groups.setdefault((tuple(arr.shape), _values_key(job.values)), []).append((q, arr, orig))
-            if all(q in done for g in groups.values() for q, _, _ in g):
-                groups = {}  # resumed: only unreadable files lacked an output
-            for group in groups.values():
-                job_values = {**values, **jobs[group[0][0]].values}
-                for s in range(0, len(group), opts.batch_size):
-                    chunk = group[s:s + opts.batch_size]
-                    x = as_input(torch.stack([a for _, a, _ in chunk]))
-                    with autocast:
-                        samples = translator.run_tensor(x, opts.num_outputs, wanted, opts.labels, **job_values)
-                    samples = [{k: v.float().cpu() for k, v in smp.items()} for smp in samples]
-                    for i, (q, _, orig) in enumerate(chunk):
-                        if q in done:
-                            continue
-                        keep = frozenset(n for n in jobs[q].all_names() if n in listing) if opts.resume \
-                            else frozenset()
-                        writes.append(pool.submit(_write, jobs[q], samples, i, orig, out, keep))
-                        translated += 1
-                    while len(writes) > max_writes:
-                        writes.popleft().result()
-            bar.update(len(b))
-            if skipped:
-                bar.set_postfix(skipped=skipped, refresh=False)
-        while writes:
-            writes.popleft().result()
-    bar.close()
-    translated, resumed, skipped = shard.sum([translated, resumed, skipped])
-    return BatchResult(translated, resumed, skipped, time.perf_counter() - t0)
+    with torch.autocast(device_type, dtype=torch.bfloat16) if opts.amp else nullcontext():
+        samples = translator.run_tensor(x, opts.num_outputs, opts.wanted(), opts.labels, **values)
+    return [{k: v.float().cpu() for k, v in smp.items()} for smp in samples]
+
+
+class _Writer:
+    """Writer threads for the outputs; at most ``max_writes`` decoded outputs wait for them.
+    ``listing`` (resume): the names already in the folder, which are not rewritten."""
+
+    def __init__(self, out: Path, listing: set[str] | None, max_writes: int):
+        self.out, self.listing, self.max_writes = out, listing, max_writes
+        self.writes: deque = deque()
+
+    def __enter__(self):
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="styleforge-write").__enter__()
+        return self
+
+    def submit(self, job: Job, samples: list[dict], i: int, orig: tuple[int, int]) -> None:
+        keep = frozenset(n for n in job.all_names() if n in self.listing) if self.listing is not None \
+            else frozenset()
+        self.writes.append(self.pool.submit(_write, job, samples, i, orig, self.out, keep))
+        while len(self.writes) > self.max_writes:
+            self.writes.popleft().result()
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                while self.writes:
+                    self.writes.popleft().result()
+        finally:
+            self.pool.__exit__(*exc)
