@@ -9,6 +9,7 @@ data/style_transfer, data/animals). Every input a method declares gets a real va
 painting for a reference image, class images for a K-image input, a half-image mask."""
 import io
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -266,6 +267,24 @@ def test_onnx_export_equals_pytorch_through_the_declared_inputs(name, saved, tmp
     seed_o = seed if onnx_pipe.stochastic else {}  # Pix2Pix's file has no noise, so no seed
     y_o = np.asarray(onnx_pipe.run(img, size=48, **values, **seed_o)[0]["image"], dtype=np.int16)
     assert np.abs(y_t - y_o).max() <= 2
+
+
+@pytest.mark.parametrize("name", PACKAGE_METHODS)
+def test_each_image_of_a_batch_gets_the_output_it_gets_alone(name, tmp_path, monkeypatch):
+    """``--runtime auto`` batches equal-size images only where every image of a batch of 2 and 4
+    distinct images (the sample and its mirror images) gets its own output within fp32 tolerance:
+    no batch statistics, no random code drawn per batch. Every larger batch counts as faster
+    here, so only that check can keep a method at batch 1."""
+    from styleforge import accel
+
+    monkeypatch.setattr(accel, "BATCH_MIN_GAIN", -math.inf)
+    pipe = Pipeline(tiny_method(name), "cpu")
+    choice = pipe.choose_batch(content_image(pipe), size=48, images=accel.BATCH_MIN_IMAGES,
+                               **sample_values(pipe, tmp_path))
+    if not pipe.method.exportable:  # an optimisation per image: each image alone, nothing measured
+        assert choice.size is None
+        return
+    assert choice.size == 4 and None not in choice.per_image.values(), choice.note
 
 
 # ---- front ends: the CLI and the web API give the Python API's pixels ----------------------

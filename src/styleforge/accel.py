@@ -22,6 +22,15 @@ lossy ones (bf16, int8) need PSNR ≥ :data:`MIN_PSNR` dB, else the picture chan
 (one warm-up, :data:`AUTO_REPEATS` runs) and caches the choice in ``$XDG_CACHE_HOME/styleforge/
 runtimes.json`` (atomic write), keyed by the model file's identity, the size, the thread count,
 torch's version and the CPU.
+
+Batch size (``Pipeline.choose_batch``, for ``translate --runtime auto`` without ``--batch-size``,
+on CPU): the chosen path timed at batch 1, 2 and 4 on four distinct images of the job's size,
+stopping at the first batch not :data:`BATCH_MIN_GAIN` faster per image (:func:`pick_batch`); a
+batch whose outputs differ from one image at a time beyond the path's bound is refused. Tried
+for :data:`BATCH_MIN_IMAGES` equal-size images or more, and on a compiled path (each new batch
+shape compiles again) only where the job lasts :data:`BATCH_COMPILE_PAYBACK` times those
+compiles (:func:`batch_worth_measuring`). Cached in the same file, keyed by the model, the size,
+the path and the device.
 """
 from __future__ import annotations
 
@@ -252,6 +261,72 @@ def summary(rows: list[Measured]) -> str:
         else:
             parts.append(f"{r.name} {r.seconds:.3g} s")
     return ", ".join(parts)
+
+
+# ---- auto's batch size -----------------------------------------------------------------------
+BATCH_SIZES = (1, 2, 4)
+BATCH_MIN_IMAGES = 64     # eager paths: measuring batches 1, 2, 4 costs about 19 images' time
+BATCH_COMPILE_PAYBACK = 10  # compiled paths: the job at batch 1 lasts 10x the compiles of new batch shapes
+BATCH_MIN_GAIN = 0.05     # a larger batch is taken when it is this much faster per image (timing noise)
+
+
+@dataclass
+class BatchChoice:
+    """What ``Pipeline.choose_batch`` took (None: the front end's default) and why, as one line."""
+    size: int | None
+    note: str = ""
+    per_image: dict = field(default_factory=dict)  # batch size -> seconds per image (None: refused)
+    cached: bool = False
+
+
+def batch_worth_measuring(images: int | None, runtime: str, row: dict | None) -> bool:
+    """Whether a job of ``images`` equal-size images pays for measuring batches on ``runtime``
+    (``row``: the runtime's measured row: ``seconds`` per image, ``setup_s`` its first call).
+    A compiled path compiles each new batch shape (2 and 4, remnants cut to these): that cost,
+    estimated from the first compile, must be a small part of the job."""
+    if images is None or images < BATCH_MIN_IMAGES:
+        return False
+    if not runtime.startswith("compile"):
+        return True
+    if not row or not math.isfinite(row.get("seconds") or math.inf):
+        return False
+    compile_s = max(0.0, (row.get("setup_s") or 0.0) - row["seconds"])
+    return images * row["seconds"] >= BATCH_COMPILE_PAYBACK * compile_s * (len(BATCH_SIZES) - 1)
+
+
+def time_batches(run, xs: torch.Tensor, b: int) -> tuple[float, torch.Tensor]:
+    """(seconds per image, outputs): ``run`` on the images ``xs`` (N×C×H×W) in batches of ``b``
+    after one warm-up batch (a compiled path compiles the new shape there); best batch of them."""
+    run(xs[:b])
+    best, outs = math.inf, []
+    for s in range(0, len(xs), b):
+        t = CLOCK()
+        y = run(xs[s:s + b])
+        best = min(best, (CLOCK() - t) / b)
+        outs.append(y.float())
+    return best, torch.cat(outs)
+
+
+def pick_batch(per_image, sizes=BATCH_SIZES) -> tuple[int, dict]:
+    """The batch size of ``sizes`` (ascending, the first 1) with the least ``per_image(b)``
+    (seconds per image, or None: refused, its outputs differ from one image at a time). Stops at
+    the first size not :data:`BATCH_MIN_GAIN` faster per image than the best so far: a larger
+    batch on a CPU the smaller one already keeps busy is rarely faster again."""
+    best, times = sizes[0], {}
+    for b in sizes:
+        times[b] = per_image(b)
+        if b == sizes[0]:
+            continue
+        if times[b] is None or times[b] > times[best] * (1 - BATCH_MIN_GAIN):
+            break
+        best = b
+    return best, times
+
+
+def batch_summary(times: dict, why: dict | None = None) -> str:
+    why = why or {}
+    return ", ".join(f"batch {b} {why.get(b, 'refused')}" if t is None else f"batch {b} {t:.3g} s/image"
+                     for b, t in times.items())
 
 
 __all__ = ["RUNTIMES", "EXACT_MAX_DIFF", "MIN_PSNR", "Choice", "Measured", "psnr", "within_bound", "measure",

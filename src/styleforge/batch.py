@@ -31,6 +31,12 @@ content folder) makes one job per content × style pair, written ``CONTENT__STYL
 ``NAME_<output>.EXT`` (the heatmap). Blocks, batches, resume and sharding work on jobs exactly
 as on files: a batch holds jobs of one block with the same size and the same per-job inputs.
 
+The batch size: ``--batch-size``, else on CPU ``--runtime auto``'s measured choice for jobs with
+enough equal-size images (:meth:`styleforge.pipeline.Pipeline.choose_batch`, from
+:func:`equal_size_images`), else 1 on CPU and 8 on GPU. A translator whose network compiles each
+new batch shape (``static_batch``: torch.compile) gets a group's shorter last batch cut into
+powers of two (3 = 2 + 1), so a job compiles at most log2(batch size) + 1 shapes.
+
 The network is reached through a *translator*: an object with ``run_tensor(x, num_outputs,
 outputs, labels, **values)`` as :class:`styleforge.pipeline.Pipeline` has (N×C×H×W float
 tensors in [-1, 1] in, one dict of named outputs per sample out).
@@ -62,7 +68,7 @@ TMP_SUFFIX = ".tmp"  # save_image_atomic writes ".{name}.XXXXXXXX.tmp" beside th
 @dataclass
 class BatchOptions:
     direction: str | None = None
-    batch_size: int | None = None  # default: 1 on CPU (faster there, docs/benchmarks.md), 8 on GPU
+    batch_size: int | None = None  # default: 1 on CPU, 8 on GPU (translate --runtime auto measures 1, 2, 4 on CPU)
     block_size: int | None = None  # files per block; default 4 × batch_size
     workers: int | None = None  # DataLoader workers; default min(4, CPUs)
     size: int | None = None  # resize the longer side first (outputs keep the original size)
@@ -285,6 +291,27 @@ def translate_files(translator, files: list[Path], names: list[str], out, opts: 
             shard.close()
 
 
+def equal_size_images(files: list[Path], probe: int = 64) -> int:
+    """About how many of ``files`` share one image size: the most common size among the first
+    ``probe`` files' headers (nothing decoded), scaled to the whole list. What ``--runtime auto``
+    weighs before measuring batch sizes; a header pass over every file would delay the first
+    output of a large folder."""
+    from collections import Counter
+
+    from PIL import Image
+
+    sizes = Counter()
+    for f in files[:probe]:
+        try:
+            with Image.open(f) as im:
+                sizes[im.size] += 1
+        except Exception:  # unreadable: skipped later, one line each
+            continue
+    if not sizes:
+        return 0
+    return round(sizes.most_common(1)[0][1] * len(files) / min(len(files), probe))
+
+
 def _values_key(values: dict) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in values.items()))
 
@@ -297,6 +324,7 @@ def _run(translator, files, jobs: list[Job], out: Path, opts: BatchOptions, shar
     todo, done = _plan(jobs, out, opts, shard, listing)
     loader = _block_loader(translator, files, jobs, todo, opts)
     bar = _progress_bar(sum(len(b) for b in todo), opts, shard)
+    static = getattr(translator, "static_batch", False)
     translated = skipped = 0
     with _Writer(out, listing if opts.resume else None, 4 * opts.batch_size) as writer:
         for b, items in zip(todo, loader):
@@ -304,7 +332,7 @@ def _run(translator, files, jobs: list[Job], out: Path, opts: BatchOptions, shar
             skipped += sum(1 for q in b if jobs[q].file in bad)
             for group in _size_groups(b, jobs, decoded, done):
                 job_values = {**values, **jobs[group[0][0]].values}
-                for chunk in _chunks(group, opts.batch_size):
+                for chunk in _chunks(group, opts.batch_size, static):
                     samples = _translate(translator, [a for _, a, _ in chunk], opts, job_values)
                     for i, (q, _, orig) in enumerate(chunk):
                         if q not in done:
@@ -390,9 +418,18 @@ def _size_groups(block: list[int], jobs: list[Job], decoded: dict, done: set) ->
     return list(groups.values())
 
 
-def _chunks(group: list, batch_size: int) -> list[list]:
-    """``group`` in consecutive batches of ``batch_size``."""
-    return [group[s:s + batch_size] for s in range(0, len(group), batch_size)]
+def _chunks(group: list, batch_size: int, static: bool = False) -> list[list]:
+    """``group`` in consecutive batches of ``batch_size``. ``static`` (a compiled network: each
+    new batch shape compiles again): the last, shorter batch is cut into powers of two (3 = 2 + 1),
+    so a job compiles at most log2(batch_size) + 1 shapes, those ``auto`` measured."""
+    full = len(group) - len(group) % batch_size if static else len(group)
+    out = [group[s:s + batch_size] for s in range(0, full, batch_size)]
+    s = full
+    while s < len(group):
+        n = 1 << ((len(group) - s).bit_length() - 1)
+        out.append(group[s:s + n])
+        s += n
+    return out
 
 
 # ---- running and writing -----------------------------------------------------------------------

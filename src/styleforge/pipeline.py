@@ -723,6 +723,7 @@ class Pipeline:
         if isinstance(entry, dict) and entry.get("choice") in names:
             try:
                 self._set(entry["choice"], files)
+                self._rows = {r.get("name"): r for r in entry.get("measured", []) if isinstance(r, dict)}
                 return accel.Choice(self.runtime, f"runtime: auto took {self.runtime} (measured earlier on "
                                     f"{shape[-1]}×{shape[-2]}: {entry.get('summary', '')}; cached in "
                                     f"{accel.cache_file()})", entry.get("measured", []), cached=True)
@@ -733,11 +734,87 @@ class Pipeline:
         best = min(ok, key=lambda r: r.seconds) if ok else None
         self._set(best.name if best else "torch", files)
         text = accel.summary(rows)
+        self._rows = {r.name: r.row() for r in rows}
         if self.source is not None:
             accel.write_cache(key, {"choice": self.runtime, "summary": text, "shape": list(shape),
                                     "measured": [r.row() for r in rows], "time": time.time()})
         return accel.Choice(self.runtime, f"runtime: auto took {self.runtime} (measured on {shape[-1]}×{shape[-2]}: "
                             f"{text})", [r.row() for r in rows])
+
+    def choose_batch(self, sample=None, size: int | None = None, images: int | None = None,
+                     **values) -> "accel.BatchChoice":
+        """``auto``'s batch size for a job of ``images`` equal-size images like ``sample`` (as for
+        :meth:`use_runtime`, whose path it measures: call that first) on a CPU: batches of 1, 2
+        and 4 timed on four variants of the sample (flips: a batch of distinct images, so an
+        output that depends on its neighbours shows), stopping when a larger batch is not faster
+        per image (:func:`~styleforge.accel.pick_batch`); a batch whose outputs differ from one
+        image at a time beyond the path's bound is refused. Cached beside the runtime choice,
+        keyed by the model, the image size, the path and the device. ``size`` None in the
+        returned choice: not measured (a GPU, an optimisation per image, a short job), the front
+        end's default applies."""
+        from . import accel
+
+        base = getattr(self, "_eager", None) or self.method
+        row = getattr(self, "_rows", {}).get(self.runtime)
+        if (self.device.type != "cpu" or not getattr(base, "exportable", True)
+                or not accel.batch_worth_measuring(images, self.runtime, row)):
+            return accel.BatchChoice(None)
+        x = self._sample(sample, size)
+        shape = tuple(self._prepare_image(x).x.shape)
+        key = accel.cache_key(self.source or base.method_name, shape, False,
+                              ["batch", self.runtime, str(self.device), *accel.BATCH_SIZES])
+        where = f"{shape[-1]}×{shape[-2]} with {self.runtime}"
+        entry = accel.read_cache().get(key) if self.source is not None else None
+        if isinstance(entry, dict) and entry.get("batch") in accel.BATCH_SIZES:
+            return accel.BatchChoice(entry["batch"], f"batch size: auto took {entry['batch']} (measured earlier on "
+                                     f"{where}: {entry.get('summary', '')}; cached in {accel.cache_file()})",
+                                     cached=True)
+        values = self._fill_required(dict(values), x)
+        seed = next((i.name for i in self.inputs if i.kind == "seed"), None)
+        if seed and values.get(seed) is None:
+            values[seed] = 0  # the codes of a call: the same for every image of it, in any batch
+        # four distinct images of the sample's size: x and its mirror images
+        xs = torch.cat([x, x.flip(-1), x.flip(-2), x.flip(-2, -1)])
+
+        def run(xb):
+            return self.run_tensor(xb, **dict(values))[0]["image"]
+
+        refs, why = None, {}
+
+        def per_image(b):
+            nonlocal refs
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    seconds, ys = accel.time_batches(run, xs, b)
+                except Exception as e:  # batch 1 ran in use_runtime; a file fixed to one image, memory
+                    if refs is None:
+                        raise
+                    why[b] = f"failed ({first_line(e)})"
+                    return None
+            if refs is None:
+                refs = ys
+                return seconds
+            if getattr(self.method, "failed", None):  # the compile of the new shape failed
+                why[b] = "failed to compile"
+                return None
+            diff, db = float((ys - refs).abs().max()), accel.psnr(ys, refs)
+            if not accel.within_bound(self.runtime, diff, db):
+                why[b] = f"refused (max |Δ| {diff:.1e} vs one image at a time)"
+                return None
+            return seconds
+
+        best, times = accel.pick_batch(per_image)
+        text = accel.batch_summary(times, why)
+        if self.source is not None:
+            accel.write_cache(key, {"batch": best, "summary": text, "shape": list(shape), "runtime": self.runtime,
+                                    "per_image": {str(b): t for b, t in times.items()}, "time": time.time()})
+        return accel.BatchChoice(best, f"batch size: auto took {best} (measured on {where}: {text})", times)
+
+    @property
+    def static_batch(self) -> bool:
+        """Each new batch size compiles the network again (torch.compile, static shapes)."""
+        return self.runtime.startswith("compile") and not getattr(self.method, "failed", None)
 
     def _sample(self, sample, size):
         """A 1×C×H×W tensor in [-1, 1] to measure on: the front end's first input, else a smooth
@@ -852,6 +929,7 @@ class Pipeline:
         name = runtime + ("+bf16" if bf16 and runtime == "compile" else "")
         if why is None:
             rows = self._measure([name], x, values, files)
+            self._rows = {r.name: r.row() for r in rows}  # the compile time, for choose_batch
             row = rows[-1]
             if row.ok:
                 extra = f", compiled in {row.setup_s:.1f} s" if runtime == "compile" else ""

@@ -17,6 +17,7 @@ weights file, a feature network), read before the method is built. The flags are
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -37,8 +38,9 @@ def _add_common(p: argparse.ArgumentParser, with_inputs: bool = True) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--resume", action="store_true", help="keep the outputs an interrupted run finished "
                    "and translate the rest")
-    p.add_argument("--batch-size", type=int, help="images of equal size per forward pass (default 1 on CPU, "
-                   "where batching measured no faster, 8 on GPU)")
+    p.add_argument("--batch-size", type=int, help="images of equal size per forward pass (default on CPU with "
+                   "--runtime auto: 1, 2 or 4, measured fastest per image for 64 or more images of one size and "
+                   "cached; else 1 on CPU, 8 on GPU)")
     p.add_argument("--block-size", type=int, help="consecutive jobs read together and grouped by size "
                    "(default 4 × batch size)")
     p.add_argument("--workers", type=int, help="image-decoding processes (default min(4, CPUs))")
@@ -96,7 +98,8 @@ RUNTIME_HELP = ("how the network runs: torch (eager PyTorch), compile (torch.com
                 "MODEL's file from 'styleforge export [--int8 --calibrate DIR]', given as MODEL or found in the model "
                 "directory), torchscript (a file), or auto (default: the fastest of these measured on this machine "
                 "for this model and size whose output stays within the quality bound of fp32 eager; cached; "
-                "compile is tried for 100 images or more). What cannot run falls back to torch, said in one line")
+                "compile is tried for 100 images or more; on CPU it also measures batches of 1, 2, 4 unless --batch-size is "
+                "given). What cannot run falls back to torch, said in one line")
 
 
 def add_runtime_flag(p) -> None:
@@ -106,9 +109,10 @@ def add_runtime_flag(p) -> None:
     p.add_argument("--runtime", default=default_runtime(), choices=RUNTIMES, help=RUNTIME_HELP)
 
 
-def choose_runtime(pipe, args, files, videos, values: dict, grid: dict) -> None:
+def choose_runtime(pipe, args, files, videos, values: dict, grid: dict) -> int | None:
     """``pipe.use_runtime`` for ``--runtime``/``--bf16``, measured on the first input; prints
-    the one line saying what it took."""
+    the one line saying what it took. With ``auto`` and no ``--batch-size``: the batch size
+    too (``pipe.choose_batch``, for enough equal-size images), returned (None: the default)."""
     from ..data.images import load_rgb
     from ..errors import ImageLoadError
 
@@ -128,6 +132,15 @@ def choose_runtime(pipe, args, files, videos, values: dict, grid: dict) -> None:
                               images=count, **values_for)
     if choice.note:
         print(choice.note, file=sys.stderr)
+    combos = math.prod(len(v) for v in grid.values()) if grid else 1  # a grid's styles split the size groups
+    if getattr(args, "runtime", "auto") == "auto" and getattr(args, "batch_size", None) is None and combos == 1:
+        from ..batch import equal_size_images
+
+        batch = pipe.choose_batch(sample, size=args.size, images=equal_size_images(files), **values_for)
+        if batch.note:
+            print(batch.note, file=sys.stderr)
+        return batch.size
+    return None
 
 
 def _first_frame(video):
@@ -158,7 +171,7 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
         print(f"skipped {len(found)} video(s) found in folders (e.g. {found[0].name}): a style grid and "
               "--num-outputs apply to images; give a video by name with one style", file=sys.stderr)
         videos = [v for v in videos if v in named]
-    choose_runtime(pipe, args, files, videos, values, grid)
+    batch_size = choose_runtime(pipe, args, files, videos, values, grid)
     done_videos = _translate_videos(pipe, videos, args, values, grid,
                                     single=len(args.inputs) == 1 and bool(named))
     if videos and not files:
@@ -166,7 +179,8 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
     names = [output_name(f) for f in files]
     single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
     outputs = tuple(o.name for o in pipe.outputs[1:] if getattr(args, f"out_{o.name}", False))
-    opts = BatchOptions(batch_size=args.batch_size, block_size=args.block_size, workers=args.workers,
+    batch_size = batch_size if args.batch_size is None else args.batch_size  # an explicit --batch-size wins
+    opts = BatchOptions(batch_size=batch_size, block_size=args.block_size, workers=args.workers,
                         size=args.size, resume=args.resume, overwrite=args.overwrite, amp=False,  # pipe.amp
                         progress=not args.quiet, error_on_single_bad=single,
                         num_outputs=getattr(args, "num_outputs", 1), outputs=outputs, labels=labels)
