@@ -4,7 +4,8 @@ image's output; cached by model, image size, path and device; an explicit --batc
 Timings are injected (a fake clock that a call of batch B advances by a set cost): no test
 asserts a speed."""
 import json
-from pathlib import Path
+import math
+import os
 
 import numpy as np
 import pytest
@@ -162,6 +163,18 @@ def test_compiled_network_gets_the_short_last_batch_in_powers_of_two_with_the_sa
     for n in names:
         a, b = (np.asarray(Image.open(tmp_path / d / n), dtype=int) for d in ("static", "eager"))
         assert np.abs(a - b).max() <= 1
+
+
+@pytest.mark.skipif(not os.environ.get("STYLEFORGE_COMPILE_TESTS"),
+                    reason="torch.compile takes 20-100 s a shape on a 2-core box; STYLEFORGE_COMPILE_TESTS=1 runs it")
+def test_compiled_path_compiles_each_new_batch_shape_and_keeps_each_images_output(tiny_cyclegan_dir, image, cache,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(accel, "BATCH_MIN_GAIN", -math.inf)  # batches 2 and 4 tried whatever their speed
+    pipe = styleforge.load(tiny_cyclegan_dir)
+    assert pipe.use_runtime("compile", sample=image).name == "compile"
+    choice = pipe.choose_batch(image, images=10 ** 9)  # a job long enough to pay the compiles
+    assert choice.size == 4 and pipe.static_batch, choice.note  # 4: its outputs equal each image's alone
+    assert "batch 2" in choice.note and "compiled in" in choice.note
 
 
 # ---- the command line ------------------------------------------------------------------------------

@@ -294,17 +294,20 @@ def batch_worth_measuring(images: int | None, runtime: str, row: dict | None) ->
     return images * row["seconds"] >= BATCH_COMPILE_PAYBACK * compile_s * (len(BATCH_SIZES) - 1)
 
 
-def time_batches(run, xs: torch.Tensor, b: int) -> tuple[float, torch.Tensor]:
-    """(seconds per image, outputs): ``run`` on the images ``xs`` (N×C×H×W) in batches of ``b``
-    after one warm-up batch (a compiled path compiles the new shape there); best batch of them."""
+def time_batches(run, xs: torch.Tensor, b: int) -> tuple[float, torch.Tensor, float]:
+    """(seconds per image, outputs, the warm-up's seconds): ``run`` on the images ``xs``
+    (N×C×H×W) in batches of ``b`` after one warm-up batch (a compiled path compiles the new shape
+    there). Every size is timed on the same images, all of them once: the best of 4 calls at
+    batch 1 against 1 call at batch 4 would favour batch 1 on a loaded machine."""
+    t = CLOCK()
     run(xs[:b])
-    best, outs = math.inf, []
+    warm = CLOCK() - t
+    total, outs = 0.0, []
     for s in range(0, len(xs), b):
         t = CLOCK()
-        y = run(xs[s:s + b])
-        best = min(best, (CLOCK() - t) / b)
-        outs.append(y.float())
-    return best, torch.cat(outs)
+        outs.append(run(xs[s:s + b]).float())
+        total += CLOCK() - t
+    return total / len(xs), torch.cat(outs), warm
 
 
 def pick_batch(per_image, sizes=BATCH_SIZES) -> tuple[int, dict]:
@@ -323,9 +326,11 @@ def pick_batch(per_image, sizes=BATCH_SIZES) -> tuple[int, dict]:
     return best, times
 
 
-def batch_summary(times: dict, why: dict | None = None) -> str:
-    why = why or {}
-    return ", ".join(f"batch {b} {why.get(b, 'refused')}" if t is None else f"batch {b} {t:.3g} s/image"
+def batch_summary(times: dict, why: dict | None = None, compiles: dict | None = None) -> str:
+    """``times`` as text; ``compiles``: the seconds a compiled path took for a new batch shape."""
+    why, compiles = why or {}, compiles or {}
+    return ", ".join(f"batch {b} {why.get(b, 'refused')}" if t is None else
+                     f"batch {b} {t:.3g} s/image" + (f" (compiled in {compiles[b]:.1f} s)" if b in compiles else "")
                      for b, t in times.items())
 
 

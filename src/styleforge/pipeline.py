@@ -746,8 +746,9 @@ class Pipeline:
         """``auto``'s batch size for a job of ``images`` equal-size images like ``sample`` (as for
         :meth:`use_runtime`, whose path it measures: call that first) on a CPU: batches of 1, 2
         and 4 timed on four variants of the sample (flips: a batch of distinct images, so an
-        output that depends on its neighbours shows), stopping when a larger batch is not faster
-        per image (:func:`~styleforge.accel.pick_batch`); a batch whose outputs differ from one
+        output that depends on its neighbours shows), stopping when a larger batch is not
+        :data:`~styleforge.accel.BATCH_MIN_GAIN` faster per image (:func:`~styleforge.accel.pick_batch`;
+        a compiled path's line says each new shape's compile time); a batch whose outputs differ from one
         image at a time beyond the path's bound is refused. Cached beside the runtime choice,
         keyed by the model, the image size, the path and the device. ``size`` None in the
         returned choice: not measured (a GPU, an optimisation per image, a short job), the front
@@ -779,14 +780,14 @@ class Pipeline:
         def run(xb):
             return self.run_tensor(xb, **dict(values))[0]["image"]
 
-        refs, why = None, {}
+        refs, why, compiles = None, {}, {}
 
         def per_image(b):
             nonlocal refs
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    seconds, ys = accel.time_batches(run, xs, b)
+                    seconds, ys, warm = accel.time_batches(run, xs, b)
                 except Exception as e:  # batch 1 ran in use_runtime; a file fixed to one image, memory
                     if refs is None:
                         raise
@@ -795,6 +796,8 @@ class Pipeline:
             if refs is None:
                 refs = ys
                 return seconds
+            if self.static_batch:  # the warm-up compiled this batch shape
+                compiles[b] = max(0.0, warm - seconds * b)
             if getattr(self.method, "failed", None):  # the compile of the new shape failed
                 why[b] = "failed to compile"
                 return None
@@ -805,7 +808,7 @@ class Pipeline:
             return seconds
 
         best, times = accel.pick_batch(per_image)
-        text = accel.batch_summary(times, why)
+        text = accel.batch_summary(times, why, compiles)
         if self.source is not None:
             accel.write_cache(key, {"batch": best, "summary": text, "shape": list(shape), "runtime": self.runtime,
                                     "per_image": {str(b): t for b, t in times.items()}, "time": time.time()})
