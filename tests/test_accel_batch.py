@@ -15,7 +15,6 @@ import styleforge
 from styleforge import accel
 from styleforge.batch import BatchOptions, Shard, equal_size_images, translate_files
 from styleforge.cli import main
-from styleforge.commands import output_name
 
 JOB = accel.BATCH_MIN_IMAGES  # equal-size images enough to measure batches for an eager path
 
