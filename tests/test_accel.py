@@ -139,19 +139,25 @@ def test_missing_onnxruntime_falls_back_naming_torch(model_dir, int8_file, h2z, 
 
 def test_an_explicit_runtime_outside_its_bound_runs_torch_and_says_it_changes_the_picture(model_dir, int8_file,
                                                                                            h2z, monkeypatch):
+    made = None  # the module's model folder is shared: an ONNX file left there changes later tests
     if accel.exported_file(model_dir, styleforge.load(model_dir).method, "onnx") is None:
-        export_model(model_dir, model_dir / "cyclegan-AtoB.onnx", "onnx")
+        made = model_dir / "cyclegan-AtoB.onnx"
+        export_model(model_dir, made, "onnx")
     monkeypatch.setattr(accel, "MIN_PSNR", 500.0)         # int8 (lossy): outside however close
     monkeypatch.setattr(accel, "EXACT_MAX_DIFF", -1.0)    # onnx (fp32): any difference is outside
     x = torch.rand(1, 3, 64, 48) * 2 - 1
     want = styleforge.load(model_dir)(x)
-    for runtime, bound in (("int8", "PSNR ≥ 500 dB"), ("onnx", "max |Δ| ≤ -1")):
-        pipe = styleforge.load(model_dir)
-        choice = pipe.use_runtime(runtime, sample=_image(h2z))
-        assert choice.name == pipe.runtime == "torch", (runtime, choice.note)
-        assert f"{runtime} changes this model's picture" in choice.note and bound in choice.note
-        assert choice.note.endswith("running torch instead") and "\n" not in choice.note
-        torch.testing.assert_close(pipe(x), want, rtol=0, atol=0)  # eager itself, not the file
+    try:
+        for runtime, bound in (("int8", "PSNR ≥ 500 dB"), ("onnx", "max |Δ| ≤ -1")):
+            pipe = styleforge.load(model_dir)
+            choice = pipe.use_runtime(runtime, sample=_image(h2z))
+            assert choice.name == pipe.runtime == "torch", (runtime, choice.note)
+            assert f"{runtime} changes this model's picture" in choice.note and bound in choice.note
+            assert choice.note.endswith("running torch instead") and "\n" not in choice.note
+            torch.testing.assert_close(pipe(x), want, rtol=0, atol=0)  # eager itself, not the file
+    finally:
+        if made is not None:
+            made.unlink(missing_ok=True)
 
 
 def test_inductor_cache_goes_to_styleforges_cache_unless_the_user_chose_one(tmp_path, monkeypatch):
