@@ -159,3 +159,9 @@ def test_a_few_pixel_reference_is_a_config_error_naming_it_not_a_crash():
         pipe = Pipeline(build_method(cfg["method"], **cfg["model"]), "cpu")
         with pytest.raises(ConfigError, match=label.replace("[", r"\[").replace("]", r"\]") + ".*too small"):
             pipe(img, **kw)
+
+
+def test_load_of_a_directory_with_runtime_int8_names_the_export_that_makes_the_file(saved):
+    with pytest.raises(ConfigError, match="styleforge export .* --int8 --calibrate") as e:
+        styleforge.load(saved / "cyclegan", runtime="int8")
+    assert "--format int8" not in str(e.value)

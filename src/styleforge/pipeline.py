@@ -1100,8 +1100,9 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
         pipe.source = p
         return pipe
     if p.is_dir():
+        make = "--int8 --calibrate YOUR_IMAGES/" if runtime == "int8" else f"--format {runtime}"
         raise ConfigError(f"--runtime {runtime} runs an exported file, and {p} is a model directory; "
-                          f"make the file with 'styleforge export {p} --format {runtime}'")
+                          f"make the file with 'styleforge export {p} {make}'")
     method, default_device = load_exported(p, runtime)
     pipe = Pipeline(method, device=device or default_device)
     pipe.source = p
