@@ -211,3 +211,20 @@ def test_train_bad_config_exits_2_before_the_run_folder_exists(override, needle,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
     assert not out.exists()
+
+
+def test_ctrl_c_while_the_command_line_is_built_is_exit_130_without_a_traceback(monkeypatch, capsys):
+    """SIGINT in the first seconds (commands' modules importing torch): it escaped main as a
+    KeyboardInterrupt traceback."""
+    import styleforge.cli as cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    try:
+        code = main(["translate", "m", "x.jpg", "-o", "o"])
+    except KeyboardInterrupt:  # (not re-raised: it would stop the whole test session)
+        pytest.fail("KeyboardInterrupt escaped main")
+    assert code == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["interrupted"]

@@ -358,6 +358,14 @@ def _resume_hint(command: str, argv: list[str]) -> str:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before a command started (importing torch, building the parser)
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv=None) -> int:
     from .utils.threads import configure_threads
 
     try:
