@@ -238,3 +238,56 @@ def test_saved_config_and_export_metadata_name_the_vgg_file_without_its_path(tmp
     cfg = C.resolve("tiny/johnson")
     johnson = build_method(cfg["method"], **{**cfg["model"], "vgg_weights": str(vgg)})
     assert _metadata(johnson, "AtoB", "onnx", True, None, 3, [], {})["config"]["vgg_weights"] == "vgg19-d01eb7cb.pth"
+
+
+def test_pipeline_save_refuses_an_existing_model_directory_and_leaves_it_whole(tmp_path):
+    """pipe.save onto a pulled model's folder replaced it silently: its exported ONNX file and its
+    card went; now one error unless overwrite=True."""
+    from styleforge.errors import ConfigError
+
+    save_model(tmp_path / "m", tiny())
+    (tmp_path / "m" / "cyclegan-AtoB.onnx").write_bytes(b"exported")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    pipe = styleforge.load(tmp_path / "m")
+    with pytest.raises(ConfigError, match="exists.*overwrite=True"):
+        pipe.save(tmp_path / "m")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="a file"):
+        pipe.save(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    pipe.save(tmp_path / "empty")  # an empty folder is no output to lose
+    pipe.save(tmp_path / "m", overwrite=True)
+    assert not (tmp_path / "m" / "cyclegan-AtoB.onnx").exists()
+
+
+def test_pipeline_save_keeps_the_source_cards_licence_and_saves_the_eager_network(tmp_path, monkeypatch):
+    from styleforge.card import read_card
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # auto's choice is cached there
+    save_model(tmp_path / "m", tiny(), card={"how": "imported with 'styleforge import cin'", "licence": "Apache-2.0",
+                                             "licence_id": "apache-2.0", "source": "https://example.org/w.onnx"})
+    pipe = styleforge.load(tmp_path / "m")
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    from styleforge.export import export_model
+
+    export_model(tmp_path / "m")
+    pipe.use_runtime("onnx", sample=x)
+    assert pipe.runtime == "onnx"  # onnxruntime in place of the method: save writes the PyTorch network
+    pipe.save(tmp_path / "copy")
+    front = read_card(tmp_path / "copy")
+    assert front["license"] == "apache-2.0" and front["styleforge"]["licence"] == "Apache-2.0"
+    assert front["styleforge"]["source"] == "https://example.org/w.onnx"
+    assert "Pipeline.save" in front["styleforge"]["how"] and "styleforge import cin" in front["styleforge"]["how"]
+    assert torch.equal(styleforge.load(tmp_path / "copy")(x), styleforge.load(tmp_path / "m")(x))
+
+
+def test_pipeline_save_of_an_exported_file_is_one_error_naming_it(tmp_path):
+    from styleforge.errors import ConfigError
+    from styleforge.export import export_model
+
+    save_model(tmp_path / "m", tiny())
+    f = export_model(tmp_path / "m").path
+    with pytest.raises(ConfigError, match=f"cannot save {f}.*exported file"):
+        styleforge.load(f).save(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

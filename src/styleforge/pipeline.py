@@ -414,8 +414,37 @@ class Pipeline:
         return (f"{self.method.method_name} takes no input {name!r}"
                 + (f"; its inputs: {', '.join(names)}" if names else "; it takes only the image"))
 
-    def save(self, path) -> Path:
-        return save_model(path, self.method)
+    def save(self, path, overwrite: bool = False) -> Path:
+        """The model as a model directory at ``path``; one loaded from a directory keeps that
+        card's source and licence. An existing ``path`` (not an empty folder) is refused unless
+        ``overwrite`` (it is replaced whole: files exported beside the model go with it)."""
+        path = Path(path)
+        if path.exists() and not overwrite and (path.is_file() or any(path.iterdir())):
+            raise ConfigError(f"{path} exists{'' if path.is_dir() else ' (a file)'}; save(..., overwrite=True) "
+                              "replaces it")
+        method = getattr(self, "_eager", None) or self.method
+        if not hasattr(method, "inference_modules"):  # onnxruntime / TorchScript: no PyTorch network
+            raise ConfigError(f"cannot save {self.source or 'this pipeline'} as a model directory: it runs an "
+                              "exported file; save the model directory it was exported from")
+        return save_model(path, method, card=self._kept_card())
+
+    def _kept_card(self) -> dict | None:
+        """What the source directory's card knows of the model's making (licence, source, file,
+        SHA-256), for the copy that :meth:`save` writes; None without a source card."""
+        from .card import read_card
+
+        if self.source is None or not Path(self.source).is_dir():
+            return None
+        front = read_card(self.source)
+        own = front.get("styleforge")
+        if not isinstance(own, dict):
+            return None
+        made = {k: own[k] for k in ("name", "source", "page", "licence", "non_commercial", "file", "sha256",
+                                    "checksum") if own.get(k) not in (None, "")}
+        if front.get("license") not in (None, "other"):
+            made["licence_id"] = front["license"]
+        made["how"] = f"saved with Pipeline.save from {self.source}" + (f" ({own['how']})" if own.get("how") else "")
+        return made
 
     # ---- conversions ------------------------------------------------------------------------
     def _prepare_image(self, x: torch.Tensor) -> _Prepared:
