@@ -291,3 +291,25 @@ def test_pipeline_save_of_an_exported_file_is_one_error_naming_it(tmp_path):
     with pytest.raises(ConfigError, match=f"cannot save {f}.*exported file"):
         styleforge.load(f).save(tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
+
+
+def test_read_pth_names_why_a_file_is_refused_without_torchs_advice_to_disable_weights_only(tmp_path):
+    """torch's first line (what the error showed) was the same for both files, cut mid-sentence
+    after 'Re-running torch.load with weights_only set to False' (or with terminal escapes)."""
+    import argparse
+
+    from styleforge.checkpoint import read_pth
+
+    text = tmp_path / "notes.pth"
+    text.write_text("not an image\n")
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"args": argparse.Namespace(lr=1), "w": torch.zeros(2)}, pickled)
+    with pytest.raises(CheckpointError) as e:
+        read_pth(text)
+    assert str(e.value) == f"cannot read {text} as a PyTorch checkpoint: not a file torch.save writes (neither a " \
+                           "zip archive nor a pickle)"
+    with pytest.raises(CheckpointError) as e:
+        read_pth(pickled)
+    msg = str(e.value)
+    assert "holds more than tensors (Unsupported global: GLOBAL argparse.Namespace)" in msg
+    assert "weights_only=True" in msg and "False" not in msg and "\x1b" not in msg and "\n" not in msg

@@ -341,7 +341,25 @@ def read_pth(path, what: str = "checkpoint"):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or a pickle that holds more than tensors
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {first_line(e)}") from None
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {_load_failure(path, e)}") from None
+
+
+def _load_failure(path: Path, e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in a few words. torch's own first
+    line is the same for a text file and a pickled class (and, cut there, advises re-running with
+    ``weights_only=False``); its reason is after "WeightsUnpickler error:"."""
+    text = str(e)
+    if "Weights only load failed" not in text:
+        return first_line(e)
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save's zip archive; a pickle's PROTO opcode
+        return "not a file torch.save writes (neither a zip archive nor a pickle)"
+    after = text.partition("WeightsUnpickler error:")[2]
+    reason = next((ln.strip() for ln in after.splitlines() if ln.strip()), "")
+    reason = reason.split(" was not an allowed global")[0].split(". ")[0]  # "Unsupported global: GLOBAL x.Y"
+    return (f"it holds more than tensors ({reason or 'refused by torch.load'}); styleforge loads .pth files with "
+            "weights_only=True (no pickled code runs): save the state dict of tensors instead")
 
 
 def is_state_dict(obj) -> bool:
