@@ -423,3 +423,12 @@ def test_bf16_acts_on_videos_within_its_bound(moving_clip, tiny_cyclegan_dir, tm
     for a, b in zip(written["fp32"], written["bf16"]):
         assert not np.array_equal(a, b)  # the flag acts
         assert accel.psnr(t(b), t(a)) >= accel.MIN_PSNR, accel.psnr(t(b), t(a))
+
+
+def test_variable_rate_avi_gets_the_average_rate_of_its_frames_times(shared_data):
+    """tree.avi (cinepak, nominally 15 fps) holds 68 frames over 29.6 s (the still parts dropped):
+    the output played them at the nominal 15 fps, 4.5 s instead of 29.6 s."""
+    src = shared_data("videos") / "tree.avi"
+    info = V.probe_video(src)
+    assert info.variable_rate and info.frames == 68
+    assert info.frames / info.fps == pytest.approx(29.6, rel=0.03)

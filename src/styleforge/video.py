@@ -150,7 +150,9 @@ def probe_video(path) -> VideoInfo:
     rot = re.search(r"rotation of (-?[\d.]+) degrees", after[:nxt.start()] if nxt else after)
     # the video packets' presentation times (demuxing only): frame count and durations
     crc = _run(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"])
-    pts = sorted(int(ln.split(",")[2]) for ln in crc.stdout.splitlines() if ln and not ln.startswith("#"))
+    rows = [ln.split(",") for ln in crc.stdout.splitlines() if ln and not ln.startswith("#")]
+    # an empty packet is no frame (an AVI's "drop frame": the last one stays on screen)
+    pts = sorted(int(r[2]) for r in rows if len(r) < 5 or int(r[4]) > 0)
     if not pts:
         raise ImageLoadError(path, f"not a readable video (no video frames; {first_line(crc.stderr, 100) or 'empty'})")
     steps = np.diff(pts)
@@ -159,6 +161,11 @@ def probe_video(path) -> VideoInfo:
     # tbr (the stream's base rate) is exact where the rate is constant; fps is the average,
     # which a cut can shift (a 1.5 s cut of a 29.97 fps clip averages 29.96)
     rate_f = float((fps if variable or not tbr else tbr).group(1)) if (fps or tbr) else 25.0
+    tb = re.search(r"^#tb 0: (\d+)/(\d+)", crc.stdout, flags=re.M)
+    if variable and tb and pts[-1] > pts[0]:
+        # from the frames' times: an AVI's reported fps is its nominal rate, dropped frames and all
+        # (tree.avi: 68 frames in 29.6 s, said 15 fps, played 6.5× too fast)
+        rate_f = round((len(pts) - 1) / ((pts[-1] - pts[0]) * int(tb.group(1)) / int(tb.group(2))), 3)
     return VideoInfo(fps=rate_f, rate=_exact_rate(rate_f), frames=len(pts),
                      size=(int(size.group(1)), int(size.group(2))) if size else (0, 0),
                      rotation=float(rot.group(1)) if rot else 0.0, audio=audio, variable_rate=variable)
