@@ -432,3 +432,21 @@ def test_variable_rate_avi_gets_the_average_rate_of_its_frames_times(shared_data
     info = V.probe_video(src)
     assert info.variable_rate and info.frames == 68
     assert info.frames / info.fps == pytest.approx(29.6, rel=0.03)
+
+
+def test_a_video_refused_before_its_first_frame_leaves_no_work_folder(clip, tmp_path, capsys):
+    """stylize CLIP --style NOT_AN_IMAGE: one error line, and no hidden '.clip.mp4.frames' folder
+    with only its job.json left in --out."""
+    cfg = C.resolve("tiny/adain")
+    torch.manual_seed(0)
+    model = tmp_path / "adain"
+    from styleforge.checkpoint import save_model
+
+    save_model(model, build_method(cfg["method"], **cfg["model"]))
+    bad = tmp_path / "style.jpg"
+    bad.write_text("not an image\n")
+    out = tmp_path / "out"
+    assert main(["stylize", str(clip), "--model", str(model), "--style", str(bad), "-o", str(out), "--quiet",
+                 "--runtime", "torch"]) == 2
+    assert "not an image" in capsys.readouterr().err
+    assert list(out.iterdir()) == []

@@ -403,6 +403,10 @@ def translate_video(pipe, src, dst, size: int | None = None, progress: bool = Tr
             if frames % per == 0 and frames > end:
                 _encode_segment(work, frames - per, k, src, info)
                 end = frames
+    except BaseException:  # a bad style image, Ctrl-C, ...: a work folder without frames resumes nothing
+        if work.is_dir() and all(p.name == "job.json" for p in work.iterdir()):
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     finally:
         decoded.close()  # ends the ffmpeg decoder of an interrupted run
         if bar is not None:
