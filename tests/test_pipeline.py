@@ -165,3 +165,19 @@ def test_load_of_a_directory_with_runtime_int8_names_the_export_that_makes_the_f
     with pytest.raises(ConfigError, match="styleforge export .* --int8 --calibrate") as e:
         styleforge.load(saved / "cyclegan", runtime="int8")
     assert "--format int8" not in str(e.value)
+
+
+def test_translate_without_a_required_style_is_one_line_before_any_runtime_measurement(saved, h2z, tmp_path,
+                                                                                      monkeypatch, capsys):
+    """It measured the runtimes first (minutes where compile is tried: a video), printed the
+    'runtime: auto took' line, then said '--style is required'."""
+    from styleforge.pipeline import Pipeline
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    measured = []
+    monkeypatch.setattr(Pipeline, "_measure", lambda self, *a, **k: measured.append(1) or [])
+    img = sorted((h2z / "testA").iterdir())[0]
+    assert main(["translate", str(saved / "adain"), str(img), "--out", str(tmp_path / "o"), "--runtime", "auto"]) == 2
+    assert _one_error_line(capsys) == ("error: --style is required: " + styleforge.load(saved / "adain")
+                                       .input("style").help)
+    assert measured == [] and not any((tmp_path / "o").glob("*"))

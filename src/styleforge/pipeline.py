@@ -605,6 +605,20 @@ class Pipeline:
         code = code.to(self.device)
         return code.expand(n, -1) if code.shape[0] == 1 else code
 
+    def _missing(self, inp: Input, values: dict) -> bool:
+        """A required input that neither ``values`` nor an input replacing it gives."""
+        return (inp.required and values.get(inp.name) is None and not inp.drawn
+                and not any(values.get(j.name) is not None for j in self.inputs if j.replaces == inp.name))
+
+    def check_required(self, values: dict, labels=None) -> None:
+        """The error :meth:`convert` gives for a required input nobody gave, before any work (a
+        front end's runtime measurement, a video's work folder)."""
+        for inp in self.inputs[1:]:
+            if inp.kind in ("code", "seed") and not self.used(inp, values):
+                continue
+            if self._missing(inp, values):
+                raise ConfigError(f"{(labels or {}).get(inp.name, inp.name)} is required: {inp.help or inp.kind}")
+
     def convert(self, values: dict, prep: _Prepared, seed: int | None, labels=None,
                 random_only: bool = False) -> dict:
         """User values -> the keyword arguments of ``method.translate`` for the prepared image
@@ -625,8 +639,7 @@ class Pipeline:
             label = labels.get(inp.name, inp.name)
             v = values.get(inp.name)
             if v is None and not inp.drawn:
-                if inp.required and not any(values.get(j.name) is not None
-                                            for j in self.inputs if j.replaces == inp.name):
+                if self._missing(inp, values):
                     raise ConfigError(f"{label} is required: {inp.help or inp.kind}")
                 if inp.kind == "seed":
                     if seed is not None and inp.name in self._own:

@@ -162,6 +162,7 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
 
     output_folder(args.out, what.removesuffix("d"))
     values, grid = input_values(args, pipe, labels)
+    pipe.check_required({**values, **{k: v[0] for k, v in grid.items() if v}}, labels)  # before measuring
     files = collect_inputs(args.inputs, videos=True)
     videos = [f for f in files if is_video(f)]
     files = [f for f in files if not is_video(f)]
