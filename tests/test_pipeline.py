@@ -181,3 +181,17 @@ def test_translate_without_a_required_style_is_one_line_before_any_runtime_measu
     assert _one_error_line(capsys) == ("error: --style is required: " + styleforge.load(saved / "adain")
                                        .input("style").help)
     assert measured == [] and not any((tmp_path / "o").glob("*"))
+
+
+def test_a_mistyped_model_name_suggests_the_catalogue_names_close_to_it(tmp_path, monkeypatch):
+    from styleforge.errors import CheckpointError
+
+    monkeypatch.chdir(tmp_path)  # no folder of these names here
+    with pytest.raises(CheckpointError, match=r"model not found: cyclegan/horse2zebr; did you mean "
+                                              r"cyclegan/horse2zebra\?"):
+        styleforge.load("cyclegan/horse2zebr")
+    with pytest.raises(CheckpointError, match=r"did you mean cyclegan/horse2zebra\?"):
+        styleforge.load("horse2zebra")
+    with pytest.raises(CheckpointError) as e:  # a path in full is a path: no names offered
+        styleforge.load(tmp_path / "cyclegan" / "horse2zebr")
+    assert "did you mean" not in str(e.value)

@@ -1131,7 +1131,14 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
 
     p = resolve(path)  # a name: cyclegan/horse2zebra (pulled), hf:org/name
     if not p.exists():
-        raise CheckpointError(f"model not found: {path} (a model directory, a run folder, a file made by "
+        import re
+
+        from .zoo import close_names
+
+        # what could be a mistyped name (METHOD/NAME, or NAME alone), not a path given in full
+        close = close_names(str(path), cutoff=0.8) if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", str(path)) else []
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise CheckpointError(f"model not found: {path}{hint} (a model directory, a run folder, a file made by "
                               "'styleforge export', or a model's name: 'styleforge models' lists them)")
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")

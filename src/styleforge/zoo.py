@@ -105,14 +105,21 @@ def catalogue() -> dict[str, Entry]:
     return out
 
 
+def close_names(name: str, cutoff: float = 0.5) -> list[str]:
+    """Up to three catalogue names like ``name`` (a typo, or a bare ``horse2zebra``)."""
+    cat = catalogue()
+    close = difflib.get_close_matches(name, list(cat), n=3, cutoff=cutoff)
+    if not close:  # a bare model name: horse2zebra -> cyclegan/horse2zebra
+        close = [n for n in cat if n.split("/", 1)[1] == name.split("/")[-1]][:3]
+    return close
+
+
 def get(name: str) -> Entry:
     """The entry called ``name``, or a one-line ConfigError with the closest names."""
     cat = catalogue()
     if name in cat:
         return cat[name]
-    close = difflib.get_close_matches(name, list(cat), n=3, cutoff=0.5)
-    if not close:  # a bare model name: horse2zebra -> cyclegan/horse2zebra
-        close = [n for n in cat if n.split("/", 1)[1] == name.split("/")[-1]][:3]
+    close = close_names(name)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(f"unknown model {name!r}{hint} ('styleforge models' lists them)")
 
