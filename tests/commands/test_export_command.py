@@ -60,3 +60,13 @@ def test_export_fixes_inputs_with_the_flags_translate_makes_for_them():
             kinds.add(inp.kind)
         assert export.model_flags == tuple(f for f in translate.model_flags if f in export.model_flags)
     assert {"float", "floats", "int", "choice", "flag"} <= kinds
+
+
+def test_export_help_without_a_model_names_int8_and_where_every_option_is(capsys):
+    """The README's 'export MODEL --int8 --calibrate DIR' was nowhere in 'styleforge export --help'."""
+    import pytest
+
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "[--int8 --calibrate DIR]" in out and "styleforge export MODEL --help" in out

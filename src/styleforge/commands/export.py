@@ -35,7 +35,7 @@ def _options(p) -> None:
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model's generator to ONNX or TorchScript", description=DESCRIPTION,
                        usage="styleforge export MODEL [--format onnx|torchscript] [-o FILE] [--overwrite] "
-                       "[model inputs]")
+                       "[--int8 --calibrate DIR] [model inputs]\n       (every option: styleforge export MODEL --help)")
     p.add_argument("model", help="model directory (config.json + model.safetensors) or run folder")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options, and the model's inputs to fix")
     p.set_defaults(func=run)
