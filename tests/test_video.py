@@ -450,3 +450,21 @@ def test_a_video_refused_before_its_first_frame_leaves_no_work_folder(clip, tmp_
                  "--runtime", "torch"]) == 2
     assert "not an image" in capsys.readouterr().err
     assert list(out.iterdir()) == []
+
+
+def test_auto_runtime_counts_a_videos_frames_so_a_short_clip_is_not_compiled(clip, tiny_cyclegan_dir, tmp_path,
+                                                                            monkeypatch):
+    """A video counted as 10,000 images: auto tried torch.compile on a 1 s clip (2 min of a 2 min
+    11 s run on a loaded 2-core machine, for 30 frames)."""
+    seen = []
+    orig = Pipeline.use_runtime
+
+    def spy(self, runtime="auto", bf16=False, **kw):
+        seen.append(kw.get("images"))
+        return orig(self, runtime, bf16, **{**kw, "candidates": ("torch",)})
+
+    monkeypatch.setattr(Pipeline, "use_runtime", spy)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["translate", str(tiny_cyclegan_dir), str(clip), "-o", str(tmp_path / "o"), "--quiet",
+                 "--runtime", "auto"]) == 0
+    assert seen == [6]

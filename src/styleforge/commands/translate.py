@@ -125,7 +125,7 @@ def choose_runtime(pipe, args, files, videos, values: dict, grid: dict) -> int |
             except ImageLoadError:
                 continue
     values_for = {**values, **{k: v[0] for k, v in grid.items() if v}}
-    count = len(files) + (10 ** 4 if videos else 0)  # a video: many frames
+    count = len(files) + sum(_frame_count(v) for v in videos)  # compile pays off on long jobs only
     if sample is None and videos:
         sample = _first_frame(videos[0])
     choice = pipe.use_runtime(getattr(args, "runtime", "auto"), args.bf16, sample=sample, size=args.size,
@@ -141,6 +141,16 @@ def choose_runtime(pipe, args, files, videos, values: dict, grid: dict) -> int |
             print(batch.note, file=sys.stderr)
         return batch.size
     return None
+
+
+def _frame_count(video) -> int:
+    from ..errors import ImageLoadError
+    from ..video import probe_video
+
+    try:
+        return probe_video(video).frames
+    except ImageLoadError:  # said when the video's turn comes
+        return 0
 
 
 def _first_frame(video):
