@@ -468,3 +468,14 @@ def test_auto_runtime_counts_a_videos_frames_so_a_short_clip_is_not_compiled(cli
     assert main(["translate", str(tiny_cyclegan_dir), str(clip), "-o", str(tmp_path / "o"), "--quiet",
                  "--runtime", "auto"]) == 0
     assert seen == [6]
+
+
+def test_resume_of_a_finished_video_keeps_it_and_exits_0(clip, tiny_cyclegan_dir, tmp_path, capsys):
+    """It exited 1 (the code for 'nothing written: every input unreadable') and printed nothing."""
+    args = ["translate", str(tiny_cyclegan_dir), str(clip), "-o", str(tmp_path / "o"), "--quiet", "--runtime", "torch"]
+    assert main(args) == 0
+    before = (tmp_path / "o" / "clip.mp4").read_bytes()
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 0
+    assert "already done (resumed)" in capsys.readouterr().out
+    assert (tmp_path / "o" / "clip.mp4").read_bytes() == before

@@ -203,7 +203,8 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
 
 
 def _translate_videos(pipe, videos, args, values: dict, grid: dict, single: bool) -> int:
-    """Each video into ``--out/NAME.mp4``, frame by frame; returns how many were written."""
+    """Each video into ``--out/NAME.mp4``, frame by frame; returns how many are there now
+    (written, or kept by --resume)."""
     from ..errors import ImageLoadError
     from ..video import translate_video, video_output_name
 
@@ -217,6 +218,8 @@ def _translate_videos(pipe, videos, args, values: dict, grid: dict, single: bool
     for v in videos:
         dst = out / video_output_name(v)
         if dst.exists() and args.resume:
+            print(f"{v} -> {dst}: already done (resumed)")
+            written += 1
             continue
         if dst.exists() and not args.overwrite:
             raise ConfigError(f"{dst} already exists; use --overwrite to replace it (or --resume to keep it)")
