@@ -24,3 +24,12 @@ def test_models_lists_licences_plainly_and_what_is_here(model_server, tmp_path, 
     assert main(["models", "unit"]) == 0
     out = capsys.readouterr().out
     assert "NON-COMMERCIAL cc-by-nc-sa-4.0" in out and "CC BY-NC-SA 4.0" in out
+
+
+def test_models_with_a_filter_that_matches_nothing_is_one_line_and_exit_2(capsys):
+    """It printed an empty 'Licences' heading and '0 models', exit 0."""
+    assert main(["models", "cyclegan/horse2zebr_"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no model name contains 'cyclegan/horse2zebr_'; did you "
+                                               "mean cyclegan/horse2zebra")
+    assert err[0].endswith("('styleforge models' lists all 39)")

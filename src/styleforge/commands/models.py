@@ -49,6 +49,14 @@ def run_models(args, overrides) -> int:
     from ..zoo import catalogue
 
     rows = [e for e in catalogue().values() if not args.filter or args.filter in e.name]
+    if not rows:
+        from ..errors import ConfigError
+        from ..zoo import close_names
+
+        close = close_names(args.filter)
+        raise ConfigError(f"no model name contains {args.filter!r}"
+                          + (f"; did you mean {', '.join(close)}?" if close else "")
+                          + f" ('styleforge models' lists all {len(catalogue())})")
     if args.json:
         print(json.dumps([{"name": e.name, "method": e.method, "kind": e.kind, "what": e.what,
                            "source": e.download_from, "page": e.source.page, "licence": e.source.licence,
