@@ -483,3 +483,24 @@ def test_a_client_that_leaves_stops_its_optimisation(tmp_path, horse):
         B.Budget.spend = real_spend
         server.should_exit = True
         thread.join(10)
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_any_model_loads(tmp_path, monkeypatch, capsys):
+    """uvicorn found the port taken only after the models were loaded and measured, logged it and
+    exited 3 (the code of a NaN in training), under a 'serving ... at' line."""
+    import socket
+
+    import styleforge.webapp as W
+    from styleforge.cli import main
+
+    loaded = []
+    monkeypatch.setattr(W, "load_models", lambda *a, **k: loaded.append(a) or {})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(tmp_path / "m"), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+                                                 "(another server on that port? choose another --port)"]
+    assert loaded == [] and "serving" not in captured.out

@@ -600,11 +600,36 @@ def create_app(models: dict[str, Model], limits: Limits | None = None, token: st
     return app
 
 
+def check_port(host: str, port: int) -> None:
+    """A one-line error when ``host:port`` cannot be listened on (another server has it, an
+    address not of this machine), as uvicorn binds it (SO_REUSEADDR)."""
+    import socket
+
+    from .errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            import errno
+
+            hint = (" (another server on that port? choose another --port)" if e.errno == errno.EADDRINUSE
+                    else " (--host must be an address of this machine)" if e.errno == errno.EADDRNOTAVAIL else "")
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
+
+
 def serve(model_paths, host: str = "127.0.0.1", port: int = 8000, device=None, limits: Limits | None = None,
           runtime: str | None = None, log_level: str = "info", token: str | None = None, bf16: bool = False) -> None:
     """Load the models once, then run the app under uvicorn until interrupted."""
     import uvicorn
 
+    check_port(host, port)  # before minutes of loading and measuring: uvicorn would exit 3 after them
     notes: list[str] = []
     models = load_models(model_paths, device=device, runtime=runtime, bf16=bf16, notes=notes)
     for line in notes:
