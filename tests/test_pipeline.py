@@ -195,3 +195,14 @@ def test_a_mistyped_model_name_suggests_the_catalogue_names_close_to_it(tmp_path
     with pytest.raises(CheckpointError) as e:  # a path in full is a path: no names offered
         styleforge.load(tmp_path / "cyclegan" / "horse2zebr")
     assert "did you mean" not in str(e.value)
+
+
+def test_runtime_torch_on_an_onnx_file_says_what_runs_it(saved, tmp_path):
+    """It said the file 'is a file; a styleforge model is a directory with config.json'."""
+    from styleforge.export import export_model
+
+    f = export_model(saved / "cyclegan", tmp_path / "g.onnx").path
+    with pytest.raises(ConfigError, match=r"--runtime torch runs a model directory in PyTorch, and .*g\.onnx is an "
+                                          r"ONNX file: leave --runtime out"):
+        styleforge.load(f, runtime="torch")
+    assert styleforge.load(f).runtime == "onnx"

@@ -1144,6 +1144,9 @@ def load(path, device=None, runtime: str = "auto") -> Pipeline:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if device in (None, "auto") and torchrun_rank().distributed:  # exported files too: one GPU per process
         device = process_device(device)
+    if runtime in ("torch", "compile") and p.is_file() and p.suffix == ".onnx":
+        raise ConfigError(f"--runtime {runtime} runs a model directory in PyTorch, and {p} is an ONNX file: leave "
+                          "--runtime out to run it by onnxruntime, or give the model directory it was exported from")
     if runtime in ("torch", "compile") or (runtime == "auto" and p.is_dir()):
         pipe = Pipeline.from_dir(p, device=device)  # the path itself: use_runtime(runtime)
         pipe.source = p
