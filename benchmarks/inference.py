@@ -61,13 +61,14 @@ CASES = [
 CYCLEGAN_REPO = "pytorch-CycleGAN-and-pix2pix"  # upstream 2a7afba (official_cyclegan_notes.md)
 PATHS = ("channels_last", "torch+bf16", "compile", "onnx", "int8")
 LIMIT_KIND = {"torch": "fp32", "channels_last": "fp32", "compile": "fp32", "onnx": "fp32",
-              "torch+bf16": "bf16", "compile+bf16": "bf16", "int8": "int8"}
+              "torch+bf16": "bf16", "channels_last+bf16": "bf16", "compile+bf16": "bf16", "int8": "int8"}
 
 
 # ---- the machine's conv limit ----------------------------------------------------------------------
 def conv_limits(reps: int = 3) -> dict:
     """GMAC/s of a 3×3 256→256 convolution on 1×256×64×64 (CycleGAN's residual block): fp32 and
-    bf16 through torch (oneDNN, channels-last), int8 through ONNX Runtime (QDQ, per-channel)."""
+    bf16 through torch (oneDNN, channels-last), int8 through ONNX Runtime (QDQ, per-channel); and
+    ``mem_read_gbs``, the GB/s one thread reads from memory (the bound of weight-heavy networks)."""
     import numpy as np
     import torch
 
@@ -84,6 +85,8 @@ def conv_limits(reps: int = 3) -> dict:
         out["fp32"] = macs / common.cpu_time(lambda: cc(xc), 1, reps) / 1e9
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out["bf16"] = macs / common.cpu_time(lambda: cc(xc), 1, reps) / 1e9
+    big = torch.ones(64 * 2 ** 20)  # 256 MiB, far beyond the caches: what one thread reads per second
+    out["mem_read_gbs"] = big.numel() * 4 / common.cpu_time(big.sum, 1, reps) / 1e9
     try:
         import onnxruntime as ort
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static

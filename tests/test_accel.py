@@ -129,6 +129,25 @@ def test_compile_that_fails_falls_back_to_eager_in_one_line(model_dir, h2z, monk
     assert "\n" not in choice.note and "long trace" not in choice.note
 
 
+def test_compiled_path_compiles_and_runs_with_inductor_freezing(model_dir, h2z, monkeypatch):
+    # freezing pre-packs the weights once (pix2pix's U-Net: 4x); torch.compile's options= did not apply it
+    import torch._inductor.config as inductor_config
+
+    seen = []
+
+    def recording(fn, **kw):
+        def run(*a, **k):
+            seen.append(inductor_config.freezing)
+            return fn(*a, **k)
+        return run
+
+    monkeypatch.setattr(torch, "compile", recording)
+    pipe = styleforge.load(model_dir)
+    choice = pipe.use_runtime("compile", sample=_image(h2z))
+    assert choice.name == "compile" and seen and all(seen)
+    assert inductor_config.freezing is False  # only while the compiled method runs
+
+
 def test_missing_onnxruntime_falls_back_naming_torch(model_dir, int8_file, h2z, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
     pipe = styleforge.load(model_dir)
