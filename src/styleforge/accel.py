@@ -5,13 +5,15 @@ end.
 
 Paths (``--runtime``), each compared with fp32 eager PyTorch on a real image:
 
-- ``torch``: eager PyTorch, fp32 (the reference); ``--bf16`` runs it under bf16 autocast.
+- ``torch``: eager PyTorch, fp32 (the reference); ``--bf16`` runs it under bf16 autocast, the
+  convolution weights cast once (:func:`bf16_weights`).
 - ``channels_last``: eager with the image in channels-last memory order (oneDNN's preferred
   layout); offered only where it is exact (max |Δ| ≤ :data:`EXACT_MAX_DIFF`). ``auto`` tries it.
-- ``compile``: ``torch.compile`` (inductor; on CPU it writes C++ and needs a compiler). The
-  compile time is measured; inductor's on-disk cache goes to ``$XDG_CACHE_HOME/styleforge/
-  inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` says otherwise, so a second process compiles
-  from cache. A failure to compile is one line and a fall-back to eager.
+- ``compile``: ``torch.compile`` (inductor; on CPU it writes C++ and needs a compiler), with
+  the weights frozen into the graph (:func:`frozen_weights`). The compile time is measured;
+  inductor's on-disk cache goes to ``$XDG_CACHE_HOME/styleforge/inductor`` unless
+  ``TORCHINDUCTOR_CACHE_DIR`` says otherwise, so a second process compiles from cache. A
+  failure to compile is one line and a fall-back to eager.
 - ``onnx`` / ``int8``: the model's file from ``styleforge export`` (``int8``: ``export --int8
   --calibrate DIR``), run by ONNX Runtime: given directly as MODEL, or found beside the model
   directory's ``config.json`` under the export's default name. Missing: one line, eager.
