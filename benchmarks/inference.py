@@ -14,8 +14,11 @@ CPU time with one thread (``common.cpu_time``'s reasoning: on a shared machine t
 is inflated 2-5×, one thread's CPU time barely). ``theirs``: the authors'
 fp32 network on the same input size, where their code is in ``--official`` (a folder with the
 checkouts ``examples/`` (pytorch/examples), ``pytorch-AdaIN/``, ``MUNIT/``, ``UNIT/``,
-``FUNIT/``, fetched outside the repository as for the other ``*_vs_official`` scripts, whose
-loaders this reuses); ``ratio`` = theirs ÷ the best path within the quality bound.
+``FUNIT/``, ``pytorch-CycleGAN-and-pix2pix/`` (upstream 2a7afba, see
+official_cyclegan_notes.md), ``UGATIT-pytorch/`` and ``photo2cartoon/``, fetched outside the
+repository as for the other ``*_vs_official`` scripts, whose loaders this reuses; CIN has no
+authors' PyTorch code, only magenta's TensorFlow); ``ratio`` = theirs ÷ the best path within the
+quality bound.
 
 int8 files are calibrated on the case's image folder (``export_int8`` with ``min_psnr=0``, so
 that the table shows the PSNR that makes ``export --int8`` refuse them). Each case runs in its
@@ -55,15 +58,17 @@ CASES = [
     ("unit-256", "unit", 256, "data/horse2zebra/testA", None),
     ("funit-128", "funit", 128, "data/animals/cat", "data/animals/dog"),
 ]
+CYCLEGAN_REPO = "pytorch-CycleGAN-and-pix2pix"  # upstream 2a7afba (official_cyclegan_notes.md)
 PATHS = ("channels_last", "torch+bf16", "compile", "onnx", "int8")
 LIMIT_KIND = {"torch": "fp32", "channels_last": "fp32", "compile": "fp32", "onnx": "fp32",
-              "torch+bf16": "bf16", "compile+bf16": "bf16", "int8": "int8"}
+              "torch+bf16": "bf16", "channels_last+bf16": "bf16", "compile+bf16": "bf16", "int8": "int8"}
 
 
 # ---- the machine's conv limit ----------------------------------------------------------------------
 def conv_limits(reps: int = 3) -> dict:
     """GMAC/s of a 3×3 256→256 convolution on 1×256×64×64 (CycleGAN's residual block): fp32 and
-    bf16 through torch (oneDNN, channels-last), int8 through ONNX Runtime (QDQ, per-channel)."""
+    bf16 through torch (oneDNN, channels-last), int8 through ONNX Runtime (QDQ, per-channel); and
+    ``mem_read_gbs``, the GB/s one thread reads from memory (the bound of weight-heavy networks)."""
     import numpy as np
     import torch
 
@@ -80,6 +85,8 @@ def conv_limits(reps: int = 3) -> dict:
         out["fp32"] = macs / common.cpu_time(lambda: cc(xc), 1, reps) / 1e9
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out["bf16"] = macs / common.cpu_time(lambda: cc(xc), 1, reps) / 1e9
+    big = torch.ones(64 * 2 ** 20)  # 256 MiB, far beyond the caches: what one thread reads per second
+    out["mem_read_gbs"] = big.numel() * 4 / common.cpu_time(big.sum, 1, reps) / 1e9
     try:
         import onnxruntime as ort
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -172,6 +179,40 @@ def theirs_seconds(case: str, official: str, side: int, repeats: int) -> float |
         def infer():  # their test.py's style_transfer, alpha 1
             with torch.no_grad():
                 dec(adaptive_instance_normalization(vgg(c), vgg(s)))
+    elif method in ("cyclegan", "pix2pix") and (root / CYCLEGAN_REPO / "models/networks.py").is_file():
+        sys.path.insert(0, str(root / CYCLEGAN_REPO))
+        from models import networks
+
+        # their options: cycle_gan forces --no_dropout with resnet_9blocks and instance norm;
+        # pix2pix uses unet_256, batch norm and keeps dropout; both through define_G + init_net
+        # (normal, 0.02) as BaseModel.setup does. test.py runs model.test() = no_grad forward
+        # with the networks left in train mode (no --eval): pix2pix normalises by the test
+        # image's own statistics and keeps dropout, as our pix2pix preset does.
+        if method == "cyclegan":
+            net = networks.define_G(3, 3, 64, "resnet_9blocks", "instance", use_dropout=False)
+        else:
+            net = networks.define_G(3, 3, 64, "unet_256", "batch", use_dropout=True)
+        networks.init_net(net, "normal", 0.02)
+
+        def infer():
+            with torch.no_grad():
+                net(x)
+    elif method == "ugatit" and (root / "UGATIT-pytorch/networks.py").is_file():
+        gen = _module_from(root / "UGATIT-pytorch/networks.py").ResnetGenerator
+        # main.py's defaults with --light True: ch 64, n_res 4, img_size = the input side
+        net = gen(input_nc=3, output_nc=3, ngf=64, n_blocks=4, img_size=side, light=True).eval()
+
+        def infer():  # their test() calls genA2B(real_A) in eval mode (without no_grad: we
+            with torch.no_grad():  # give theirs no_grad, which only makes it faster)
+                net(x)
+    elif method == "photo2cartoon" and (root / "photo2cartoon/models/networks.py").is_file():
+        # the file alone: their models/__init__ imports the trainer, which needs torchvision
+        gen = _module_from(root / "photo2cartoon/models/networks.py").ResnetGenerator
+        net = gen(ngf=32, img_size=side, light=True).eval()  # test.py's generator
+
+        def infer():  # test.py: no_grad, net(face)[0]
+            with torch.no_grad():
+                net(x)
     elif method in ("munit", "unit", "funit") and (root / method.upper()).is_dir():
         import latent_vs_official as lv
 
@@ -182,6 +223,16 @@ def theirs_seconds(case: str, official: str, side: int, repeats: int) -> float |
         return None
     _, best, _ = time_best(infer, repeats)
     return best
+
+
+def _module_from(path: Path):
+    """Import one file of the authors' code as a module of its own (no package __init__)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"theirs_{path.parent.name}_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def time_best(fn, repeats):

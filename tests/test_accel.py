@@ -129,6 +129,25 @@ def test_compile_that_fails_falls_back_to_eager_in_one_line(model_dir, h2z, monk
     assert "\n" not in choice.note and "long trace" not in choice.note
 
 
+def test_compiled_path_compiles_and_runs_with_inductor_freezing(model_dir, h2z, monkeypatch):
+    # freezing pre-packs the weights once (pix2pix's U-Net: 4x); torch.compile's options= did not apply it
+    import torch._inductor.config as inductor_config
+
+    seen = []
+
+    def recording(fn, **kw):
+        def run(*a, **k):
+            seen.append(inductor_config.freezing)
+            return fn(*a, **k)
+        return run
+
+    monkeypatch.setattr(torch, "compile", recording)
+    pipe = styleforge.load(model_dir)
+    choice = pipe.use_runtime("compile", sample=_image(h2z))
+    assert choice.name == "compile" and seen and all(seen)
+    assert inductor_config.freezing is False  # only while the compiled method runs
+
+
 def test_missing_onnxruntime_falls_back_naming_torch(model_dir, int8_file, h2z, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
     pipe = styleforge.load(model_dir)
@@ -178,6 +197,44 @@ def test_optimisation_methods_take_no_runtime_but_eager():
     pipe = Pipeline(build_method(cfg["method"], **cfg["model"]), device="cpu")
     choice = pipe.use_runtime("compile")
     assert pipe.runtime == "torch" and "does not apply" in choice.note
+
+
+@pytest.mark.parametrize("preset", ["tiny/pix2pix", "tiny/ugatit-light"])
+def test_bf16_paths_cast_conv_weights_once_and_give_autocasts_output_bit_for_bit(preset, h2z):
+    # pix2pix: Conv2d and ConvTranspose2d; U-GAT-IT: its CAM reads a 1x1 conv's weight itself
+    from styleforge import config as C
+    from styleforge.data.images import load_rgb
+    from styleforge.data.transforms import to_tensor
+    from styleforge.pipeline import Pipeline
+
+    torch.manual_seed(0)
+    cfg = C.resolve(preset)
+    method = build_method(cfg["method"], **cfg["model"]).eval()
+    pipe = Pipeline(method, device="cpu")
+    pipe.use_runtime("torch", bf16=True)
+    x = to_tensor(load_rgb(_image(h2z)).resize((64, 64)))[None]  # in [-1, 1]
+    kw = {i.name: 0 for i in pipe.inputs if i.kind == "seed"}  # pix2pix: the same dropout noise
+
+    autocast_only = Pipeline(method, device="cpu")
+    autocast_only.amp = True  # bf16 autocast casting the fp32 weights at every call
+
+    def both():
+        with torch.inference_mode():
+            return pipe.run_tensor(x, **kw)[0]["image"], autocast_only.run_tensor(x, **kw)[0]["image"]
+
+    ours, ref = both()
+    assert pipe.runtime == "torch+bf16" and pipe.method is not method
+    assert torch.equal(ours, ref)
+    copies = [m for m in pipe.method.modules() if "_weight16" in m.__dict__]
+    assert copies and all(m.__dict__["_weight16"][2].dtype == torch.bfloat16 for m in copies)
+    # the fp32 method is the reference: its weights stay fp32, shared with the copy, not duplicated
+    assert all(p.dtype == torch.float32 for p in method.parameters())
+    assert {id(p) for p in pipe.method.parameters()} == {id(p) for p in method.parameters()}
+    with torch.no_grad():  # weights changed in place (an encoder loading at its first call)
+        for p in method.parameters():
+            p.mul_(0.5)
+    ours, ref = both()
+    assert torch.equal(ours, ref)
 
 
 @pytest.mark.skipif(not os.environ.get("STYLEFORGE_COMPILE_TESTS"),

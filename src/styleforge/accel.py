@@ -5,13 +5,15 @@ end.
 
 Paths (``--runtime``), each compared with fp32 eager PyTorch on a real image:
 
-- ``torch``: eager PyTorch, fp32 (the reference); ``--bf16`` runs it under bf16 autocast.
+- ``torch``: eager PyTorch, fp32 (the reference); ``--bf16`` runs it under bf16 autocast, the
+  convolution weights cast once (:func:`bf16_weights`).
 - ``channels_last``: eager with the image in channels-last memory order (oneDNN's preferred
   layout); offered only where it is exact (max |Δ| ≤ :data:`EXACT_MAX_DIFF`). ``auto`` tries it.
-- ``compile``: ``torch.compile`` (inductor; on CPU it writes C++ and needs a compiler). The
-  compile time is measured; inductor's on-disk cache goes to ``$XDG_CACHE_HOME/styleforge/
-  inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` says otherwise, so a second process compiles
-  from cache. A failure to compile is one line and a fall-back to eager.
+- ``compile``: ``torch.compile`` (inductor; on CPU it writes C++ and needs a compiler), with
+  the weights frozen into the graph (:func:`frozen_weights`). The compile time is measured;
+  inductor's on-disk cache goes to ``$XDG_CACHE_HOME/styleforge/inductor`` unless
+  ``TORCHINDUCTOR_CACHE_DIR`` says otherwise, so a second process compiles from cache. A
+  failure to compile is one line and a fall-back to eager.
 - ``onnx`` / ``int8``: the model's file from ``styleforge export`` (``int8``: ``export --int8
   --calibrate DIR``), run by ONNX Runtime: given directly as MODEL, or found beside the model
   directory's ``config.json`` under the export's default name. Missing: one line, eager.
@@ -45,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from .errors import StyleforgeError, first_line
 from .utils.atomic import atomic_write_text
@@ -127,13 +131,85 @@ class Compiled(MethodProxy):
     def translate(self, x, **kw):
         if self.failed is None:
             try:
-                return self._compiled(x, **kw)
+                with frozen_weights():
+                    return self._compiled(x, **kw)
             except StyleforgeError:
                 raise
             except Exception as e:  # inductor: no compiler, an unsupported op, a codegen error
                 object.__setattr__(self, "failed", first_line(e))
                 warnings.warn(f"torch.compile failed ({self.failed}); running eager PyTorch instead")
         return self._base.translate(x, **kw)
+
+
+def frozen_weights():
+    """Inductor's ``freezing``, set while a compiled method runs (it compiles at its first call
+    for a size): the weights become constants of the graph, pre-packed for oneDNN once (and, under
+    bf16 autocast, cast once), where the graph otherwise re-lays them out at every call. That
+    re-layout is most of the time of networks with many weights per multiply-add: pix2pix's
+    U-Net at 256 px, compile+bf16 0.039 s/img with it, 0.15 without (docs/benchmarks.md). The
+    weights must not change after the first call (inference: a pipeline's never do). Given as
+    ``torch.compile(options=...)`` it did not take effect (torch 2.13), hence the patch here."""
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(freezing=True)
+
+
+def _autocast_bf16(x: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(x.device.type) and torch.get_autocast_dtype(x.device.type) == torch.bfloat16
+
+
+def _weight16(conv) -> torch.Tensor:
+    """``conv``'s weight in bf16, cast again only if the weight was replaced or changed in place
+    since (an encoder whose weights load at its first call)."""
+    w, cached = conv.weight, conv.__dict__.get("_weight16")
+    if cached is None or cached[0] is not w or cached[1] != w._version:
+        cached = conv.__dict__["_weight16"] = (w, w._version, w.detach().to(torch.bfloat16))
+    return cached[2]
+
+
+class _Conv2dBf16(nn.Conv2d):
+    """A Conv2d whose own forward takes its weight cast once (:func:`_weight16`) under bf16 autocast."""
+
+    def _conv_forward(self, x, weight, bias):
+        return super()._conv_forward(x, _weight16(self) if _autocast_bf16(x) else weight, bias)
+
+
+class _ConvTranspose2dBf16(nn.ConvTranspose2d):
+    def forward(self, x, output_size=None):
+        if self.padding_mode != "zeros" or not _autocast_bf16(x):
+            return super().forward(x, output_size)
+        pad = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation)
+        return F.conv_transpose2d(x, _weight16(self), self.bias, self.stride, self.padding, pad, self.groups,
+                                  self.dilation)
+
+
+def bf16_weights(method):
+    """``method`` for the eager bf16 paths: a shallow copy whose inference networks' convolutions
+    keep their weight cast to bf16, which their own forward uses under bf16 autocast instead of
+    autocast casting it at every call. The output is the same bit for bit (the same rounding;
+    code that reads ``.weight`` itself still gets the fp32 parameter); only the per-call
+    conversion goes, which costs as much as the arithmetic where a network has many weights per
+    multiply-add (pix2pix's U-Net: 54 M weights for 6 GMAC at 256 px; docs/benchmarks.md).
+    Parameters and buffers are shared, ``method`` is left as it was (the fp32 reference), and a
+    method that optimises each image (not exportable) is returned as it is."""
+    import copy
+
+    if not getattr(method, "exportable", True):
+        return method
+    out = copy.copy(method)
+    out._modules = dict(method._modules)  # copy.copy shares the dict: the copies go in a new one
+    for name in method.inference_modules:
+        net = method._modules.get(name)
+        if net is None:
+            continue
+        shared = {id(t): t for t in (*net.parameters(), *net.buffers())}
+        net = copy.deepcopy(net, shared)  # new module objects around the same tensors
+        for m in net.modules():
+            cls = {nn.Conv2d: _Conv2dBf16, nn.ConvTranspose2d: _ConvTranspose2dBf16}.get(type(m))
+            if cls is not None and not m._forward_pre_hooks:  # a pre-hook may recompute the weight
+                m.__class__ = cls
+        out._modules[name] = net
+    return out
 
 
 def use_inductor_cache() -> None:
@@ -335,4 +411,4 @@ def batch_summary(times: dict, why: dict | None = None, compiles: dict | None = 
 
 
 __all__ = ["RUNTIMES", "EXACT_MAX_DIFF", "MIN_PSNR", "Choice", "Measured", "psnr", "within_bound", "measure",
-           "exported_file", "ChannelsLast", "Compiled", "cache_file", "cache_key"]
+           "exported_file", "ChannelsLast", "Compiled", "bf16_weights", "cache_file", "cache_key"]

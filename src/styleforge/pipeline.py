@@ -914,6 +914,10 @@ class Pipeline:
                     compiled = self._compiled = accel.Compiled(base)
                 self.method = compiled
             else:
+                if amp:  # eager bf16: the convolution weights cast once (same output as autocast's)
+                    if getattr(self, "_bf16_eager", None) is None:
+                        self._bf16_eager = accel.bf16_weights(base)
+                    base = self._bf16_eager
                 self.method = accel.ChannelsLast(base) if kind == "channels_last" else base
             self.amp = bool(amp)
         self.runtime = name
