@@ -273,6 +273,29 @@ def test_a_model_name_with_runtime_onnx_loads_the_pulled_directory_like_a_path(m
     assert (tmp_path / "o" / _image(h2z).name).exists()
 
 
+def test_use_runtime_again_switches_the_path_of_a_model_directory(model_dir, h2z):
+    """A pipeline of a model directory can change its path: bf16, then back to fp32 eager (it
+    said 'is a torch+bf16 file'), whose output is eager's exactly."""
+    pipe = styleforge.load(model_dir)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    want = pipe(x)
+    assert pipe.use_runtime("torch", bf16=True).name == "torch+bf16"
+    assert not torch.equal(pipe(x), want)
+    assert pipe.use_runtime("torch").name == pipe.runtime == "torch"
+    torch.testing.assert_close(pipe(x), want, rtol=0, atol=0)
+    assert pipe.use_runtime("onnx", sample=_image(h2z)).name == "torch"  # no file beside it: a note, torch
+
+
+def test_an_exported_file_keeps_its_own_runtime(int8_file):
+    from styleforge.errors import ConfigError
+
+    pipe = styleforge.load(int8_file)
+    assert pipe.use_runtime("auto").name == pipe.runtime == "int8"
+    assert "--bf16 applies to PyTorch paths only" in pipe.use_runtime("auto", bf16=True).note
+    with pytest.raises(ConfigError, match="is a int8 file"):
+        pipe.use_runtime("compile")
+
+
 def test_auto_with_bf16_tries_only_bf16_paths(model_dir, h2z, cache):
     choice = styleforge.load(model_dir).use_runtime("auto", bf16=True, sample=_image(h2z), images=1)
     assert set(_rows(choice)) == {"torch", "torch+bf16", "channels_last+bf16"}

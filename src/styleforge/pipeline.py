@@ -720,7 +720,8 @@ class Pipeline:
         if runtime not in accel.RUNTIMES:
             raise ConfigError(f"--runtime: unknown runtime {runtime!r}; choose one of "
                               f"{', '.join(r for r in accel.RUNTIMES if r != 'torchscript')}")
-        if self.runtime != "torch":  # an exported file: its own runtime, nothing to choose
+        if getattr(self, "_eager", None) is None and self.runtime != "torch":
+            # an exported file (no PyTorch model behind it): its own runtime, nothing to choose
             if runtime not in ("auto", self.runtime) and not (runtime == "onnx" and self.runtime == "int8"):
                 raise ConfigError(f"--runtime {runtime}: {self.source} is a {self.runtime} file (give the model "
                                   "directory to use another runtime)")
