@@ -11,9 +11,12 @@ per core, with the passive wait ``styleforge.utils.threads`` sets):
   network; its DataLoader decode processes included), after a warm-up run on two;
 * ``web``: ``styleforge serve`` of the Johnson network, a request loop of 512 px photos through
   the app's worker thread (FastAPI's TestClient in place of the uvicorn server), seconds a request;
+* ``web 2 workers``: the same with ``--workers 2`` on a real uvicorn server on 127.0.0.1, two
+  clients at once (two inferences, each with the setting's threads), seconds per request;
 * ``gatys`` (``--gatys``): one 512 px Gatys iteration (VGG-19 forward and backward).
 
-    python benchmarks/threads.py [--gatys]   # prints a Markdown table (docs/benchmarks.md keeps one)
+    python benchmarks/threads.py [--gatys] [--only "web,web 2 workers"] [--busy 0,4]
+    # prints a Markdown table (docs/benchmarks.md keeps one); all rows: about 30 min at load 6-10 on 2 cores
 
 Each cell runs in a fresh process (OMP_* must be set before torch starts its thread pool) and is
 the median wall time of a few repetitions after a warm-up. The busy processes are plain Python
