@@ -8,6 +8,10 @@ thread sleeps instead; on an idle machine that cost at most 1.3x (benchmarks/thr
 ``OMP_WAIT_POLICY=PASSIVE`` unless the user set a policy, and ``--threads N`` /
 ``$STYLEFORGE_THREADS`` choose the number of threads (default: torch's, one per core).
 Only effective before torch is imported: the CLI calls :func:`configure_threads` first thing.
+What runs inside the CLI's process inherits this: the web app's workers are threads (each calls
+into torch with the same count and wait policy), and batch's decode workers are DataLoader
+processes, forked or spawned with this environment, in which torch runs one thread. Measured
+for each in docs/benchmarks.md ("Threads on a busy machine").
 """
 from __future__ import annotations
 
