@@ -119,8 +119,9 @@ class ChannelsLast(MethodProxy):
 
 
 class Compiled(MethodProxy):
-    """``torch.compile(method.translate)`` (static shapes: one graph per size, cached); a compile
-    failure on a later call (a new size) warns once and runs eager from then on."""
+    """``torch.compile(method.translate)`` (static shapes: one graph per size, cached), after
+    ``method.eager_inputs`` (what dynamo cannot trace, done eagerly); a compile failure on a
+    later call (a new size) warns once and runs eager from then on."""
 
     def __init__(self, base):
         super().__init__(base)
@@ -129,6 +130,9 @@ class Compiled(MethodProxy):
         object.__setattr__(self, "failed", None)
 
     def translate(self, x, **kw):
+        prepare = getattr(self._base, "eager_inputs", None)
+        if prepare is not None:  # random draws from CPU generators (a seed): tensors for the graph
+            kw = prepare(x, **kw)
         if self.failed is None:
             try:
                 with frozen_weights():

@@ -1,5 +1,6 @@
 """Pix2Pix: official parameter counts and key layout, the import path against a functional
 reference forward, test-time dropout / batch statistics, the training step on real images."""
+import os
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from styleforge import config as C
 from styleforge.data.transforms import to_tensor
 from styleforge.errors import CheckpointError, ConfigError
 from styleforge.methods.pix2pix import Pix2Pix, import_pix2pix
+from styleforge.nn.generators import TestTimeDropout
 from styleforge.registry import build_method
 from styleforge.training.trainer import build_optimizers
 
@@ -197,6 +199,80 @@ def test_test_time_dropout_is_noise_and_switchable(facades):
     with torch.no_grad():
         m.translate(x)
     assert all(torch.equal(before[k], m.G.state_dict()[k]) for k in before)
+
+
+def test_seeded_translate_equals_each_layer_drawing_its_masks_as_it_runs(facades):
+    """The masks drawn before the network runs give the output bit for bit of the earlier way:
+    each dropout layer drawing, as it ran, one C×h×w uniform per sample from that sample's own
+    generator seeded with the seed (kept where ≥ p, scaled by 1/(1-p))."""
+    torch.manual_seed(0)
+    m = build_method("pix2pix", netG="unet_128", ngf=4).eval()  # two dropout levels
+    x = facade_labels(facades, size=128)
+
+    def draw_as_it_runs(mod, inp, out):
+        return inp[0] * torch.stack([torch.rand(inp[0].shape[1:], generator=g) >= mod.p
+                                     for g in gens]).to(inp[0].dtype) * (1.0 / (1.0 - mod.p))
+
+    hooks = [d.register_forward_hook(draw_as_it_runs) for d in m.G.modules() if isinstance(d, TestTimeDropout)]
+    try:
+        with torch.no_grad():
+            gens = [torch.Generator().manual_seed(4) for _ in range(len(x))]
+            want = m.G(x)  # no masks given: the hooks replace the global RNG's dropout
+    finally:
+        for h in hooks:
+            h.remove()
+    with torch.no_grad():
+        got = m.translate(x, seed=4)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        torch.testing.assert_close(m.translate(x, **m.eager_inputs(x, seed=4)), want, rtol=0, atol=0)
+
+
+def test_seeded_translate_traces_as_one_graph_that_new_seeds_do_not_recompile(facades):
+    """The seeded masks enter the compiled translate as tensors (Compiled runs eager_inputs
+    first): dynamo traces it whole, with no graph break, and a new seed reuses the graph."""
+    import torch._dynamo as dynamo
+    from torch._dynamo.testing import CompileCounter
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    m = build_method("pix2pix", netG="unet_64", ngf=4).eval()
+    x = facade_labels(facades)
+    dynamo.reset()
+    counters.clear()
+    with torch.no_grad():
+        counter = CompileCounter()
+        compiled = torch.compile(m.translate, backend=counter, dynamic=False)
+        for seed in (3, 4):
+            torch.testing.assert_close(compiled(x, **m.eager_inputs(x, seed=seed)), m.translate(x, seed=seed),
+                                       rtol=0, atol=0)
+    assert counter.frame_count == 1 and not counters["graph_break"], dict(counters["graph_break"])
+    dynamo.reset()
+
+
+@pytest.mark.skipif(not os.environ.get("STYLEFORGE_COMPILE_TESTS"),
+                    reason="torch.compile takes 20-100 s on a 2-core box; STYLEFORGE_COMPILE_TESTS=1 runs it")
+def test_compiled_seeded_translate_equals_eager_with_frozen_weights(facades):
+    """accel.Compiled (inductor, weights frozen) on a seeded translate: the eager output within
+    the fp32 bound, the same seed's noise, one graph for two seeds."""
+    import torch._dynamo as dynamo
+    from torch._dynamo.utils import counters
+
+    from styleforge import accel
+
+    torch.manual_seed(0)
+    m = build_method("pix2pix", netG="unet_64", ngf=8).eval()
+    x = facade_labels(facades)
+    dynamo.reset()
+    counters.clear()
+    compiled = accel.Compiled(m)
+    with torch.no_grad():
+        for seed in (3, 4):
+            y = compiled.translate(x, seed=seed)
+            assert compiled.failed is None
+            assert (y - m.translate(x, seed=seed)).abs().max() <= accel.EXACT_MAX_DIFF
+        assert (compiled.translate(x, seed=3) - m.translate(x, seed=4)).abs().max() > 1e-2  # the seed's noise
+    assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
+    dynamo.reset()
 
 
 def _paired_batch(facades, phase, n, size=64):

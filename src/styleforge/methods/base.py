@@ -329,6 +329,12 @@ class Method(nn.Module):
         """N×C×H×W in [-1, 1] -> N×C'×H'×W' in [-1, 1]."""
         raise NotImplementedError
 
+    def eager_inputs(self, x: torch.Tensor, **kw) -> dict:
+        """:meth:`translate`'s keyword inputs for ``x`` with what torch.compile cannot trace done
+        beforehand, eagerly (a compiled translate calls this first and its graph takes the
+        tensors made here: Pix2Pix's seeded dropout masks). Default: ``kw`` as given."""
+        return kw
+
     @torch.no_grad()
     def export_module(self, direction: str | None = None) -> nn.Module | None:
         """The module ``export`` traces for ``direction`` when no inference option is fixed, or

@@ -145,15 +145,31 @@ class Pix2Pix(Method):
         finally:
             self.G.set_test_mode(self.test_dropout, self.test_batch_stats)
 
-    def translate(self, x, direction=None, dropout=None, batch_stats=None, seed=None):
+    def translate(self, x, direction=None, dropout=None, batch_stats=None, seed=None, noise=None):
         """``x``: N×C×H×W in [-1, 1], H and W multiples of ``size_multiple``. ``dropout`` and
         ``batch_stats`` override ``test_dropout`` / ``test_batch_stats`` for this call; ``seed``
         makes the dropout noise repeatable: each image draws its masks from its own CPU
         generator seeded with ``seed``, so its output is the same in any batch, at any place
-        in it and on any device (the global RNG is not used). ``seed`` None: fresh noise."""
+        in it and on any device (the global RNG is not used). ``seed`` None: fresh noise.
+        ``noise``: those masks drawn beforehand (:meth:`eager_inputs`, which a compiled
+        translate runs first: the graph takes them as inputs); given, ``seed`` is not used."""
         self.check_direction(direction)
-        with self.test_mode(dropout, batch_stats), self.G.seeded_noise(seed, x.shape[0]):
-            return self.G(x.contiguous(memory_format=self.memory_format)).contiguous()
+        if noise is None and seed is not None:
+            noise = self._dropout_masks(x, dropout, seed)
+        with self.test_mode(dropout, batch_stats):
+            return self.G(x.contiguous(memory_format=self.memory_format), noise).contiguous()
+
+    def eager_inputs(self, x, **kw):
+        """``seed`` -> ``noise``: the seeded dropout masks, drawn here from CPU generators,
+        which torch.compile cannot trace (a graph break, and a recompile for each seed)."""
+        seed = kw.pop("seed", None)
+        if seed is not None and kw.get("noise") is None:
+            kw["noise"] = self._dropout_masks(x, kw.get("dropout"), seed)
+        return kw
+
+    def _dropout_masks(self, x, dropout, seed):
+        on = self.test_dropout if dropout is None else bool(dropout)
+        return self.G.dropout_masks(x, seed) if on and not self.G.training else None
 
     def inference_options(self):
         return [

@@ -11,7 +11,6 @@ batch norm with each test image's statistics).
 """
 from __future__ import annotations
 
-import contextlib
 from itertools import islice
 
 import torch
@@ -71,22 +70,23 @@ class TestTimeBatchNorm2d(nn.BatchNorm2d):
 class TestTimeDropout(nn.Dropout):
     """``Dropout`` that stays on in eval mode when ``active`` is set (pix2pix's noise source).
 
-    ``generators`` (one CPU ``torch.Generator`` per sample, set by
-    :meth:`UnetGenerator.seeded_noise`): in eval mode each sample's mask is drawn from its own
-    generator on the CPU, so a sample's noise depends on its generator alone — not on the batch
-    it is in, its place there, or the device. Unset: ``F.dropout`` on the global RNG."""
+    ``keep`` (forward's second argument, from :meth:`UnetGenerator.dropout_masks`): the N×C×H×W
+    boolean mask to apply in eval mode, drawn beforehand from each sample's own CPU generator,
+    so a sample's noise depends on its seed alone — not on the batch it is in, its place there,
+    or the device — and a compiled graph takes it as an input. None: ``F.dropout`` on the
+    global RNG. Set by the U-Net: ``order``, the layer's place among its dropout layers in the
+    order they run (its mask's index in the list of masks); ``channels``, the mask's C;
+    ``depth``, its H, W are the input's after ``depth`` down-samplings."""
 
     active = False
-    generators: list | None = None
+    order = channels = depth = 0
 
-    def forward(self, x):
-        gens = self.generators
-        if gens is None or self.training or not self.active or self.p == 0:
+    def forward(self, x, keep=None):
+        if keep is None or self.training or not self.active or self.p == 0:
             return F.dropout(x, self.p, self.training or self.active, self.inplace)
-        if len(gens) != x.shape[0]:
-            raise ValueError(f"seeded dropout: {len(gens)} generators for a batch of {x.shape[0]}")
-        keep = torch.stack([torch.rand(x.shape[1:], generator=g) >= self.p for g in gens])
-        return x * keep.to(x.device, x.dtype) * (1.0 / (1.0 - self.p))
+        if keep.shape != x.shape:
+            raise ValueError(f"seeded dropout: a mask of shape {tuple(keep.shape)} for an input of {tuple(x.shape)}")
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
 def _unet_norm(norm: str, ch: int) -> nn.Module:
@@ -126,13 +126,22 @@ class UnetBlock(nn.Module):
                 layers.append(TestTimeDropout(dropout))
         self.model = nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x, noise: list | None = None):
+        """``noise``: the dropout masks of :meth:`UnetGenerator.dropout_masks`, passed down."""
         if self.outermost:
-            return self.model(x)
-        x = h = F.leaky_relu(x, 0.2)  # model[0], applied out of place
-        for layer in islice(self.model, 1, None):
-            h = layer(h)
-        return torch.cat([x, h], 1)  # N×C×H×W, N×C'×H×W -> N×(C+C')×H×W
+            h = x
+            layers = self.model
+        else:
+            x = h = F.leaky_relu(x, 0.2)  # model[0], applied out of place
+            layers = islice(self.model, 1, None)
+        for layer in layers:
+            if isinstance(layer, UnetBlock):
+                h = layer(h, noise)
+            elif isinstance(layer, TestTimeDropout) and noise is not None:
+                h = layer(h, noise[layer.order])
+            else:
+                h = layer(h)
+        return h if self.outermost else torch.cat([x, h], 1)  # N×C×H×W, N×C'×H×W -> N×(C+C')×H×W
 
 
 class UnetGenerator(nn.Module):
@@ -149,8 +158,11 @@ class UnetGenerator(nn.Module):
             raise ConfigError(f"a U-Net needs at least 5 down-samplings, got {num_downs}")
         self.num_downs = num_downs
         block = UnetBlock(ngf * 8, ngf * 8, norm=norm)  # innermost
-        for _ in range(num_downs - 5):
+        for k in range(num_downs - 5):
             block = UnetBlock(ngf * 8, ngf * 8, inner=block, norm=norm, dropout=dropout)
+            if dropout > 0:  # built in the order they run: the deepest first, after its inner level
+                drop = block.model[7]
+                drop.order, drop.channels, drop.depth = k, ngf * 8, num_downs - 2 - k
         for mult in (4, 2, 1):
             block = UnetBlock(ngf * mult, ngf * mult * 2, inner=block, norm=norm)
         self.model = UnetBlock(out_ch, ngf, in_ch, inner=block, outermost=True, norm=norm)
@@ -164,21 +176,25 @@ class UnetGenerator(nn.Module):
             elif isinstance(m, TestTimeBatchNorm2d):
                 m.sample_stats = sample_stats
 
-    @contextlib.contextmanager
-    def seeded_noise(self, seed: int | None, n: int):
-        """Within it, the test-time dropout of sample i of an ``n``-image batch draws from its
-        own CPU generator seeded with ``seed`` (every sample the same seed: an image's noise
-        is a function of the seed alone); ``seed`` None: the global RNG, as ``F.dropout``."""
-        drops = [m for m in self.modules() if isinstance(m, TestTimeDropout)]
-        if seed is not None:
-            gens = [seeded_generator(seed) for _ in range(n)]
-            for m in drops:
-                m.generators = gens
-        try:
-            yield
-        finally:
-            for m in drops:
-                m.generators = None
+    def dropout_masks(self, x: torch.Tensor, seed: int) -> list[torch.Tensor]:
+        """The test-time dropout's keep masks for the batch ``x`` (N×C×H×W), drawn before the
+        network runs so that a compiled graph takes them as inputs: sample i's from a CPU
+        generator of its own seeded with ``seed`` (every sample the same seed: an image's noise
+        is a function of the seed alone, in any batch, at any place, on any device), one
+        ``torch.rand`` per layer in the order the layers run, of the shape each layer's input
+        has (C×h×w), kept where ≥ p; moved to ``x``'s device. One N×C×h×w bool tensor per
+        layer, in that order (``TestTimeDropout.order``)."""
+        drops = sorted((m for m in self.modules() if isinstance(m, TestTimeDropout)), key=lambda m: m.order)
+        gens = [seeded_generator(seed) for _ in range(x.shape[0])]
+        masks = []
+        for m in drops:
+            h, w = x.shape[-2:]
+            for _ in range(m.depth):  # each down conv: 4×4, stride 2, padding 1
+                h, w = (h - 2) // 2 + 1, (w - 2) // 2 + 1
+            masks.append(torch.stack([torch.rand(m.channels, h, w, generator=g) >= m.p for g in gens]).to(x.device))
+        return masks
 
-    def forward(self, x):
-        return self.model(x)
+    def forward(self, x, noise: list | None = None):
+        """``noise``: :meth:`dropout_masks`' masks for ``x`` (eval mode, dropout on); None: the
+        global RNG's."""
+        return self.model(x, noise)
