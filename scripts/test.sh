@@ -7,8 +7,6 @@ cd "$(dirname "$0")/.."
 # styleforge.utils.threads); the tests' own subprocesses inherit it
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 bash scripts/setup.sh test || exit $?
-# torch's waiting threads sleep instead of spinning, as the CLI sets (docs/benchmarks.md, Threads)
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
