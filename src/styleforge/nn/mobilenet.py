@@ -106,11 +106,14 @@ class MobileNetV2(nn.Module):
             x = block(x)
         return self.Conv_1(x)
 
+    def _scopes(self):
+        """(slim's scope, block) of each inverted-residual block: expanded_conv, expanded_conv_1, ..."""
+        return [("MobilenetV2/expanded_conv" + (f"_{i}" if i else ""), b) for i, b in enumerate(self.blocks)]
+
     def tf_names(self) -> dict[str, nn.Conv2d]:
         """slim's name of every conv's weights (``MobilenetV2/expanded_conv_3/depthwise``, ...)."""
         out = {"MobilenetV2/Conv": self.Conv.conv}
-        for i, b in enumerate(self.blocks):
-            scope = "MobilenetV2/expanded_conv" + (f"_{i}" if i else "")
+        for scope, b in self._scopes():
             if b.expand is not None:
                 out[f"{scope}/expand"] = b.expand.conv
             out[f"{scope}/depthwise"] = b.depthwise.conv
@@ -123,8 +126,7 @@ class MobileNetV2(nn.Module):
         ``MobilenetV2/expanded_conv_2/project/BatchNorm/FusedBatchNormV3``,
         ``MobilenetV2/expanded_conv_2/add``); the input's is the caller's to name."""
         out = {"MobilenetV2/Conv/Relu6": self.Conv.q_out}
-        for i, b in enumerate(self.blocks):
-            scope = "MobilenetV2/expanded_conv" + (f"_{i}" if i else "")
+        for scope, b in self._scopes():
             if b.expand is not None:
                 out[f"{scope}/expand/Relu6"] = b.expand.q_out
             out[f"{scope}/depthwise/Relu6"] = b.depthwise.q_out
