@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def _first_frame(video):
 
 
 def run_translate(pipe, args, labels: dict, what: str) -> int:
-    from ..batch import BatchOptions, translate_files
+    from ..batch import BatchOptions, check_output_names, make_jobs, translate_files
     from ..utils.device import torchrun_rank
 
     from .inputs import collect_inputs, output_name
@@ -182,19 +183,21 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
         print(f"skipped {len(found)} video(s) found in folders (e.g. {found[0].name}): a style grid and "
               "--num-outputs apply to images; give a video by name with one style", file=sys.stderr)
         videos = [v for v in videos if v in named]
+    names = [output_name(f) for f in files]
+    single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
+    outputs = tuple(o.name for o in pipe.outputs[1:] if getattr(args, f"out_{o.name}", False))
+    opts = BatchOptions(batch_size=args.batch_size, block_size=args.block_size, workers=args.workers,
+                        size=args.size, resume=args.resume, overwrite=args.overwrite, amp=False,  # pipe.amp
+                        progress=not args.quiet, error_on_single_bad=single,
+                        num_outputs=getattr(args, "num_outputs", 1), outputs=outputs, labels=labels)
+    check_output_names(files, make_jobs(names, opts, grid))  # before any measurement: the error alone
     batch_size = choose_runtime(pipe, args, files, videos, values, grid)
     done_videos = _translate_videos(pipe, videos, args, values, grid,
                                     single=len(args.inputs) == 1 and bool(named))
     if videos and not files:
         return 0 if done_videos else 1
-    names = [output_name(f) for f in files]
-    single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
-    outputs = tuple(o.name for o in pipe.outputs[1:] if getattr(args, f"out_{o.name}", False))
-    batch_size = batch_size if args.batch_size is None else args.batch_size  # an explicit --batch-size wins
-    opts = BatchOptions(batch_size=batch_size, block_size=args.block_size, workers=args.workers,
-                        size=args.size, resume=args.resume, overwrite=args.overwrite, amp=False,  # pipe.amp
-                        progress=not args.quiet, error_on_single_bad=single,
-                        num_outputs=getattr(args, "num_outputs", 1), outputs=outputs, labels=labels)
+    if args.batch_size is None:  # an explicit --batch-size wins
+        opts = replace(opts, batch_size=batch_size)
     result = translate_files(pipe, files, names, args.out, opts, grid=grid, **values)
     if torchrun_rank().rank == 0:
         direction = values.get("direction") if len(pipe.directions) > 1 else None
