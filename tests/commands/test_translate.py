@@ -62,3 +62,32 @@ def test_inputs_that_would_write_one_output_name_are_each_named_in_one_line_befo
                    "translate them into different folders"]
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     assert not (tmp_path / "cache").exists()  # no runtime measured (auto caches what it measures)
+
+
+@pytest.mark.parametrize("n_bad", [1, 2])
+def test_a_job_of_only_unreadable_inputs_fails_in_one_line_before_any_runtime_line(n_bad, tiny_cyclegan_dir,
+                                                                                 tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bad = [tmp_path / "bad.jpg", tmp_path / "notes.png"][:n_bad]
+    for f in bad:
+        f.write_text("not an image")
+    args = ["translate", str(tiny_cyclegan_dir), *map(str, bad), "-o", str(tmp_path / "o"), "--runtime", "auto"]
+    assert main(args + ["--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert all(str(f) in err[0] for f in bad) and "not an image" in err[0]
+    assert not (tmp_path / "cache").exists()  # nothing measured
+
+
+def test_a_job_with_a_readable_input_skips_each_unreadable_one_in_one_line(tiny_cyclegan_dir, h2z, tmp_path,
+                                                                           capsys):
+    good = sorted((h2z / "testA").iterdir())[0]
+    bad = [tmp_path / "bad.jpg", tmp_path / "notes.png"]
+    for f in bad:
+        f.write_text("not an image")
+    assert main(["translate", str(tiny_cyclegan_dir), *map(str, bad), str(good), "-o", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sorted(err) == sorted(f"skipped: cannot read image {f}: not an image (unrecognised file format)"
+                                 for f in bad)
+    assert [p.name for p in (tmp_path / "o").iterdir()] == [good.name]
