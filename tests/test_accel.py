@@ -292,8 +292,10 @@ def test_an_exported_file_keeps_its_own_runtime(int8_file):
     pipe = styleforge.load(int8_file)
     assert pipe.use_runtime("auto").name == pipe.runtime == "int8"
     assert "--bf16 applies to PyTorch paths only" in pipe.use_runtime("auto", bf16=True).note
-    with pytest.raises(ConfigError, match="is a int8 file"):
+    with pytest.raises(ConfigError, match="is an int8 file"):
         pipe.use_runtime("compile")
+    with pytest.raises(ConfigError, match="is an onnx file, not torchscript"):
+        styleforge.load(int8_file, runtime="torchscript")
 
 
 def test_auto_with_bf16_tries_only_bf16_paths(model_dir, h2z, cache):

@@ -479,3 +479,52 @@ def test_resume_of_a_finished_video_keeps_it_and_exits_0(clip, tiny_cyclegan_dir
     assert main(args + ["--resume"]) == 0
     assert "already done (resumed)" in capsys.readouterr().out
     assert (tmp_path / "o" / "clip.mp4").read_bytes() == before
+
+
+def test_runtime_onnx_gives_torchs_frames_and_a_resume_with_another_runtime_recomputes(clip, tiny_cyclegan_dir,
+                                                                                      tmp_path, monkeypatch, capsys):
+    """`translate MODEL clip.mp4 --runtime onnx` (the file `styleforge export` puts beside the model)
+    says onnx and writes torch's frames within the ONNX fp32 bound (compared before H.264, as the
+    8-bit frames written); the runtime is part of the video's job: frames an onnx run left are
+    kept by an onnx resume and recomputed by a torch one."""
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from styleforge.export import export_model
+
+    model = tmp_path / "m"  # the onnx file goes beside the model: a copy, not the module's shared one
+    shutil.copytree(tiny_cyclegan_dir, model)
+    export_model(model)
+    monkeypatch.setattr(V, "SEGMENT_SECONDS", 0.25)  # 3 frames per segment at 12 fps
+    written, stop_at = [], [None]
+    write = V._write_frame
+
+    def keep(path, frame):
+        if len(written) == stop_at[0]:
+            raise KeyboardInterrupt  # Ctrl-C: the CLI says so and exits 130, the work folder kept
+        written.append(frame.copy())
+        write(path, frame)
+
+    monkeypatch.setattr(V, "_write_frame", keep)
+
+    def translate(runtime, out, stop=None):
+        written[:], stop_at[0] = [], stop
+        args = ["translate", str(model), str(clip), "-o", str(tmp_path / out), "--runtime", runtime, "--quiet"]
+        assert main(args) == (0 if stop is None else 130)
+        return list(written), capsys.readouterr().err
+
+    want, _ = translate("torch", "torch")
+    got, err = translate("onnx", "onnx")
+    assert "runtime: onnx (max |Δ|" in err, err
+    assert len(got) == len(want) == 6
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 2, k  # the ONNX fp32 bound, 8-bit frames
+
+    work = tmp_path / "resume" / ".clip.mp4.frames"
+    for resumed_with, recomputed in (("onnx", 2), ("torch", 6)):
+        (tmp_path / "resume" / "clip.mp4").unlink(missing_ok=True)
+        translate("onnx", "resume", stop=4)
+        assert V.json.loads((work / "job.json").read_text())["runtime"] == "onnx"
+        again, _ = translate(resumed_with, "resume")
+        assert len(again) == recomputed, resumed_with
+        assert not work.exists()

@@ -217,6 +217,25 @@ def make_jobs(names: list[str], opts: BatchOptions, grid: dict | None = None) ->
     return jobs
 
 
+def check_output_names(files: list[Path], jobs: list[Job]) -> None:
+    """A :class:`ConfigError` naming, for each output file that several jobs would write, the
+    inputs behind it (``a/x.jpg and b/x.jpg would both write x.jpg``), in one line."""
+    sources: dict[str, list[str]] = {}
+    for job in jobs:
+        src = str(files[job.file]) + "".join(f" with {k}={_stem(v)}" for k, v in job.values.items())
+        for n in job.all_names():
+            sources.setdefault(n, []).append(src)
+    clashes = [(n, srcs) for n, srcs in sorted(sources.items()) if len(srcs) > 1]
+    if not clashes:
+        return
+    said = []
+    for n, srcs in clashes[:3]:
+        who = ", ".join(srcs[:-1]) + " and " + srcs[-1]
+        said.append(f"{who} would {'both' if len(srcs) == 2 else 'all'} write {n}")
+    more = f" (and {len(clashes) - 3} more output name(s))" if len(clashes) > 3 else ""
+    raise ConfigError("; ".join(said) + more + ": rename one, or translate them into different folders")
+
+
 def _write(job: Job, samples: list[dict[str, torch.Tensor]], i: int, orig: tuple[int, int], out: Path,
            keep: frozenset = frozenset()) -> None:
     from .utils.images import save_image_atomic
@@ -276,12 +295,7 @@ def translate_files(translator, files: list[Path], names: list[str], out, opts: 
             if not vs:
                 raise ConfigError(f"{opts.labels.get(k, k)}: no values to combine")
     jobs = make_jobs(names, opts, grid)
-    targets = [n for job in jobs for n in job.all_names()]
-    if len(set(targets)) != len(targets):
-        from collections import Counter
-
-        dupes = sorted(n for n, c in Counter(targets).items() if c > 1)
-        raise ConfigError(f"several inputs would write the same output name: {dupes[:3]}")
+    check_output_names(files, jobs)
     own_shard = shard is None
     shard = shard or shard_from_env()
     try:

@@ -723,8 +723,9 @@ class Pipeline:
         if getattr(self, "_eager", None) is None and self.runtime != "torch":
             # an exported file (no PyTorch model behind it): its own runtime, nothing to choose
             if runtime not in ("auto", self.runtime) and not (runtime == "onnx" and self.runtime == "int8"):
-                raise ConfigError(f"--runtime {runtime}: {self.source} is a {self.runtime} file (give the model "
-                                  "directory to use another runtime)")
+                article = "an" if self.runtime[0] in "aeiou" else "a"  # an int8 / an onnx / a torchscript
+                raise ConfigError(f"--runtime {runtime}: {self.source} is {article} {self.runtime} file (give the "
+                                  "model directory to use another runtime)")
             if bf16:
                 return accel.Choice(self.runtime, f"runtime: {self.runtime} (the file; --bf16 applies to "
                                     "PyTorch paths only, ignored)")

@@ -241,7 +241,7 @@ def load_exported(path, runtime: str = "auto"):
         raise ConfigError(f"{path} is an fp32 {fmt} file, not int8 (make one with 'styleforge export MODEL "
                           "--int8 --calibrate DIR')")
     if runtime not in ("auto", "int8") and fmt != runtime:
-        raise ConfigError(f"{path} is a {fmt} file, not {runtime}")
+        raise ConfigError(f"{path} is {'an' if fmt[0] in 'aeiou' else 'a'} {fmt} file, not {runtime}")
     try:
         run = onnx_runner(path) if fmt == "onnx" else torchscript_runner(str(path))
     except ImportError:

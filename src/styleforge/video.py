@@ -212,9 +212,18 @@ def segment_frames(rate: str) -> int:
 def _job(pipe, src: Path, size, temporal: bool, values: dict, segment: int) -> dict:
     """What the frames of the work folder depend on: another job's frames are not reused."""
     h = hashlib.sha1()
-    for name, t in sorted(pipe.method.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().numpy().tobytes())
+    # the PyTorch weights, also behind an exported path (--runtime onnx); an exported file alone: its bytes.
+    # Only the inference modules: the rest (discriminators) is not in a model directory, random at each load
+    model = getattr(pipe, "_eager", None) or pipe.method
+    if hasattr(model, "state_dict"):
+        keep = tuple(getattr(model, "inference_modules", ()))
+        for name, t in sorted(model.state_dict().items()):
+            if keep and name.split(".", 1)[0] not in keep:
+                continue
+            h.update(name.encode())
+            h.update(t.detach().float().cpu().numpy().tobytes())
+    else:
+        h.update(Path(model.path).read_bytes())
     job = {"source": _fingerprint(src), "method": pipe.method.method_name,
            "config": getattr(pipe.method, "config", {}), "weights": h.hexdigest(),
            "inputs": {k: _fingerprint(v) for k, v in sorted(values.items())},

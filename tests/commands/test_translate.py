@@ -41,3 +41,53 @@ def test_stylize_size_below_the_optimisation_floor_is_one_line(tmp_path, capsys)
         err = capsys.readouterr().err.strip().splitlines()
         assert err == ["error: --size: the optimisation needs at least 8 px (longer side), got 4"], preset
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_inputs_that_would_write_one_output_name_are_each_named_in_one_line_before_any_runtime_line(
+        tiny_cyclegan_dir, h2z, tmp_path, capsys, monkeypatch):
+    """a/chicago.jpg and b/chicago.jpg both write chicago.jpg; a/other.gif (not writable as GIF) and
+    b/other.png both write other.png: one error line naming the inputs of each, exit 2, nothing
+    written, no runtime measured or said."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    photo = sorted((h2z / "testA").iterdir())[0].read_bytes()
+    for rel in ("a/chicago.jpg", "b/chicago.jpg", "a/other.gif", "b/other.png"):
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_bytes(photo)
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = ["translate", str(tiny_cyclegan_dir), str(a), str(b), "-o", str(tmp_path / "o"), "--runtime", "auto"]
+    assert main(args + ["--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {a / 'chicago.jpg'} and {b / 'chicago.jpg'} would both write chicago.jpg; "
+                   f"{a / 'other.gif'} and {b / 'other.png'} would both write other.png: rename one, or "
+                   "translate them into different folders"]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    assert not (tmp_path / "cache").exists()  # no runtime measured (auto caches what it measures)
+
+
+@pytest.mark.parametrize("n_bad", [1, 2])
+def test_a_job_of_only_unreadable_inputs_fails_in_one_line_before_any_runtime_line(n_bad, tiny_cyclegan_dir,
+                                                                                 tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bad = [tmp_path / "bad.jpg", tmp_path / "notes.png"][:n_bad]
+    for f in bad:
+        f.write_text("not an image")
+    args = ["translate", str(tiny_cyclegan_dir), *map(str, bad), "-o", str(tmp_path / "o"), "--runtime", "auto"]
+    assert main(args + ["--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert all(str(f) in err[0] for f in bad) and "not an image" in err[0]
+    assert not (tmp_path / "cache").exists()  # nothing measured
+
+
+def test_a_job_with_a_readable_input_skips_each_unreadable_one_in_one_line(tiny_cyclegan_dir, h2z, tmp_path,
+                                                                           capsys):
+    good = sorted((h2z / "testA").iterdir())[0]
+    bad = [tmp_path / "bad.jpg", tmp_path / "notes.png"]
+    for f in bad:
+        f.write_text("not an image")
+    assert main(["translate", str(tiny_cyclegan_dir), *map(str, bad), str(good), "-o", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sorted(err) == sorted(f"skipped: cannot read image {f}: not an image (unrecognised file format)"
+                                 for f in bad)
+    assert [p.name for p in (tmp_path / "o").iterdir()] == [good.name]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -109,21 +110,35 @@ def add_runtime_flag(p) -> None:
     p.add_argument("--runtime", default=default_runtime(), choices=RUNTIMES, help=RUNTIME_HELP)
 
 
-def choose_runtime(pipe, args, files, videos, values: dict, grid: dict) -> int | None:
-    """``pipe.use_runtime`` for ``--runtime``/``--bf16``, measured on the first input; prints
-    the one line saying what it took. With ``auto`` and no ``--batch-size``: the batch size
-    too (``pipe.choose_batch``, for enough equal-size images), returned (None: the default)."""
+def first_readable(files, videos):
+    """The first input image that decodes (unreadable ones are skipped later, one line each).
+    When none does and no video is given, the job fails here, before any runtime is measured
+    or said: the input's own error for one file, one line naming each for several."""
     from ..data.images import load_rgb
-    from ..errors import ImageLoadError
+    from ..errors import DataError, ImageLoadError
 
-    sample = None
-    if getattr(args, "runtime", "auto") != "torch":
-        for f in files[:8]:  # the first readable input (unreadable ones are skipped later, as always)
-            try:
-                sample = load_rgb(f)
-                break
-            except ImageLoadError:
-                continue
+    bad = []
+    for f in files:
+        try:
+            return load_rgb(f)
+        except ImageLoadError as e:
+            bad.append(e)
+    if not bad or videos:
+        return None
+    if len(bad) == 1:
+        raise bad[0]
+    said = "; ".join(f"{e.path}: {e.reason}" for e in bad[:3])
+    more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+    raise DataError(f"none of the {len(bad)} input images can be read: {said}{more}")
+
+
+def choose_runtime(pipe, args, files, videos, values: dict, grid: dict, sample=None) -> int | None:
+    """``pipe.use_runtime`` for ``--runtime``/``--bf16``, measured on ``sample`` (the first
+    readable input, :func:`first_readable`); prints the one line saying what it took. With
+    ``auto`` and no ``--batch-size``: the batch size too (``pipe.choose_batch``, for enough
+    equal-size images), returned (None: the default)."""
+    if getattr(args, "runtime", "auto") == "torch":
+        sample = None
     values_for = {**values, **{k: v[0] for k, v in grid.items() if v}}
     count = len(files) + sum(_frame_count(v) for v in videos)  # compile pays off on long jobs only
     if sample is None and videos:
@@ -164,7 +179,7 @@ def _first_frame(video):
 
 
 def run_translate(pipe, args, labels: dict, what: str) -> int:
-    from ..batch import BatchOptions, translate_files
+    from ..batch import BatchOptions, check_output_names, make_jobs, translate_files
     from ..utils.device import torchrun_rank
 
     from .inputs import collect_inputs, output_name
@@ -182,19 +197,22 @@ def run_translate(pipe, args, labels: dict, what: str) -> int:
         print(f"skipped {len(found)} video(s) found in folders (e.g. {found[0].name}): a style grid and "
               "--num-outputs apply to images; give a video by name with one style", file=sys.stderr)
         videos = [v for v in videos if v in named]
-    batch_size = choose_runtime(pipe, args, files, videos, values, grid)
+    names = [output_name(f) for f in files]
+    single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
+    outputs = tuple(o.name for o in pipe.outputs[1:] if getattr(args, f"out_{o.name}", False))
+    opts = BatchOptions(batch_size=args.batch_size, block_size=args.block_size, workers=args.workers,
+                        size=args.size, resume=args.resume, overwrite=args.overwrite, amp=False,  # pipe.amp
+                        progress=not args.quiet, error_on_single_bad=single,
+                        num_outputs=getattr(args, "num_outputs", 1), outputs=outputs, labels=labels)
+    check_output_names(files, make_jobs(names, opts, grid))  # before any measurement: the error alone
+    sample = first_readable(files, videos)  # before any measurement: all unreadable is the error alone
+    batch_size = choose_runtime(pipe, args, files, videos, values, grid, sample)
     done_videos = _translate_videos(pipe, videos, args, values, grid,
                                     single=len(args.inputs) == 1 and bool(named))
     if videos and not files:
         return 0 if done_videos else 1
-    names = [output_name(f) for f in files]
-    single = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()
-    outputs = tuple(o.name for o in pipe.outputs[1:] if getattr(args, f"out_{o.name}", False))
-    batch_size = batch_size if args.batch_size is None else args.batch_size  # an explicit --batch-size wins
-    opts = BatchOptions(batch_size=batch_size, block_size=args.block_size, workers=args.workers,
-                        size=args.size, resume=args.resume, overwrite=args.overwrite, amp=False,  # pipe.amp
-                        progress=not args.quiet, error_on_single_bad=single,
-                        num_outputs=getattr(args, "num_outputs", 1), outputs=outputs, labels=labels)
+    if args.batch_size is None:  # an explicit --batch-size wins
+        opts = replace(opts, batch_size=batch_size)
     result = translate_files(pipe, files, names, args.out, opts, grid=grid, **values)
     if torchrun_rank().rank == 0:
         direction = values.get("direction") if len(pipe.directions) > 1 else None
