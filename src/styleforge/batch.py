@@ -220,11 +220,19 @@ def make_jobs(names: list[str], opts: BatchOptions, grid: dict | None = None) ->
 def check_output_names(files: list[Path], jobs: list[Job]) -> None:
     """A :class:`ConfigError` naming, for each output file that several jobs would write, the
     inputs behind it (``a/x.jpg and b/x.jpg would both write x.jpg``), in one line."""
-    sources: dict[str, list[str]] = {}
+    writes = []
     for job in jobs:
         src = str(files[job.file]) + "".join(f" with {k}={_stem(v)}" for k, v in job.values.items())
-        for n in job.all_names():
-            sources.setdefault(n, []).append(src)
+        writes += [(src, n) for n in job.all_names()]
+    check_name_clashes(writes)
+
+
+def check_name_clashes(writes) -> None:
+    """``writes``: (input, output name) pairs; a :class:`ConfigError` naming, for each output
+    name written by several inputs, those inputs, in one line."""
+    sources: dict[str, list[str]] = {}
+    for src, n in writes:
+        sources.setdefault(n, []).append(src)
     clashes = [(n, srcs) for n, srcs in sorted(sources.items()) if len(srcs) > 1]
     if not clashes:
         return

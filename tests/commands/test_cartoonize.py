@@ -106,3 +106,14 @@ def test_cartoonize_group_picks_the_few_shot_branch(model_dir, photos, tmp_path,
     assert main(["cartoonize", str(model_dir), face, "-o", str(tmp_path / "y"), "--group", "men"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --group: no such option; this ugatit model's inputs: --direction"]
+
+
+def test_inputs_that_would_write_one_output_name_are_each_named_in_one_line(model_dir, photos, tmp_path, capsys):
+    (tmp_path / "b").mkdir()
+    shutil.copy(photos / "face.png", tmp_path / "b" / "face.png")
+    rc = main(["cartoonize", str(model_dir), str(photos / "face.png"), str(tmp_path / "b" / "face.png"),
+               "-o", str(tmp_path / "out"), "--crop-size", "64", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"{photos / 'face.png'} and {tmp_path / 'b' / 'face.png'} would both write face.png" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

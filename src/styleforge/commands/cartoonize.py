@@ -90,12 +90,12 @@ def output_names(src: Path, n_faces: int | None, paste_back: bool) -> list[str]:
 
 
 def run(args, overrides) -> int:
-    from collections import Counter
 
     from tqdm import tqdm
 
     import styleforge
 
+    from ..batch import check_name_clashes
     from .inputs import collect_inputs
     from ..data.images import load_rgb
     from ..errors import ConfigError, ImageLoadError, NoFaceError
@@ -126,9 +126,7 @@ def run(args, overrides) -> int:
     output_folder(args.out, "cartoonize")
     out = Path(args.out)
     stems = [output_names(f, None, args.paste_back)[0] for f in files]
-    dupes = sorted(n for n, k in Counter(stems).items() if k > 1)
-    if dupes:
-        raise ConfigError(f"several inputs would write the same output name: {dupes[:3]}")
+    check_name_clashes(zip(map(str, files), stems))
     if not args.overwrite and out.is_dir():
         prefixes = {Path(n).stem for n in stems}
         clash = sorted(p.name for p in out.iterdir()
