@@ -293,6 +293,19 @@ def test_pipeline_save_of_an_exported_file_is_one_error_naming_it(tmp_path):
     assert not (tmp_path / "copy").exists()
 
 
+def test_read_pth_says_a_short_text_file_is_not_a_torch_save_file_not_a_bare_number(tmp_path):
+    """'junk' read as pickle opcodes is a memo lookup: torch raised KeyError(174812789) and the
+    error line ended in that number."""
+    from styleforge.checkpoint import read_pth
+
+    junk = tmp_path / "vgg.pth"
+    junk.write_text("junk\n")
+    with pytest.raises(CheckpointError) as e:
+        read_pth(junk)
+    assert str(e.value) == f"cannot read {junk} as a PyTorch checkpoint: not a file torch.save writes (neither a " \
+                           "zip archive nor a pickle)"
+
+
 def test_read_pth_names_why_a_file_is_refused_without_torchs_advice_to_disable_weights_only(tmp_path):
     """torch's first line (what the error showed) was the same for both files, cut mid-sentence
     after 'Re-running torch.load with weights_only set to False' (or with terminal escapes)."""

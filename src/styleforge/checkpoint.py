@@ -348,13 +348,15 @@ def _load_failure(path: Path, e: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused ``path``, in a few words. torch's own first
     line is the same for a text file and a pickled class (and, cut there, advises re-running with
     ``weights_only=False``); its reason is after "WeightsUnpickler error:"."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # checked first: a text file's bytes read as pickle opcodes fail in other ways too ("junk"
+    # is a memo lookup: KeyError(174812789), the whole of torch's message)
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save's zip archive; a pickle's PROTO opcode
+        return "not a file torch.save writes (neither a zip archive nor a pickle)"
     text = str(e)
     if "Weights only load failed" not in text:
         return first_line(e)
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head != b"PK" and head[:1] != b"\x80":  # torch.save's zip archive; a pickle's PROTO opcode
-        return "not a file torch.save writes (neither a zip archive nor a pickle)"
     after = text.partition("WeightsUnpickler error:")[2]
     reason = next((ln.strip() for ln in after.splitlines() if ln.strip()), "")
     reason = reason.split(" was not an allowed global")[0].split(". ")[0]  # "Unsupported global: GLOBAL x.Y"
