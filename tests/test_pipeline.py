@@ -183,6 +183,27 @@ def test_translate_without_a_required_style_is_one_line_before_any_runtime_measu
     assert measured == [] and not any((tmp_path / "o").glob("*"))
 
 
+@pytest.mark.parametrize("flags, line", [
+    (["--batch-size", "0"], "error: --batch-size must be an integer >= 1, got 0"),
+    (["--block-size", "0"], "error: --block-size must be an integer >= 1, got 0"),
+    (["--resume", "--overwrite"], "error: --resume keeps finished outputs and --overwrite replaces them: give one"),
+])
+def test_translate_bad_batch_options_are_one_line_before_any_runtime_measurement(saved, h2z, tmp_path, monkeypatch,
+                                                                                 capsys, flags, line):
+    """--batch-size 0 measured the runtimes first (the 'runtime: auto took' line; minutes where
+    compile is tried), then said the batch size was wrong."""
+    from styleforge.pipeline import Pipeline
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    measured = []
+    monkeypatch.setattr(Pipeline, "_measure", lambda self, *a, **k: measured.append(1) or [])
+    img = sorted((h2z / "testA").iterdir())[0]
+    assert main(["translate", str(saved / "cyclegan"), str(img), "--out", str(tmp_path / "o"), "--runtime", "auto",
+                 *flags]) == 2
+    assert _one_error_line(capsys) == line
+    assert measured == [] and not (tmp_path / "o").exists()
+
+
 def test_a_mistyped_model_name_suggests_the_catalogue_names_close_to_it(tmp_path, monkeypatch):
     from styleforge.errors import CheckpointError
 

@@ -274,6 +274,17 @@ def _remove_stale_temps(out: Path, names: set[str], listing: set[str]) -> None:
 
 
 # ---- the job ---------------------------------------------------------------------------------
+def check_options(opts: BatchOptions) -> None:
+    """A one-line ConfigError for a count below its least value or --resume with --overwrite;
+    front ends call it before measuring runtimes too (a batch size left ``None`` is chosen later)."""
+    for flag, value, low in (("--batch-size", opts.batch_size, 1), ("--block-size", opts.block_size, 1),
+                             ("--size", opts.size, 1), ("--workers", opts.workers, 0)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag} must be an integer >= {low}, got {value}")
+    if opts.resume and opts.overwrite:
+        raise ConfigError("--resume keeps finished outputs and --overwrite replaces them: give one")
+
+
 def translate_files(translator, files: list[Path], names: list[str], out, opts: BatchOptions,
                     shard: Shard | None = None, grid: dict | None = None, **values) -> BatchResult:
     """Translate ``files[i]`` into ``out / names[i]`` (see the module docstring). ``values``: the
@@ -285,12 +296,7 @@ def translate_files(translator, files: list[Path], names: list[str], out, opts: 
     if opts.batch_size is None:
         dev = getattr(translator, "device", torch.device("cpu"))
         opts = replace(opts, batch_size=8 if torch.device(dev).type == "cuda" else 1)
-    for flag, value, low in (("--batch-size", opts.batch_size, 1), ("--block-size", opts.block_size, 1),
-                             ("--size", opts.size, 1), ("--workers", opts.workers, 0)):
-        if value is not None and value < low:
-            raise ConfigError(f"{flag} must be an integer >= {low}, got {value}")
-    if opts.resume and opts.overwrite:
-        raise ConfigError("--resume keeps finished outputs and --overwrite replaces them: give one")
+    check_options(opts)
     if opts.direction is not None:
         values.setdefault("direction", opts.direction)
     if hasattr(translator, "check_num_outputs"):

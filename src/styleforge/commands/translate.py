@@ -179,12 +179,14 @@ def _first_frame(video):
 
 
 def run_translate(pipe, args, labels: dict, what: str) -> int:
-    from ..batch import BatchOptions, check_output_names, make_jobs, translate_files
+    from ..batch import BatchOptions, check_options, check_output_names, make_jobs, translate_files
     from ..utils.device import torchrun_rank
 
     from .inputs import collect_inputs, output_name
     from .inputs import output_folder
 
+    check_options(BatchOptions(batch_size=args.batch_size, block_size=args.block_size, workers=args.workers,
+                               size=args.size, resume=args.resume, overwrite=args.overwrite))  # before measuring
     output_folder(args.out, what.removesuffix("d"))
     values, grid = input_values(args, pipe, labels)
     pipe.check_required({**values, **{k: v[0] for k, v in grid.items() if v}}, labels)  # before measuring
