@@ -91,3 +91,25 @@ def test_a_job_with_a_readable_input_skips_each_unreadable_one_in_one_line(tiny_
     assert sorted(err) == sorted(f"skipped: cannot read image {f}: not an image (unrecognised file format)"
                                  for f in bad)
     assert [p.name for p in (tmp_path / "o").iterdir()] == [good.name]
+
+
+def test_stylize_quiet_turns_off_the_optimisers_own_progress_bar(tmp_path, monkeypatch, capsys):
+    """The full gatys/photo presets set progress: true; --quiet removed the batch bar only and the
+    optimiser's tqdm bar (one per image, the loss) still filled stderr."""
+    from styleforge import config as C
+
+    resolve = C.resolve
+
+    def with_progress(name, *a, **k):  # the tiny presets turn it off; the full ones have it on
+        cfg = resolve(name, *a, **k)
+        cfg["model"]["progress"] = True
+        return cfg
+
+    monkeypatch.setattr(C, "resolve", with_progress)
+    content, style = ROOT / "content" / "golden_gate.jpg", ROOT / "style" / "starry_night.jpg"
+    for preset in ("tiny/gatys", "tiny/photo"):
+        out = tmp_path / preset.replace("/", "_")
+        assert main(["stylize", str(content), "--style", str(style), "--method", preset, "--size", "16",
+                     "--out", str(out), "--quiet"]) == 0
+        assert capsys.readouterr().err == "", preset
+        assert len(list(out.iterdir())) == 1

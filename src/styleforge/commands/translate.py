@@ -282,6 +282,7 @@ def cmd_stylize(args, overrides) -> int:
     pre.add_argument("--method")
     pre.add_argument("--device")
     pre.add_argument("--size", type=int)
+    pre.add_argument("--quiet", action="store_true")
     known, _ = pre.parse_known_args(rest)
     asked_help = "-h" in rest or "--help" in rest
     if bool(known.model) == bool(known.method):
@@ -304,7 +305,7 @@ def cmd_stylize(args, overrides) -> int:
     else:
         from ..pipeline import Pipeline
 
-        method, preset_inputs = _build_from_preset(known.method, rest, known.size)
+        method, preset_inputs = _build_from_preset(known.method, rest, known.size, known.quiet)
         pipe = Pipeline(method, device=known.device)
     parser, labels = _full_parser("styleforge stylize", pipe, False, preset_inputs)
     parser.add_argument("--model", help="a trained style-transfer model directory")
@@ -324,10 +325,11 @@ def optimisation_methods() -> list[str]:
     return [n for n in available_methods() if METHODS[n].not_trainable is not None]
 
 
-def _build_from_preset(name: str, rest: list[str], size: int | None):
+def _build_from_preset(name: str, rest: list[str], size: int | None, quiet: bool = False):
     """(method, its class's preset inputs) for ``stylize --method NAME``: the preset, the values
     ``rest`` gives the flags the class declares (``Method.preset_inputs``), turned into the preset
-    and model options by ``Method.preset_config``, and ``--size`` (``Method.preset_size``)."""
+    and model options by ``Method.preset_config``, and ``--size`` (``Method.preset_size``).
+    ``quiet`` (--quiet) turns off a preset's own ``progress`` bar (the optimiser's, per image)."""
     from .. import config as C
     from ..pipeline import check_value
     from ..registry import build_method, get_method_class
@@ -364,6 +366,8 @@ def _build_from_preset(name: str, rest: list[str], size: int | None):
         cfg["model"][key] = value
     if size is not None:  # the method's own size option(s) follow --size (Method.preset_size)
         cfg["model"] = get_method_class(cfg["method"]).preset_size(cfg["model"], size, "--size")
+    if quiet and "progress" in cfg["model"]:
+        cfg["model"]["progress"] = False
     method = build_method(cfg["method"], **cfg["model"])
     if method.not_trainable is None:  # a preset picked by a flag is of another method
         raise ConfigError(f"--method {name}: preset {preset} is of {method.method_name}, which trains a network")
