@@ -63,6 +63,11 @@ class NoFaceError(DataError):
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message for a one-line error (its type name when the
-    message is empty, as for an empty file's ``EOFError`` or ``IndexError``)."""
+    message is empty, as for an empty file's ``EOFError`` or ``IndexError``). A TorchScript
+    module's error (a bundled feature network's) starts with "The following operation failed in
+    the TorchScript interpreter." and two tracebacks; its reason is the last "RuntimeError: " line."""
     lines = str(exc).strip().splitlines()
+    if lines and lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        reasons = [ln.removeprefix("RuntimeError: ") for ln in lines if ln.startswith("RuntimeError: ")]
+        lines = reasons[-1:] or lines
     return lines[0][:limit] if lines and lines[0].strip() else type(exc).__name__
