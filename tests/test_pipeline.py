@@ -204,6 +204,23 @@ def test_translate_bad_batch_options_are_one_line_before_any_runtime_measurement
     assert measured == [] and not (tmp_path / "o").exists()
 
 
+def test_translate_of_an_unreadable_video_is_one_line_before_any_runtime_measurement(saved, tmp_path, monkeypatch,
+                                                                                      capsys):
+    """A text file named .mp4 (or a truncated download) had the runtimes measured on a synthetic
+    image first (the 'runtime: auto took' line), then 'not a readable video'."""
+    from styleforge.pipeline import Pipeline
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    measured = []
+    monkeypatch.setattr(Pipeline, "_measure", lambda self, *a, **k: measured.append(1) or [])
+    fake = tmp_path / "clip.mp4"
+    fake.write_text("not a video\n")
+    assert main(["translate", str(saved / "cyclegan"), str(fake), "--out", str(tmp_path / "o"),
+                 "--runtime", "auto"]) == 2
+    assert _one_error_line(capsys).startswith(f"error: cannot read image {fake}: not a readable video")
+    assert measured == [] and not (tmp_path / "o").exists()
+
+
 def test_a_mistyped_model_name_suggests_the_catalogue_names_close_to_it(tmp_path, monkeypatch):
     from styleforge.errors import CheckpointError
 

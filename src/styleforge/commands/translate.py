@@ -141,6 +141,8 @@ def choose_runtime(pipe, args, files, videos, values: dict, grid: dict, sample=N
         sample = None
     values_for = {**values, **{k: v[0] for k, v in grid.items() if v}}
     count = len(files) + sum(_frame_count(v) for v in videos)  # compile pays off on long jobs only
+    if not count:  # no image, no readable video: each video's error (or skip) comes next, unmeasured
+        return None
     if sample is None and videos:
         sample = _first_frame(videos[0])
     choice = pipe.use_runtime(getattr(args, "runtime", "auto"), args.bf16, sample=sample, size=args.size,
