@@ -33,3 +33,11 @@ def test_models_with_a_filter_that_matches_nothing_is_one_line_and_exit_2(capsys
     assert len(err) == 1 and err[0].startswith("error: no model name contains 'cyclegan/horse2zebr_'; did you "
                                                "mean cyclegan/horse2zebra")
     assert err[0].endswith("('styleforge models' lists all 39)")
+
+
+def test_models_filter_of_one_model_says_1_model_not_1_models(capsys):
+    assert main(["models", "funit"]) == 0
+    out = capsys.readouterr().out
+    assert "\n1 model, " in out and "1 models" not in out
+    assert main(["models", "johnson"]) == 0
+    assert "\n4 models, " in capsys.readouterr().out
