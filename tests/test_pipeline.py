@@ -217,7 +217,7 @@ def test_translate_of_an_unreadable_video_is_one_line_before_any_runtime_measure
     fake.write_text("not a video\n")
     assert main(["translate", str(saved / "cyclegan"), str(fake), "--out", str(tmp_path / "o"),
                  "--runtime", "auto"]) == 2
-    assert _one_error_line(capsys).startswith(f"error: cannot read image {fake}: not a readable video")
+    assert _one_error_line(capsys).startswith(f"error: cannot read video {fake}: not a readable video")
     assert measured == [] and not (tmp_path / "o").exists()
 
 

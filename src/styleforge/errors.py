@@ -27,10 +27,10 @@ class DataError(StyleforgeError):
 class ImageLoadError(StyleforgeError):
     """A file that is not a readable image (missing, truncated, corrupt, not an image)."""
 
-    def __init__(self, path, reason):
+    def __init__(self, path, reason, what: str = "image", verb: str = "read"):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"cannot read image {self.path}: {reason}")
+        super().__init__(f"cannot {verb} {what} {self.path}: {reason}")
 
 
 class CheckpointError(StyleforgeError):

@@ -128,19 +128,19 @@ def probe_video(path) -> VideoInfo:
     that is not a video ffmpeg can read or that has no video stream."""
     path = Path(path)
     if not path.is_file():
-        raise ImageLoadError(path, "no such video file")
+        raise ImageLoadError(path, "no such file", "video")
     head = _run(["-i", str(path)]).stderr
     streams = re.findall(r"^\s*Stream #\d+:\d+.*$", head, flags=re.M)
     if not streams:
         last = [ln for ln in head.strip().splitlines() if "output file" not in ln]
         reason = last[-1].split("]")[-1].strip(" :") if last else "ffmpeg found no streams"
-        raise ImageLoadError(path, f"not a readable video ({reason[:120]})")
+        raise ImageLoadError(path, f"not a readable video ({reason[:120]})", "video")
     audio = tuple(re.search(r"Audio: (\w+)", s).group(1) for s in streams if "Audio:" in s)
     video = [s for s in streams if "Video:" in s and "attached pic" not in s]
     if not video:
         what = f"only sound ({', '.join(audio)})" if audio else "streams: " + ", ".join(
             re.search(r"(\w+):", s.split(": ", 1)[1]).group(1) for s in streams)
-        raise ImageLoadError(path, f"the file has no video stream ({what})")
+        raise ImageLoadError(path, f"the file has no video stream ({what})", "video")
     v = video[0]
     size = re.search(r", (\d+)x(\d+)", v)
     fps = re.search(r"([\d.]+) fps", v)
@@ -154,7 +154,8 @@ def probe_video(path) -> VideoInfo:
     # an empty packet is no frame (an AVI's "drop frame": the last one stays on screen)
     pts = sorted(int(r[2]) for r in rows if len(r) < 5 or int(r[4]) > 0)
     if not pts:
-        raise ImageLoadError(path, f"not a readable video (no video frames; {first_line(crc.stderr, 100) or 'empty'})")
+        raise ImageLoadError(path, f"not a readable video (no video frames; {first_line(crc.stderr, 100) or 'empty'})",
+                             "video")
     steps = np.diff(pts)
     # durations differing by a tick are rounding; by a fifth, a variable rate (or dropped frames)
     variable = bool(len(steps) > 1 and steps.max() > 1.2 * max(1, steps.min()))
@@ -325,7 +326,7 @@ def _encode_segment(work: Path, first: int, last: int, src: Path, info: VideoInf
                   "-fps_mode", "passthrough", "-f", "mp4", "-y", tmp])
         if r.returncode != 0:
             raise ImageLoadError(src, f"ffmpeg could not encode frames {first + 1}-{last + 1} "
-                                      f"({first_line(r.stderr, 160)})")
+                                      f"({first_line(r.stderr, 160)})", "video", "translate")
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dst)
@@ -357,7 +358,7 @@ def _encode(work: Path, src: Path, tmp: Path, info: VideoInfo) -> str | None:
         if r.returncode == 0:
             return note
         err = r.stderr
-    raise ImageLoadError(src, f"ffmpeg could not write the video ({first_line(err, 160)})")
+    raise ImageLoadError(src, f"ffmpeg could not write the video ({first_line(err, 160)})", "video", "translate")
 
 
 def translate_video(pipe, src, dst, size: int | None = None, progress: bool = True, temporal: bool = True,
@@ -394,7 +395,7 @@ def translate_video(pipe, src, dst, size: int | None = None, progress: bool = Tr
                 break
             except (OSError, RuntimeError) as e:
                 if frames == 0:
-                    raise ImageLoadError(src, f"no frame could be decoded ({first_line(e, 120)})") from None
+                    raise ImageLoadError(src, f"no frame could be decoded ({first_line(e, 120)})", "video") from None
                 print(f"note: {src}: decoding stopped after {frames} frame(s): {first_line(e, 120)}", file=sys.stderr)
                 break
             k = frames
@@ -421,7 +422,7 @@ def translate_video(pipe, src, dst, size: int | None = None, progress: bool = Tr
         if bar is not None:
             bar.close()
     if frames == 0:
-        raise ImageLoadError(src, "the video has no frames")
+        raise ImageLoadError(src, "it has no frames", "video")
     if end < frames:
         _encode_segment(work, end, frames - 1, src, info)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=".tmp.mp4")
