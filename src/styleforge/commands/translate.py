@@ -368,8 +368,8 @@ def _build_from_preset(name: str, rest: list[str], size: int | None, quiet: bool
         cfg["model"][key] = value
     if size is not None:  # the method's own size option(s) follow --size (Method.preset_size)
         cfg["model"] = get_method_class(cfg["method"]).preset_size(cfg["model"], size, "--size")
-    if quiet and "progress" in cfg["model"]:
-        cfg["model"]["progress"] = False
+    if quiet:  # the method's own progress output (Method.preset_quiet)
+        cfg["model"] = get_method_class(cfg["method"]).preset_quiet(cfg["model"])
     method = build_method(cfg["method"], **cfg["model"])
     if method.not_trainable is None:  # a preset picked by a flag is of another method
         raise ConfigError(f"--method {name}: preset {preset} is of {method.method_name}, which trains a network")

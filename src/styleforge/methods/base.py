@@ -324,6 +324,13 @@ class Method(nn.Module):
         end's resize is all there is)."""
         return dict(config)
 
+    @classmethod
+    def preset_quiet(cls, config: dict) -> dict:
+        """The model options ``config`` (a resolved preset's) for a front end's ``--quiet``: a
+        method that shows its own progress (an optimiser's bar per image) turns it off here.
+        Default: ``config`` unchanged."""
+        return dict(config)
+
     # ---- inference --------------------------------------------------------------------
     def translate(self, x: torch.Tensor, direction: str | None = None, **kw) -> torch.Tensor:
         """N×C×H×W in [-1, 1] -> N×C'×H'×W' in [-1, 1]."""

@@ -338,6 +338,10 @@ class GatysStyleTransfer(Method):
         last = sizes[-1]
         return {**config, "sizes": [size if not s or not last else max(8, round(s * size / last)) for s in sizes]}
 
+    @classmethod
+    def preset_quiet(cls, config):
+        return {**config, "progress": False}  # the optimiser's tqdm bar (``_descend``)
+
     # ---- inference -------------------------------------------------------------------------
     def inference_options(self) -> list[Input]:
         c = self.opts
