@@ -449,7 +449,7 @@ def test_a_video_refused_before_its_first_frame_leaves_no_work_folder(clip, tmp_
     assert main(["stylize", str(clip), "--model", str(model), "--style", str(bad), "-o", str(out), "--quiet",
                  "--runtime", "torch"]) == 2
     assert "not an image" in capsys.readouterr().err
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # the --out it made, left empty, goes too
 
 
 def test_auto_runtime_counts_a_videos_frames_so_a_short_clip_is_not_compiled(clip, tiny_cyclegan_dir, tmp_path,

@@ -113,3 +113,23 @@ def test_stylize_quiet_turns_off_the_optimisers_own_progress_bar(tmp_path, monke
                      "--out", str(out), "--quiet"]) == 0
         assert capsys.readouterr().err == "", preset
         assert len(list(out.iterdir())) == 1
+
+
+def test_stylize_error_at_the_first_image_leaves_no_empty_out_folder(tmp_path, capsys):
+    """A --vgg that is not a weights file is read when the first image is optimised, after the
+    batch made --out: the error line left an empty folder behind."""
+    content, style = ROOT / "content" / "golden_gate.jpg", ROOT / "style" / "starry_night.jpg"
+    junk = tmp_path / "vgg.pth"
+    junk.write_text("junk\n")
+    out = tmp_path / "new" / "out"
+    assert main(["stylize", str(content), "--style", str(style), "--method", "tiny/gatys", "--vgg", str(junk),
+                 "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: cannot read {junk} as a PyTorch checkpoint: not a file torch.save writes (neither a zip archive "
+        "nor a pickle)"]
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()  # a folder that was there before is the user's: kept, even empty
+    assert main(["stylize", str(content), "--style", str(style), "--method", "tiny/gatys", "--vgg", str(junk),
+                 "--out", str(kept), "--quiet"]) == 2
+    assert kept.is_dir()

@@ -181,6 +181,23 @@ def _first_frame(video):
 
 
 def run_translate(pipe, args, labels: dict, what: str) -> int:
+    """:func:`_run_translate`; an ``--out`` folder it made and left empty (an error or Ctrl-C
+    before the first output, every input unreadable) is removed again."""
+    out = Path(str(args.out))
+    made = not out.exists()
+    code = 1
+    try:
+        code = _run_translate(pipe, args, labels, what)
+        return code
+    finally:
+        if made and code != 0 and out.is_dir() and not any(out.iterdir()):
+            try:
+                out.rmdir()
+            except OSError:  # another process (torchrun's other rank) wrote into it meanwhile
+                pass
+
+
+def _run_translate(pipe, args, labels: dict, what: str) -> int:
     from ..batch import BatchOptions, check_options, check_output_names, make_jobs, translate_files
     from ..utils.device import torchrun_rank
 
