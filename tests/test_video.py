@@ -470,6 +470,33 @@ def test_auto_runtime_counts_a_videos_frames_so_a_short_clip_is_not_compiled(cli
     assert seen == [6]
 
 
+def test_resume_after_changing_an_option_says_it_starts_again(moving_clip, tiny_cyclegan_dir, tmp_path,
+                                                                monkeypatch, capsys):
+    """--resume with another --size (or --seed, model, ...) emptied the work folder silently: the
+    user saw a full run where a continuation was asked for."""
+    monkeypatch.setattr(V, "SEGMENT_SECONDS", 0.3)
+    pipe = styleforge.load(tiny_cyclegan_dir)
+    run, calls = pipe.run, []
+
+    def stop(*a, **k):
+        if len(calls) == 4:
+            raise Interrupt
+        calls.append(1)
+        return run(*a, **k)
+
+    dst = tmp_path / "pan.mp4"
+    pipe.run = stop
+    with pytest.raises(Interrupt):
+        V.translate_video(pipe, moving_clip, dst, progress=False)
+    pipe.run, calls[:] = run, []
+    capsys.readouterr()
+    assert V.translate_video(pipe, moving_clip, dst, size=48, progress=False) == 8
+    err = capsys.readouterr().err
+    work = tmp_path / ".pan.mp4.frames"
+    assert f"note: {work} holds the frames of another job (changed: size); starting again" in err
+    assert "resuming at frame" not in err
+
+
 def test_resume_of_a_finished_video_keeps_it_and_exits_0(clip, tiny_cyclegan_dir, tmp_path, capsys):
     """It exited 1 (the code for 'nothing written: every input unreadable') and printed nothing."""
     args = ["translate", str(tiny_cyclegan_dir), str(clip), "-o", str(tmp_path / "o"), "--quiet", "--runtime", "torch"]

@@ -246,9 +246,15 @@ def _open_work(work: Path, job: dict) -> tuple[int, int]:
     spec = work / "job.json"
     if work.is_dir():
         try:
-            same = json.loads(spec.read_text()) == job
+            old = json.loads(spec.read_text())
         except (OSError, ValueError):
-            same = False
+            old = {}
+        same = old == job
+        if not same and any(p.suffix in (".mp4", ".png") for p in work.iterdir()):
+            # --resume after changing an option: the frames done are not this job's
+            what = ", ".join(k for k in job if old.get(k) != job[k]) if old else "no readable job.json"
+            print(f"note: {work} holds the frames of another job (changed: {what}); starting again",
+                  file=sys.stderr)
         end = 0
         for first, last, path in _segments(work) if same else ():
             if first == end and last >= first:
