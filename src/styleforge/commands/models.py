@@ -77,7 +77,8 @@ def run_models(args, overrides) -> int:
     print("\nLicences (of the weights, as their sources state them):")
     for src in dict.fromkeys(e.source for e in rows):
         print(f"  {src.key}: {src.licence}; {src.page}")
-    print(f"\n{len(rows)} model{'s' if len(rows) != 1 else ''}, {here} here. Fetch one: styleforge pull NAME; then use NAME wherever a model "
+    count = f"{len(rows)} model{'s' if len(rows) != 1 else ''}"
+    print(f"\n{count}, {here} here. Fetch one: styleforge pull NAME; then use NAME wherever a model "
           "directory goes (styleforge translate NAME ..., styleforge.load('NAME')).")
     return 0
 
