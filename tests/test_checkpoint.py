@@ -25,6 +25,9 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     m2 = load_model(tmp_path / "m")
     x = torch.rand(2, 3, 24, 24) * 2 - 1
     with torch.no_grad():
+        # the first network call of a process may differ from later ones in the last bits (seen:
+        # 2.2e-5, in one process in two, the same model twice): warm up before comparing bitwise
+        m.translate(x, "AtoB")
         for d in ("AtoB", "BtoA"):
             assert torch.equal(m.translate(x, d), m2.translate(x, d))
     # styleforge.load -> pipeline whose save writes the same format
