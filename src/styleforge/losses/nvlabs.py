@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..nn.utils import frozen
 from .adversarial import GANLoss
 
 GAN_TYPES = {"lsgan": "lsgan", "nsgan": "vanilla"}  # their gan_type -> GANLoss mode
@@ -28,6 +29,21 @@ def two_domain_d_losses(gan_w: float, loss: GANLoss, dis_a: nn.Module, dis_b: nn
     its real images and on the translations into it, weighted by ``gan_w``."""
     return {"D_a": gan_w * (loss(dis_a(x_ba), False) + loss(dis_a(x_a), True)),
             "D_b": gan_w * (loss(dis_b(x_ab), False) + loss(dis_b(x_b), True))}
+
+
+def two_domain_step(method, batch):
+    """The authors' trainer step for two domains (UNIT, MUNIT): ``("D", losses)`` of
+    ``dis_update`` on translations made without gradient (``method.discriminator_fakes``), then,
+    once the caller has stepped D, ``("G", method.generator_losses(...))`` computed with both
+    discriminators frozen. ``method`` has ``w["gan"]``, ``gan_loss``, ``dis_a`` and ``dis_b``."""
+    x_a, x_b = batch["A"], batch["B"]
+    with torch.no_grad():
+        x_ba, x_ab = method.discriminator_fakes(x_a, x_b)
+    yield "D", two_domain_d_losses(method.w["gan"], method.gan_loss, method.dis_a, method.dis_b,
+                                   x_a, x_b, x_ba, x_ab)
+    del x_ab, x_ba
+    with frozen((method.dis_a, method.dis_b)):
+        yield "G", method.generator_losses(x_a, x_b)
 
 
 def two_domain_g_adv_vgg(gan_w: float, vgg_w: float, loss: GANLoss, dis_a: nn.Module, dis_b: nn.Module,

@@ -38,13 +38,12 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..losses.nvlabs import (LazyPerceptualVGG, check_perceptual, gan_loss, recon_criterion, two_domain_d_losses,
+from ..losses.nvlabs import (LazyPerceptualVGG, check_perceptual, gan_loss, recon_criterion, two_domain_step,
                              two_domain_g_adv_vgg)
 from ..nn.discriminators import build_ms_discriminator
 from ..nn.init import init_nvlabs
 from ..nn.munit_blocks import (ContentEncoder, Decoder, ResBlocks, content_encoder_options,
                                decode_together, load_generator, load_nvlabs_generators)
-from ..nn.utils import frozen
 from ..registry import register_importer, register_method
 from .base import Method, Phase
 
@@ -136,14 +135,8 @@ class UNIT(LazyPerceptualVGG, Method):
         """One step of the authors' trainer: ``dis_update`` on the translations made without
         gradient (``gan_w`` × LSGAN/NSGAN of ``dis_a``, ``dis_b``), then ``gen_update``
         (:meth:`generator_losses`) with both discriminators frozen."""
-        x_a, x_b = batch["A"], batch["B"]
-        with torch.no_grad():
-            x_ba, x_ab = self.discriminator_fakes(x_a, x_b)
-        yield Phase("D", two_domain_d_losses(self.w["gan"], self.gan_loss, self.dis_a, self.dis_b,
-                                             x_a, x_b, x_ba, x_ab))
-        del x_ab, x_ba
-        with frozen((self.dis_a, self.dis_b)):
-            yield Phase("G", self.generator_losses(x_a, x_b))
+        for name, losses in two_domain_step(self, batch):
+            yield Phase(name, losses)
 
     def discriminator_fakes(self, x_a, x_b):
         """(x_ba, x_ab) for the authors' ``dis_update``: decoded from z = h + eps."""
